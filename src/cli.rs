@@ -1,0 +1,211 @@
+//! The command line: clap definitions, and the calls into the library. Errors are sorted
+//! here into bad input (exit 2) and runtime failures (exit 1).
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use swarmpack::ingest::{Fragments, SourceSpec};
+use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
+use swarmpack::publish::origin;
+use swarmpack::run::{RunConfig, RunError};
+
+/// A failure and the exit code it earns.
+pub struct Failure {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: error.into(),
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "swarmpack",
+    version,
+    about = "Live multi-angle HLS for peer-to-peer tournament streaming",
+    long_about = "swarmpack ingests the venue's camera feeds (SRT, RTMP, files or a built-in test \
+source), encodes every angle into the profile's bitrate ladder with one shared master timecode, \
+and packages keyframe-aligned MPEG-TS segments and HLS playlists onto an origin.\n\n\
+Start with:  scripts/demo   (a two-angle demo match you can watch)\n\
+Then:        swarmpack run --help",
+    after_help = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad input.\n\
+Logging: RUST_LOG=debug for more detail; GST_DEBUG=3 for GStreamer's own."
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run one match: ingest every angle, encode the ladder, package and publish.
+    #[command(
+        long_about = "Run one match: ingest every angle, encode the profile's ladder, cut \
+segments on the shared master timecode (seq = floor(UTC seconds / segment duration)), and \
+publish segments and playlists to the origin.\n\n\
+Feeds (--angle NAME=URI, one per camera angle; the first is the default angle):\n  \
+test:                                built-in moving picture with angle name, timecode and a tone\n  \
+file:/abs/path.mp4                   any file GStreamer decodes; real-time unless --fast\n  \
+srt://HOST:PORT?mode=listener        wait for a venue encoder to call in (MPEG-TS over SRT)\n  \
+srt://HOST:PORT?mode=caller          call a venue encoder; add &latency=MS (default 125)\n  \
+rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, MediaMTX)\n\n\
+Output on the origin: MATCH/master.m3u8 (angles as video alternatives), \
+MATCH/ANGLE/master.m3u8, MATCH/ANGLE/RUNG/index.m3u8 and MATCH/ANGLE/RUNG/SEQ.ts.\n\n\
+Stop with Ctrl-C or SIGTERM: the segment in progress is finished and the playlists get \
+EXT-X-ENDLIST. A second signal stops at once.",
+        after_help = "Examples:\n  \
+swarmpack run --match final --profile profiles/demo.toml --angle main=test: --angle pov=test: --duration 30\n  \
+swarmpack run --match final --profile profiles/esports-1080p.toml \\\n      \
+--angle stage='srt://0.0.0.0:9000?mode=listener' --angle caster=rtmp://relay/live/caster \\\n      \
+--origin file:///srv/origin"
+    )]
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Match ID: the top directory on the origin (a-z, 0-9, '-', '_').
+    #[arg(long = "match", value_name = "ID")]
+    pub match_id: String,
+    /// Profile TOML that selects the segment grid and the bitrate ladder (see profiles/).
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// A camera angle: NAME=URI. Repeat for each angle.
+    #[arg(long = "angle", value_name = "NAME=URI", required = true)]
+    pub angles: Vec<String>,
+    /// Where to publish: file:///abs/dir or file://relative/dir.
+    #[arg(long, value_name = "URL", default_value = "file://./out")]
+    pub origin: String,
+    /// Stop after SECS of media, rounded up to whole segments (a clean end with ENDLIST).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Run test: and file: feeds as fast as the machine allows (media time runs ahead of UTC).
+    #[arg(long)]
+    pub fast: bool,
+    /// Directory of tuned pipeline fragments (*.gst) that replace the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub pipelines: Option<PathBuf>,
+    /// Print each angle's GStreamer pipeline (gst-launch-1.0 syntax) and exit.
+    #[arg(long)]
+    pub print_pipeline: bool,
+}
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
+    match cli.command {
+        Command::Run(args) => run(args, stop_requests),
+    }
+}
+
+fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
+    let mut angles: Vec<(String, SourceSpec)> = Vec::new();
+    for spec in specs {
+        let (name, uri) = spec
+            .split_once('=')
+            .ok_or_else(|| bad_input(anyhow!("--angle {spec}: expected NAME=URI, e.g. main=test:")))?;
+        if !is_path_safe_name(name) {
+            return Err(bad_input(anyhow!(
+                "--angle {spec}: angle name {name:?}: expected {}",
+                path_safe_name_rule()
+            )));
+        }
+        if angles.iter().any(|(n, _)| n == name) {
+            return Err(bad_input(anyhow!("--angle {spec}: angle {name:?} is given twice")));
+        }
+        let source = SourceSpec::parse(name, uri).map_err(bad_input)?;
+        angles.push((name.to_string(), source));
+    }
+    Ok(angles)
+}
+
+fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
+    if !is_path_safe_name(&args.match_id) {
+        return Err(bad_input(anyhow!(
+            "--match {:?}: expected {}",
+            args.match_id,
+            path_safe_name_rule()
+        )));
+    }
+    let profile = Profile::load(&args.profile).map_err(bad_input)?;
+    let angles = parse_angles(&args.angles)?;
+    if let Some(d) = args.duration {
+        if !(d > 0.0 && d.is_finite()) {
+            return Err(bad_input(anyhow!("--duration {d}: expected a positive number of seconds")));
+        }
+    }
+    let fragments = match &args.pipelines {
+        Some(dir) if !dir.is_dir() => {
+            return Err(bad_input(anyhow!("--pipelines {}: not a directory", dir.display())));
+        }
+        Some(dir) => Fragments::from_dir(dir),
+        None => Fragments::builtin(),
+    };
+    if args.print_pipeline {
+        for (name, spec) in &angles {
+            let text = swarmpack::ingest::ladder::describe(name, spec, &profile, &fragments, args.fast)
+                .map_err(bad_input)?;
+            println!("# angle {name}\ngst-launch-1.0 -e {text}\n");
+        }
+        return Ok(());
+    }
+    let origin = origin::open(&args.origin).map_err(bad_input)?;
+    let report = swarmpack::run::run(
+        RunConfig {
+            match_id: args.match_id.clone(),
+            profile,
+            angles,
+            origin,
+            duration_secs: args.duration,
+            fast: args.fast,
+            fragments,
+        },
+        stop_requests,
+    )
+    .map_err(|e| match e {
+        RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
+        | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
+        | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. }) => bad_input(e),
+        RunError::Interrupted => Failure { code: 130, error: e.into() },
+        e => runtime(e),
+    })?;
+    if report.segments == 0 {
+        return Err(runtime(anyhow!("match {} produced no segments", args.match_id))
+            .map_context("check the feeds: no frame reached a segment boundary"));
+    }
+    Ok(())
+}
+
+trait MapContext {
+    fn map_context(self, context: &'static str) -> Self;
+}
+
+impl MapContext for Failure {
+    fn map_context(self, context: &'static str) -> Self {
+        Failure {
+            code: self.code,
+            error: Err::<(), _>(self.error).context(context).unwrap_err(),
+        }
+    }
+}

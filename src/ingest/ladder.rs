@@ -1,0 +1,462 @@
+//! One angle's pipeline: feed → decode once → per rung (rate, scale, x264 | AAC) → MPEG-TS
+//! → appsink. Pad probes put the master timecode on the frames and force an IDR at every
+//! segment boundary; the appsink side cuts the TS where the encoder's key-unit mark arrives.
+
+use super::source::SourceSpec;
+use super::template::{Fragments, TemplateError};
+use super::{IngestEvent, MatchClock};
+use crate::package::{SegmentAssembler, codec};
+use crate::profile::{Profile, Rung};
+use crate::timecode::{NS_PER_SEC, UtcNs};
+use crossbeam_channel::Sender;
+use gst::prelude::*;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("angle {angle}: {source}")]
+    Template {
+        angle: String,
+        source: TemplateError,
+    },
+    #[error("angle {angle}: the pipeline description does not parse: {message}\n  pipeline: {description}")]
+    Parse {
+        angle: String,
+        message: String,
+        description: String,
+    },
+    #[error("angle {angle}: the pipeline has no element named {element:?} (the fragments in pipelines/ must keep it)")]
+    Missing { angle: String, element: String },
+    #[error("GStreamer could not start: {0}")]
+    Init(String),
+    #[error("angle {angle}: cannot start the pipeline: {message}")]
+    Start { angle: String, message: String },
+}
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), IngestError> {
+    gst::init().map_err(|e| IngestError::Init(e.to_string()))
+}
+
+/// The realtime system clock: its time is UTC nanoseconds, so running time + base time is
+/// the master timecode.
+pub fn utc_clock() -> gst::Clock {
+    let clock = gst::SystemClock::obtain();
+    clock.set_property("clock-type", gst::ClockType::Realtime);
+    clock
+}
+
+/// The clock's current time on the master timecode.
+pub fn clock_now(clock: &gst::Clock) -> UtcNs {
+    UtcNs(clock.time().nseconds())
+}
+
+fn x264_tune(tune: Option<&str>) -> String {
+    match tune {
+        Some(t @ ("zerolatency" | "fastdecode" | "stillimage")) => format!("tune={t}"),
+        Some(t) => format!("psy-tune={t}"),
+        None => String::new(),
+    }
+}
+
+/// The whole gst-launch description of one angle, as text (what `--print-pipeline` shows).
+pub fn describe(
+    angle: &str,
+    spec: &SourceSpec,
+    profile: &Profile,
+    fragments: &Fragments,
+    fast: bool,
+) -> Result<String, IngestError> {
+    let template = |source| IngestError::Template {
+        angle: angle.to_string(),
+        source,
+    };
+    let top = &profile.rungs[0];
+    let mut parts = vec![spec.fragment(fragments, angle, top, fast).map_err(template)?];
+    parts.push("vsrc. ! tee name=vtee".into());
+    parts.push("asrc. ! tee name=atee".into());
+    let enc = &profile.encoder;
+    for rung in &profile.rungs {
+        let frames = rung.frames_per_segment(profile.segment.duration_ms);
+        let mux = fragments
+            .render("mux", &[("rung", rung.name.clone())])
+            .map_err(template)?;
+        let video = fragments
+            .render(
+                "rung-video",
+                &[
+                    ("rung", rung.name.clone()),
+                    ("width", rung.width.to_string()),
+                    ("height", rung.height.to_string()),
+                    ("fps", rung.fps.to_string()),
+                    ("video_kbps", rung.video_kbps.to_string()),
+                    ("preset", enc.preset.clone()),
+                    ("tune", x264_tune(enc.tune.as_deref())),
+                    ("profile", enc.profile.clone()),
+                    ("level", codec::h264_level(rung).name.to_string()),
+                    ("threads", enc.threads.to_string()),
+                    ("gop", (frames * 2).to_string()),
+                    ("scale_threads", "1".into()),
+                ],
+            )
+            .map_err(template)?;
+        let audio = fragments
+            .render(
+                "rung-audio",
+                &[
+                    ("rung", rung.name.clone()),
+                    ("audio_bps", (rung.audio_kbps * 1000).to_string()),
+                ],
+            )
+            .map_err(template)?;
+        parts.push(mux);
+        parts.push(format!("vtee. ! {video} ! mux_{}.", rung.name));
+        parts.push(format!("atee. ! {audio} ! mux_{}.", rung.name));
+    }
+    Ok(parts.join("  "))
+}
+
+/// A running angle.
+pub struct AngleIngest {
+    pub angle: Arc<str>,
+    pipeline: gst::Pipeline,
+    bus_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Per-angle state shared by its probes and sinks.
+struct AngleState {
+    clock: Arc<MatchClock>,
+    /// UTC just after the newest video frame of this angle (for a short last segment).
+    video_end: std::sync::atomic::AtomicU64,
+}
+
+impl AngleIngest {
+    /// Builds the angle's pipeline; nothing runs until [`AngleIngest::start`].
+    pub fn build(
+        angle: &str,
+        spec: &SourceSpec,
+        profile: &Profile,
+        fragments: &Fragments,
+        fast: bool,
+        clock: Arc<MatchClock>,
+        events: Sender<IngestEvent>,
+    ) -> Result<AngleIngest, IngestError> {
+        let description = describe(angle, spec, profile, fragments, fast)?;
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| IngestError::Parse {
+                angle: angle.to_string(),
+                message: e.to_string(),
+                description: description.clone(),
+            })?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| IngestError::Parse {
+                angle: angle.to_string(),
+                message: "the description is not a pipeline".into(),
+                description: description.clone(),
+            })?;
+        pipeline.set_property("name", format!("angle-{angle}"));
+        let find = |name: &str| {
+            pipeline.by_name(name).ok_or_else(|| IngestError::Missing {
+                angle: angle.to_string(),
+                element: name.to_string(),
+            })
+        };
+        let state = Arc::new(AngleState {
+            clock,
+            video_end: std::sync::atomic::AtomicU64::new(0),
+        });
+        let angle_arc: Arc<str> = angle.into();
+
+        if let Some(overlay) = pipeline.by_name("timecode") {
+            let pad = overlay.static_pad("video_sink").or_else(|| overlay.static_pad("sink"));
+            if let Some(pad) = pad {
+                install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps);
+            }
+        }
+        let vsrc = find("vsrc")?.static_pad("src").ok_or_else(|| IngestError::Missing {
+            angle: angle.to_string(),
+            element: "vsrc.src".into(),
+        })?;
+        install_video_probe(&vsrc, state.clone());
+        let asrc = find("asrc")?.static_pad("src").ok_or_else(|| IngestError::Missing {
+            angle: angle.to_string(),
+            element: "asrc.src".into(),
+        })?;
+        install_audio_probe(&asrc, state.clone());
+
+        for rung in &profile.rungs {
+            let sink = find(&format!("sink_{}", rung.name))?
+                .downcast::<gst_app::AppSink>()
+                .map_err(|_| IngestError::Missing {
+                    angle: angle.to_string(),
+                    element: format!("sink_{} (an appsink)", rung.name),
+                })?;
+            attach_sink(&sink, angle_arc.clone(), rung, state.clone(), events.clone());
+            let encoder_input = find(&format!("enc_{}", rung.name))?
+                .static_pad("sink")
+                .and_then(|p| p.peer())
+                .ok_or_else(|| IngestError::Missing {
+                    angle: angle.to_string(),
+                    element: format!("enc_{} (linked encoder)", rung.name),
+                })?;
+            install_keyframe_probe(&encoder_input, state.clone());
+        }
+
+        let bus_thread = spawn_bus_watch(&pipeline, angle_arc.clone(), events);
+        Ok(AngleIngest {
+            angle: angle_arc,
+            pipeline,
+            bus_thread: Some(bus_thread),
+        })
+    }
+
+    /// Starts the pipeline on the UTC clock. With `base_time`, running time 0 is that UTC
+    /// instant (live and real-time feeds); without, the pipeline runs free (`--fast`).
+    pub fn start(&self, clock: &gst::Clock, base_time: Option<UtcNs>) -> Result<(), IngestError> {
+        self.pipeline.use_clock(Some(clock));
+        if let Some(base) = base_time {
+            self.pipeline.set_start_time(gst::ClockTime::NONE);
+            self.pipeline.set_base_time(gst::ClockTime::from_nseconds(base.0));
+        }
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map(|_| ())
+            .map_err(|_| IngestError::Start {
+                angle: self.angle.to_string(),
+                message: "the pipeline refused to go to PLAYING (see the error above)".into(),
+            })
+    }
+
+    /// Stops the pipeline and its bus watch.
+    pub fn shutdown(mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(bus) = self.pipeline.bus() {
+            bus.set_flushing(true);
+        }
+        if let Some(t) = self.bus_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Running time of `buffer` on `pad`, if it has a PTS and a time segment.
+fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+    let pts = buffer.pts()?;
+    let ev = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = ev.segment().downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(pts).map(|t| t.nseconds())
+}
+
+/// Burns the master timecode into the test picture: attaches a SMPTE timecode (UTC time
+/// of day) that `timeoverlay time-mode=time-code` renders.
+fn install_timecode_probe(pad: &gst::Pad, state: Arc<AngleState>, fps: u32) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let utc = state.clock.anchor.0 + rt;
+        let day = (utc / NS_PER_SEC) % 86_400;
+        let frame = ((utc % NS_PER_SEC) * fps as u64 / NS_PER_SEC) as u32;
+        let tc = gst_video::VideoTimeCode::new(
+            gst::Fraction::new(fps as i32, 1),
+            None,
+            gst_video::VideoTimeCodeFlags::empty(),
+            (day / 3600) as u32,
+            (day / 60 % 60) as u32,
+            (day % 60) as u32,
+            frame.min(fps - 1),
+            0,
+        );
+        if let (Ok(tc), Some(buffer)) = (tc.try_into(), info.buffer_mut()) {
+            let tc: gst_video::ValidVideoTimeCode = tc;
+            gst_video::VideoTimeCodeMeta::add(buffer.make_mut(), &tc);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// On the decoded video of an angle, before the rungs split off: tracks the head and ends
+/// the stream at the match's stop point.
+fn install_video_probe(pad: &gst::Pad, state: Arc<AngleState>) {
+    let ended = std::sync::atomic::AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if ended.load(std::sync::atomic::Ordering::Relaxed) {
+            return gst::PadProbeReturn::Drop;
+        }
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(rt) = running_time(pad, buffer) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let clock = &state.clock;
+        let utc = UtcNs(clock.anchor.0 + rt);
+        clock.saw_frame(utc);
+        if clock.stop_at().is_some_and(|stop| utc >= stop) {
+            ended.store(true, std::sync::atomic::Ordering::Relaxed);
+            pad.push_event(gst::event::Eos::new());
+            return gst::PadProbeReturn::Drop;
+        }
+        let frame_ns = buffer.duration().map_or(0, |d| d.nseconds());
+        state
+            .video_end
+            .store(utc.0 + frame_ns, std::sync::atomic::Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Right in front of one rung's encoder (after its frame-rate conversion, so these are the
+/// frames it will encode): asks for an IDR on the first frame at or after each segment
+/// boundary. The request goes just ahead of that frame, so the encoder forces exactly it.
+fn install_keyframe_probe(pad: &gst::Pad, state: Arc<AngleState>) {
+    let next_boundary = Mutex::new(None::<UtcNs>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let timeline = &state.clock.timeline;
+        let utc = UtcNs(state.clock.anchor.0 + rt);
+        let mut next = next_boundary.lock().unwrap_or_else(|p| p.into_inner());
+        let boundary = *next.get_or_insert_with(|| timeline.boundary_at_or_after(utc));
+        if utc < boundary {
+            return gst::PadProbeReturn::Ok;
+        }
+        let seq = timeline.seq_at(utc);
+        *next = Some(timeline.seq_start(crate::timecode::Seq(seq.0 + 1)));
+        drop(next);
+        // running_time NONE = "this very frame": the event is serialized right before it.
+        let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+            .running_time(gst::ClockTime::NONE)
+            .all_headers(true)
+            .count(seq.0 as u32)
+            .build();
+        pad.push_event(event);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Ends the audio at the match's stop point too.
+fn install_audio_probe(pad: &gst::Pad, state: Arc<AngleState>) {
+    let ended = std::sync::atomic::AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if ended.load(std::sync::atomic::Ordering::Relaxed) {
+            return gst::PadProbeReturn::Drop;
+        }
+        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let utc = state.clock.anchor.0 + rt;
+        if state.clock.stop_at().is_some_and(|stop| utc >= stop.0) {
+            ended.store(true, std::sync::atomic::Ordering::Relaxed);
+            pad.push_event(gst::event::Eos::new());
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Cuts one rung's TS into segments: bytes go to the open segment; the encoder's key-unit
+/// mark (passed on by the muxer just before the IDR's PAT/PMT) starts the next.
+fn attach_sink(
+    sink: &gst_app::AppSink,
+    angle: Arc<str>,
+    rung: &Rung,
+    state: Arc<AngleState>,
+    events: Sender<IngestEvent>,
+) {
+    let rung_name: Arc<str> = rung.name.as_str().into();
+    let assembler = Arc::new(Mutex::new(SegmentAssembler::new(
+        state.clock.timeline,
+        angle.clone(),
+        rung_name.clone(),
+    )));
+    let drain = {
+        let assembler = assembler.clone();
+        let state = state.clone();
+        let events = events.clone();
+        move |sink: &gst_app::AppSink| {
+            let mut asm = assembler.lock().unwrap_or_else(|p| p.into_inner());
+            while let Some(obj) = sink.try_pull_object(gst::ClockTime::ZERO) {
+                if let Some(sample) = obj.downcast_ref::<gst::Sample>() {
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        asm.push_bytes(&map);
+                    }
+                } else if let Some(event) = obj.downcast_ref::<gst::Event>() {
+                    let Ok(fku) = gst_video::DownstreamForceKeyUnitEvent::parse(event) else {
+                        continue;
+                    };
+                    let Some(rt) = fku.running_time else { continue };
+                    let utc = UtcNs(state.clock.anchor.0 + rt.nseconds());
+                    if let Some(segment) = asm.boundary(utc) {
+                        let _ = events.send(IngestEvent::Segment(segment));
+                    }
+                }
+            }
+        }
+    };
+    let on_sample = drain.clone();
+    let on_event = drain.clone();
+    let on_eos = drain;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                on_sample(s);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .new_event(move |s| {
+                on_event(s);
+                true
+            })
+            .eos(move |s| {
+                on_eos(s);
+                let video_end = state.video_end.load(std::sync::atomic::Ordering::Relaxed);
+                let end = match state.clock.stop_at() {
+                    Some(stop) if stop.0 <= video_end || video_end == 0 => stop,
+                    _ => UtcNs(video_end),
+                };
+                let mut asm = assembler.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(segment) = asm.finish(Some(end)) {
+                    let _ = events.send(IngestEvent::Segment(segment));
+                }
+                let _ = events.send(IngestEvent::RungEnded {
+                    angle: angle.clone(),
+                    rung: rung_name.clone(),
+                });
+            })
+            .build(),
+    );
+}
+
+/// Reports the pipeline's errors (with the element's path) to the match. Ends when the bus
+/// is flushed at shutdown.
+fn spawn_bus_watch(
+    pipeline: &gst::Pipeline,
+    angle: Arc<str>,
+    events: Sender<IngestEvent>,
+) -> std::thread::JoinHandle<()> {
+    let bus = pipeline.bus().expect("a pipeline always has a bus");
+    std::thread::Builder::new()
+        .name(format!("bus-{angle}"))
+        .spawn(move || {
+            for msg in bus.iter_timed(gst::ClockTime::NONE) {
+                let from = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                match msg.view() {
+                    gst::MessageView::Error(e) => {
+                        let debug = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+                        let _ = events.send(IngestEvent::Error {
+                            angle: angle.clone(),
+                            message: format!("{from}: {}{debug}", e.error()),
+                        });
+                    }
+                    gst::MessageView::Warning(w) => {
+                        tracing::warn!(angle = %angle, element = %from, "{}", w.error());
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .expect("spawning a thread")
+}

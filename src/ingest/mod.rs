@@ -1,0 +1,131 @@
+//! Ingest: the GStreamer edge. Each angle is one pipeline that decodes its feed once, scales
+//! and encodes every rung, muxes MPEG-TS and hands the bytes to Rust through appsink, cut
+//! at IDRs forced on the shared master timecode.
+
+pub mod ladder;
+pub mod source;
+pub mod template;
+
+use crate::package::EncodedSegment;
+use crate::timecode::{Timeline, UtcNs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use ladder::{AngleIngest, IngestError};
+pub use source::{SourceError, SourceSpec};
+pub use template::Fragments;
+
+/// What the ingest edge reports to the match.
+#[derive(Debug)]
+pub enum IngestEvent {
+    /// A finished segment of one angle and rung.
+    Segment(EncodedSegment),
+    /// One rung of one angle has ended (after its last segment).
+    RungEnded { angle: Arc<str>, rung: Arc<str> },
+    /// The angle's pipeline failed; the message names the element.
+    Error { angle: Arc<str>, message: String },
+}
+
+/// The match's shared time base: where running time 0 sits on the master timecode, and
+/// where the match stops. Shared by every angle so that they cut at the same instants.
+#[derive(Debug)]
+pub struct MatchClock {
+    /// UTC of running time 0 in every angle's pipeline (a segment boundary).
+    pub anchor: UtcNs,
+    pub timeline: Timeline,
+    /// Whole segments to produce from the first boundary, if `--duration` was given.
+    duration_segments: Option<u64>,
+    /// UTC at which every angle sends EOS (a boundary); 0 while unset.
+    stop_at: AtomicU64,
+    /// Newest video frame seen by any angle, UTC ns.
+    head: AtomicU64,
+}
+
+impl MatchClock {
+    pub fn new(anchor: UtcNs, timeline: Timeline, duration_segments: Option<u64>) -> Self {
+        MatchClock {
+            anchor,
+            timeline,
+            duration_segments,
+            stop_at: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+        }
+    }
+
+    /// Called for every video frame: tracks the head and, on the first frame, fixes the
+    /// stop point of a `--duration` run.
+    pub(crate) fn saw_frame(&self, utc: UtcNs) {
+        if self.head.fetch_max(utc.0, Ordering::Relaxed) == 0 {
+            if let Some(n) = self.duration_segments {
+                let first = self.timeline.boundary_at_or_after(utc);
+                let stop = first.0 + n * self.timeline.segment_ns();
+                let _ = self
+                    .stop_at
+                    .compare_exchange(0, stop, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The stop point, if one is set.
+    pub fn stop_at(&self) -> Option<UtcNs> {
+        match self.stop_at.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(UtcNs(t)),
+        }
+    }
+
+    /// Newest media instant seen in any angle.
+    pub fn head(&self) -> Option<UtcNs> {
+        match self.head.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(UtcNs(t)),
+        }
+    }
+
+    /// Ends the match at the first boundary after the newest frame (a clean stop): the
+    /// segment in progress is finished, not cut. Never moves an earlier stop later.
+    pub fn stop_at_next_boundary(&self) -> UtcNs {
+        let head = self.head().unwrap_or(self.anchor);
+        let stop = self.timeline.boundary_at_or_after(UtcNs(head.0 + 1));
+        let prev = self.stop_at.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+            (cur == 0 || stop.0 < cur).then_some(stop.0)
+        });
+        match prev {
+            Ok(_) => stop,
+            Err(cur) => UtcNs(cur),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timecode::NS_PER_SEC;
+
+    #[test]
+    fn duration_stop_counts_whole_segments_from_the_first_boundary() {
+        let c = MatchClock::new(UtcNs(100 * NS_PER_SEC), Timeline::new(2000, 5), Some(7));
+        assert_eq!(c.stop_at(), None);
+        c.saw_frame(UtcNs(101 * NS_PER_SEC));
+        assert_eq!(c.stop_at(), Some(UtcNs(116 * NS_PER_SEC)));
+        c.saw_frame(UtcNs(102 * NS_PER_SEC));
+        assert_eq!(c.stop_at(), Some(UtcNs(116 * NS_PER_SEC)));
+    }
+
+    #[test]
+    fn clean_stop_finishes_the_segment_in_progress() {
+        let c = MatchClock::new(UtcNs(0), Timeline::new(2000, 5), None);
+        c.saw_frame(UtcNs(5 * NS_PER_SEC));
+        assert_eq!(c.stop_at_next_boundary(), UtcNs(6 * NS_PER_SEC));
+        c.saw_frame(UtcNs(7 * NS_PER_SEC));
+        // A second request never postpones the first.
+        assert_eq!(c.stop_at_next_boundary(), UtcNs(6 * NS_PER_SEC));
+    }
+
+    #[test]
+    fn a_frame_exactly_on_a_boundary_stops_at_the_next() {
+        let c = MatchClock::new(UtcNs(0), Timeline::new(2000, 5), None);
+        c.saw_frame(UtcNs(4 * NS_PER_SEC));
+        assert_eq!(c.stop_at_next_boundary(), UtcNs(6 * NS_PER_SEC));
+    }
+}

@@ -1,0 +1,291 @@
+//! Source URIs (`--angle NAME=URI`) and the pipeline fragment each one becomes.
+//!
+//! Parsing is pure and strict: a URI that cannot work is refused before anything starts,
+//! with the angle, the URI and the accepted forms in the message.
+
+use super::template::{Fragments, TemplateError};
+use crate::profile::Rung;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SourceError {
+    #[error("--angle {angle}={uri}: {problem}; expected {expected}")]
+    BadUri {
+        angle: String,
+        uri: String,
+        problem: String,
+        expected: &'static str,
+    },
+}
+
+const FORMS: &str = "test:, file:/abs/path, srt://HOST:PORT?mode=listener|caller[&latency=MS], \
+                     rtmp://HOST[:PORT]/APP/STREAM or rtmp-listen://ADDR:PORT/APP/STREAM";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SrtMode {
+    Listener,
+    Caller,
+}
+
+/// A parsed venue feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Built-in test picture and tone.
+    Test,
+    /// A media file, paced at real time unless `--fast`.
+    File(PathBuf),
+    /// SRT carrying MPEG-TS.
+    Srt {
+        host: String,
+        port: u16,
+        mode: SrtMode,
+        /// Receiver latency in milliseconds.
+        latency_ms: u32,
+    },
+    /// RTMP pull.
+    Rtmp { url: String },
+    /// RTMP push accepted by swarmpack itself.
+    RtmpListen { addr: String, port: u16, app: String, stream: String },
+}
+
+impl SourceSpec {
+    /// Parses the URI of angle `angle`.
+    pub fn parse(angle: &str, uri: &str) -> Result<SourceSpec, SourceError> {
+        let bad = |problem: String| SourceError::BadUri {
+            angle: angle.to_string(),
+            uri: uri.to_string(),
+            problem,
+            expected: FORMS,
+        };
+        if uri.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            return Err(bad("quotes, backslashes and control characters are not allowed".into()));
+        }
+        if uri == "test:" {
+            return Ok(SourceSpec::Test);
+        }
+        if let Some(rest) = uri.strip_prefix("file:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if !path.starts_with('/') {
+                return Err(bad("the file path must be absolute".into()));
+            }
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(bad(format!("{} is not a readable file", path.display())));
+            }
+            return Ok(SourceSpec::File(path));
+        }
+        let parsed = url::Url::parse(uri).map_err(|e| bad(format!("not a URI ({e})")))?;
+        let host = parsed.host_str().map(str::to_string);
+        match parsed.scheme() {
+            "srt" => {
+                let host = host.ok_or_else(|| bad("missing host".into()))?;
+                let port = parsed.port().ok_or_else(|| bad("missing port".into()))?;
+                let mut mode = SrtMode::Caller;
+                let mut latency_ms = 125;
+                for (k, v) in parsed.query_pairs() {
+                    match (k.as_ref(), v.as_ref()) {
+                        ("mode", "listener") => mode = SrtMode::Listener,
+                        ("mode", "caller") => mode = SrtMode::Caller,
+                        ("mode", other) => {
+                            return Err(bad(format!("mode={other} (use listener or caller)")));
+                        }
+                        ("latency", v) => {
+                            latency_ms = v
+                                .parse()
+                                .ok()
+                                .filter(|ms| (20..=10_000).contains(ms))
+                                .ok_or_else(|| bad(format!("latency={v} (use 20..10000 ms)")))?;
+                        }
+                        (k, _) => return Err(bad(format!("unknown parameter {k:?}"))),
+                    }
+                }
+                Ok(SourceSpec::Srt {
+                    host,
+                    port,
+                    mode,
+                    latency_ms,
+                })
+            }
+            "rtmp" | "rtmps" => {
+                host.ok_or_else(|| bad("missing host".into()))?;
+                let segments = parsed.path().trim_matches('/').split('/').filter(|s| !s.is_empty()).count();
+                if segments < 2 {
+                    return Err(bad("missing /APP/STREAM".into()));
+                }
+                Ok(SourceSpec::Rtmp { url: uri.to_string() })
+            }
+            "rtmp-listen" => {
+                let addr = host.ok_or_else(|| bad("missing listen address".into()))?;
+                let port = parsed.port().ok_or_else(|| bad("missing port".into()))?;
+                let parts: Vec<&str> = parsed.path().trim_matches('/').split('/').collect();
+                let [app, stream] = parts.as_slice() else {
+                    return Err(bad("expected /APP/STREAM".into()));
+                };
+                if app.is_empty() || stream.is_empty() {
+                    return Err(bad("expected /APP/STREAM".into()));
+                }
+                Ok(SourceSpec::RtmpListen {
+                    addr,
+                    port,
+                    app: app.to_string(),
+                    stream: stream.to_string(),
+                })
+            }
+            other => Err(bad(format!("unknown scheme {other:?}"))),
+        }
+    }
+
+    /// Whether the feed paces itself (a live network feed) rather than being paced by us.
+    pub fn is_network(&self) -> bool {
+        !matches!(self, SourceSpec::Test | SourceSpec::File(_))
+    }
+
+    /// The gst-launch fragment for this feed. `top` is the highest rung (the size the test
+    /// picture is drawn at); `fast` runs test and file feeds as fast as the machine allows.
+    pub fn fragment(
+        &self,
+        fragments: &Fragments,
+        angle: &str,
+        top: &Rung,
+        fast: bool,
+    ) -> Result<String, TemplateError> {
+        match self {
+            SourceSpec::Test => fragments.render(
+                "source-test",
+                &[
+                    ("live", (!fast).to_string()),
+                    ("width", top.width.to_string()),
+                    ("height", top.height.to_string()),
+                    ("fps", top.fps.to_string()),
+                    ("angle", angle.to_string()),
+                ],
+            ),
+            SourceSpec::File(path) => fragments.render(
+                "source-file",
+                &[
+                    ("path", path.display().to_string()),
+                    ("sync", (!fast).to_string()),
+                ],
+            ),
+            SourceSpec::Srt {
+                host,
+                port,
+                mode,
+                latency_ms,
+            } => {
+                let mode = match mode {
+                    SrtMode::Listener => "listener",
+                    SrtMode::Caller => "caller",
+                };
+                fragments.render(
+                    "source-srt",
+                    &[
+                        ("uri", format!("srt://{host}:{port}?mode={mode}")),
+                        ("latency", latency_ms.to_string()),
+                    ],
+                )
+            }
+            SourceSpec::Rtmp { url } => fragments.render("source-rtmp", &[("uri", url.clone())]),
+            SourceSpec::RtmpListen { .. } => Err(TemplateError::Read {
+                path: PathBuf::from("source-rtmp-listen.gst"),
+                message: "rtmp-listen:// push ingest is not built yet; use rtmp:// pull from a relay".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(uri: &str) -> String {
+        SourceSpec::parse("cam1", uri).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn test_and_file() {
+        assert_eq!(SourceSpec::parse("a", "test:").unwrap(), SourceSpec::Test);
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let p = f.path().display().to_string();
+        assert_eq!(
+            SourceSpec::parse("a", &format!("file:{p}")).unwrap(),
+            SourceSpec::File(f.path().to_path_buf())
+        );
+        assert_eq!(
+            SourceSpec::parse("a", &format!("file://{p}")).unwrap(),
+            SourceSpec::File(f.path().to_path_buf())
+        );
+        assert!(err("file:relative.mp4").contains("must be absolute"));
+        assert!(err("file:/no/such.mp4").contains("/no/such.mp4 is not a readable file"));
+    }
+
+    #[test]
+    fn srt_modes_and_latency() {
+        assert_eq!(
+            SourceSpec::parse("a", "srt://127.0.0.1:9000?mode=listener").unwrap(),
+            SourceSpec::Srt {
+                host: "127.0.0.1".into(),
+                port: 9000,
+                mode: SrtMode::Listener,
+                latency_ms: 125
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse("a", "srt://venue:9000?mode=caller&latency=400").unwrap(),
+            SourceSpec::Srt {
+                host: "venue".into(),
+                port: 9000,
+                mode: SrtMode::Caller,
+                latency_ms: 400
+            }
+        );
+        assert!(err("srt://h:1?mode=rendezvous").contains("mode=rendezvous"));
+        assert!(err("srt://h?mode=caller").contains("missing port"));
+        assert!(err("srt://h:1?latency=5").contains("latency=5"));
+        assert!(err("srt://h:1?passphrase=x").contains("unknown parameter \"passphrase\""));
+    }
+
+    #[test]
+    fn rtmp_pull_and_listen() {
+        assert_eq!(
+            SourceSpec::parse("a", "rtmp://127.0.0.1:1935/live/cam1").unwrap(),
+            SourceSpec::Rtmp { url: "rtmp://127.0.0.1:1935/live/cam1".into() }
+        );
+        assert!(err("rtmp://127.0.0.1/live").contains("missing /APP/STREAM"));
+        assert_eq!(
+            SourceSpec::parse("a", "rtmp-listen://0.0.0.0:1935/live/key").unwrap(),
+            SourceSpec::RtmpListen {
+                addr: "0.0.0.0".into(),
+                port: 1935,
+                app: "live".into(),
+                stream: "key".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_and_injection_are_refused_with_the_accepted_forms() {
+        let e = err("udp://239.0.0.1:5000");
+        assert!(e.starts_with("--angle cam1=udp://239.0.0.1:5000: unknown scheme \"udp\"; expected test:"), "{e}");
+        assert!(err("rtmp://h/a/b\" ! filesink location=/etc/x").contains("quotes"));
+        assert!(err("nonsense").contains("not a URI"));
+    }
+
+    #[test]
+    fn fragments_fill_in_the_feed() {
+        let top = Rung {
+            name: "720p".into(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            video_kbps: 3000,
+            audio_kbps: 128,
+        };
+        let f = Fragments::builtin();
+        let t = SourceSpec::Test.fragment(&f, "cam1", &top, true).unwrap();
+        assert!(t.contains("is-live=false") && t.contains("width=1280") && t.contains("text=\"cam1\""), "{t}");
+        let s = SourceSpec::parse("a", "srt://127.0.0.1:9000?mode=listener").unwrap();
+        let t = s.fragment(&f, "a", &top, false).unwrap();
+        assert!(t.contains("srtsrc uri=\"srt://127.0.0.1:9000?mode=listener\" latency=125"), "{t}");
+    }
+}

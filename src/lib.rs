@@ -1,0 +1,13 @@
+//! swarmpack: live multi-angle HLS for peer-to-peer tournament streaming.
+//!
+//! The data flows one way: [`ingest`] (GStreamer: feeds → keyframe-aligned MPEG-TS per rung)
+//! → [`package`] (pure: segments, playlists) → [`publish`] (the origin). [`run`] wires one
+//! match together. [`profile`] and [`timecode`] are the shared vocabulary.
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod ingest;
+pub mod package;
+pub mod profile;
+pub mod publish;
+pub mod run;
+pub mod timecode;

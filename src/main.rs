@@ -1,0 +1,49 @@
+//! swarmpack's binary edge: logging, signals, and exit codes (0 ok, 1 runtime, 2 bad input).
+
+mod cli;
+
+use clap::Parser;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_logging(cli.log_format);
+    let stop_requests = Arc::new(AtomicUsize::new(0));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let counter = stop_requests.clone();
+        // SAFETY-free: signal-hook's register runs this closure in the handler; it only
+        // does an atomic increment, which is async-signal-safe.
+        let registered = unsafe {
+            signal_hook::low_level::register(signal, move || {
+                if counter.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    // Second signal: stop at once.
+                    signal_hook::low_level::exit(130);
+                }
+            })
+        };
+        if let Err(e) = registered {
+            tracing::warn!("cannot handle signal {signal}: {e}");
+        }
+    }
+    match cli::dispatch(cli, stop_requests) {
+        Ok(()) => {}
+        Err(failure) => {
+            tracing::error!("{:#}", failure.error);
+            std::process::exit(failure.code);
+        }
+    }
+}
+
+fn init_logging(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        cli::LogFormat::Json => builder.json().init(),
+        cli::LogFormat::Text => builder.init(),
+    }
+}

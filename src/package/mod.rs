@@ -1,0 +1,187 @@
+//! The packager: pure core from encoded segments to the objects the origin stores.
+//!
+//! It is a push/pull state machine: `push` an [`EncodedSegment`], then `pull` until `None`.
+//! Outputs come out in the order they must be published: a segment before the playlist that
+//! names it; the multivariant playlists first of all. Nothing here knows about GStreamer,
+//! threads, the network or the disk.
+
+pub mod codec;
+pub mod playlist;
+pub mod segment;
+
+use crate::profile::Profile;
+use crate::timecode::{NS_PER_SEC, Seq, Timeline};
+use playlist::{LivePlaylist, PlaylistEntry, SegmentKey};
+pub use segment::{EncodedSegment, SegmentAssembler};
+use std::collections::{HashMap, VecDeque};
+
+/// What a published object is, so the publisher can order and retry it appropriately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    Segment,
+    MediaPlaylist,
+    MasterPlaylist,
+}
+
+/// One object for the origin, at a path relative to the origin root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    pub path: String,
+    pub bytes: Vec<u8>,
+    pub kind: ObjectKind,
+}
+
+/// Why the packager refused a segment.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PackageError {
+    #[error("segment for unknown angle/rung {angle}/{rung}")]
+    Unknown { angle: String, rung: String },
+    #[error("{angle}/{rung}: seq {seq} is not after {last}; dropped to keep the playlist monotonic")]
+    OutOfOrder {
+        angle: String,
+        rung: String,
+        seq: Seq,
+        last: Seq,
+    },
+}
+
+/// How segments leave the packager. `Clear` stores them as encoded; the encrypting variant
+/// plugs in here and returns the key the playlist must name.
+pub trait Protection: Send {
+    /// Transforms the bytes in place for storage and returns the EXT-X-KEY for them.
+    fn seal(&mut self, segment: &mut EncodedSegment) -> Option<SegmentKey>;
+}
+
+/// No encryption.
+pub struct Clear;
+
+impl Protection for Clear {
+    fn seal(&mut self, _segment: &mut EncodedSegment) -> Option<SegmentKey> {
+        None
+    }
+}
+
+/// Packages one match.
+pub struct Packager {
+    match_id: String,
+    timeline: Timeline,
+    protection: Box<dyn Protection>,
+    /// (angle, rung) → its live playlist.
+    playlists: HashMap<(String, String), LivePlaylist>,
+    out: VecDeque<Object>,
+}
+
+impl Packager {
+    /// A packager for `angles` × the profile's rungs. The multivariant playlists are the
+    /// first outputs.
+    pub fn new(
+        match_id: &str,
+        profile: &Profile,
+        angles: &[String],
+        protection: Box<dyn Protection>,
+    ) -> Self {
+        let timeline = profile.timeline();
+        let dvr = profile.segment.dvr_segments();
+        let mut out = VecDeque::new();
+        let master = |path: String, text: String| Object {
+            path,
+            bytes: text.into_bytes(),
+            kind: ObjectKind::MasterPlaylist,
+        };
+        out.push_back(master(
+            format!("{match_id}/master.m3u8"),
+            playlist::render_master(&playlist::match_master(profile, angles)),
+        ));
+        let angle_master = playlist::render_master(&playlist::angle_master(profile));
+        let mut playlists = HashMap::new();
+        for angle in angles {
+            out.push_back(master(
+                format!("{match_id}/{angle}/master.m3u8"),
+                angle_master.clone(),
+            ));
+            for rung in &profile.rungs {
+                playlists.insert(
+                    (angle.clone(), rung.name.clone()),
+                    LivePlaylist::new(&timeline, dvr),
+                );
+            }
+        }
+        Packager {
+            match_id: match_id.to_string(),
+            timeline,
+            protection,
+            playlists,
+            out,
+        }
+    }
+
+    /// Takes one finished segment: queues the (sealed) segment, then its updated playlist.
+    pub fn push(&mut self, mut segment: EncodedSegment) -> Result<(), PackageError> {
+        let key = (segment.angle.to_string(), segment.rung.to_string());
+        let playlist = self
+            .playlists
+            .get_mut(&key)
+            .ok_or_else(|| PackageError::Unknown {
+                angle: key.0.clone(),
+                rung: key.1.clone(),
+            })?;
+        let last = playlist.last_seq();
+        if let Some(last) = last {
+            if segment.seq <= last {
+                return Err(PackageError::OutOfOrder {
+                    angle: key.0,
+                    rung: key.1,
+                    seq: segment.seq,
+                    last,
+                });
+            }
+        }
+        let seg_key = self.protection.seal(&mut segment);
+        let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
+        playlist.push(PlaylistEntry {
+            seq: segment.seq,
+            duration: segment.duration_ns as f64 / NS_PER_SEC as f64,
+            pdt: self.timeline.seq_start(segment.seq),
+            discontinuity: last.is_some_and(|l| l.0 + 1 != segment.seq.0),
+            key: seg_key,
+        });
+        self.out.push_back(Object {
+            path: format!("{dir}/{}.ts", segment.seq),
+            bytes: segment.bytes,
+            kind: ObjectKind::Segment,
+        });
+        self.out.push_back(Object {
+            path: format!("{dir}/index.m3u8"),
+            bytes: playlist.render().into_bytes(),
+            kind: ObjectKind::MediaPlaylist,
+        });
+        Ok(())
+    }
+
+    /// The match is over: every media playlist gets EXT-X-ENDLIST.
+    pub fn finish(&mut self) {
+        let mut keys: Vec<_> = self.playlists.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let playlist = self.playlists.get_mut(&key).expect("key from the map");
+            playlist.end();
+            self.out.push_back(Object {
+                path: format!("{}/{}/{}/index.m3u8", self.match_id, key.0, key.1),
+                bytes: playlist.render().into_bytes(),
+                kind: ObjectKind::MediaPlaylist,
+            });
+        }
+    }
+
+    /// The next object to publish, in publishing order.
+    pub fn pull(&mut self) -> Option<Object> {
+        self.out.pop_front()
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+}
+
+#[cfg(test)]
+mod tests;

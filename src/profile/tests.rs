@@ -1,0 +1,204 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+name = "t"
+[segment]
+duration = 2.0
+window = 5
+dvr = 60
+[[rung]]
+name = "360p"
+width = 640
+height = 360
+fps = 30
+video_kbps = 800
+audio_kbps = 96
+"#;
+
+fn parse(text: &str) -> Result<Profile, ProfileError> {
+    Profile::parse(text, Path::new("profiles/x.toml"))
+}
+
+/// Replaces one line of MINIMAL (matched by its start) and returns the error text.
+fn error_with(from: &str, to: &str) -> String {
+    assert!(MINIMAL.contains(from), "test bug: {from:?} not in MINIMAL");
+    let text = MINIMAL.replacen(from, to, 1);
+    match parse(&text) {
+        Ok(_) => panic!("{to:?} was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn shipped_profiles_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    for name in ["demo.toml", "esports-1080p.toml", "mobile.toml"] {
+        let p = Profile::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!p.rungs.is_empty(), "{name}");
+    }
+    let esports = Profile::load(&dir.join("esports-1080p.toml")).unwrap();
+    let heights: Vec<u32> = esports.rungs.iter().map(|r| r.height).collect();
+    assert_eq!(heights, vec![1080, 720, 480, 360]);
+    assert_eq!(esports.rungs[0].fps, 60);
+}
+
+#[test]
+fn minimal_profile_gets_contract_defaults() {
+    let p = parse(MINIMAL).unwrap();
+    assert_eq!(p.segment.duration_ms, 2000);
+    assert_eq!(p.segment.dvr_segments(), 30);
+    assert_eq!(p.encoder.codec, "x264");
+    assert_eq!(p.encoder.preset, "veryfast");
+    assert_eq!(p.encoder.profile, "high");
+    assert_eq!(p.encryption.key_uri_base, DEFAULT_KEY_URI_BASE);
+    assert_eq!(p.origin.public_url, DEFAULT_PUBLIC_URL);
+    assert!(p.trackers.is_empty());
+}
+
+#[test]
+fn integer_seconds_are_accepted_for_float_fields() {
+    let p = parse(&MINIMAL.replace("duration = 2.0", "duration = 2")).unwrap();
+    assert_eq!(p.segment.duration_ms, 2000);
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_the_key() {
+    let e = error_with("video_kbps = 800", "video_kpbs = 800");
+    assert!(e.starts_with("profiles/x.toml:"), "{e}");
+    assert!(e.contains("video_kpbs"), "{e}");
+    assert!(e.contains("expected one of"), "{e}");
+    let e = error_with("dvr = 60", "dvr = 60\nsegments = 3");
+    assert!(e.contains("unknown field `segments`"), "{e}");
+}
+
+#[test]
+fn syntax_errors_give_the_line() {
+    let e = error_with("window = 5", "window = = 5");
+    assert!(e.contains("line 6"), "{e}");
+}
+
+#[test]
+fn missing_fields_are_named() {
+    let e = error_with("dvr = 60\n", "");
+    assert!(e.contains("missing field `dvr`"), "{e}");
+}
+
+#[test]
+fn wrong_types_are_named() {
+    let e = error_with("fps = 30", "fps = \"30\"");
+    assert!(e.contains("fps") || e.contains("line 13"), "{e}");
+    assert!(e.contains("integer"), "{e}");
+}
+
+#[test]
+fn segment_duration_range_and_precision() {
+    for bad in ["0.5", "6.5", "1.0005", "-2.0", "nan"] {
+        let e = error_with("duration = 2.0", &format!("duration = {bad}"));
+        assert!(
+            e.contains("field `segment.duration`: expected seconds from 1.0 to 6.0"),
+            "{bad}: {e}"
+        );
+    }
+    let p = parse(&MINIMAL.replace("duration = 2.0", "duration = 1.5")).unwrap();
+    assert_eq!(p.segment.duration_ms, 1500);
+}
+
+#[test]
+fn dvr_must_hold_three_segments() {
+    let e = error_with("dvr = 60", "dvr = 5");
+    assert!(e.contains("field `segment.dvr`"), "{e}");
+    assert!(e.contains("from 6"), "{e}");
+    assert!(e.contains("found 5"), "{e}");
+}
+
+#[test]
+fn window_range() {
+    let e = error_with("window = 5", "window = 0");
+    assert_eq!(
+        e,
+        "profiles/x.toml: field `segment.window`: expected a whole number from 1 to 1000, found 0"
+    );
+}
+
+#[test]
+fn rung_fields_are_checked_with_their_index() {
+    let e = error_with("width = 640", "width = 641");
+    assert_eq!(
+        e,
+        "profiles/x.toml: field `rung[0].width`: expected an even number of pixels (4:2:0 video), found 641"
+    );
+    let e = error_with("height = 360", "height = 9000");
+    assert!(e.contains("`rung[0].height`: expected a whole number from 16 to 4320"), "{e}");
+    let e = error_with("audio_kbps = 96", "audio_kbps = 8");
+    assert!(e.contains("`rung[0].audio_kbps`"), "{e}");
+    let e = error_with("name = \"360p\"", "name = \"../etc\"");
+    assert!(e.contains("`rung[0].name`"), "{e}");
+}
+
+#[test]
+fn fps_must_fit_whole_frames_into_a_segment() {
+    let text = MINIMAL
+        .replace("duration = 2.0", "duration = 1.1")
+        .replace("fps = 30", "fps = 25");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("`rung[0].fps`: expected a frame rate that fits a whole number"), "{e}");
+    // 1.1 s at 30 fps is 33 frames: fine.
+    let text = MINIMAL.replace("duration = 2.0", "duration = 1.1");
+    assert!(parse(&text).is_ok());
+}
+
+#[test]
+fn ladder_is_highest_first_with_unique_names() {
+    let second = "\n[[rung]]\nname = \"720p\"\nwidth = 1280\nheight = 720\nfps = 30\nvideo_kbps = 3000\naudio_kbps = 128\n";
+    let e = parse(&format!("{MINIMAL}{second}")).unwrap_err().to_string();
+    assert!(e.contains("`rung[1].video_kbps`: expected rungs highest first"), "{e}");
+    let dup = second.replace("720p", "360p").replace("3000", "500");
+    let e = parse(&format!("{MINIMAL}{dup}")).unwrap_err().to_string();
+    assert!(e.contains("`rung[1].name`: expected a name not used"), "{e}");
+    let e = parse(&MINIMAL[..MINIMAL.find("[[rung]]").unwrap()]).unwrap_err().to_string();
+    assert!(e.contains("field `rung`: expected at least one [[rung]]"), "{e}");
+}
+
+#[test]
+fn encoder_choices_are_listed() {
+    let text = format!("{MINIMAL}\n[encoder]\npreset = \"warp\"\n");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("`encoder.preset`: expected one of ultrafast, superfast"), "{e}");
+    assert!(e.contains("found \"warp\""), "{e}");
+    let text = format!("{MINIMAL}\n[encoder]\ncodec = \"x265\"\n");
+    assert!(parse(&text).unwrap_err().to_string().contains("`encoder.codec`"));
+    let text = format!("{MINIMAL}\n[encoder]\ntune = \"zerolatency\"\nthreads = 2\n");
+    let p = parse(&text).unwrap();
+    assert_eq!(p.encoder.tune.as_deref(), Some("zerolatency"));
+    assert_eq!(p.encoder.threads, 2);
+}
+
+#[test]
+fn urls_are_checked_by_scheme() {
+    let text = format!("{MINIMAL}\n[[tracker]]\nannounce = \"wss://t.example/announce\"\n");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("`tracker[0].announce`: expected an absolute URL with scheme http or https or udp"),
+        "{e}"
+    );
+    let text = format!("{MINIMAL}\n[origin]\npublic_url = \"cdn.example.com\"\n");
+    assert!(parse(&text).unwrap_err().to_string().contains("`origin.public_url`"));
+    let text = format!("{MINIMAL}\n[origin]\npublic_url = \"https://cdn.example.com/live\"\n");
+    assert_eq!(parse(&text).unwrap().origin.public_url, "https://cdn.example.com/live/");
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let e = Profile::load(Path::new("/nonexistent/p.toml")).unwrap_err().to_string();
+    assert!(e.starts_with("/nonexistent/p.toml: cannot read the profile"), "{e}");
+}
+
+#[test]
+fn path_safe_names() {
+    for ok in ["a", "cam1", "main-stage", "p_1", "0"] {
+        assert!(is_path_safe_name(ok), "{ok}");
+    }
+    for bad in ["", "-a", "A", "a/b", "..", "a.b", "a b", &"x".repeat(33)] {
+        assert!(!is_path_safe_name(bad), "{bad}");
+    }
+}

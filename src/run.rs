@@ -1,0 +1,269 @@
+//! One match, wired end to end: ingest → package → publish, and its lifecycle.
+
+use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
+use crate::package::{Clear, PackageError, Packager};
+use crate::profile::Profile;
+use crate::publish::{Origin, OriginError};
+use crate::timecode::{Seq, UtcNs};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error("angle {angle}: feed failed: {message}")]
+    Feed { angle: String, message: String },
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error("stopped at once by a second signal; the segment in progress was not published")]
+    Interrupted,
+}
+
+/// Everything one match needs.
+pub struct RunConfig {
+    pub match_id: String,
+    pub profile: Profile,
+    /// Angle name and feed, in the order given (the first is the default angle).
+    pub angles: Vec<(String, SourceSpec)>,
+    pub origin: Box<dyn Origin>,
+    /// Stop after this many seconds of media (rounded up to whole segments).
+    pub duration_secs: Option<f64>,
+    /// Run test and file feeds as fast as the machine allows.
+    pub fast: bool,
+    pub fragments: Fragments,
+}
+
+/// What a finished match produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub segments: u64,
+    pub bytes: u64,
+    pub first_seq: Option<Seq>,
+    pub last_seq: Option<Seq>,
+}
+
+/// Counts renditions per seq so progress is reported once a seq is complete everywhere.
+struct Progress {
+    renditions: usize,
+    pending: BTreeMap<Seq, usize>,
+    started: Instant,
+    first: Option<Seq>,
+}
+
+impl Progress {
+    fn segment(&mut self, seq: Seq, timeline: &crate::timecode::Timeline) {
+        let first = *self.first.get_or_insert(seq);
+        let n = self.pending.entry(seq).or_default();
+        *n += 1;
+        if *n < self.renditions {
+            return;
+        }
+        self.pending.remove(&seq);
+        let media = (seq.0 + 1 - first.0) as f64 * timeline.segment_secs();
+        let wall = self.started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(
+            "seq {seq} complete ({} renditions) pdt {} | media {:.0} s, {:.2}x real time",
+            self.renditions,
+            timeline
+                .seq_start(seq)
+                .to_datetime()
+                .format("%H:%M:%S%.3fZ"),
+            media,
+            media / wall
+        );
+    }
+}
+
+/// The UTC instant running time 0 stands for. Real-time feeds start on the boundary just
+/// past (so running time and the master timecode share frame grids); `--fast` runs start on
+/// the next boundary, so the first frame is the first frame of a segment.
+fn anchor(now: UtcNs, timeline: &crate::timecode::Timeline, fast: bool) -> UtcNs {
+    if fast {
+        timeline.boundary_at_or_after(now)
+    } else {
+        timeline.seq_start(timeline.seq_at(now))
+    }
+}
+
+/// Runs a match until its duration is reached, `stop_requests` counts one (clean stop at
+/// the next boundary), or two (stop at once).
+pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport, RunError> {
+    ingest::ladder::init()?;
+    let timeline = cfg.profile.timeline();
+    let any_network = cfg.angles.iter().any(|(_, s)| s.is_network());
+    if cfg.fast && any_network {
+        tracing::warn!("--fast has no effect with network feeds: they arrive in real time");
+    }
+    let fast = cfg.fast && !any_network;
+    let gst_clock = ingest::ladder::utc_clock();
+    let now = ingest::ladder::clock_now(&gst_clock);
+    let anchor = anchor(now, &timeline, fast);
+    let duration_segments = cfg.duration_secs.map(|s| timeline.segments_for(s));
+    let clock = Arc::new(MatchClock::new(anchor, timeline, duration_segments));
+
+    let angle_names: Vec<String> = cfg.angles.iter().map(|(a, _)| a.clone()).collect();
+    let mut packager = Packager::new(&cfg.match_id, &cfg.profile, &angle_names, Box::new(Clear));
+    let mut report = RunReport::default();
+
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut angles = Vec::new();
+    for (name, spec) in &cfg.angles {
+        let angle = AngleIngest::build(
+            name,
+            spec,
+            &cfg.profile,
+            &cfg.fragments,
+            fast,
+            clock.clone(),
+            tx.clone(),
+        );
+        match angle {
+            Ok(a) => angles.push(a),
+            Err(e) => {
+                angles.into_iter().for_each(AngleIngest::shutdown);
+                return Err(e.into());
+            }
+        }
+    }
+    drop(tx);
+    // The pipelines are sound: the multivariant playlists go up first, once.
+    if let Err(e) = publish_all(&mut packager, cfg.origin.as_ref(), &mut report) {
+        angles.into_iter().for_each(AngleIngest::shutdown);
+        return Err(e);
+    }
+    tracing::info!(
+        "match {} on {}: {} angle(s) x {} rung(s), {} s segments, first boundary {}",
+        cfg.match_id,
+        cfg.origin.describe(),
+        angles.len(),
+        cfg.profile.rungs.len(),
+        timeline.segment_secs(),
+        anchor.to_datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    );
+    for a in &angles {
+        if let Err(e) = a.start(&gst_clock, (!fast).then_some(anchor)) {
+            angles.into_iter().for_each(AngleIngest::shutdown);
+            return Err(e.into());
+        }
+    }
+
+    let total_rungs = angles.len() * cfg.profile.rungs.len();
+    let mut progress = Progress {
+        renditions: total_rungs,
+        pending: BTreeMap::new(),
+        started: Instant::now(),
+        first: None,
+    };
+    let mut ended = 0;
+    let mut stop_seen = 0;
+    let result = loop {
+        let requests = stop_requests.load(Ordering::Relaxed);
+        if requests >= 2 {
+            break Err(RunError::Interrupted);
+        }
+        if requests > stop_seen {
+            stop_seen = requests;
+            let at = clock.stop_at_next_boundary();
+            tracing::info!(
+                "stopping cleanly at the next boundary {} (signal again to stop at once)",
+                at.to_datetime().format("%H:%M:%S%.3fZ")
+            );
+        }
+        let event = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => ev,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break Ok(()),
+        };
+        match event {
+            IngestEvent::Segment(segment) => {
+                if !segment.is_whole_ts() {
+                    tracing::warn!(
+                        "{}/{} seq {}: {} bytes are not whole TS packets",
+                        segment.angle,
+                        segment.rung,
+                        segment.seq,
+                        segment.bytes.len()
+                    );
+                }
+                let seq = segment.seq;
+                match packager.push(segment) {
+                    Ok(()) => {}
+                    Err(e @ PackageError::OutOfOrder { .. }) => {
+                        tracing::warn!("{e}");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        continue;
+                    }
+                }
+                if let Err(e) = publish_all(&mut packager, cfg.origin.as_ref(), &mut report) {
+                    break Err(e);
+                }
+                report.first_seq = Some(report.first_seq.map_or(seq, |f| f.min(seq)));
+                report.last_seq = Some(report.last_seq.map_or(seq, |l| l.max(seq)));
+                progress.segment(seq, &timeline);
+            }
+            IngestEvent::RungEnded { angle, rung } => {
+                tracing::debug!("{angle}/{rung} ended");
+                ended += 1;
+                if ended == total_rungs {
+                    break Ok(());
+                }
+            }
+            IngestEvent::Error { angle, message } => {
+                break Err(RunError::Feed {
+                    angle: angle.to_string(),
+                    message,
+                });
+            }
+        }
+    };
+    angles.into_iter().for_each(AngleIngest::shutdown);
+    result?;
+    packager.finish();
+    publish_all(&mut packager, cfg.origin.as_ref(), &mut report)?;
+    tracing::info!(
+        "match {} ended: {} segments, {} bytes",
+        cfg.match_id,
+        report.segments,
+        report.bytes
+    );
+    Ok(report)
+}
+
+/// Publishes every pending object, in the packager's order.
+fn publish_all(
+    packager: &mut Packager,
+    origin: &dyn Origin,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    while let Some(object) = packager.pull() {
+        origin.put(&object.path, &object.bytes)?;
+        if object.kind == crate::package::ObjectKind::Segment {
+            report.segments += 1;
+            report.bytes += object.bytes.len() as u64;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timecode::{NS_PER_SEC, Timeline};
+
+    #[test]
+    fn anchors_sit_on_boundaries() {
+        let tl = Timeline::new(2000, 5);
+        let now = UtcNs(101 * NS_PER_SEC + 5);
+        assert_eq!(anchor(now, &tl, false), UtcNs(100 * NS_PER_SEC));
+        assert_eq!(anchor(now, &tl, true), UtcNs(102 * NS_PER_SEC));
+        let on = UtcNs(100 * NS_PER_SEC);
+        assert_eq!(anchor(on, &tl, false), on);
+        assert_eq!(anchor(on, &tl, true), on);
+    }
+}
