@@ -121,6 +121,7 @@ pub struct AngleIngest {
     pub angle: Arc<str>,
     pipeline: gst::Pipeline,
     bus_thread: Option<std::thread::JoinHandle<()>>,
+    bus_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Per-angle state shared by its probes and sinks.
@@ -202,11 +203,13 @@ impl AngleIngest {
             install_keyframe_probe(&encoder_input, state.clone());
         }
 
-        let bus_thread = spawn_bus_watch(&pipeline, angle_arc.clone(), events);
+        let bus_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bus_thread = spawn_bus_watch(&pipeline, angle_arc.clone(), events, bus_stop.clone());
         Ok(AngleIngest {
             angle: angle_arc,
             pipeline,
             bus_thread: Some(bus_thread),
+            bus_stop,
         })
     }
 
@@ -230,9 +233,7 @@ impl AngleIngest {
     /// Stops the pipeline and its bus watch.
     pub fn shutdown(mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
-        if let Some(bus) = self.pipeline.bus() {
-            bus.set_flushing(true);
-        }
+        self.bus_stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.bus_thread.take() {
             let _ = t.join();
         }
@@ -316,6 +317,10 @@ fn install_keyframe_probe(pad: &gst::Pad, state: Arc<AngleState>) {
         };
         let timeline = &state.clock.timeline;
         let utc = UtcNs(state.clock.anchor.0 + rt);
+        if state.clock.stop_at().is_some_and(|stop| utc >= stop) {
+            // Frame-rate conversion can repeat the last frame past the stop at EOS.
+            return gst::PadProbeReturn::Drop;
+        }
         let mut next = next_boundary.lock().unwrap_or_else(|p| p.into_inner());
         let boundary = *next.get_or_insert_with(|| timeline.boundary_at_or_after(utc));
         if utc < boundary {
@@ -427,18 +432,21 @@ fn attach_sink(
     );
 }
 
-/// Reports the pipeline's errors (with the element's path) to the match. Ends when the bus
-/// is flushed at shutdown.
+/// Reports the pipeline's errors (with the element's path) to the match, until `stop`.
 fn spawn_bus_watch(
     pipeline: &gst::Pipeline,
     angle: Arc<str>,
     events: Sender<IngestEvent>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     let bus = pipeline.bus().expect("a pipeline always has a bus");
     std::thread::Builder::new()
         .name(format!("bus-{angle}"))
         .spawn(move || {
-            for msg in bus.iter_timed(gst::ClockTime::NONE) {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                    continue;
+                };
                 let from = msg
                     .src()
                     .map(|s| s.path_string().to_string())
