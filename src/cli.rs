@@ -122,9 +122,11 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
 fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
     let mut angles: Vec<(String, SourceSpec)> = Vec::new();
     for spec in specs {
-        let (name, uri) = spec
-            .split_once('=')
-            .ok_or_else(|| bad_input(anyhow!("--angle {spec}: expected NAME=URI, e.g. main=test:")))?;
+        let (name, uri) = spec.split_once('=').ok_or_else(|| {
+            bad_input(anyhow!(
+                "--angle {spec}: expected NAME=URI, e.g. main=test:"
+            ))
+        })?;
         if !is_path_safe_name(name) {
             return Err(bad_input(anyhow!(
                 "--angle {spec}: angle name {name:?}: expected {}",
@@ -132,7 +134,9 @@ fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> 
             )));
         }
         if angles.iter().any(|(n, _)| n == name) {
-            return Err(bad_input(anyhow!("--angle {spec}: angle {name:?} is given twice")));
+            return Err(bad_input(anyhow!(
+                "--angle {spec}: angle {name:?} is given twice"
+            )));
         }
         let source = SourceSpec::parse(name, uri).map_err(bad_input)?;
         angles.push((name.to_string(), source));
@@ -150,22 +154,28 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
     }
     let profile = Profile::load(&args.profile).map_err(bad_input)?;
     let angles = parse_angles(&args.angles)?;
-    if let Some(d) = args.duration {
-        if !(d > 0.0 && d.is_finite()) {
-            return Err(bad_input(anyhow!("--duration {d}: expected a positive number of seconds")));
-        }
+    if let Some(d) = args.duration
+        && !(d > 0.0 && d.is_finite())
+    {
+        return Err(bad_input(anyhow!(
+            "--duration {d}: expected a positive number of seconds"
+        )));
     }
     let fragments = match &args.pipelines {
         Some(dir) if !dir.is_dir() => {
-            return Err(bad_input(anyhow!("--pipelines {}: not a directory", dir.display())));
+            return Err(bad_input(anyhow!(
+                "--pipelines {}: not a directory",
+                dir.display()
+            )));
         }
         Some(dir) => Fragments::from_dir(dir),
         None => Fragments::builtin(),
     };
     if args.print_pipeline {
         for (name, spec) in &angles {
-            let text = swarmpack::ingest::ladder::describe(name, spec, &profile, &fragments, args.fast)
-                .map_err(bad_input)?;
+            let text =
+                swarmpack::ingest::ladder::describe(name, spec, &profile, &fragments, args.fast)
+                    .map_err(bad_input)?;
             println!("# angle {name}\ngst-launch-1.0 -e {text}\n");
         }
         return Ok(());
@@ -187,12 +197,17 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
         RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
         | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
         | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. }) => bad_input(e),
-        RunError::Interrupted => Failure { code: 130, error: e.into() },
+        RunError::Interrupted => Failure {
+            code: 130,
+            error: e.into(),
+        },
         e => runtime(e),
     })?;
     if report.segments == 0 {
-        return Err(runtime(anyhow!("match {} produced no segments", args.match_id))
-            .map_context("check the feeds: no frame reached a segment boundary"));
+        return Err(
+            runtime(anyhow!("match {} produced no segments", args.match_id))
+                .map_context("check the feeds: no frame reached a segment boundary"),
+        );
     }
     Ok(())
 }

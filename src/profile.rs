@@ -247,7 +247,12 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn invalid(&self, field: impl Into<String>, expected: &str, found: impl ToString) -> ProfileError {
+    fn invalid(
+        &self,
+        field: impl Into<String>,
+        expected: &str,
+        found: impl ToString,
+    ) -> ProfileError {
         ProfileError::Invalid {
             file: self.file.to_path_buf(),
             field: field.into(),
@@ -268,7 +273,11 @@ impl Checker<'_> {
         if allowed.contains(&v) {
             Ok(v.to_string())
         } else {
-            Err(self.invalid(field, &format!("one of {}", allowed.join(", ")), format!("{v:?}")))
+            Err(self.invalid(
+                field,
+                &format!("one of {}", allowed.join(", ")),
+                format!("{v:?}"),
+            ))
         }
     }
 
@@ -317,7 +326,11 @@ impl Checker<'_> {
         let encoder = self.encoder(&raw.encoder)?;
         let key_uri_base = match &raw.encryption {
             Some(e) => {
-                self.url("encryption.key_uri_base", &e.key_uri_base, &["http", "https"])?;
+                self.url(
+                    "encryption.key_uri_base",
+                    &e.key_uri_base,
+                    &["http", "https"],
+                )?;
                 e.key_uri_base.trim_end_matches('/').to_string()
             }
             None => DEFAULT_KEY_URI_BASE.to_string(),
@@ -331,7 +344,11 @@ impl Checker<'_> {
         };
         let mut trackers = Vec::new();
         for (i, t) in raw.tracker.iter().enumerate() {
-            self.url(&format!("tracker[{i}].announce"), &t.announce, &["http", "https", "udp"])?;
+            self.url(
+                &format!("tracker[{i}].announce"),
+                &t.announce,
+                &["http", "https", "udp"],
+            )?;
             trackers.push(Tracker {
                 announce: t.announce.clone(),
             });
@@ -362,9 +379,7 @@ impl Checker<'_> {
         if !(s.dvr >= min_dvr && s.dvr <= 86_400.0) {
             return Err(self.invalid(
                 "segment.dvr",
-                &format!(
-                    "seconds from {min_dvr} (three segments, RFC 8216 §6.2.2) to 86400"
-                ),
+                &format!("seconds from {min_dvr} (three segments, RFC 8216 §6.2.2) to 86400"),
                 s.dvr,
             ));
         }
@@ -388,7 +403,7 @@ impl Checker<'_> {
             }
         }
         let fps = self.int_in(&f("fps"), r.fps, 1, 120)?;
-        if seg.duration_ms * fps as u64 % 1000 != 0 {
+        if !(seg.duration_ms * fps as u64).is_multiple_of(1000) {
             return Err(self.invalid(
                 f("fps"),
                 &format!(
@@ -409,7 +424,11 @@ impl Checker<'_> {
     }
 
     fn encoder(&self, e: &RawEncoder) -> Result<EncoderConfig, ProfileError> {
-        let codec = self.one_of("encoder.codec", e.codec.as_deref().unwrap_or("x264"), &["x264"])?;
+        let codec = self.one_of(
+            "encoder.codec",
+            e.codec.as_deref().unwrap_or("x264"),
+            &["x264"],
+        )?;
         let preset = self.one_of(
             "encoder.preset",
             e.preset.as_deref().unwrap_or("veryfast"),
@@ -435,7 +454,8 @@ impl Checker<'_> {
     }
 }
 
-const NAME_RULE: &str = "1 to 32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit";
+const NAME_RULE: &str =
+    "1 to 32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit";
 
 /// Names that become path components on the origin (match, angle, rung): short, lower-case,
 /// no dots or slashes, so that no name can climb out of its directory.

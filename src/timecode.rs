@@ -124,7 +124,7 @@ impl Timeline {
 
     /// Whether `seq` is the last segment of its window.
     pub fn closes_window(&self, seq: Seq) -> bool {
-        (seq.0 + 1) % self.window_len == 0
+        (seq.0 + 1).is_multiple_of(self.window_len)
     }
 
     /// How many whole segments cover `secs` seconds of media (at least one).
@@ -148,7 +148,10 @@ mod tests {
         let tl = Timeline::new(2000, 5);
         // 2026-11-22T18:00:00Z = 1795370400 s; 1795370400 / 2 = 897685200.
         assert_eq!(tl.seq_at(at("2026-11-22T18:00:00Z")), Seq(897_685_200));
-        assert_eq!(tl.seq_at(at("2026-11-22T18:00:01.999999999Z")), Seq(897_685_200));
+        assert_eq!(
+            tl.seq_at(at("2026-11-22T18:00:01.999999999Z")),
+            Seq(897_685_200)
+        );
         assert_eq!(tl.seq_at(at("2026-11-22T18:00:02Z")), Seq(897_685_201));
     }
 

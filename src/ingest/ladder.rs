@@ -19,13 +19,17 @@ pub enum IngestError {
         angle: String,
         source: TemplateError,
     },
-    #[error("angle {angle}: the pipeline description does not parse: {message}\n  pipeline: {description}")]
+    #[error(
+        "angle {angle}: the pipeline description does not parse: {message}\n  pipeline: {description}"
+    )]
     Parse {
         angle: String,
         message: String,
         description: String,
     },
-    #[error("angle {angle}: the pipeline has no element named {element:?} (the fragments in pipelines/ must keep it)")]
+    #[error(
+        "angle {angle}: the pipeline has no element named {element:?} (the fragments in pipelines/ must keep it)"
+    )]
     Missing { angle: String, element: String },
     #[error("GStreamer could not start: {0}")]
     Init(String),
@@ -72,7 +76,10 @@ pub fn describe(
         source,
     };
     let top = &profile.rungs[0];
-    let mut parts = vec![spec.fragment(fragments, angle, top, fast).map_err(template)?];
+    let mut parts = vec![
+        spec.fragment(fragments, angle, top, fast)
+            .map_err(template)?,
+    ];
     parts.push("vsrc. ! tee name=vtee".into());
     parts.push("asrc. ! tee name=atee".into());
     let enc = &profile.encoder;
@@ -169,20 +176,26 @@ impl AngleIngest {
         let angle_arc: Arc<str> = angle.into();
 
         if let Some(overlay) = pipeline.by_name("timecode") {
-            let pad = overlay.static_pad("video_sink").or_else(|| overlay.static_pad("sink"));
+            let pad = overlay
+                .static_pad("video_sink")
+                .or_else(|| overlay.static_pad("sink"));
             if let Some(pad) = pad {
                 install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps);
             }
         }
-        let vsrc = find("vsrc")?.static_pad("src").ok_or_else(|| IngestError::Missing {
-            angle: angle.to_string(),
-            element: "vsrc.src".into(),
-        })?;
+        let vsrc = find("vsrc")?
+            .static_pad("src")
+            .ok_or_else(|| IngestError::Missing {
+                angle: angle.to_string(),
+                element: "vsrc.src".into(),
+            })?;
         install_video_probe(&vsrc, state.clone());
-        let asrc = find("asrc")?.static_pad("src").ok_or_else(|| IngestError::Missing {
-            angle: angle.to_string(),
-            element: "asrc.src".into(),
-        })?;
+        let asrc = find("asrc")?
+            .static_pad("src")
+            .ok_or_else(|| IngestError::Missing {
+                angle: angle.to_string(),
+                element: "asrc.src".into(),
+            })?;
         install_audio_probe(&asrc, state.clone());
 
         for rung in &profile.rungs {
@@ -192,7 +205,13 @@ impl AngleIngest {
                     angle: angle.to_string(),
                     element: format!("sink_{} (an appsink)", rung.name),
                 })?;
-            attach_sink(&sink, angle_arc.clone(), rung, state.clone(), events.clone());
+            attach_sink(
+                &sink,
+                angle_arc.clone(),
+                rung,
+                state.clone(),
+                events.clone(),
+            );
             let encoder_input = find(&format!("enc_{}", rung.name))?
                 .static_pad("sink")
                 .and_then(|p| p.peer())
@@ -219,7 +238,8 @@ impl AngleIngest {
         self.pipeline.use_clock(Some(clock));
         if let Some(base) = base_time {
             self.pipeline.set_start_time(gst::ClockTime::NONE);
-            self.pipeline.set_base_time(gst::ClockTime::from_nseconds(base.0));
+            self.pipeline
+                .set_base_time(gst::ClockTime::from_nseconds(base.0));
         }
         self.pipeline
             .set_state(gst::State::Playing)
@@ -233,7 +253,8 @@ impl AngleIngest {
     /// Stops the pipeline and its bus watch.
     pub fn shutdown(mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
-        self.bus_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.bus_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.bus_thread.take() {
             let _ = t.join();
         }

@@ -55,14 +55,14 @@ impl MatchClock {
     /// Called for every video frame: tracks the head and, on the first frame, fixes the
     /// stop point of a `--duration` run.
     pub(crate) fn saw_frame(&self, utc: UtcNs) {
-        if self.head.fetch_max(utc.0, Ordering::Relaxed) == 0 {
-            if let Some(n) = self.duration_segments {
-                let first = self.timeline.boundary_at_or_after(utc);
-                let stop = first.0 + n * self.timeline.segment_ns();
-                let _ = self
-                    .stop_at
-                    .compare_exchange(0, stop, Ordering::Relaxed, Ordering::Relaxed);
-            }
+        if self.head.fetch_max(utc.0, Ordering::Relaxed) == 0
+            && let Some(n) = self.duration_segments
+        {
+            let first = self.timeline.boundary_at_or_after(utc);
+            let stop = first.0 + n * self.timeline.segment_ns();
+            let _ = self
+                .stop_at
+                .compare_exchange(0, stop, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -87,9 +87,11 @@ impl MatchClock {
     pub fn stop_at_next_boundary(&self) -> UtcNs {
         let head = self.head().unwrap_or(self.anchor);
         let stop = self.timeline.boundary_at_or_after(UtcNs(head.0 + 1));
-        let prev = self.stop_at.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
-            (cur == 0 || stop.0 < cur).then_some(stop.0)
-        });
+        let prev = self
+            .stop_at
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur == 0 || stop.0 < cur).then_some(stop.0)
+            });
         match prev {
             Ok(_) => stop,
             Err(cur) => UtcNs(cur),

@@ -45,7 +45,12 @@ pub enum SourceSpec {
     /// RTMP pull.
     Rtmp { url: String },
     /// RTMP push accepted by swarmpack itself.
-    RtmpListen { addr: String, port: u16, app: String, stream: String },
+    RtmpListen {
+        addr: String,
+        port: u16,
+        app: String,
+        stream: String,
+    },
 }
 
 impl SourceSpec {
@@ -58,7 +63,9 @@ impl SourceSpec {
             expected: FORMS,
         };
         if uri.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-            return Err(bad("quotes, backslashes and control characters are not allowed".into()));
+            return Err(bad(
+                "quotes, backslashes and control characters are not allowed".into(),
+            ));
         }
         if uri == "test:" {
             return Ok(SourceSpec::Test);
@@ -108,11 +115,18 @@ impl SourceSpec {
             }
             "rtmp" | "rtmps" => {
                 host.ok_or_else(|| bad("missing host".into()))?;
-                let segments = parsed.path().trim_matches('/').split('/').filter(|s| !s.is_empty()).count();
+                let segments = parsed
+                    .path()
+                    .trim_matches('/')
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .count();
                 if segments < 2 {
                     return Err(bad("missing /APP/STREAM".into()));
                 }
-                Ok(SourceSpec::Rtmp { url: uri.to_string() })
+                Ok(SourceSpec::Rtmp {
+                    url: uri.to_string(),
+                })
             }
             "rtmp-listen" => {
                 let addr = host.ok_or_else(|| bad("missing listen address".into()))?;
@@ -188,7 +202,9 @@ impl SourceSpec {
             SourceSpec::Rtmp { url } => fragments.render("source-rtmp", &[("uri", url.clone())]),
             SourceSpec::RtmpListen { .. } => Err(TemplateError::Read {
                 path: PathBuf::from("source-rtmp-listen.gst"),
-                message: "rtmp-listen:// push ingest is not built yet; use rtmp:// pull from a relay".into(),
+                message:
+                    "rtmp-listen:// push ingest is not built yet; use rtmp:// pull from a relay"
+                        .into(),
             }),
         }
     }
@@ -249,7 +265,9 @@ mod tests {
     fn rtmp_pull_and_listen() {
         assert_eq!(
             SourceSpec::parse("a", "rtmp://127.0.0.1:1935/live/cam1").unwrap(),
-            SourceSpec::Rtmp { url: "rtmp://127.0.0.1:1935/live/cam1".into() }
+            SourceSpec::Rtmp {
+                url: "rtmp://127.0.0.1:1935/live/cam1".into()
+            }
         );
         assert!(err("rtmp://127.0.0.1/live").contains("missing /APP/STREAM"));
         assert_eq!(
@@ -266,7 +284,12 @@ mod tests {
     #[test]
     fn unknown_schemes_and_injection_are_refused_with_the_accepted_forms() {
         let e = err("udp://239.0.0.1:5000");
-        assert!(e.starts_with("--angle cam1=udp://239.0.0.1:5000: unknown scheme \"udp\"; expected test:"), "{e}");
+        assert!(
+            e.starts_with(
+                "--angle cam1=udp://239.0.0.1:5000: unknown scheme \"udp\"; expected test:"
+            ),
+            "{e}"
+        );
         assert!(err("rtmp://h/a/b\" ! filesink location=/etc/x").contains("quotes"));
         assert!(err("nonsense").contains("not a URI"));
     }
@@ -283,9 +306,15 @@ mod tests {
         };
         let f = Fragments::builtin();
         let t = SourceSpec::Test.fragment(&f, "cam1", &top, true).unwrap();
-        assert!(t.contains("is-live=false") && t.contains("width=1280") && t.contains("text=\"cam1\""), "{t}");
+        assert!(
+            t.contains("is-live=false") && t.contains("width=1280") && t.contains("text=\"cam1\""),
+            "{t}"
+        );
         let s = SourceSpec::parse("a", "srt://127.0.0.1:9000?mode=listener").unwrap();
         let t = s.fragment(&f, "a", &top, false).unwrap();
-        assert!(t.contains("srtsrc uri=\"srt://127.0.0.1:9000?mode=listener\" latency=125"), "{t}");
+        assert!(
+            t.contains("srtsrc uri=\"srt://127.0.0.1:9000?mode=listener\" latency=125"),
+            "{t}"
+        );
     }
 }

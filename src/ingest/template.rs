@@ -19,10 +19,19 @@ pub enum TemplateError {
 
 /// The fragments shipped with swarmpack, compiled in.
 const BUILTIN: &[(&str, &str)] = &[
-    ("source-test", include_str!("../../pipelines/source-test.gst")),
-    ("source-file", include_str!("../../pipelines/source-file.gst")),
+    (
+        "source-test",
+        include_str!("../../pipelines/source-test.gst"),
+    ),
+    (
+        "source-file",
+        include_str!("../../pipelines/source-file.gst"),
+    ),
     ("source-srt", include_str!("../../pipelines/source-srt.gst")),
-    ("source-rtmp", include_str!("../../pipelines/source-rtmp.gst")),
+    (
+        "source-rtmp",
+        include_str!("../../pipelines/source-rtmp.gst"),
+    ),
     ("rung-video", include_str!("../../pipelines/rung-video.gst")),
     ("rung-audio", include_str!("../../pipelines/rung-audio.gst")),
     ("mux", include_str!("../../pipelines/mux.gst")),
@@ -74,7 +83,11 @@ impl Fragments {
 }
 
 /// Drops comment lines, joins the rest into one line and substitutes `{name}` from `vars`.
-pub fn render(fragment: &str, text: &str, vars: &[(&str, String)]) -> Result<String, TemplateError> {
+pub fn render(
+    fragment: &str,
+    text: &str,
+    vars: &[(&str, String)],
+) -> Result<String, TemplateError> {
     let body: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -113,23 +126,50 @@ mod tests {
     #[test]
     fn substitutes_and_strips_comments() {
         let text = "# comment {ignored}\nvideotestsrc is-live={live}\n  ! fakesink name=s_{rung}\n";
-        let out = render("t", text, &[("live", "true".into()), ("rung", "360p".into())]).unwrap();
+        let out = render(
+            "t",
+            text,
+            &[("live", "true".into()), ("rung", "360p".into())],
+        )
+        .unwrap();
         assert_eq!(out, "videotestsrc is-live=true ! fakesink name=s_360p");
     }
 
     #[test]
     fn unknown_placeholders_are_named() {
         let e = render("t", "a={x}", &[("y", "1".into())]).unwrap_err();
-        assert_eq!(e.to_string(), "pipeline fragment t: unknown placeholder {x} (known: y)");
-        assert!(matches!(render("t", "a={x", &[]), Err(TemplateError::Unclosed { .. })));
+        assert_eq!(
+            e.to_string(),
+            "pipeline fragment t: unknown placeholder {x} (known: y)"
+        );
+        assert!(matches!(
+            render("t", "a={x", &[]),
+            Err(TemplateError::Unclosed { .. })
+        ));
     }
 
     #[test]
     fn every_builtin_fragment_has_only_known_placeholders() {
         let all = [
-            "live", "width", "height", "fps", "angle", "path", "sync", "uri", "latency", "rung",
-            "video_kbps", "preset", "tune", "profile", "level", "threads", "gop",
-            "scale_threads", "audio_bps",
+            "live",
+            "width",
+            "height",
+            "fps",
+            "angle",
+            "path",
+            "sync",
+            "uri",
+            "latency",
+            "rung",
+            "video_kbps",
+            "preset",
+            "tune",
+            "profile",
+            "level",
+            "threads",
+            "gop",
+            "scale_threads",
+            "audio_bps",
         ];
         let vars: Vec<(&str, String)> = all.iter().map(|k| (*k, "1".to_string())).collect();
         for (name, _) in BUILTIN {
@@ -141,9 +181,16 @@ mod tests {
     #[test]
     fn operator_directory_overrides_builtin() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("mux.gst"), "mpegtsmux name=m_{rung} ! fakesink").unwrap();
+        std::fs::write(
+            dir.path().join("mux.gst"),
+            "mpegtsmux name=m_{rung} ! fakesink",
+        )
+        .unwrap();
         let f = Fragments::from_dir(dir.path());
-        assert_eq!(f.render("mux", &[("rung", "a".into())]).unwrap(), "mpegtsmux name=m_a ! fakesink");
+        assert_eq!(
+            f.render("mux", &[("rung", "a".into())]).unwrap(),
+            "mpegtsmux name=m_a ! fakesink"
+        );
         assert!(f.text("rung-audio").unwrap().contains("avenc_aac"));
     }
 }

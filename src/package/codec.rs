@@ -33,7 +33,9 @@ pub fn h264_level(rung: &Rung) -> H264Level {
     let kbps = rung.video_kbps as u64;
     let (idc, name, ..) = LEVELS
         .iter()
-        .find(|(_, _, max_mbps, max_fs, max_br)| mbps <= *max_mbps && mbs <= *max_fs && kbps <= *max_br)
+        .find(|(_, _, max_mbps, max_fs, max_br)| {
+            mbps <= *max_mbps && mbs <= *max_fs && kbps <= *max_br
+        })
         .copied()
         .unwrap_or(LEVELS[LEVELS.len() - 1]);
     H264Level { idc, name }
@@ -88,8 +90,17 @@ mod tests {
 
     #[test]
     fn codecs_strings_match_x264_sps_bytes() {
-        assert_eq!(codecs("high", &rung(1920, 1080, 60, 6000)), "avc1.64002a,mp4a.40.2");
-        assert_eq!(codecs("main", &rung(640, 360, 30, 800)), "avc1.4d401e,mp4a.40.2");
-        assert_eq!(codecs("baseline", &rung(1280, 720, 30, 2000)), "avc1.42c01f,mp4a.40.2");
+        assert_eq!(
+            codecs("high", &rung(1920, 1080, 60, 6000)),
+            "avc1.64002a,mp4a.40.2"
+        );
+        assert_eq!(
+            codecs("main", &rung(640, 360, 30, 800)),
+            "avc1.4d401e,mp4a.40.2"
+        );
+        assert_eq!(
+            codecs("baseline", &rung(1280, 720, 30, 2000)),
+            "avc1.42c01f,mp4a.40.2"
+        );
     }
 }

@@ -36,7 +36,9 @@ pub struct Object {
 pub enum PackageError {
     #[error("segment for unknown angle/rung {angle}/{rung}")]
     Unknown { angle: String, rung: String },
-    #[error("{angle}/{rung}: seq {seq} is not after {last}; dropped to keep the playlist monotonic")]
+    #[error(
+        "{angle}/{rung}: seq {seq} is not after {last}; dropped to keep the playlist monotonic"
+    )]
     OutOfOrder {
         angle: String,
         rung: String,
@@ -126,15 +128,15 @@ impl Packager {
                 rung: key.1.clone(),
             })?;
         let last = playlist.last_seq();
-        if let Some(last) = last {
-            if segment.seq <= last {
-                return Err(PackageError::OutOfOrder {
-                    angle: key.0,
-                    rung: key.1,
-                    seq: segment.seq,
-                    last,
-                });
-            }
+        if let Some(last) = last
+            && segment.seq <= last
+        {
+            return Err(PackageError::OutOfOrder {
+                angle: key.0,
+                rung: key.1,
+                seq: segment.seq,
+                last,
+            });
         }
         let seg_key = self.protection.seal(&mut segment);
         let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);

@@ -74,10 +74,10 @@ impl LivePlaylist {
     pub fn push(&mut self, entry: PlaylistEntry) {
         self.entries.push_back(entry);
         while self.entries.len() > self.dvr_segments {
-            if let Some(gone) = self.entries.pop_front() {
-                if gone.discontinuity {
-                    self.discontinuity_sequence += 1;
-                }
+            if let Some(gone) = self.entries.pop_front()
+                && gone.discontinuity
+            {
+                self.discontinuity_sequence += 1;
             }
         }
     }
@@ -139,7 +139,12 @@ pub fn render_master(p: &MasterPlaylist) -> String {
     String::from_utf8(out).expect("m3u8-rs writes UTF-8")
 }
 
-fn variant(profile: &Profile, rung: &Rung, uri: String, video_group: Option<String>) -> VariantStream {
+fn variant(
+    profile: &Profile,
+    rung: &Rung,
+    uri: String,
+    video_group: Option<String>,
+) -> VariantStream {
     VariantStream {
         uri,
         bandwidth: rung.bandwidth_bps(),

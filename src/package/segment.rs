@@ -28,7 +28,7 @@ impl EncodedSegment {
     /// Whether the bytes look like whole MPEG-TS packets (sync byte on every 188th byte).
     pub fn is_whole_ts(&self) -> bool {
         !self.bytes.is_empty()
-            && self.bytes.len() % TS_PACKET == 0
+            && self.bytes.len().is_multiple_of(TS_PACKET)
             && self.bytes.iter().step_by(TS_PACKET).all(|b| *b == 0x47)
     }
 }
@@ -73,12 +73,12 @@ impl SegmentAssembler {
     /// a new segment. Returns the segment it closes, if one was open.
     pub fn boundary(&mut self, keyframe: UtcNs) -> Option<EncodedSegment> {
         let seq = self.timeline.nearest_seq(keyframe);
-        if let Some(open) = &self.open {
-            if seq <= open.seq {
-                // A repeated mark for the same boundary (e.g. two headers-only events):
-                // keep appending to the open segment.
-                return None;
-            }
+        if let Some(open) = &self.open
+            && seq <= open.seq
+        {
+            // A repeated mark for the same boundary (e.g. two headers-only events):
+            // keep appending to the open segment.
+            return None;
         }
         let next = Open {
             seq,
@@ -186,7 +186,9 @@ mod tests {
         let mut a = asm();
         a.boundary(UtcNs(10 * NS_PER_SEC));
         a.push_bytes(&packet(1));
-        let s = a.finish(Some(UtcNs(11 * NS_PER_SEC + 500_000_000))).unwrap();
+        let s = a
+            .finish(Some(UtcNs(11 * NS_PER_SEC + 500_000_000)))
+            .unwrap();
         assert_eq!(s.duration_ns, 1_500_000_000);
         // Nothing open: nothing to finish.
         assert!(a.finish(None).is_none());

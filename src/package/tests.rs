@@ -22,7 +22,9 @@ fn seg(angle: &str, rung: &str, seq: u64) -> EncodedSegment {
 }
 
 fn drain(p: &mut Packager) -> Vec<(String, ObjectKind)> {
-    std::iter::from_fn(|| p.pull()).map(|o| (o.path, o.kind)).collect()
+    std::iter::from_fn(|| p.pull())
+        .map(|o| (o.path, o.kind))
+        .collect()
 }
 
 #[test]
@@ -42,7 +44,10 @@ fn masters_first_then_each_segment_before_its_playlist() {
         drain(&mut p),
         vec![
             ("final/cam2/180p/10.ts".into(), ObjectKind::Segment),
-            ("final/cam2/180p/index.m3u8".into(), ObjectKind::MediaPlaylist),
+            (
+                "final/cam2/180p/index.m3u8".into(),
+                ObjectKind::MediaPlaylist
+            ),
         ]
     );
 }
@@ -54,9 +59,14 @@ fn playlist_names_the_segment_with_pdt_of_its_boundary() {
     p.push(seg("cam1", "360p", 897_685_200)).unwrap();
     let _segment = p.pull().unwrap();
     let playlist = String::from_utf8(p.pull().unwrap().bytes).unwrap();
-    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:897685200"), "{playlist}");
     assert!(
-        playlist.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-22T18:00:00.000Z\n#EXTINF:2.000,\n897685200.ts"),
+        playlist.contains("#EXT-X-MEDIA-SEQUENCE:897685200"),
+        "{playlist}"
+    );
+    assert!(
+        playlist.contains(
+            "#EXT-X-PROGRAM-DATE-TIME:2026-11-22T18:00:00.000Z\n#EXTINF:2.000,\n897685200.ts"
+        ),
         "{playlist}"
     );
 }
@@ -71,7 +81,9 @@ fn gaps_become_discontinuities() {
     let last = std::iter::from_fn(|| p.pull()).last().unwrap();
     let text = String::from_utf8(last.bytes).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
-    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:18.000Z"));
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:18.000Z")
+    );
 }
 
 #[test]
@@ -87,8 +99,14 @@ fn out_of_order_and_unknown_segments_are_refused() {
             last: Seq(5)
         })
     );
-    assert!(matches!(p.push(seg("cam9", "360p", 6)), Err(PackageError::Unknown { .. })));
-    assert!(matches!(p.push(seg("cam1", "4k", 6)), Err(PackageError::Unknown { .. })));
+    assert!(matches!(
+        p.push(seg("cam9", "360p", 6)),
+        Err(PackageError::Unknown { .. })
+    ));
+    assert!(matches!(
+        p.push(seg("cam1", "4k", 6)),
+        Err(PackageError::Unknown { .. })
+    ));
 }
 
 #[test]
@@ -101,7 +119,11 @@ fn finish_ends_every_playlist() {
     assert_eq!(ended.len(), 4);
     for o in ended {
         assert_eq!(o.kind, ObjectKind::MediaPlaylist);
-        assert!(String::from_utf8(o.bytes).unwrap().ends_with("#EXT-X-ENDLIST\n"));
+        assert!(
+            String::from_utf8(o.bytes)
+                .unwrap()
+                .ends_with("#EXT-X-ENDLIST\n")
+        );
     }
 }
 
@@ -109,18 +131,25 @@ struct Marker;
 impl Protection for Marker {
     fn seal(&mut self, s: &mut EncodedSegment) -> Option<SegmentKey> {
         s.bytes.reverse();
-        Some(SegmentKey { uri: "k".into(), iv: [7; 16] })
+        Some(SegmentKey {
+            uri: "k".into(),
+            iv: [7; 16],
+        })
     }
 }
 
 #[test]
 fn protection_seam_transforms_bytes_and_names_the_key() {
-    let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml")).unwrap();
+    let profile =
+        Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml")).unwrap();
     let mut p = Packager::new("m", &profile, &["a".to_string()], Box::new(Marker));
     drain(&mut p);
     p.push(seg("a", "360p", 1)).unwrap();
     let s = p.pull().unwrap();
     assert_eq!(s.bytes[187], 0x47);
     let text = String::from_utf8(p.pull().unwrap().bytes).unwrap();
-    assert!(text.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV=0x07070707070707070707070707070707"), "{text}");
+    assert!(
+        text.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV=0x07070707070707070707070707070707"),
+        "{text}"
+    );
 }

@@ -88,7 +88,9 @@ impl Origin for LocalDir {
         std::fs::create_dir_all(dir).map_err(|e| self.write_err(path, e))?;
         // Write beside the target, then rename over it: atomic on POSIX file systems.
         let mut tmp = tempfile_in(dir).map_err(|e| self.write_err(path, e))?;
-        tmp.1.write_all(bytes).map_err(|e| self.write_err(path, e))?;
+        tmp.1
+            .write_all(bytes)
+            .map_err(|e| self.write_err(path, e))?;
         tmp.1.sync_data().map_err(|e| self.write_err(path, e))?;
         std::fs::rename(&tmp.0, &dest).map_err(|e| {
             let _ = std::fs::remove_file(&tmp.0);
@@ -108,7 +110,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = dir.join(format!(".swarmpack-{}-{n}.tmp", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&name) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name)
+        {
             Ok(f) => return Ok((name, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -147,7 +153,10 @@ mod tests {
     fn unwritable_root_names_root_and_path() {
         let o = LocalDir::new(PathBuf::from("/proc/swarmpack-cannot-write"));
         let e = o.put("m/x.ts", b"x").unwrap_err().to_string();
-        assert!(e.starts_with("origin /proc/swarmpack-cannot-write: cannot write m/x.ts"), "{e}");
+        assert!(
+            e.starts_with("origin /proc/swarmpack-cannot-write: cannot write m/x.ts"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,8 +15,12 @@ fn golden(name: &str, actual: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden");
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create)",
+            path.display()
+        )
+    });
     assert_eq!(actual, expected, "{name} differs from its golden file");
 }
 
@@ -99,7 +103,10 @@ fn target_duration_rounds_up() {
 #[test]
 fn match_master_golden() {
     let angles = vec!["cam1".to_string(), "cam2".to_string()];
-    golden("match-master.m3u8", &render_master(&match_master(&demo(), &angles)));
+    golden(
+        "match-master.m3u8",
+        &render_master(&match_master(&demo(), &angles)),
+    );
 }
 
 #[test]
@@ -121,7 +128,10 @@ fn angles_are_video_alternatives_of_every_rung() {
             .filter(|a| a.group_id == group)
             .map(|a| (a.name.as_str(), a.default))
             .collect();
-        assert_eq!(names, vec![("main", true), ("pov", false), ("crowd", false)]);
+        assert_eq!(
+            names,
+            vec![("main", true), ("pov", false), ("crowd", false)]
+        );
         assert!(v.uri.starts_with("main/"));
     }
 }

@@ -1,0 +1,162 @@
+//! Bad input exits 2 with a message that names the file, the field and what was expected.
+
+mod common;
+
+use common::*;
+
+fn run_err(args: &[&str]) -> (i32, String) {
+    let out = swarmpack().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn bad_profile_field_exits_2_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(profile("demo.toml"))
+        .unwrap()
+        .replace("window = 5", "window = 0");
+    std::fs::write(&p, text).unwrap();
+    let (code, err) = run_err(&[
+        "run",
+        "--match",
+        "m",
+        "--profile",
+        p.to_str().unwrap(),
+        "--angle",
+        "a=test:",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "bad.toml: field `segment.window`: expected a whole number from 1 to 1000, found 0"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_scheme_exits_2_with_accepted_forms() {
+    let p = profile("demo.toml");
+    let (code, err) = run_err(&[
+        "run",
+        "--match",
+        "m",
+        "--profile",
+        p.to_str().unwrap(),
+        "--angle",
+        "a=udp://1.2.3.4:5",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--angle a=udp://1.2.3.4:5: unknown scheme \"udp\"; expected test:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_names_and_duplicates_exit_2() {
+    let p = profile("demo.toml");
+    let p = p.to_str().unwrap();
+    let (code, err) = run_err(&[
+        "run",
+        "--match",
+        "../x",
+        "--profile",
+        p,
+        "--angle",
+        "a=test:",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--match \"../x\""), "{err}");
+    let (code, err) = run_err(&[
+        "run",
+        "--match",
+        "m",
+        "--profile",
+        p,
+        "--angle",
+        "a=test:",
+        "--angle",
+        "a=test:",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("given twice"), "{err}");
+    let (code, err) = run_err(&["run", "--match", "m", "--profile", p, "--angle", "notaspec"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expected NAME=URI"), "{err}");
+}
+
+#[test]
+fn missing_profile_and_bad_origin_exit_2() {
+    let (code, err) = run_err(&[
+        "run",
+        "--match",
+        "m",
+        "--profile",
+        "/nope.toml",
+        "--angle",
+        "a=test:",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nope.toml: cannot read the profile"), "{err}");
+    let p = profile("demo.toml");
+    let (code, err) = run_err(&[
+        "run",
+        "--match",
+        "m",
+        "--profile",
+        p.to_str().unwrap(),
+        "--angle",
+        "a=test:",
+        "--origin",
+        "gopher://x",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("origin URL \"gopher://x\""), "{err}");
+}
+
+#[test]
+fn help_teaches_the_feeds() {
+    let out = swarmpack().args(["run", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "srt://HOST:PORT?mode=listener",
+        "rtmp://HOST",
+        "file:/abs/path",
+        "test:",
+        "--duration",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}");
+    }
+}
+
+#[test]
+fn print_pipeline_shows_gst_launch_text() {
+    let p = profile("esports-1080p.toml");
+    let out = swarmpack()
+        .args([
+            "run",
+            "--match",
+            "m",
+            "--profile",
+            p.to_str().unwrap(),
+            "--angle",
+            "a=test:",
+            "--print-pipeline",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("gst-launch-1.0 -e videotestsrc"), "{text}");
+    assert!(
+        text.contains("x264enc name=enc_1080p60") && text.contains("option-string=\"level=4.2\""),
+        "{text}"
+    );
+}

@@ -1,0 +1,231 @@
+//! Helpers for integration tests: the real swarmpack binary, real ffmpeg/ffprobe, loopback
+//! ports chosen by the OS, and processes that are killed when the test ends.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn swarmpack() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_swarmpack"))
+}
+
+pub fn profile(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("profiles")
+        .join(name)
+}
+
+/// A free TCP port on loopback (the OS picks it).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free UDP port on loopback (SRT runs over UDP).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process that is killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a command to completion with a deadline; panics with its output on timeout.
+pub fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{cmd:?} did not finish in {deadline:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `probe` is true or the deadline passes.
+pub fn wait_for(what: &str, deadline: Duration, mut probe: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !probe() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Makes a deterministic H.264 + AAC clip with ffmpeg (`ext` picks the container).
+pub fn make_clip(dir: &Path, secs: u32, ext: &str) -> PathBuf {
+    let path = dir.join(format!("clip-{secs}s.{ext}"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size=640x360:rate=30:duration={secs}"),
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency=440:sample_rate=48000:duration={secs}"),
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-b:a", "96k", "-shortest"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg is installed (scripts/setup)");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    path
+}
+
+/// One video frame as ffprobe reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame {
+    pub pts: f64,
+    pub key: bool,
+}
+
+/// The first video frame of a TS file, decoded by ffprobe.
+pub fn first_video_frame(ts: &Path) -> Frame {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args([
+            "-show_entries",
+            "frame=pts_time,key_frame",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(ts)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("{}: no video frame", ts.display()));
+    let mut fields = line.split(',');
+    let key = fields.next().unwrap() == "1";
+    let pts: f64 = fields.next().unwrap().parse().unwrap();
+    Frame { pts, key }
+}
+
+/// Stream durations and codecs of a TS file as ffprobe sees them: (codec_type, codec_name, duration s).
+pub fn streams(ts: &Path) -> Vec<(String, String, f64)> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(ts)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(','))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[1].to_string(),
+                f[0].to_string(),
+                f.get(2).and_then(|d| d.parse().ok()).unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
+/// Decodes a whole file with ffmpeg and returns its error lines (empty = clean).
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Parses a media playlist with m3u8-rs.
+pub fn media_playlist(path: &Path) -> m3u8_rs::MediaPlaylist {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match m3u8_rs::parse_playlist_res(&bytes) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
+        other => panic!("{}: not a media playlist: {other:?}", path.display()),
+    }
+}
+
+/// Checks every segment a playlist names: it exists, starts with PAT, decodes cleanly and
+/// begins with a keyframe. Returns the number of segments.
+pub fn assert_playlist_segments_valid(dir: &Path) -> usize {
+    let playlist = media_playlist(&dir.join("index.m3u8"));
+    assert!(
+        !playlist.segments.is_empty(),
+        "{}: no segments",
+        dir.display()
+    );
+    for seg in &playlist.segments {
+        let path = dir.join(&seg.uri);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            bytes.len() % 188,
+            0,
+            "{}: not whole TS packets",
+            path.display()
+        );
+        assert_eq!(
+            &bytes[..3],
+            &[0x47, 0x40, 0x00],
+            "{}: does not start with PAT",
+            path.display()
+        );
+        let errors = decode_errors(&path);
+        assert!(errors.is_empty(), "{}: {errors}", path.display());
+        assert!(
+            first_video_frame(&path).key,
+            "{}: first frame is not a keyframe",
+            path.display()
+        );
+    }
+    playlist.segments.len()
+}

@@ -1,0 +1,133 @@
+//! Venue feeds over the network: ffmpeg as the venue encoder pushing SRT to swarmpack's
+//! listener, and RTMP pulled from a loopback nginx-rtmp that ffmpeg publishes to.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn run_args(out: &std::path::Path, angle: &str) -> Command {
+    let mut cmd = swarmpack();
+    cmd.args(["run", "--match", "net", "--duration", "4"])
+        .arg("--profile")
+        .arg(profile("demo.toml"))
+        .args(["--angle", angle])
+        .arg("--origin")
+        .arg(format!("file://{}", out.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn finish(mut child: std::process::Child, deadline: Duration) -> (bool, String) {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn assert_both_rungs(out: &std::path::Path, angle: &str) {
+    for rung in ["360p", "180p"] {
+        let dir = out.join("net").join(angle).join(rung);
+        let n = assert_playlist_segments_valid(&dir);
+        assert!(n >= 2, "{angle}/{rung}: {n} segments");
+        assert!(media_playlist(&dir.join("index.m3u8")).end_list);
+    }
+}
+
+#[test]
+fn srt_listener_takes_a_venue_encoder_push() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = make_clip(tmp.path(), 15, "ts");
+    let port = free_udp_port();
+    let out = tmp.path().join("origin");
+    let swarm = run_args(&out, &format!("venue=srt://127.0.0.1:{port}?mode=listener"))
+        .spawn()
+        .unwrap();
+    let mut swarm = Some(swarm);
+    // The venue encoder calls in; it is refused until the listener is up, so retry.
+    let start = Instant::now();
+    let _sender = loop {
+        let mut sender = Guard(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-re", "-i"])
+                .arg(&clip)
+                .args(["-c", "copy", "-f", "mpegts"])
+                .arg(format!("srt://127.0.0.1:{port}?mode=caller"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        if sender.0.try_wait().unwrap().is_none() {
+            break sender;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "ffmpeg could not connect over SRT"
+        );
+    };
+    let (ok, stderr) = finish(swarm.take().unwrap(), Duration::from_secs(60));
+    assert!(ok, "swarmpack failed:\n{stderr}");
+    assert_both_rungs(&out, "venue");
+}
+
+#[test]
+fn rtmp_pull_from_nginx_rtmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = make_clip(tmp.path(), 6, "mp4");
+    let port = free_tcp_port();
+    let conf = tmp.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
+             events {{}}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n",
+            dir = tmp.path().display()
+        ),
+    )
+    .unwrap();
+    let _nginx = Guard(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(tmp.path())
+            .arg("-e")
+            .arg(tmp.path().join("error.log"))
+            .spawn()
+            .expect("nginx is installed (scripts/setup)"),
+    );
+    wait_for("nginx-rtmp to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("rtmp://127.0.0.1:{port}/live/cam");
+    let _publisher = Guard(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+            .arg(&clip)
+            .args(["-c", "copy", "-f", "flv", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = tmp.path().join("origin");
+    let swarm = run_args(&out, &format!("cam={url}")).spawn().unwrap();
+    let (ok, stderr) = finish(swarm, Duration::from_secs(60));
+    assert!(ok, "swarmpack failed:\n{stderr}");
+    assert_both_rungs(&out, "cam");
+}
