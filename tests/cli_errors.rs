@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 
 fn run_err(args: &[&str]) -> (i32, String) {
     let out = swarmpack().args(args).output().unwrap();
@@ -10,6 +11,19 @@ fn run_err(args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// `swarmpack run --match m --profile PROFILE` plus `rest`.
+fn run_with(profile: &Path, rest: &[&str]) -> (i32, String) {
+    let mut args = vec![
+        "run",
+        "--match",
+        "m",
+        "--profile",
+        profile.to_str().unwrap(),
+    ];
+    args.extend_from_slice(rest);
+    run_err(&args)
 }
 
 #[test]
@@ -20,36 +34,16 @@ fn bad_profile_field_exits_2_naming_file_and_field() {
         .unwrap()
         .replace("window = 5", "window = 0");
     std::fs::write(&p, text).unwrap();
-    let (code, err) = run_err(&[
-        "run",
-        "--match",
-        "m",
-        "--profile",
-        p.to_str().unwrap(),
-        "--angle",
-        "a=test:",
-    ]);
+    let (code, err) = run_with(&p, &["--angle", "a=test:"]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains(
-            "bad.toml: field `segment.window`: expected a whole number from 1 to 1000, found 0"
-        ),
-        "{err}"
-    );
+    let expected =
+        "bad.toml: field `segment.window`: expected a whole number from 1 to 1000, found 0";
+    assert!(err.contains(expected), "{err}");
 }
 
 #[test]
 fn unknown_scheme_exits_2_with_accepted_forms() {
-    let p = profile("demo.toml");
-    let (code, err) = run_err(&[
-        "run",
-        "--match",
-        "m",
-        "--profile",
-        p.to_str().unwrap(),
-        "--angle",
-        "a=udp://1.2.3.4:5",
-    ]);
+    let (code, err) = run_with(&profile("demo.toml"), &["--angle", "a=udp://1.2.3.4:5"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("--angle a=udp://1.2.3.4:5: unknown scheme \"udp\"; expected test:"),
@@ -60,61 +54,34 @@ fn unknown_scheme_exits_2_with_accepted_forms() {
 #[test]
 fn bad_names_and_duplicates_exit_2() {
     let p = profile("demo.toml");
-    let p = p.to_str().unwrap();
     let (code, err) = run_err(&[
         "run",
         "--match",
         "../x",
         "--profile",
-        p,
+        p.to_str().unwrap(),
         "--angle",
         "a=test:",
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--match \"../x\""), "{err}");
-    let (code, err) = run_err(&[
-        "run",
-        "--match",
-        "m",
-        "--profile",
-        p,
-        "--angle",
-        "a=test:",
-        "--angle",
-        "a=test:",
-    ]);
+    let (code, err) = run_with(&p, &["--angle", "a=test:", "--angle", "a=test:"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("given twice"), "{err}");
-    let (code, err) = run_err(&["run", "--match", "m", "--profile", p, "--angle", "notaspec"]);
+    let (code, err) = run_with(&p, &["--angle", "notaspec"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("expected NAME=URI"), "{err}");
 }
 
 #[test]
 fn missing_profile_and_bad_origin_exit_2() {
-    let (code, err) = run_err(&[
-        "run",
-        "--match",
-        "m",
-        "--profile",
-        "/nope.toml",
-        "--angle",
-        "a=test:",
-    ]);
+    let (code, err) = run_with(Path::new("/nope.toml"), &["--angle", "a=test:"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nope.toml: cannot read the profile"), "{err}");
-    let p = profile("demo.toml");
-    let (code, err) = run_err(&[
-        "run",
-        "--match",
-        "m",
-        "--profile",
-        p.to_str().unwrap(),
-        "--angle",
-        "a=test:",
-        "--origin",
-        "gopher://x",
-    ]);
+    let (code, err) = run_with(
+        &profile("demo.toml"),
+        &["--angle", "a=test:", "--origin", "gopher://x"],
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("origin URL \"gopher://x\""), "{err}");
 }

@@ -131,3 +131,29 @@ fn rtmp_pull_from_nginx_rtmp() {
     assert!(ok, "swarmpack failed:\n{stderr}");
     assert_both_rungs(&out, "cam");
 }
+
+#[test]
+fn srt_caller_dials_a_venue_encoder_that_listens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = make_clip(tmp.path(), 15, "ts");
+    let port = free_udp_port();
+    // ffmpeg listens like a venue encoder that waits for the packager to call in.
+    let _venue = Guard(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-i"])
+            .arg(&clip)
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(format!("srt://127.0.0.1:{port}?mode=listener"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = tmp.path().join("origin");
+    let swarm = run_args(&out, &format!("venue=srt://127.0.0.1:{port}?mode=caller"))
+        .spawn()
+        .unwrap();
+    let (ok, stderr) = finish(swarm, Duration::from_secs(60));
+    assert!(ok, "swarmpack failed:\n{stderr}");
+    assert_both_rungs(&out, "venue");
+}

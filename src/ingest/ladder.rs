@@ -189,14 +189,14 @@ impl AngleIngest {
                 angle: angle.to_string(),
                 element: "vsrc.src".into(),
             })?;
-        install_video_probe(&vsrc, state.clone());
+        install_stream_end_probe(&vsrc, state.clone(), true);
         let asrc = find("asrc")?
             .static_pad("src")
             .ok_or_else(|| IngestError::Missing {
                 angle: angle.to_string(),
                 element: "asrc.src".into(),
             })?;
-        install_audio_probe(&asrc, state.clone());
+        install_stream_end_probe(&asrc, state.clone(), false);
 
         for rung in &profile.rungs {
             let sink = find(&format!("sink_{}", rung.name))?
@@ -297,9 +297,9 @@ fn install_timecode_probe(pad: &gst::Pad, state: Arc<AngleState>, fps: u32) {
     });
 }
 
-/// On the decoded video of an angle, before the rungs split off: tracks the head and ends
-/// the stream at the match's stop point.
-fn install_video_probe(pad: &gst::Pad, state: Arc<AngleState>) {
+/// On an angle's decoded video or audio, before the rungs split off: ends the stream at the
+/// match's stop point (a boundary), and for video tracks the head of the match.
+fn install_stream_end_probe(pad: &gst::Pad, state: Arc<AngleState>, video: bool) {
     let ended = std::sync::atomic::AtomicBool::new(false);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         if ended.load(std::sync::atomic::Ordering::Relaxed) {
@@ -313,16 +313,20 @@ fn install_video_probe(pad: &gst::Pad, state: Arc<AngleState>) {
         };
         let clock = &state.clock;
         let utc = UtcNs(clock.anchor.0 + rt);
-        clock.saw_frame(utc);
+        if video {
+            clock.saw_frame(utc);
+        }
         if clock.stop_at().is_some_and(|stop| utc >= stop) {
             ended.store(true, std::sync::atomic::Ordering::Relaxed);
             pad.push_event(gst::event::Eos::new());
             return gst::PadProbeReturn::Drop;
         }
-        let frame_ns = buffer.duration().map_or(0, |d| d.nseconds());
-        state
-            .video_end
-            .store(utc.0 + frame_ns, std::sync::atomic::Ordering::Relaxed);
+        if video {
+            let frame_ns = buffer.duration().map_or(0, |d| d.nseconds());
+            state
+                .video_end
+                .store(utc.0 + frame_ns, std::sync::atomic::Ordering::Relaxed);
+        }
         gst::PadProbeReturn::Ok
     });
 }
@@ -357,26 +361,6 @@ fn install_keyframe_probe(pad: &gst::Pad, state: Arc<AngleState>) {
             .count(seq.0 as u32)
             .build();
         pad.push_event(event);
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// Ends the audio at the match's stop point too.
-fn install_audio_probe(pad: &gst::Pad, state: Arc<AngleState>) {
-    let ended = std::sync::atomic::AtomicBool::new(false);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        if ended.load(std::sync::atomic::Ordering::Relaxed) {
-            return gst::PadProbeReturn::Drop;
-        }
-        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let utc = state.clock.anchor.0 + rt;
-        if state.clock.stop_at().is_some_and(|stop| utc >= stop.0) {
-            ended.store(true, std::sync::atomic::Ordering::Relaxed);
-            pad.push_event(gst::event::Eos::new());
-            return gst::PadProbeReturn::Drop;
-        }
         gst::PadProbeReturn::Ok
     });
 }

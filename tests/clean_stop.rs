@@ -1,0 +1,66 @@
+//! SIGTERM ends a live match cleanly: the segment in progress is finished, every playlist
+//! gets EXT-X-ENDLIST, and the exit code is 0.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+use std::time::Duration;
+
+#[test]
+fn sigterm_finishes_the_segment_and_ends_the_playlists() {
+    let out = tempfile::tempdir().unwrap();
+    let child = swarmpack()
+        .args(["run", "--match", "live"])
+        .arg("--profile")
+        .arg(profile("demo.toml"))
+        .args(["--angle", "main=test:"])
+        .arg("--origin")
+        .arg(format!("file://{}", out.path().display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut child = Guard(child);
+    let playlist = out.path().join("live/main/360p/index.m3u8");
+    wait_for("the first live segment", Duration::from_secs(30), || {
+        playlist.is_file() && !media_playlist(&playlist).segments.is_empty()
+    });
+    assert!(
+        !media_playlist(&playlist).end_list,
+        "a live playlist is open"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut waited = Duration::ZERO;
+    let code = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status.code();
+        }
+        // One segment duration plus a few seconds.
+        assert!(
+            waited < Duration::from_secs(10),
+            "no clean stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    };
+    assert_eq!(code, Some(0));
+    for rung in ["360p", "180p"] {
+        let dir = out.path().join("live/main").join(rung);
+        assert_playlist_segments_valid(&dir);
+        let p = media_playlist(&dir.join("index.m3u8"));
+        assert!(p.end_list, "{rung}: no ENDLIST after SIGTERM");
+        for s in &p.segments {
+            assert!(
+                (s.duration - 2.0).abs() < 1e-6,
+                "{rung}: the last segment was cut: {}",
+                s.duration
+            );
+        }
+    }
+}
