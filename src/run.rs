@@ -46,33 +46,37 @@ pub struct RunReport {
 }
 
 /// Counts renditions per seq so progress is reported once a seq is complete everywhere.
+/// The speed is measured from the first complete seq, so start-up does not skew it.
 struct Progress {
     renditions: usize,
     pending: BTreeMap<Seq, usize>,
-    started: Instant,
-    first: Option<Seq>,
+    first: Option<(Seq, Instant)>,
 }
 
 impl Progress {
     fn segment(&mut self, seq: Seq, timeline: &crate::timecode::Timeline) {
-        let first = *self.first.get_or_insert(seq);
         let n = self.pending.entry(seq).or_default();
         *n += 1;
         if *n < self.renditions {
             return;
         }
         self.pending.remove(&seq);
-        let media = (seq.0 + 1 - first.0) as f64 * timeline.segment_secs();
-        let wall = self.started.elapsed().as_secs_f64().max(1e-3);
+        let (first, since) = *self.first.get_or_insert((seq, Instant::now()));
+        let media = (seq.0 - first.0) as f64 * timeline.segment_secs();
+        let wall = since.elapsed().as_secs_f64();
+        let speed = if wall > 0.0 && media > 0.0 {
+            format!("{:.2}x real time", media / wall)
+        } else {
+            "first segment".to_string()
+        };
         tracing::info!(
-            "seq {seq} complete ({} renditions) pdt {} | media {:.0} s, {:.2}x real time",
+            "seq {seq} complete ({} renditions) pdt {} | {:.0} s of media, {speed}",
             self.renditions,
             timeline
                 .seq_start(seq)
                 .to_datetime()
                 .format("%H:%M:%S%.3fZ"),
-            media,
-            media / wall
+            media + timeline.segment_secs(),
         );
     }
 }
@@ -135,7 +139,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         return Err(e);
     }
     tracing::info!(
-        "match {} on {}: {} angle(s) x {} rung(s), {} s segments, first boundary {}",
+        "match {} on {}: {} angle(s) x {} rung(s), {} s segments, timecode anchor {}",
         cfg.match_id,
         cfg.origin.describe(),
         angles.len(),
@@ -154,7 +158,6 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let mut progress = Progress {
         renditions: total_rungs,
         pending: BTreeMap::new(),
-        started: Instant::now(),
         first: None,
     };
     let mut ended = 0;
