@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use swarmpack::ingest::{Fragments, SourceSpec};
+use swarmpack::keys::server::{KeyService, router};
+use swarmpack::keys::{Claims, KeyDir, KeyError};
 use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
 use swarmpack::publish::origin;
 use swarmpack::run::{RunConfig, RunError};
@@ -82,6 +84,49 @@ swarmpack run --match final --profile profiles/esports-1080p.toml \\\n      \
 --origin file:///srv/origin"
     )]
     Run(RunArgs),
+    /// Create the match secrets: content master secret, token secret, Ed25519 signing key.
+    #[command(
+        long_about = "Create the match secrets in DIR: content.secret (content keys are \
+HKDF-derived from it per window), token.secret (signs viewer tokens) and signing.pk8 (Ed25519, \
+signs manifests), each mode 0600, plus pubkey.pem (SPKI PEM, safe to publish). Existing keys \
+are never overwritten."
+    )]
+    Keygen {
+        /// Directory for the keys (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Print a viewer token bound to a match and a session, valid from now for --ttl.
+    #[command(
+        after_help = "Example:\n  swarmpack token --keys ./keys --match final --session viewer-42 --ttl 4h\n\
+Players send it as `Authorization: Bearer TOKEN` or `?token=TOKEN` to the key server."
+    )]
+    Token {
+        #[arg(long, value_name = "DIR", default_value = "./keys")]
+        keys: PathBuf,
+        #[arg(long = "match", value_name = "ID")]
+        match_id: String,
+        /// Viewer session ID the token is bound to.
+        #[arg(long, value_name = "ID")]
+        session: String,
+        /// How long the token is valid: 90s, 30m, 4h, 2d.
+        #[arg(long, value_name = "DURATION")]
+        ttl: String,
+    },
+    /// Serve content keys to viewers with a valid token: GET /keys/{match}/{period}.
+    #[command(
+        long_about = "Serve content keys: GET /keys/{match}/{period} returns the 16-byte \
+AES-128 key of that window to a request with a valid token for that match (Bearer header or \
+?token=). Missing, forged or expired token: 401. Token for another match: 403. Malformed path: \
+400/404. Keys are derived on request; nothing is stored. GET /healthz answers ok."
+    )]
+    Keyserver {
+        #[arg(long, value_name = "DIR", default_value = "./keys")]
+        keys: PathBuf,
+        /// Address to listen on, e.g. 127.0.0.1:8081.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -95,6 +140,9 @@ pub struct RunArgs {
     /// A camera angle: NAME=URI. Repeat for each angle.
     #[arg(long = "angle", value_name = "NAME=URI", required = true)]
     pub angles: Vec<String>,
+    /// Match secrets from `swarmpack keygen`.
+    #[arg(long, value_name = "DIR", default_value = "./keys")]
+    pub keys: PathBuf,
     /// Where to publish: file:///abs/dir or file://relative/dir.
     #[arg(long, value_name = "URL", default_value = "file://./out")]
     pub origin: String,
@@ -116,7 +164,101 @@ pub struct RunArgs {
 pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
     match cli.command {
         Command::Run(args) => run(args, stop_requests),
+        Command::Keygen { out } => {
+            let keys = KeyDir::generate(&out).map_err(|e| match e {
+                KeyError::Exists(_) => bad_input(e),
+                e => runtime(e),
+            })?;
+            tracing::info!(
+                "keys written to {}; publish only pubkey.pem",
+                keys.dir.display()
+            );
+            Ok(())
+        }
+        Command::Token {
+            keys,
+            match_id,
+            session,
+            ttl,
+        } => {
+            let keys = KeyDir::load(&keys).map_err(bad_input)?;
+            if !is_path_safe_name(&match_id) {
+                return Err(bad_input(anyhow!(
+                    "--match {match_id:?}: expected {}",
+                    path_safe_name_rule()
+                )));
+            }
+            if session.is_empty() || session.len() > 128 {
+                return Err(bad_input(anyhow!(
+                    "--session: expected 1 to 128 characters"
+                )));
+            }
+            let ttl = humantime::parse_duration(&ttl)
+                .ok()
+                .filter(|d| d.as_secs() > 0)
+                .ok_or_else(|| {
+                    bad_input(anyhow!(
+                        "--ttl {ttl:?}: expected a duration such as 90s, 30m, 4h or 2d"
+                    ))
+                })?;
+            let now = swarmpack::keys::server::system_now();
+            let claims = Claims {
+                v: 1,
+                match_id,
+                session,
+                nbf: now,
+                exp: now + ttl.as_secs(),
+            };
+            println!(
+                "{}",
+                swarmpack::keys::token::issue(keys.token_secret(), &claims)
+            );
+            Ok(())
+        }
+        Command::Keyserver { keys, listen } => keyserver(&keys, &listen, stop_requests),
     }
+}
+
+fn keyserver(
+    keys: &std::path::Path,
+    listen: &str,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    let keys = KeyDir::load(keys).map_err(bad_input)?;
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        bad_input(anyhow!(
+            "--listen {listen:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8081"
+        ))
+    })?;
+    let service = KeyService::new(
+        keys.content_secret(),
+        keys.token_secret(),
+        Box::new(swarmpack::keys::server::system_now),
+    );
+    drop(keys);
+    let runtime_ = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(runtime)?;
+    runtime_.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+            .map_err(runtime)?;
+        tracing::info!("key server on http://{addr}/keys/{{match}}/{{period}}");
+        let stop = async move {
+            while stop_requests.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            tracing::info!("key server stopping");
+        };
+        axum::serve(listener, router(Arc::new(service)))
+            .with_graceful_shutdown(stop)
+            .await
+            .context("key server failed")
+            .map_err(runtime)
+    })
 }
 
 fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
@@ -181,12 +323,14 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
         return Ok(());
     }
     let origin = origin::open(&args.origin).map_err(bad_input)?;
+    let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     let report = swarmpack::run::run(
         RunConfig {
             match_id: args.match_id.clone(),
             profile,
             angles,
             origin,
+            keys,
             duration_secs: args.duration,
             fast: args.fast,
             fragments,

@@ -6,6 +6,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod ingest;
+pub mod keys;
 pub mod package;
 pub mod profile;
 pub mod publish;

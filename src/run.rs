@@ -1,7 +1,9 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
 use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
-use crate::package::{Clear, PackageError, Packager};
+use crate::keys::KeyDir;
+use crate::package::crypt::Aes128;
+use crate::package::{PackageError, Packager};
 use crate::profile::Profile;
 use crate::publish::{Origin, OriginError};
 use crate::timecode::{Seq, UtcNs};
@@ -29,6 +31,8 @@ pub struct RunConfig {
     /// Angle name and feed, in the order given (the first is the default angle).
     pub angles: Vec<(String, SourceSpec)>,
     pub origin: Box<dyn Origin>,
+    /// The match secrets (from `keygen`); content keys are derived from them per window.
+    pub keys: KeyDir,
     /// Stop after this many seconds of media (rounded up to whole segments).
     pub duration_secs: Option<f64>,
     /// Run test and file feeds as fast as the machine allows.
@@ -109,7 +113,18 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let clock = Arc::new(MatchClock::new(anchor, timeline, duration_segments));
 
     let angle_names: Vec<String> = cfg.angles.iter().map(|(a, _)| a.clone()).collect();
-    let mut packager = Packager::new(&cfg.match_id, &cfg.profile, &angle_names, Box::new(Clear));
+    let protection = Aes128::new(
+        cfg.keys.content_secret(),
+        &cfg.match_id,
+        &cfg.profile.encryption.key_uri_base,
+        timeline,
+    );
+    let mut packager = Packager::new(
+        &cfg.match_id,
+        &cfg.profile,
+        &angle_names,
+        Box::new(protection),
+    );
     let mut report = RunReport::default();
 
     let (tx, rx) = crossbeam_channel::unbounded();

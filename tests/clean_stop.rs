@@ -10,8 +10,11 @@ use std::time::Duration;
 #[test]
 fn sigterm_finishes_the_segment_and_ends_the_playlists() {
     let out = tempfile::tempdir().unwrap();
+    let keys = keygen(out.path());
     let child = swarmpack()
         .args(["run", "--match", "live"])
+        .arg("--keys")
+        .arg(&keys)
         .arg("--profile")
         .arg(profile("demo.toml"))
         .args(["--angle", "main=test:"])
@@ -52,7 +55,7 @@ fn sigterm_finishes_the_segment_and_ends_the_playlists() {
     assert_eq!(code, Some(0));
     for rung in ["360p", "180p"] {
         let dir = out.path().join("live/main").join(rung);
-        assert_playlist_segments_valid(&dir);
+        assert_playlist_segments_valid(&dir, &keys, "live");
         let p = media_playlist(&dir.join("index.m3u8"));
         assert!(p.end_list, "{rung}: no ENDLIST after SIGTERM");
         for s in &p.segments {

@@ -8,8 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn run_args(out: &std::path::Path, angle: &str) -> Command {
+    let keys = keygen(out);
     let mut cmd = swarmpack();
     cmd.args(["run", "--match", "net", "--duration", "4"])
+        .arg("--keys")
+        .arg(keys)
         .arg("--profile")
         .arg(profile("demo.toml"))
         .args(["--angle", angle])
@@ -39,7 +42,7 @@ fn finish(mut child: std::process::Child, deadline: Duration) -> (bool, String) 
 fn assert_both_rungs(out: &std::path::Path, angle: &str) {
     for rung in ["360p", "180p"] {
         let dir = out.join("net").join(angle).join(rung);
-        let n = assert_playlist_segments_valid(&dir);
+        let n = assert_playlist_segments_valid(&dir, &out.join("keys"), "net");
         assert!(n >= 2, "{angle}/{rung}: {n} segments");
         assert!(media_playlist(&dir.join("index.m3u8")).end_list);
     }

@@ -6,6 +6,7 @@
 //! threads, the network or the disk.
 
 pub mod codec;
+pub mod crypt;
 pub mod playlist;
 pub mod segment;
 
@@ -47,8 +48,8 @@ pub enum PackageError {
     },
 }
 
-/// How segments leave the packager. `Clear` stores them as encoded; the encrypting variant
-/// plugs in here and returns the key the playlist must name.
+/// How segments leave the packager: [`crypt::Aes128`] encrypts them (every real match);
+/// `Clear` stores them as encoded (for tests of the packager itself).
 pub trait Protection: Send {
     /// Transforms the bytes in place for storage and returns the EXT-X-KEY for them.
     fn seal(&mut self, segment: &mut EncodedSegment) -> Option<SegmentKey>;

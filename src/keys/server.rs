@@ -1,0 +1,260 @@
+//! The key server: `GET /keys/{match}/{period}` returns the 16-byte content key to a viewer
+//! whose token is valid now and bound to that match. Keys are derived on request, so the
+//! server stores nothing per match. Tokens come as `Authorization: Bearer …` or `?token=…`.
+//!
+//! The decision is [`KeyService::authorize`], pure and testable; the axum handlers are a
+//! thin layer over it. Logs name the match, the period and the outcome: never a token or key.
+
+use super::derive::{ContentKey, content_key};
+use super::token;
+use crate::profile::is_path_safe_name;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A refusal: the HTTP status and a short reason for the body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Denied {
+    pub status: StatusCode,
+    pub reason: &'static str,
+}
+
+fn deny(status: StatusCode, reason: &'static str) -> Denied {
+    Denied { status, reason }
+}
+
+/// What the key server knows: the two secrets and a clock (Unix seconds).
+pub struct KeyService {
+    content_secret: Vec<u8>,
+    token_secret: Vec<u8>,
+    now: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// Unix seconds from the system clock.
+pub fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl KeyService {
+    pub fn new(
+        content_secret: &[u8],
+        token_secret: &[u8],
+        now: Box<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Self {
+        KeyService {
+            content_secret: content_secret.to_vec(),
+            token_secret: token_secret.to_vec(),
+            now,
+        }
+    }
+
+    /// Decides one key request.
+    pub fn authorize(
+        &self,
+        match_id: &str,
+        period: &str,
+        token: Option<&str>,
+    ) -> Result<ContentKey, Denied> {
+        if !is_path_safe_name(match_id) {
+            return Err(deny(StatusCode::BAD_REQUEST, "malformed match"));
+        }
+        let period: u64 = period
+            .parse()
+            .ok()
+            .filter(|_| period.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or(deny(StatusCode::BAD_REQUEST, "malformed period"))?;
+        let token = token.ok_or(deny(StatusCode::UNAUTHORIZED, "missing token"))?;
+        let claims = token::verify(&self.token_secret, token, (self.now)()).map_err(|e| {
+            deny(
+                StatusCode::UNAUTHORIZED,
+                match e {
+                    token::TokenError::Malformed => "malformed token",
+                    token::TokenError::Forged => "invalid token",
+                    token::TokenError::Expired => "expired token",
+                    token::TokenError::NotYetValid => "token not valid yet",
+                },
+            )
+        })?;
+        if claims.match_id != match_id {
+            return Err(deny(StatusCode::FORBIDDEN, "token is for another match"));
+        }
+        Ok(content_key(&self.content_secret, match_id, period))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn get_key(
+    State(service): State<Arc<KeyService>>,
+    Path((match_id, period)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers).or(query.get("token").map(String::as_str));
+    match service.authorize(&match_id, &period, token) {
+        Ok(key) => {
+            tracing::debug!(%period, "key served for match {match_id}");
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    ),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("no-store, private"),
+                    ),
+                ],
+                key.0.to_vec(),
+            )
+                .into_response()
+        }
+        Err(denied) => {
+            tracing::info!(
+                status = denied.status.as_u16(),
+                "key refused: {}",
+                denied.reason
+            );
+            let mut resp = (denied.status, format!("{}\n", denied.reason)).into_response();
+            if denied.status == StatusCode::UNAUTHORIZED {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            resp
+        }
+    }
+}
+
+/// The key server's routes, with CORS open so browser players can fetch keys.
+pub fn router(service: Arc<KeyService>) -> Router {
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION]);
+    Router::new()
+        .route("/keys/{match}/{period}", get(get_key))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(cors)
+        .with_state(service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::token::{Claims, issue};
+
+    const CONTENT: &[u8] = &[1; 32];
+    const TOKEN: &[u8] = &[2; 32];
+
+    fn service() -> KeyService {
+        KeyService::new(CONTENT, TOKEN, Box::new(|| 1500))
+    }
+
+    fn token_for(m: &str, nbf: u64, exp: u64) -> String {
+        issue(
+            TOKEN,
+            &Claims {
+                v: 1,
+                match_id: m.into(),
+                session: "s".into(),
+                nbf,
+                exp,
+            },
+        )
+    }
+
+    mod a_valid_token {
+        use super::*;
+
+        #[test]
+        fn it_should_get_the_derived_key_of_any_period() {
+            let t = token_for("final", 1000, 2000);
+            let key = service().authorize("final", "42", Some(&t)).unwrap();
+            assert_eq!(key, content_key(CONTENT, "final", 42));
+        }
+
+        #[test]
+        fn it_should_be_refused_for_another_match() {
+            let t = token_for("final", 1000, 2000);
+            let denied = service().authorize("semi", "42", Some(&t)).unwrap_err();
+            assert_eq!(denied.status, StatusCode::FORBIDDEN);
+        }
+    }
+
+    mod a_bad_request {
+        use super::*;
+
+        #[test]
+        fn it_should_be_unauthorized_without_a_token_or_with_a_bad_one() {
+            let s = service();
+            for t in [
+                None,
+                Some("garbage"),
+                Some(&*token_for("final", 0, 1400)),
+                Some(&*token_for("final", 1600, 2000)),
+            ] {
+                assert_eq!(
+                    s.authorize("final", "1", t).unwrap_err().status,
+                    StatusCode::UNAUTHORIZED,
+                    "{t:?}"
+                );
+            }
+            let forged = issue(
+                b"not the secret",
+                &Claims {
+                    v: 1,
+                    match_id: "final".into(),
+                    session: "s".into(),
+                    nbf: 0,
+                    exp: 9999,
+                },
+            );
+            assert_eq!(
+                s.authorize("final", "1", Some(&forged)).unwrap_err().reason,
+                "invalid token"
+            );
+        }
+
+        #[test]
+        fn it_should_be_a_bad_request_for_malformed_paths() {
+            let t = token_for("final", 1000, 2000);
+            for (m, p) in [
+                ("..", "1"),
+                ("final", "-1"),
+                ("final", "+1"),
+                ("final", "1.0"),
+                ("Final", "1"),
+                ("final", "99999999999999999999999"),
+            ] {
+                assert_eq!(
+                    service().authorize(m, p, Some(&t)).unwrap_err().status,
+                    StatusCode::BAD_REQUEST,
+                    "{m}/{p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def"),
+        );
+        assert_eq!(bearer(&h), Some("abc.def"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+    }
+}

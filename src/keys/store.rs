@@ -1,0 +1,216 @@
+//! The key directory written by `swarmpack keygen`: the content master secret, the token
+//! secret and the Ed25519 signing key (each mode 0600), plus the public key as SPKI PEM.
+//! Nothing in here is ever copied to the origin except `pubkey.pem`.
+
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub const CONTENT_SECRET: &str = "content.secret";
+pub const TOKEN_SECRET: &str = "token.secret";
+pub const SIGNING_KEY: &str = "signing.pk8";
+pub const PUBKEY: &str = "pubkey.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "{0}: already exists; keygen never overwrites keys (pick another --out or remove them deliberately)"
+    )]
+    Exists(PathBuf),
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path}: expected {expected}")]
+    Invalid {
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("{dir}: no keys here; run `swarmpack keygen --out {dir}` first")]
+    Missing { dir: PathBuf },
+}
+
+/// Loaded secrets. Debug output never shows them.
+pub struct KeyDir {
+    pub dir: PathBuf,
+    content: Vec<u8>,
+    token: Vec<u8>,
+    signing: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for KeyDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyDir({})", self.dir.display())
+    }
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> KeyError {
+    KeyError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => KeyError::Exists(path.to_path_buf()),
+            _ => io(path, e),
+        })?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io(path, e))
+}
+
+/// SPKI PEM of a raw Ed25519 public key (RFC 8410).
+pub fn ed25519_spki_pem(public: &[u8]) -> String {
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(public);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+}
+
+impl KeyDir {
+    /// Creates fresh keys in `dir` (created if needed). Refuses to touch existing keys.
+    pub fn generate(dir: &Path) -> Result<KeyDir, KeyError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        for name in [CONTENT_SECRET, TOKEN_SECRET, SIGNING_KEY, PUBKEY] {
+            let p = dir.join(name);
+            if p.exists() {
+                return Err(KeyError::Exists(p));
+            }
+        }
+        let rng = SystemRandom::new();
+        let mut content = [0u8; 32];
+        let mut token = [0u8; 32];
+        rng.fill(&mut content)
+            .map_err(|_| io(dir, "no system randomness"))?;
+        rng.fill(&mut token)
+            .map_err(|_| io(dir, "no system randomness"))?;
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| io(dir, "Ed25519 key generation failed"))?;
+        write_new(&dir.join(CONTENT_SECRET), &content, 0o600)?;
+        write_new(&dir.join(TOKEN_SECRET), &token, 0o600)?;
+        write_new(&dir.join(SIGNING_KEY), pkcs8.as_ref(), 0o600)?;
+        let signing = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            .map_err(|_| io(dir, "generated key does not load"))?;
+        write_new(
+            &dir.join(PUBKEY),
+            ed25519_spki_pem(signing.public_key().as_ref()).as_bytes(),
+            0o644,
+        )?;
+        KeyDir::load(dir)
+    }
+
+    /// Loads the keys in `dir`.
+    pub fn load(dir: &Path) -> Result<KeyDir, KeyError> {
+        if !dir.join(CONTENT_SECRET).exists() {
+            return Err(KeyError::Missing {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).map_err(|e| io(&p, e))
+        };
+        let content = read(CONTENT_SECRET)?;
+        let token = read(TOKEN_SECRET)?;
+        for (name, bytes) in [(CONTENT_SECRET, &content), (TOKEN_SECRET, &token)] {
+            if bytes.len() != 32 {
+                return Err(KeyError::Invalid {
+                    path: dir.join(name),
+                    expected: "32 random bytes written by `swarmpack keygen`",
+                });
+            }
+        }
+        let pkcs8 = read(SIGNING_KEY)?;
+        let signing = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8))
+            .map_err(|_| KeyError::Invalid {
+                path: dir.join(SIGNING_KEY),
+                expected: "an Ed25519 PKCS#8 key written by `swarmpack keygen`",
+            })?;
+        Ok(KeyDir {
+            dir: dir.to_path_buf(),
+            content,
+            token,
+            signing,
+        })
+    }
+
+    /// The content master secret (HKDF input for content keys).
+    pub fn content_secret(&self) -> &[u8] {
+        &self.content
+    }
+
+    /// The token secret (HMAC key for viewer tokens).
+    pub fn token_secret(&self) -> &[u8] {
+        &self.token
+    }
+
+    /// The Ed25519 signing key for manifests.
+    pub fn signing_key(&self) -> &Ed25519KeyPair {
+        &self.signing
+    }
+
+    /// `pubkey.pem` as published on the origin.
+    pub fn public_pem(&self) -> String {
+        ed25519_spki_pem(self.signing.public_key().as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn keygen_writes_private_files_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::generate(dir.path()).unwrap();
+        for name in [CONTENT_SECRET, TOKEN_SECRET, SIGNING_KEY] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let again = KeyDir::generate(dir.path()).unwrap_err().to_string();
+        assert!(again.contains("already exists"), "{again}");
+        let loaded = KeyDir::load(dir.path()).unwrap();
+        assert_eq!(loaded.content_secret(), keys.content_secret());
+        assert_eq!(
+            loaded.public_pem(),
+            std::fs::read_to_string(dir.path().join(PUBKEY)).unwrap()
+        );
+        assert_ne!(keys.content_secret(), keys.token_secret());
+    }
+
+    #[test]
+    fn missing_or_damaged_keys_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = KeyDir::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("run `swarmpack keygen --out"), "{e}");
+        KeyDir::generate(dir.path()).unwrap();
+        std::fs::write(dir.path().join(TOKEN_SECRET), b"short").unwrap();
+        let e = KeyDir::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("token.secret: expected 32 random bytes"), "{e}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::generate(dir.path()).unwrap();
+        assert_eq!(
+            format!("{keys:?}"),
+            format!("KeyDir({})", dir.path().display())
+        );
+    }
+}
