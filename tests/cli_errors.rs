@@ -127,3 +127,80 @@ fn print_pipeline_shows_gst_launch_text() {
         "{text}"
     );
 }
+
+#[test]
+fn keygen_refuses_to_overwrite_and_token_checks_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path());
+    let k = keys.to_str().unwrap();
+    let (code, err) = run_err(&["keygen", "--out", k]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("content.secret: already exists; keygen never overwrites keys"),
+        "{err}"
+    );
+    let (code, err) = run_err(&[
+        "token",
+        "--keys",
+        k,
+        "--match",
+        "final",
+        "--session",
+        "s",
+        "--ttl",
+        "soon",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--ttl \"soon\": expected a duration such as 90s"),
+        "{err}"
+    );
+    let (code, err) = run_err(&[
+        "token",
+        "--keys",
+        "/nonexistent",
+        "--match",
+        "final",
+        "--session",
+        "s",
+        "--ttl",
+        "1h",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("run `swarmpack keygen --out /nonexistent` first"),
+        "{err}"
+    );
+    let (code, err) = run_with(
+        &profile("demo.toml"),
+        &["--angle", "a=test:", "--keys", "/nonexistent"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no keys here"), "{err}");
+}
+
+#[test]
+fn keyserver_on_a_busy_port_exits_1_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path());
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let (code, err) = run_err(&[
+        "keyserver",
+        "--keys",
+        keys.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    let (code, err) = run_err(&[
+        "keyserver",
+        "--keys",
+        keys.to_str().unwrap(),
+        "--listen",
+        "localhost",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expected ADDRESS:PORT"), "{err}");
+}

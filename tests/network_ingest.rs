@@ -23,6 +23,20 @@ fn run_args(out: &std::path::Path, angle: &str) -> Command {
     cmd
 }
 
+/// ffmpeg as the venue encoder: sends `clip` in real time as MPEG-TS over SRT to `url`.
+fn venue_encoder(clip: &std::path::Path, url: &str) -> Guard {
+    Guard(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-i"])
+            .arg(clip)
+            .args(["-c", "copy", "-f", "mpegts", url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn finish(mut child: std::process::Child, deadline: Duration) -> (bool, String) {
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -61,17 +75,7 @@ fn srt_listener_takes_a_venue_encoder_push() {
     // The venue encoder calls in; it is refused until the listener is up, so retry.
     let start = Instant::now();
     let _sender = loop {
-        let mut sender = Guard(
-            Command::new("ffmpeg")
-                .args(["-v", "error", "-re", "-i"])
-                .arg(&clip)
-                .args(["-c", "copy", "-f", "mpegts"])
-                .arg(format!("srt://127.0.0.1:{port}?mode=caller"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let mut sender = venue_encoder(&clip, &format!("srt://127.0.0.1:{port}?mode=caller"));
         std::thread::sleep(Duration::from_millis(500));
         if sender.0.try_wait().unwrap().is_none() {
             break sender;
@@ -141,17 +145,7 @@ fn srt_caller_dials_a_venue_encoder_that_listens() {
     let clip = make_clip(tmp.path(), 15, "ts");
     let port = free_udp_port();
     // ffmpeg listens like a venue encoder that waits for the packager to call in.
-    let _venue = Guard(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-re", "-i"])
-            .arg(&clip)
-            .args(["-c", "copy", "-f", "mpegts"])
-            .arg(format!("srt://127.0.0.1:{port}?mode=listener"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _venue = venue_encoder(&clip, &format!("srt://127.0.0.1:{port}?mode=listener"));
     let out = tmp.path().join("origin");
     let swarm = run_args(&out, &format!("venue=srt://127.0.0.1:{port}?mode=caller"))
         .spawn()

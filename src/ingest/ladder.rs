@@ -183,20 +183,15 @@ impl AngleIngest {
                 install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps);
             }
         }
-        let vsrc = find("vsrc")?
-            .static_pad("src")
-            .ok_or_else(|| IngestError::Missing {
-                angle: angle.to_string(),
-                element: "vsrc.src".into(),
-            })?;
-        install_stream_end_probe(&vsrc, state.clone(), true);
-        let asrc = find("asrc")?
-            .static_pad("src")
-            .ok_or_else(|| IngestError::Missing {
-                angle: angle.to_string(),
-                element: "asrc.src".into(),
-            })?;
-        install_stream_end_probe(&asrc, state.clone(), false);
+        for (name, video) in [("vsrc", true), ("asrc", false)] {
+            let pad = find(name)?
+                .static_pad("src")
+                .ok_or_else(|| IngestError::Missing {
+                    angle: angle.to_string(),
+                    element: format!("{name}.src"),
+                })?;
+            install_stream_end_probe(&pad, state.clone(), video);
+        }
 
         for rung in &profile.rungs {
             let sink = find(&format!("sink_{}", rung.name))?
