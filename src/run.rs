@@ -177,6 +177,10 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     };
     let mut ended = 0;
     let mut stop_seen = 0;
+    // A clean stop must end within one segment plus a few seconds, even when a feed has
+    // stalled and will never reach the stop boundary.
+    let mut stop_deadline: Option<Instant> = None;
+    let grace = Duration::from_nanos(timeline.segment_ns()) + Duration::from_secs(5);
     let result = loop {
         let requests = stop_requests.load(Ordering::Relaxed);
         if requests >= 2 {
@@ -185,10 +189,18 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         if requests > stop_seen {
             stop_seen = requests;
             let at = clock.stop_at_next_boundary();
+            stop_deadline = Some(Instant::now() + grace);
             tracing::info!(
                 "stopping cleanly at the next boundary {} (signal again to stop at once)",
                 at.to_datetime().format("%H:%M:%S%.3fZ")
             );
+        }
+        if stop_deadline.is_some_and(|d| Instant::now() > d) {
+            tracing::warn!(
+                "{} of {total_rungs} renditions did not reach the stop boundary (stalled feed?); closing the match without them",
+                total_rungs - ended
+            );
+            break Ok(());
         }
         let event = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => ev,

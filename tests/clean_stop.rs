@@ -67,3 +67,63 @@ fn sigterm_finishes_the_segment_and_ends_the_playlists() {
         }
     }
 }
+
+#[test]
+fn sigterm_while_waiting_for_a_venue_that_never_calls_still_exits() {
+    let out = tempfile::tempdir().unwrap();
+    let keys = keygen(out.path());
+    let port = free_udp_port();
+    let child = swarmpack()
+        .args(["run", "--match", "idle"])
+        .arg("--profile")
+        .arg(profile("demo.toml"))
+        .arg("--keys")
+        .arg(&keys)
+        .args([
+            "--angle",
+            &format!("stage=srt://127.0.0.1:{port}?mode=listener"),
+        ])
+        .arg("--origin")
+        .arg(format!("file://{}", out.path().display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // The match has started once its multivariant playlist is up.
+    wait_for("the match to start", Duration::from_secs(30), || {
+        out.path().join("idle/master.m3u8").is_file()
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut guard = Guard(child);
+    let mut waited = Duration::ZERO;
+    while guard.0.try_wait().unwrap().is_none() {
+        assert!(
+            waited < Duration::from_secs(15),
+            "a stalled feed kept the match from stopping"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    let output = std::mem::replace(
+        &mut guard.0,
+        std::process::Command::new("true").spawn().unwrap(),
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "no segments is a runtime failure"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("did not reach the stop boundary"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("produced no segments"), "{stderr}");
+}
