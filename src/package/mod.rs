@@ -9,6 +9,7 @@ pub mod codec;
 pub mod crypt;
 pub mod playlist;
 pub mod segment;
+pub mod torrent;
 
 use crate::profile::Profile;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};

@@ -1,0 +1,284 @@
+//! Window torrents: a hybrid v1+v2 (BEP 3 + BEP 52) multi-file metainfo per window.
+//!
+//! `info.name` is the match and the files are `{angle}/{rung}/{seq}.ts`, in path order. BEP 47
+//! pad files align every file to a piece boundary, so every segment verifies on its own in
+//! both v1 and v2. Pure: segment bytes in, metainfo bytes and infohashes out. Hashes are
+//! computed from the bytes in memory, never by walking files.
+
+use bendy::encoding::Encoder;
+use bendy::value::Value;
+use ring::digest;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// BEP 52 merkle block size in bytes.
+pub const BLOCK: usize = 16 * 1024;
+/// Smallest and largest piece length swarmpack picks, in bytes.
+pub const MIN_PIECE: u64 = 16 * 1024;
+pub const MAX_PIECE: u64 = 1024 * 1024;
+
+/// Nesting depth of our metainfo (file tree: name/angle/rung/file/""/fields).
+const DEPTH: usize = 12;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TorrentError {
+    #[error("a window torrent needs at least one file")]
+    Empty,
+    #[error("metainfo is not valid bencode: {0}")]
+    Bencode(String),
+    #[error("metainfo field {0} is missing or has the wrong type")]
+    Field(&'static str),
+}
+
+/// One file of the window: its path below `name`, and its bytes as stored.
+#[derive(Clone, Copy, Debug)]
+pub struct TorrentFile<'a> {
+    /// `[angle, rung, "{seq}.ts"]`.
+    pub path: [&'a str; 3],
+    pub bytes: &'a [u8],
+}
+
+/// Everything outside the file data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentMeta {
+    /// `info.name`: the match ID.
+    pub name: String,
+    /// Tracker announce URLs; the first is `announce`, each is a tier of `announce-list`.
+    pub trackers: Vec<String>,
+    /// BEP 19 web seed: the origin's public URL (ends with `/`).
+    pub web_seed: String,
+    /// Unix seconds.
+    pub creation_date: i64,
+    pub comment: String,
+}
+
+/// A built window torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowTorrent {
+    /// The `.torrent` file.
+    pub bytes: Vec<u8>,
+    /// SHA-1 of the bencoded info dict.
+    pub v1: [u8; 20],
+    /// SHA-256 of the bencoded info dict.
+    pub v2: [u8; 32],
+    pub piece_length: u64,
+}
+
+/// The piece length for a window whose largest file has `max_file` bytes: the power of two
+/// nearest an eighth of it, within 16 KiB..=1 MiB, so a segment spans a handful of pieces.
+pub const fn piece_length_for(max_file: u64) -> u64 {
+    let target = max_file / 8;
+    let mut p = MIN_PIECE;
+    while p < target && p < MAX_PIECE {
+        p *= 2;
+    }
+    p
+}
+
+/// Bytes of padding after a file of `len` bytes so the next file starts on a piece boundary.
+pub const fn pad_after(len: u64, piece: u64) -> u64 {
+    (piece - len % piece) % piece
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out.copy_from_slice(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data).as_ref());
+    out
+}
+
+fn parent(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(l);
+    ctx.update(r);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// BEP 52 merkle tree of one non-empty file: its pieces root, and its piece layer (the
+/// hashes of each piece's subtree) when the file is longer than one piece.
+pub fn merkle(data: &[u8], piece: u64) -> ([u8; 32], Option<Vec<u8>>) {
+    let mut layer: Vec<[u8; 32]> = data.chunks(BLOCK).map(sha256).collect();
+    let leaves = layer.len().next_power_of_two();
+    layer.resize(leaves, [0u8; 32]);
+    let blocks_per_piece = (piece as usize / BLOCK).max(1);
+    let pieces = (data.len() as u64).div_ceil(piece) as usize;
+    let mut piece_layer = None;
+    let mut width = 1usize;
+    loop {
+        if width == blocks_per_piece && pieces > 1 {
+            piece_layer = Some(layer[..pieces].concat());
+        }
+        if layer.len() == 1 {
+            break;
+        }
+        layer = layer.chunks(2).map(|p| parent(&p[0], &p[1])).collect();
+        width *= 2;
+    }
+    (layer[0], piece_layer)
+}
+
+fn bytes(b: impl Into<Vec<u8>>) -> Value<'static> {
+    Value::Bytes(Cow::Owned(b.into()))
+}
+
+fn dict(pairs: Vec<(&str, Value<'static>)>) -> Value<'static> {
+    Value::Dict(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k.as_bytes().to_vec()), v))
+            .collect(),
+    )
+}
+
+/// Bencodes a value (keys come out sorted: the dicts are BTreeMaps of raw bytes).
+pub fn encode(v: &Value) -> Vec<u8> {
+    let mut e = Encoder::new().with_max_depth(DEPTH);
+    e.emit(v)
+        .expect("in-memory bencoding of a well-formed value");
+    e.get_output().expect("complete output")
+}
+
+/// Decodes bencode into a value.
+pub fn decode(data: &[u8]) -> Result<Value<'static>, TorrentError> {
+    let mut d = bendy::decoding::Decoder::new(data).with_max_depth(DEPTH);
+    let obj = d
+        .next_object()
+        .map_err(|e| TorrentError::Bencode(e.to_string()))?
+        .ok_or(TorrentError::Bencode("empty input".into()))?;
+    use bendy::decoding::FromBencode;
+    Value::decode_bencode_object(obj).map_err(|e| TorrentError::Bencode(e.to_string()))
+}
+
+/// Builds the hybrid torrent of one window. Files are sorted by path (the v2 file tree is a
+/// dict, and the v1 file list must follow the same order).
+pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent, TorrentError> {
+    if files.is_empty() {
+        return Err(TorrentError::Empty);
+    }
+    let mut files: Vec<TorrentFile> = files.to_vec();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let max = files
+        .iter()
+        .map(|f| f.bytes.len() as u64)
+        .max()
+        .unwrap_or(0);
+    let piece = piece_length_for(max);
+
+    let mut v1_files = Vec::new();
+    let mut pieces = Vec::new();
+    let mut layers: BTreeMap<Cow<'static, [u8]>, Value<'static>> = BTreeMap::new();
+    let mut tree: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value<'static>>>> =
+        BTreeMap::new();
+    let last = files.len() - 1;
+    for (i, f) in files.iter().enumerate() {
+        let len = f.bytes.len() as u64;
+        let path = f.path.iter().map(|p| bytes(p.as_bytes())).collect();
+        v1_files.push(dict(vec![
+            ("length", Value::Integer(len as i64)),
+            ("path", Value::List(path)),
+        ]));
+        let pad = pad_after(len, piece);
+        // v1 pieces: each file starts a piece; its last piece is completed with pad zeros,
+        // except at the end of the torrent.
+        for chunk in f.bytes.chunks(piece as usize) {
+            if chunk.len() as u64 == piece || i == last {
+                pieces.extend_from_slice(&sha1(chunk));
+            } else {
+                let mut padded = chunk.to_vec();
+                padded.resize(piece as usize, 0);
+                pieces.extend_from_slice(&sha1(&padded));
+            }
+        }
+        if i != last && pad > 0 {
+            v1_files.push(dict(vec![
+                ("attr", bytes("p")),
+                ("length", Value::Integer(pad as i64)),
+                (
+                    "path",
+                    Value::List(vec![bytes(".pad"), bytes(pad.to_string())]),
+                ),
+            ]));
+        }
+        let mut entry = vec![("length", Value::Integer(len as i64))];
+        if len > 0 {
+            let (root, layer) = merkle(f.bytes, piece);
+            entry.push(("pieces root", bytes(root.to_vec())));
+            if let Some(layer) = layer {
+                layers.insert(Cow::Owned(root.to_vec()), bytes(layer));
+            }
+        }
+        tree.entry(f.path[0].to_string())
+            .or_default()
+            .entry(f.path[1].to_string())
+            .or_default()
+            .insert(f.path[2].to_string(), dict(vec![("", dict(entry))]));
+    }
+    let file_tree = Value::Dict(
+        tree.into_iter()
+            .map(|(angle, rungs)| {
+                let rungs = Value::Dict(
+                    rungs
+                        .into_iter()
+                        .map(|(rung, segs)| {
+                            let segs = Value::Dict(
+                                segs.into_iter()
+                                    .map(|(name, v)| (Cow::Owned(name.into_bytes()), v))
+                                    .collect(),
+                            );
+                            (Cow::Owned(rung.into_bytes()), segs)
+                        })
+                        .collect(),
+                );
+                (Cow::Owned(angle.into_bytes()), rungs)
+            })
+            .collect(),
+    );
+    let info = dict(vec![
+        ("file tree", file_tree),
+        ("files", Value::List(v1_files)),
+        ("meta version", Value::Integer(2)),
+        ("name", bytes(meta.name.as_bytes())),
+        ("piece length", Value::Integer(piece as i64)),
+        ("pieces", bytes(pieces)),
+    ]);
+    let info_bytes = encode(&info);
+    let mut top = vec![
+        ("comment", bytes(meta.comment.as_bytes())),
+        (
+            "created by",
+            bytes(concat!("swarmpack ", env!("CARGO_PKG_VERSION"))),
+        ),
+        ("creation date", Value::Integer(meta.creation_date)),
+        ("info", info),
+        ("piece layers", Value::Dict(layers)),
+        (
+            "url-list",
+            Value::List(vec![bytes(meta.web_seed.as_bytes())]),
+        ),
+    ];
+    if let Some(first) = meta.trackers.first() {
+        top.push(("announce", bytes(first.as_bytes())));
+        let tiers = meta
+            .trackers
+            .iter()
+            .map(|t| Value::List(vec![bytes(t.as_bytes())]))
+            .collect();
+        top.push(("announce-list", Value::List(tiers)));
+    }
+    Ok(WindowTorrent {
+        bytes: encode(&dict(top)),
+        v1: sha1(&info_bytes),
+        v2: sha256(&info_bytes),
+        piece_length: piece,
+    })
+}
+
+#[cfg(test)]
+mod tests;
