@@ -124,7 +124,8 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         &cfg.profile,
         &angle_names,
         Box::new(protection),
-    );
+    )
+    .sign_windows(&cfg.profile, cfg.keys.signer(), &cfg.keys.public_pem());
     let mut report = RunReport::default();
 
     let (tx, rx) = crossbeam_channel::unbounded();

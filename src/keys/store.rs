@@ -36,6 +36,7 @@ pub struct KeyDir {
     pub dir: PathBuf,
     content: Vec<u8>,
     token: Vec<u8>,
+    pkcs8: Vec<u8>,
     signing: Ed25519KeyPair,
 }
 
@@ -141,6 +142,7 @@ impl KeyDir {
             dir: dir.to_path_buf(),
             content,
             token,
+            pkcs8,
             signing,
         })
     }
@@ -158,6 +160,14 @@ impl KeyDir {
     /// The Ed25519 signing key for manifests.
     pub fn signing_key(&self) -> &Ed25519KeyPair {
         &self.signing
+    }
+
+    /// An owned signer for the packager (a second handle on the same key).
+    pub fn signer(&self) -> Box<dyn crate::package::manifest::Signer> {
+        let pair = Ed25519KeyPair::from_pkcs8(&self.pkcs8)
+            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8))
+            .expect("the key loaded once already");
+        Box::new(pair)
     }
 
     /// `pubkey.pem` as published on the origin.

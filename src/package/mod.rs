@@ -7,9 +7,11 @@
 
 pub mod codec;
 pub mod crypt;
+pub mod manifest;
 pub mod playlist;
 pub mod segment;
 pub mod torrent;
+pub mod window;
 
 use crate::profile::Profile;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};
@@ -23,6 +25,16 @@ pub enum ObjectKind {
     Segment,
     MediaPlaylist,
     MasterPlaylist,
+    /// `pubkey.pem`, published once.
+    PublicKey,
+    /// A window's `.torrent`.
+    Torrent,
+    /// A window manifest or its signature.
+    Manifest,
+    /// `live.json` or its signature.
+    Pointer,
+    /// A zero-filled BEP 47 pad file for web seeds of clients that ignore BEP 47.
+    Pad,
 }
 
 /// One object for the origin, at a path relative to the origin root.
@@ -72,6 +84,8 @@ pub struct Packager {
     protection: Box<dyn Protection>,
     /// (angle, rung) → its live playlist.
     playlists: HashMap<(String, String), LivePlaylist>,
+    /// Window manifests and torrents, when signing is on.
+    windows: Option<window::WindowBook>,
     out: VecDeque<Object>,
 }
 
@@ -115,8 +129,32 @@ impl Packager {
             timeline,
             protection,
             playlists,
+            windows: None,
             out,
         }
+    }
+
+    /// Turns on window manifests, torrents and `live.json`, signed by `signer`, and queues
+    /// `pubkey.pem` (the SPKI PEM of the signer's key) right after the multivariant playlists.
+    pub fn sign_windows(
+        mut self,
+        profile: &Profile,
+        signer: Box<dyn manifest::Signer>,
+        pubkey_pem: &str,
+    ) -> Self {
+        self.out.push_back(Object {
+            path: format!("{}/pubkey.pem", self.match_id),
+            bytes: pubkey_pem.as_bytes().to_vec(),
+            kind: ObjectKind::PublicKey,
+        });
+        let renditions = self.playlists.len();
+        self.windows = Some(window::WindowBook::new(
+            &self.match_id,
+            profile,
+            renditions,
+            signer,
+        ));
+        self
     }
 
     /// Takes one finished segment: queues the (sealed) segment, then its updated playlist.
@@ -149,6 +187,14 @@ impl Packager {
             discontinuity: last.is_some_and(|l| l.0 + 1 != segment.seq.0),
             key: seg_key,
         });
+        let window_copy = self.windows.as_ref().map(|_| window::WindowSegment {
+            angle: key.0.clone(),
+            rung: key.1.clone(),
+            seq: segment.seq,
+            duration_ns: segment.duration_ns,
+            bytes: segment.bytes.clone(),
+            key: playlist.entries().last().and_then(|e| e.key.clone()),
+        });
         self.out.push_back(Object {
             path: format!("{dir}/{}.ts", segment.seq),
             bytes: segment.bytes,
@@ -159,11 +205,21 @@ impl Packager {
             bytes: playlist.render().into_bytes(),
             kind: ObjectKind::MediaPlaylist,
         });
+        if let (Some(book), Some(copy)) = (self.windows.as_mut(), window_copy) {
+            let mut closed = Vec::new();
+            book.add(copy, &mut closed);
+            self.out.extend(closed);
+        }
         Ok(())
     }
 
     /// The match is over: every media playlist gets EXT-X-ENDLIST.
     pub fn finish(&mut self) {
+        if let Some(book) = self.windows.as_mut() {
+            let mut closed = Vec::new();
+            book.finish(&mut closed);
+            self.out.extend(closed);
+        }
         let mut keys: Vec<_> = self.playlists.keys().cloned().collect();
         keys.sort();
         for key in keys {

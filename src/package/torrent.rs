@@ -62,6 +62,10 @@ pub struct WindowTorrent {
     /// SHA-256 of the bencoded info dict.
     pub v2: [u8; 32],
     pub piece_length: u64,
+    /// Lengths of the BEP 47 pad files it names (`.pad/{length}`), distinct, ascending.
+    /// Clients that ignore BEP 47 (aria2) fetch them from the web seed, so the origin
+    /// publishes zero-filled files under `{match}/.pad/`.
+    pub pads: Vec<u64>,
 }
 
 /// The piece length for a window whose largest file has `max_file` bytes: the power of two
@@ -172,6 +176,7 @@ pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent,
     let piece = piece_length_for(max);
 
     let mut v1_files = Vec::new();
+    let mut pads = std::collections::BTreeSet::new();
     let mut pieces = Vec::new();
     let mut layers: BTreeMap<Cow<'static, [u8]>, Value<'static>> = BTreeMap::new();
     let mut tree: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value<'static>>>> =
@@ -197,6 +202,7 @@ pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent,
             }
         }
         if i != last && pad > 0 {
+            pads.insert(pad);
             v1_files.push(dict(vec![
                 ("attr", bytes("p")),
                 ("length", Value::Integer(pad as i64)),
@@ -277,6 +283,7 @@ pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent,
         v1: sha1(&info_bytes),
         v2: sha256(&info_bytes),
         piece_length: piece,
+        pads: pads.into_iter().collect(),
     })
 }
 

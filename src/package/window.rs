@@ -1,0 +1,259 @@
+//! Closing windows: collects every sealed segment of a window across all renditions and,
+//! once each rendition has moved past it, turns it into a torrent, a signed manifest that
+//! chains to the previous one, and a signed `live.json`.
+
+use super::manifest::{
+    self, FORMAT, LivePointer, ManifestSegment, Signer, TorrentRef, WindowManifest,
+};
+use super::playlist::SegmentKey;
+use super::torrent::{self, TorrentFile, TorrentMeta};
+use super::{Object, ObjectKind};
+use crate::profile::Profile;
+use crate::timecode::{NS_PER_SEC, Seq, Timeline};
+use std::collections::{BTreeMap, HashSet};
+
+/// Windows listed in `live.json`, newest first.
+const LIVE_WINDOWS: usize = 10;
+
+/// One sealed segment, kept until its window closes.
+pub struct WindowSegment {
+    pub angle: String,
+    pub rung: String,
+    pub seq: Seq,
+    pub duration_ns: u64,
+    pub bytes: Vec<u8>,
+    pub key: Option<SegmentKey>,
+}
+
+#[derive(Default)]
+struct OpenWindow {
+    segments: Vec<WindowSegment>,
+    /// Renditions that have delivered their last segment of this window (or moved past it).
+    done: HashSet<(String, String)>,
+}
+
+/// The window side of the packager.
+pub struct WindowBook {
+    match_id: String,
+    timeline: Timeline,
+    trackers: Vec<String>,
+    web_seed: String,
+    renditions: usize,
+    signer: Box<dyn Signer>,
+    open: BTreeMap<u64, OpenWindow>,
+    prev_manifest: Option<String>,
+    closed: Vec<u64>,
+    /// Pad file lengths already published under `{match}/.pad/`.
+    pads_published: HashSet<u64>,
+}
+
+fn pdt(timeline: &Timeline, seq: Seq) -> String {
+    timeline
+        .seq_start(seq)
+        .to_datetime()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl WindowBook {
+    pub fn new(
+        match_id: &str,
+        profile: &Profile,
+        renditions: usize,
+        signer: Box<dyn Signer>,
+    ) -> Self {
+        WindowBook {
+            match_id: match_id.to_string(),
+            timeline: profile.timeline(),
+            trackers: profile
+                .trackers
+                .iter()
+                .map(|t| t.announce.clone())
+                .collect(),
+            web_seed: profile.origin.public_url.clone(),
+            renditions,
+            signer,
+            open: BTreeMap::new(),
+            prev_manifest: None,
+            closed: Vec::new(),
+            pads_published: HashSet::new(),
+        }
+    }
+
+    /// Continues the hash chain from an earlier manifest (a restarted match).
+    pub fn chain_from(&mut self, prev_manifest_sha256: Option<String>) {
+        self.prev_manifest = prev_manifest_sha256;
+    }
+
+    /// Records a sealed segment; returns the objects of every window that is now complete.
+    pub fn add(&mut self, segment: WindowSegment, out: &mut Vec<Object>) {
+        let rendition = (segment.angle.clone(), segment.rung.clone());
+        let w = self.timeline.window_of(segment.seq).0;
+        // A rendition that reached window w is done with every earlier window.
+        for (_, win) in self.open.range_mut(..w) {
+            win.done.insert(rendition.clone());
+        }
+        let closes = self.timeline.closes_window(segment.seq);
+        let win = self.open.entry(w).or_default();
+        win.segments.push(segment);
+        if closes {
+            win.done.insert(rendition);
+        }
+        let mut closed_any = false;
+        while let Some(entry) = self.open.first_entry() {
+            if entry.get().done.len() < self.renditions {
+                break;
+            }
+            let (w, win) = entry.remove_entry();
+            closed_any |= self.close(w, win, out);
+        }
+        if closed_any {
+            self.live(false, out);
+        }
+    }
+
+    /// The match is over: closes every open window, in order.
+    pub fn finish(&mut self, out: &mut Vec<Object>) {
+        for (w, win) in std::mem::take(&mut self.open) {
+            self.close(w, win, out);
+        }
+        self.live(true, out);
+    }
+
+    /// Emits the window's torrent, manifest and signature. Returns whether it emitted any.
+    fn close(&mut self, w: u64, mut win: OpenWindow, out: &mut Vec<Object>) -> bool {
+        if win.segments.is_empty() {
+            return false;
+        }
+        win.segments
+            .sort_by(|a, b| (&a.angle, &a.rung, a.seq).cmp(&(&b.angle, &b.rung, b.seq)));
+        let names: Vec<String> = win
+            .segments
+            .iter()
+            .map(|s| format!("{}.ts", s.seq))
+            .collect();
+        let files: Vec<TorrentFile> = win
+            .segments
+            .iter()
+            .zip(&names)
+            .map(|(s, n)| TorrentFile {
+                path: [&s.angle, &s.rung, n],
+                bytes: &s.bytes,
+            })
+            .collect();
+        let first_seq = win.segments.iter().map(|s| s.seq).min().expect("non-empty");
+        let start_secs = (self.timeline.seq_start(first_seq).0 / NS_PER_SEC) as i64;
+        let meta = TorrentMeta {
+            name: self.match_id.clone(),
+            trackers: self.trackers.clone(),
+            web_seed: self.web_seed.clone(),
+            creation_date: start_secs,
+            comment: format!("swarmpack window {w} of match {}", self.match_id),
+        };
+        let t = torrent::build(&files, &meta).expect("a window with segments has files");
+        let torrent_path = format!("windows/{w}.torrent");
+        let doc = WindowManifest {
+            format: FORMAT,
+            match_id: self.match_id.clone(),
+            window: w,
+            segment_duration: self.timeline.segment_secs(),
+            start_pdt: pdt(&self.timeline, first_seq),
+            segments: win
+                .segments
+                .iter()
+                .map(|s| ManifestSegment {
+                    path: format!("{}/{}/{}.ts", s.angle, s.rung, s.seq),
+                    angle: s.angle.clone(),
+                    rung: s.rung.clone(),
+                    seq: s.seq.0,
+                    duration: s.duration_ns as f64 / NS_PER_SEC as f64,
+                    pdt: pdt(&self.timeline, s.seq),
+                    length: s.bytes.len() as u64,
+                    sha256: manifest::sha256_hex(&s.bytes),
+                    key_period: self.timeline.window_of(s.seq).0,
+                    key_uri: s.key.as_ref().map(|k| k.uri.clone()).unwrap_or_default(),
+                    iv: s
+                        .key
+                        .as_ref()
+                        .map(|k| manifest::hex(&k.iv))
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            torrent: TorrentRef {
+                path: torrent_path.clone(),
+                infohash_v1: manifest::hex(&t.v1),
+                infohash_v2: manifest::hex(&t.v2),
+                magnet: manifest::magnet(
+                    &t.v1,
+                    &t.v2,
+                    &self.match_id,
+                    &self.trackers,
+                    &self.web_seed,
+                ),
+            },
+            prev_manifest_sha256: self.prev_manifest.clone(),
+        };
+        let json = manifest::to_file_bytes(&doc);
+        let digest = manifest::sha256_hex(&json);
+        let sig = self.signer.sign(&json).to_vec();
+        let base = format!("{}/windows/{w}", self.match_id);
+        for pad in &t.pads {
+            if self.pads_published.insert(*pad) {
+                out.push(Object {
+                    path: format!("{}/.pad/{pad}", self.match_id),
+                    bytes: vec![0; *pad as usize],
+                    kind: ObjectKind::Pad,
+                });
+            }
+        }
+        out.push(Object {
+            path: format!("{}/{torrent_path}", self.match_id),
+            bytes: t.bytes,
+            kind: ObjectKind::Torrent,
+        });
+        out.push(Object {
+            path: format!("{base}.json"),
+            bytes: json,
+            kind: ObjectKind::Manifest,
+        });
+        out.push(Object {
+            path: format!("{base}.json.sig"),
+            bytes: sig,
+            kind: ObjectKind::Manifest,
+        });
+        self.prev_manifest = Some(digest);
+        self.closed.push(w);
+        true
+    }
+
+    /// Emits the signed `live.json` pointing at the newest windows (nothing before the first).
+    fn live(&mut self, ended: bool, out: &mut Vec<Object>) {
+        let Some(newest) = self.prev_manifest.clone() else {
+            return;
+        };
+        let live = LivePointer {
+            format: FORMAT,
+            match_id: self.match_id.clone(),
+            windows: self
+                .closed
+                .iter()
+                .rev()
+                .take(LIVE_WINDOWS)
+                .copied()
+                .collect(),
+            newest_manifest_sha256: newest,
+            ended,
+        };
+        let live = manifest::to_file_bytes(&live);
+        let live_sig = self.signer.sign(&live).to_vec();
+        out.push(Object {
+            path: format!("{}/live.json", self.match_id),
+            bytes: live,
+            kind: ObjectKind::Pointer,
+        });
+        out.push(Object {
+            path: format!("{}/live.json.sig", self.match_id),
+            bytes: live_sig,
+            kind: ObjectKind::Pointer,
+        });
+    }
+}
