@@ -113,6 +113,26 @@ Players send it as `Authorization: Bearer TOKEN` or `?token=TOKEN` to the key se
         #[arg(long, value_name = "DURATION")]
         ttl: String,
     },
+    /// Check a published match: signatures, hash chain, segment hashes, torrents.
+    #[command(
+        long_about = "Check a published match the way a careful peer would: the Ed25519 \
+signature of live.json and of every window manifest, the hash chain between windows (gaps, \
+reordering, substitution), every segment's length and SHA-256, and that each window torrent's \
+infohashes, v1 piece hashes and v2 merkle roots match the data. PATH_OR_URL is the match \
+directory, local (out/final) or over HTTP (http://origin/final/). Prints one line per problem; \
+exits 0 only when everything checks."
+    )]
+    Verify {
+        /// The match directory: a local path or an http(s):// URL.
+        #[arg(value_name = "PATH_OR_URL")]
+        target: String,
+        /// The match's public key (pubkey.pem from keygen, or fetched from a trusted place).
+        #[arg(long, value_name = "FILE")]
+        pubkey: PathBuf,
+        /// Check only this window (and its link to the previous one).
+        #[arg(long, value_name = "N")]
+        window: Option<u64>,
+    },
     /// Serve content keys to viewers with a valid token: GET /keys/{match}/{period}.
     #[command(
         long_about = "Serve content keys: GET /keys/{match}/{period} returns the 16-byte \
@@ -216,6 +236,32 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             Ok(())
         }
         Command::Keyserver { keys, listen } => keyserver(&keys, &listen, stop_requests),
+        Command::Verify {
+            target,
+            pubkey,
+            window,
+        } => {
+            use swarmpack::verify;
+            let key = verify::read_pubkey(&pubkey).map_err(bad_input)?;
+            let report =
+                verify::verify(&verify::Source::parse(&target), &key, window).map_err(runtime)?;
+            for p in &report.problems {
+                println!("{p}");
+            }
+            if report.problems.is_empty() {
+                tracing::info!(
+                    "{target}: {} window(s), {} segment(s): all verified",
+                    report.windows,
+                    report.segments
+                );
+                Ok(())
+            } else {
+                Err(runtime(anyhow!(
+                    "{target}: {} problem(s) found",
+                    report.problems.len()
+                )))
+            }
+        }
     }
 }
 

@@ -12,3 +12,4 @@ pub mod profile;
 pub mod publish;
 pub mod run;
 pub mod timecode;
+pub mod verify;

@@ -1,0 +1,227 @@
+//! `swarmpack verify` passes on a clean match, locally and over HTTP, and fails with a
+//! precise message on each kind of tampering.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// One real match, made once for all the cases here (22 s: at least three windows).
+fn clean_match() -> &'static (tempfile::TempDir, PathBuf) {
+    static MATCH: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    MATCH.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = keygen(tmp.path());
+        let origin = tmp.path().join("origin");
+        let mut cmd = swarmpack();
+        cmd.args(["run", "--match", "final", "--fast", "--duration", "22"])
+            .arg("--profile")
+            .arg(profile("demo.toml"))
+            .arg("--keys")
+            .arg(&keys)
+            .args(["--angle", "main=test:", "--angle", "pov=test:"])
+            .arg("--origin")
+            .arg(format!("file://{}", origin.display()));
+        let out = run_with_deadline(cmd, Duration::from_secs(240));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = origin.join("final");
+        (tmp, dir)
+    })
+}
+
+/// A tampered copy of the clean match.
+fn copy_of_match() -> (tempfile::TempDir, PathBuf) {
+    let (_, dir) = clean_match();
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(dir)
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let copy = tmp.path().join("final");
+    (tmp, copy)
+}
+
+fn verify(target: &str, extra: &[&str]) -> (i32, String) {
+    let (_, dir) = clean_match();
+    let out = swarmpack()
+        .arg("verify")
+        .arg(target)
+        .arg("--pubkey")
+        .arg(dir.join("pubkey.pem"))
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+fn windows(dir: &Path) -> Vec<u64> {
+    let mut w: Vec<u64> = std::fs::read_dir(dir.join("windows"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".json")
+                .and_then(|n| n.parse().ok())
+        })
+        .collect();
+    w.sort();
+    w
+}
+
+fn a_segment(dir: &Path) -> PathBuf {
+    let w = windows(dir)[1];
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("windows/{w}.json"))).unwrap())
+            .unwrap();
+    PathBuf::from(doc["segments"][0]["path"].as_str().unwrap())
+}
+
+#[test]
+fn a_clean_match_verifies_locally_and_over_http() {
+    let (_, dir) = clean_match();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let w = windows(dir)[1].to_string();
+    assert_eq!(verify(dir.to_str().unwrap(), &["--window", &w]).0, 0);
+    let port = free_tcp_port();
+    let _http = Guard(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("http", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let (code, out) = verify(&format!("http://127.0.0.1:{port}/final/"), &[]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}
+
+#[test]
+fn one_flipped_byte_in_a_segment_is_named() {
+    let (_t, dir) = copy_of_match();
+    let seg = a_segment(&dir);
+    let path = dir.join(&seg);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[500] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("{}: SHA-256", seg.display())),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "exactly one problem: {out}");
+}
+
+#[test]
+fn a_deleted_segment_is_named() {
+    let (_t, dir) = copy_of_match();
+    let seg = a_segment(&dir);
+    std::fs::remove_file(dir.join(&seg)).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("{}: missing", seg.display())),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_swapped_manifest_is_caught() {
+    let (_t, dir) = copy_of_match();
+    let w = windows(&dir);
+    let (a, b) = (w[1], w[2]);
+    for ext in ["json", "json.sig"] {
+        let pa = dir.join(format!("windows/{a}.{ext}"));
+        let pb = dir.join(format!("windows/{b}.{ext}"));
+        let (da, db) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        std::fs::write(&pa, db).unwrap();
+        std::fs::write(&pb, da).unwrap();
+    }
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(
+            "windows/{a}.json: says window {b}, expected {a} (swapped manifest)"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_truncated_signature_is_caught() {
+    let (_t, dir) = copy_of_match();
+    let w = windows(&dir)[1];
+    let sig = dir.join(format!("windows/{w}.json.sig"));
+    let bytes = std::fs::read(&sig).unwrap();
+    std::fs::write(&sig, &bytes[..40]).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(
+            "windows/{w}.json.sig: 40 bytes, expected a 64-byte Ed25519 signature"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_window_removed_from_the_chain_is_caught() {
+    let (_t, dir) = copy_of_match();
+    let w = windows(&dir);
+    let gone = w[1];
+    std::fs::remove_file(dir.join(format!("windows/{gone}.json"))).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(
+            "windows/{}.json: links to a previous window, but windows/{gone}.json is missing",
+            w[2]
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_tampered_torrent_is_caught() {
+    let (_t, dir) = copy_of_match();
+    let w = windows(&dir)[1];
+    let path = dir.join(format!("windows/{w}.torrent"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip a byte inside the v1 piece hashes ("6:pieces" then "<len>:<hashes>").
+    let key = bytes.windows(8).position(|x| x == b"6:pieces").unwrap() + 8;
+    let colon = key + bytes[key..].iter().position(|b| *b == b':').unwrap();
+    bytes[colon + 5] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("windows/{w}.torrent: infohashes")),
+        "{out}"
+    );
+}
