@@ -31,11 +31,6 @@ impl UtcNs {
             .single()
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
-
-    /// Seconds since the epoch as a float, for display only.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / NS_PER_SEC as f64
-    }
 }
 
 /// Epoch-locked segment number: `floor(unix_seconds(start) / segment_duration)`.

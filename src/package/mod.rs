@@ -237,10 +237,6 @@ impl Packager {
     pub fn pull(&mut self) -> Option<Object> {
         self.out.pop_front()
     }
-
-    pub fn timeline(&self) -> &Timeline {
-        &self.timeline
-    }
 }
 
 #[cfg(test)]

@@ -79,11 +79,6 @@ impl WindowBook {
         }
     }
 
-    /// Continues the hash chain from an earlier manifest (a restarted match).
-    pub fn chain_from(&mut self, prev_manifest_sha256: Option<String>) {
-        self.prev_manifest = prev_manifest_sha256;
-    }
-
     /// Records a sealed segment; returns the objects of every window that is now complete.
     pub fn add(&mut self, segment: WindowSegment, out: &mut Vec<Object>) {
         let rendition = (segment.angle.clone(), segment.rung.clone());

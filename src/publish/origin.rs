@@ -54,10 +54,6 @@ impl LocalDir {
         LocalDir { root }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn write_err(&self, path: &str, source: std::io::Error) -> OriginError {
         OriginError::Write {
             root: self.root.clone(),
