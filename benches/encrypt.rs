@@ -4,39 +4,12 @@
 //! Run: `cargo bench --bench encrypt`
 
 use std::hint::black_box;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use swarmpack::keys::ContentKey;
 use swarmpack::package::crypt::encrypt;
 
-/// openssl's figure for 16 KiB blocks, in MB/s (10^6 bytes), if openssl is installed.
-fn openssl_mb_s() -> Option<f64> {
-    let out = Command::new("openssl")
-        .args([
-            "speed",
-            "-evp",
-            "aes-128-cbc",
-            "-seconds",
-            "2",
-            "-bytes",
-            "16384",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The last line reads: "AES-128-CBC  <kB/s>k" (1000s of bytes per second).
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.to_lowercase().starts_with("aes-128-cbc"))?;
-    let kb: f64 = line
-        .split_whitespace()
-        .last()?
-        .trim_end_matches('k')
-        .parse()
-        .ok()?;
-    Some(kb / 1000.0)
-}
+#[path = "support/openssl.rs"]
+mod openssl;
 
 fn main() {
     // A typical 2 s segment of a 3 Mbit/s rung is about 750 KB.
@@ -54,7 +27,7 @@ fn main() {
     }
     let ours = bytes as f64 / start.elapsed().as_secs_f64() / 1e6;
     println!("segment encryption (AES-128-CBC, 750 KB segments, one core): {ours:.0} MB/s");
-    match openssl_mb_s() {
+    match openssl::speed_mb_s("aes-128-cbc", 2) {
         Some(theirs) => println!(
             "openssl speed -evp aes-128-cbc (16 KiB blocks, one core):      {theirs:.0} MB/s  -> swarmpack at {:.0}% of it",
             100.0 * ours / theirs

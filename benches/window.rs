@@ -5,30 +5,13 @@
 //! Run: `cargo bench --bench window`
 
 use std::hint::black_box;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use swarmpack::package::window::{WindowBook, WindowSegment};
 use swarmpack::profile::Profile;
 use swarmpack::timecode::Seq;
 
-fn openssl_mb_s(alg: &str) -> Option<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-evp", alg, "-seconds", "1", "-bytes", "16384"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.to_lowercase().starts_with(alg))?;
-    let kb: f64 = line
-        .split_whitespace()
-        .last()?
-        .trim_end_matches('k')
-        .parse()
-        .ok()?;
-    Some(kb / 1000.0)
-}
+#[path = "support/openssl.rs"]
+mod openssl;
 
 fn main() {
     let profile = Profile::load(std::path::Path::new(concat!(
@@ -95,7 +78,10 @@ fn main() {
         "window packaging (hash + manifest + torrent + signature, {:.1} MB windows, one core): {ours:.0} MB/s",
         window_bytes as f64 / 1e6
     );
-    if let (Some(sha1), Some(sha256)) = (openssl_mb_s("sha1"), openssl_mb_s("sha256")) {
+    if let (Some(sha1), Some(sha256)) = (
+        openssl::speed_mb_s("sha1", 1),
+        openssl::speed_mb_s("sha256", 1),
+    ) {
         // Every byte is hashed three times: SHA-256 (manifest), SHA-1 (v1 pieces), SHA-256 (v2 leaves).
         let limit = 1.0 / (2.0 / sha256 + 1.0 / sha1);
         println!(

@@ -49,23 +49,8 @@ fn setup() -> Setup {
         );
     std::fs::write(&profile_path, text).unwrap();
     let origin = tmp.path().join("origin");
-    let mut cmd = swarmpack();
-    cmd.env("RUST_LOG", "debug")
-        .args(["run", "--match", MATCH, "--fast", "--duration", "6"])
-        .arg("--profile")
-        .arg(&profile_path)
-        .arg("--keys")
-        .arg(&keys)
-        .args(["--angle", "main=test:", "--angle", "pov=test:"])
-        .arg("--origin")
-        .arg(format!("file://{}", origin.display()));
-    let out = run_with_deadline(cmd, Duration::from_secs(120));
+    let out = run_two_test_angles(MATCH, &profile_path, &keys, &origin, 6);
     std::fs::write(tmp.path().join("run.log"), &out.stderr).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     let keyserver_log = std::fs::File::create(tmp.path().join("keyserver.log")).unwrap();
     let keyserver = Guard(
@@ -81,22 +66,7 @@ fn setup() -> Setup {
             .unwrap(),
     );
     let http_port = free_tcp_port();
-    let http = Guard(
-        Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "http.server",
-                &http_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(&origin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let http = http_server(&origin, http_port);
     for port in [key_port, http_port] {
         wait_for("a server to listen", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()

@@ -5,9 +5,8 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// One real match, made once for all the cases here (22 s: at least three windows).
 fn clean_match() -> &'static (tempfile::TempDir, PathBuf) {
@@ -16,21 +15,7 @@ fn clean_match() -> &'static (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
         let keys = keygen(tmp.path());
         let origin = tmp.path().join("origin");
-        let mut cmd = swarmpack();
-        cmd.args(["run", "--match", "final", "--fast", "--duration", "22"])
-            .arg("--profile")
-            .arg(profile("demo.toml"))
-            .arg("--keys")
-            .arg(&keys)
-            .args(["--angle", "main=test:", "--angle", "pov=test:"])
-            .arg("--origin")
-            .arg(format!("file://{}", origin.display()));
-        let out = run_with_deadline(cmd, Duration::from_secs(240));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_two_test_angles("final", &profile("demo.toml"), &keys, &origin, 22);
         let dir = origin.join("final");
         (tmp, dir)
     })
@@ -98,25 +83,7 @@ fn a_clean_match_verifies_locally_and_over_http() {
     let w = windows(dir)[1].to_string();
     assert_eq!(verify(dir.to_str().unwrap(), &["--window", &w]).0, 0);
     let port = free_tcp_port();
-    let _http = Guard(
-        Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(dir.parent().unwrap())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("http", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let _http = http_server(dir.parent().unwrap(), port);
     let (code, out) = verify(&format!("http://127.0.0.1:{port}/final/"), &[]);
     assert_eq!((code, out.as_str()), (0, ""));
 }

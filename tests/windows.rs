@@ -48,21 +48,7 @@ fn windows_are_signed_chained_and_served_by_their_torrents() {
         );
     std::fs::write(&profile_path, text).unwrap();
     let origin = tmp.path().join("origin");
-    let mut cmd = swarmpack();
-    cmd.args(["run", "--match", "final", "--fast", "--duration", "22"])
-        .arg("--profile")
-        .arg(&profile_path)
-        .arg("--keys")
-        .arg(&keys)
-        .args(["--angle", "main=test:", "--angle", "pov=test:"])
-        .arg("--origin")
-        .arg(format!("file://{}", origin.display()));
-    let out = run_with_deadline(cmd, Duration::from_secs(240));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_two_test_angles("final", &profile_path, &keys, &origin, 22);
 
     let root = origin.join("final");
     let pubkey = root.join("pubkey.pem");
@@ -168,25 +154,7 @@ fn windows_are_signed_chained_and_served_by_their_torrents() {
     assert_eq!(live_doc["ended"], Value::Bool(true));
 
     // aria2c fetches the fullest window through the web seed alone (no peers, no tracker).
-    let _http = Guard(
-        Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "http.server",
-                &http_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(&origin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the web seed", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
-    });
+    let _http = http_server(&origin, http_port);
     let dl = tmp.path().join("download");
     let mut aria = Command::new("aria2c");
     aria.args([

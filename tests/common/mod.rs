@@ -310,3 +310,64 @@ pub fn assert_playlist_segments_valid(dir: &Path, keys: &Path, match_id: &str) -
     }
     playlist.segments.len()
 }
+
+/// A static HTTP server (Python's http.server) over `dir` on a loopback port, waited for.
+/// It stands in for an origin or web seed; it is killed when the guard drops.
+pub fn http_server(dir: &Path, port: u16) -> Guard {
+    let guard = Guard(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    wait_for("the HTTP server", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    guard
+}
+
+/// `swarmpack run --fast` of two `test:` angles (main, pov) for `secs` seconds into `origin`;
+/// panics with swarmpack's log if it fails. Returns the output (stderr holds the log).
+pub fn run_two_test_angles(
+    match_id: &str,
+    profile: &Path,
+    keys: &Path,
+    origin: &Path,
+    secs: u32,
+) -> Output {
+    let mut cmd = swarmpack();
+    // Debug logs: more to read when a test fails, and more for the leak scans to search.
+    cmd.env("RUST_LOG", "debug");
+    cmd.args([
+        "run",
+        "--match",
+        match_id,
+        "--fast",
+        "--duration",
+        &secs.to_string(),
+    ])
+    .arg("--profile")
+    .arg(profile)
+    .arg("--keys")
+    .arg(keys)
+    .args(["--angle", "main=test:", "--angle", "pov=test:"])
+    .arg("--origin")
+    .arg(format!("file://{}", origin.display()));
+    let out = run_with_deadline(cmd, Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "swarmpack run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
