@@ -40,14 +40,12 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let keys = keygen(tmp.path());
     let key_port = free_tcp_port();
-    let profile_path = tmp.path().join("enc.toml");
-    let text = std::fs::read_to_string(profile("demo.toml"))
-        .unwrap()
-        .replace(
-            "http://127.0.0.1:8081/keys",
-            &format!("http://127.0.0.1:{key_port}/keys"),
-        );
-    std::fs::write(&profile_path, text).unwrap();
+    let profile_path = profile_with(
+        tmp.path(),
+        "demo.toml",
+        "http://127.0.0.1:8081/keys",
+        &format!("http://127.0.0.1:{key_port}/keys"),
+    );
     let origin = tmp.path().join("origin");
     let out = run_two_test_angles(MATCH, &profile_path, &keys, &origin, 6);
     std::fs::write(tmp.path().join("run.log"), &out.stderr).unwrap();

@@ -11,18 +11,7 @@ fn two_test_angles_two_rungs_are_keyframe_aligned_on_the_master_timecode() {
     let out = tempfile::tempdir().unwrap();
     let keys = keygen(out.path());
     let plain = tempfile::tempdir().unwrap();
-    let mut cmd = swarmpack();
-    cmd.args(["run", "--match", "final", "--fast", "--duration", "14"])
-        .arg("--keys")
-        .arg(&keys)
-        .arg("--profile")
-        .arg(profile("demo.toml"))
-        .args(["--angle", "main=test:", "--angle", "pov=test:"])
-        .arg("--origin")
-        .arg(format!("file://{}", out.path().display()));
-    let result = run_with_deadline(cmd, Duration::from_secs(240));
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "swarmpack failed:\n{stderr}");
+    run_two_test_angles("final", &profile("demo.toml"), &keys, out.path(), 14);
 
     let root = out.path().join("final");
     // (seq) → first PTS per rendition; (seq) → PDT per rendition.

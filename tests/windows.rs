@@ -39,14 +39,12 @@ fn windows_are_signed_chained_and_served_by_their_torrents() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = keygen(tmp.path());
     let http_port = free_tcp_port();
-    let profile_path = tmp.path().join("p.toml");
-    let text = std::fs::read_to_string(profile("demo.toml"))
-        .unwrap()
-        .replace(
-            "http://127.0.0.1:8080/",
-            &format!("http://127.0.0.1:{http_port}/"),
-        );
-    std::fs::write(&profile_path, text).unwrap();
+    let profile_path = profile_with(
+        tmp.path(),
+        "demo.toml",
+        "http://127.0.0.1:8080/",
+        &format!("http://127.0.0.1:{http_port}/"),
+    );
     let origin = tmp.path().join("origin");
     run_two_test_angles("final", &profile_path, &keys, &origin, 22);
 

@@ -371,3 +371,12 @@ pub fn run_two_test_angles(
     );
     out
 }
+
+/// A copy of a shipped profile in `dir` with one text replacement (e.g. a loopback port).
+pub fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(profile(name)).unwrap();
+    assert!(text.contains(from), "{name} has no {from:?}");
+    let path = dir.join(format!("edited-{name}"));
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
