@@ -394,23 +394,10 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
         e => runtime(e),
     })?;
     if report.segments == 0 {
-        return Err(
-            runtime(anyhow!("match {} produced no segments", args.match_id))
-                .map_context("check the feeds: no frame reached a segment boundary"),
-        );
+        return Err(runtime(anyhow!(
+            "match {} produced no segments: check the feeds, no frame reached a segment boundary",
+            args.match_id
+        )));
     }
     Ok(())
-}
-
-trait MapContext {
-    fn map_context(self, context: &'static str) -> Self;
-}
-
-impl MapContext for Failure {
-    fn map_context(self, context: &'static str) -> Self {
-        Failure {
-            code: self.code,
-            error: Err::<(), _>(self.error).context(context).unwrap_err(),
-        }
-    }
 }
