@@ -10,7 +10,7 @@ use swarmpack::ingest::{Fragments, SourceSpec};
 use swarmpack::keys::server::{KeyService, router};
 use swarmpack::keys::{Claims, KeyDir, KeyError};
 use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
-use swarmpack::publish::origin;
+use swarmpack::publish::Origin;
 use swarmpack::run::{RunConfig, RunError};
 
 /// A failure and the exit code it earns.
@@ -163,9 +163,30 @@ pub struct RunArgs {
     /// Match secrets from `swarmpack keygen`.
     #[arg(long, value_name = "DIR", default_value = "./keys")]
     pub keys: PathBuf,
-    /// Where to publish: file:///abs/dir or file://relative/dir.
+    /// Where to publish: file:///abs/dir, file://relative/dir, http(s)://host/path/ (WebDAV
+    /// PUT) or s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY from the environment).
     #[arg(long, value_name = "URL", default_value = "file://./out")]
     pub origin: String,
+    /// Local working directory: objects wait in SPOOL/MATCH/queue until the origin has them
+    /// (a restart publishes leftovers first); SPOOL/MATCH/seed is the seeder's copy.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./spool",
+        env = "SWARMPACK_SPOOL"
+    )]
+    pub spool: PathBuf,
+    /// At the end, wait this long for the spool to drain to the origin: 30s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub drain_timeout: String,
+    /// Do not seed windows (overrides the profile's [seed] enabled).
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Where the seeder listens for peers, IP:PORT (overrides the profile's seed.listen;
+    /// port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", env = "SWARMPACK_SEED_LISTEN")]
+    pub seed_listen: Option<String>,
     /// Stop after SECS of media, rounded up to whole segments (a clean end with ENDLIST).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -368,14 +389,35 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let origin = origin::open(&args.origin).map_err(bad_input)?;
+    let mut profile = profile;
+    if let Some(listen) = &args.seed_listen {
+        profile.seed.listen = listen.parse().map_err(|_| {
+            bad_input(anyhow!(
+                "--seed-listen {listen:?}: expected IP:PORT, e.g. 0.0.0.0:6881"
+            ))
+        })?;
+    }
+    let drain_timeout = humantime::parse_duration(&args.drain_timeout).map_err(|e| {
+        bad_input(anyhow!(
+            "--drain-timeout {:?}: expected a duration like 30s or 2m ({e})",
+            args.drain_timeout
+        ))
+    })?;
+    let origin = Origin::open(&args.origin).map_err(|e| match e {
+        swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
+        e => runtime(e),
+    })?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
+    let seed = profile.seed.enabled && !args.no_seed;
     let report = swarmpack::run::run(
         RunConfig {
             match_id: args.match_id.clone(),
             profile,
             angles,
             origin,
+            spool: args.spool.clone(),
+            drain_timeout,
+            seed,
             keys,
             duration_secs: args.duration,
             fast: args.fast,
@@ -386,7 +428,8 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
     .map_err(|e| match e {
         RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
         | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
-        | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. }) => bad_input(e),
+        | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. })
+        | RunError::Seed(swarmpack::seed::SeedError::MissingToken { .. }) => bad_input(e),
         RunError::Interrupted => Failure {
             code: 130,
             error: e.into(),

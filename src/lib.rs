@@ -1,8 +1,8 @@
 //! swarmpack: live multi-angle HLS for peer-to-peer tournament streaming.
 //!
 //! The data flows one way: [`ingest`] (GStreamer: feeds → keyframe-aligned MPEG-TS per rung)
-//! → [`package`] (pure: segments, playlists) → [`publish`] (the origin). [`run`] wires one
-//! match together. [`profile`] and [`timecode`] are the shared vocabulary.
+//! → [`package`] (pure: segments, playlists, manifests, torrents) → [`publish`] (spool, then
+//! the origin) and [`seed`] (BitTorrent). [`run`] wires one match together. [`profile`] and [`timecode`] are the shared vocabulary.
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod ingest;
@@ -11,5 +11,6 @@ pub mod package;
 pub mod profile;
 pub mod publish;
 pub mod run;
+pub mod seed;
 pub mod timecode;
 pub mod verify;

@@ -35,9 +35,14 @@ fn main() {
     }
 }
 
+/// swarmpack at info; the BitTorrent engine only for problems, plus its tracker errors
+/// (which it reports at debug level).
+const DEFAULT_LOG_FILTER: &str = "info,librqbit=warn,librqbit::storage=error,librqbit_core=warn,\
+librqbit_dht=warn,librqbit_tracker_comms=debug";
+
 fn init_logging(format: cli::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

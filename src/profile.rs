@@ -65,6 +65,7 @@ pub struct Profile {
     pub encryption: EncryptionConfig,
     pub origin: OriginConfig,
     pub trackers: Vec<Tracker>,
+    pub seed: SeedConfig,
 }
 
 /// The segment grid.
@@ -146,6 +147,31 @@ pub struct OriginConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracker {
     pub announce: String,
+    /// torrust-tracker style whitelist API: each window's infohash is registered with
+    /// `POST {whitelist_api}/{infohash}` before it is announced.
+    pub whitelist_api: Option<String>,
+    /// The environment variable holding that API's token (secrets stay out of profiles).
+    pub whitelist_token_env: Option<String>,
+}
+
+/// The in-process seeder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedConfig {
+    pub enabled: bool,
+    /// Where peers connect (TCP). Port 0 picks a free port.
+    pub listen: std::net::SocketAddr,
+    /// Also announce on the mainline DHT.
+    pub dht: bool,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        SeedConfig {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 6881)),
+            dht: false,
+        }
+    }
 }
 
 // ---- the file as written (serde) ----
@@ -163,6 +189,7 @@ struct RawProfile {
     origin: Option<RawOrigin>,
     #[serde(default)]
     tracker: Vec<RawTracker>,
+    seed: Option<RawSeed>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +237,16 @@ struct RawOrigin {
 #[serde(deny_unknown_fields)]
 struct RawTracker {
     announce: String,
+    whitelist_api: Option<String>,
+    whitelist_token_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeed {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    dht: Option<bool>,
 }
 
 /// Default key URI base (the contract's example key server on loopback).
@@ -349,10 +386,36 @@ impl Checker<'_> {
                 &t.announce,
                 &["http", "https", "udp"],
             )?;
+            if let Some(api) = &t.whitelist_api {
+                self.url(
+                    &format!("tracker[{i}].whitelist_api"),
+                    api,
+                    &["http", "https"],
+                )?;
+            }
+            if let Some(var) = &t.whitelist_token_env {
+                let ok = !var.is_empty()
+                    && var
+                        .bytes()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
+                if !ok || t.whitelist_api.is_none() {
+                    return Err(self.invalid(
+                        format!("tracker[{i}].whitelist_token_env"),
+                        "the name of an environment variable (A-Z, 0-9, _), with whitelist_api set",
+                        format!("{var:?}"),
+                    ));
+                }
+            }
             trackers.push(Tracker {
                 announce: t.announce.clone(),
+                whitelist_api: t
+                    .whitelist_api
+                    .as_ref()
+                    .map(|a| a.trim_end_matches('/').to_string()),
+                whitelist_token_env: t.whitelist_token_env.clone(),
             });
         }
+        let seed = self.seed(raw.seed.as_ref())?;
         Ok(Profile {
             name: raw.name,
             segment,
@@ -361,6 +424,7 @@ impl Checker<'_> {
             encryption: EncryptionConfig { key_uri_base },
             origin: OriginConfig { public_url },
             trackers,
+            seed,
         })
     }
 
@@ -421,6 +485,25 @@ impl Checker<'_> {
             video_kbps: self.int_in(&f("video_kbps"), r.video_kbps, 50, 200_000)?,
             audio_kbps: self.int_in(&f("audio_kbps"), r.audio_kbps, 16, 320)?,
         })
+    }
+
+    fn seed(&self, raw: Option<&RawSeed>) -> Result<SeedConfig, ProfileError> {
+        let mut seed = SeedConfig::default();
+        let Some(raw) = raw else {
+            return Ok(seed);
+        };
+        seed.enabled = raw.enabled.unwrap_or(seed.enabled);
+        seed.dht = raw.dht.unwrap_or(seed.dht);
+        if let Some(listen) = &raw.listen {
+            seed.listen = listen.parse().map_err(|_| {
+                self.invalid(
+                    "seed.listen",
+                    "IP:PORT, e.g. \"0.0.0.0:6881\" (port 0 picks a free port)",
+                    format!("{listen:?}"),
+                )
+            })?;
+        }
+        Ok(seed)
     }
 
     fn encoder(&self, e: &RawEncoder) -> Result<EncoderConfig, ProfileError> {

@@ -3,11 +3,13 @@
 use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
 use crate::keys::KeyDir;
 use crate::package::crypt::Aes128;
-use crate::package::{PackageError, Packager};
+use crate::package::{ObjectKind, PackageError, Packager};
 use crate::profile::Profile;
-use crate::publish::{Origin, OriginError};
+use crate::publish::{Origin, PublishError, Publisher, PublisherConfig};
+use crate::seed::{SeedError, Seeder};
 use crate::timecode::{Seq, UtcNs};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +21,11 @@ pub enum RunError {
     #[error("angle {angle}: feed failed: {message}")]
     Feed { angle: String, message: String },
     #[error(transparent)]
-    Origin(#[from] OriginError),
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("stopped at once by a second signal; the segment in progress was not published")]
     Interrupted,
 }
@@ -30,7 +36,14 @@ pub struct RunConfig {
     pub profile: Profile,
     /// Angle name and feed, in the order given (the first is the default angle).
     pub angles: Vec<(String, SourceSpec)>,
-    pub origin: Box<dyn Origin>,
+    pub origin: Origin,
+    /// Local working directory: `{spool}/{match}/queue` holds objects until the origin has
+    /// them; `{spool}/{match}/seed` is the seeder's copy of the windows in the DVR window.
+    pub spool: PathBuf,
+    /// How long the end of the match waits for the spool to drain.
+    pub drain_timeout: Duration,
+    /// Seed windows in-process (the profile's `[seed]`, unless turned off).
+    pub seed: bool,
     /// The match secrets (from `keygen`); content keys are derived from them per window.
     pub keys: KeyDir,
     /// Stop after this many seconds of media (rounded up to whole segments).
@@ -128,6 +141,37 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     .sign_windows(&cfg.profile, cfg.keys.signer(), &cfg.keys.public_pem());
     let mut report = RunReport::default();
 
+    // Publishing and seeding run on one small async runtime beside the GStreamer threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("swarmpack-io")
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let work_dir = cfg.spool.join(&cfg.match_id);
+    let origin_name = cfg.origin.describe().to_string();
+    let publisher = Publisher::start(
+        rt.handle(),
+        cfg.origin,
+        &work_dir.join("queue"),
+        PublisherConfig::default(),
+    )?;
+    let seeder = if cfg.seed {
+        let per_window = cfg.profile.segment.window as usize;
+        let keep = cfg.profile.segment.dvr_segments().div_ceil(per_window) + 1;
+        Some(Seeder::start(
+            rt.handle(),
+            &work_dir.join("seed"),
+            &cfg.match_id,
+            &cfg.profile.seed,
+            &cfg.profile.trackers,
+            keep as u64,
+        )?)
+    } else {
+        None
+    };
+    let outlet = Outlet { publisher, seeder };
+
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut angles = Vec::new();
     for (name, spec) in &cfg.angles {
@@ -150,14 +194,14 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     }
     drop(tx);
     // The pipelines are sound: the multivariant playlists go up first, once.
-    if let Err(e) = publish_all(&mut packager, cfg.origin.as_ref(), &mut report) {
+    if let Err(e) = outlet.forward(&mut packager, &mut report) {
         angles.into_iter().for_each(AngleIngest::shutdown);
         return Err(e);
     }
     tracing::info!(
         "match {} on {}: {} angle(s) x {} rung(s), {} s segments, timecode anchor {}",
         cfg.match_id,
-        cfg.origin.describe(),
+        origin_name,
         angles.len(),
         cfg.profile.rungs.len(),
         timeline.segment_secs(),
@@ -231,7 +275,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                         continue;
                     }
                 }
-                if let Err(e) = publish_all(&mut packager, cfg.origin.as_ref(), &mut report) {
+                if let Err(e) = outlet.forward(&mut packager, &mut report) {
                     break Err(e);
                 }
                 report.first_seq = Some(report.first_seq.map_or(seq, |f| f.min(seq)));
@@ -256,7 +300,8 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     angles.into_iter().for_each(AngleIngest::shutdown);
     result?;
     packager.finish();
-    publish_all(&mut packager, cfg.origin.as_ref(), &mut report)?;
+    outlet.forward(&mut packager, &mut report)?;
+    outlet.close(cfg.drain_timeout)?;
     tracing::info!(
         "match {} ended: {} segments, {} bytes",
         cfg.match_id,
@@ -266,20 +311,43 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     Ok(report)
 }
 
-/// Publishes every pending object, in the packager's order.
-fn publish_all(
-    packager: &mut Packager,
-    origin: &dyn Origin,
-    report: &mut RunReport,
-) -> Result<(), RunError> {
-    while let Some(object) = packager.pull() {
-        origin.put(&object.path, &object.bytes)?;
-        if object.kind == crate::package::ObjectKind::Segment {
-            report.segments += 1;
-            report.bytes += object.bytes.len() as u64;
+/// Where packaged objects go: the publisher (spool, then origin) and the seeder's copy.
+struct Outlet {
+    publisher: Publisher,
+    seeder: Option<Seeder>,
+}
+
+impl Outlet {
+    /// Hands every pending object to the publisher, in the packager's order. Segments also
+    /// go into the seeding copy, and a window's torrent starts its seeding.
+    fn forward(&self, packager: &mut Packager, report: &mut RunReport) -> Result<(), RunError> {
+        while let Some(object) = packager.pull() {
+            self.publisher.submit(&object)?;
+            match (object.kind, &self.seeder) {
+                (ObjectKind::Segment, Some(seeder)) => {
+                    if let Err(e) = seeder.stash(&object.path, &object.bytes) {
+                        tracing::error!("{e}; its window will not be seeded completely");
+                    }
+                }
+                (ObjectKind::Torrent, Some(seeder)) => seeder.seed(&object.path, &object.bytes),
+                _ => {}
+            }
+            if object.kind == ObjectKind::Segment {
+                report.segments += 1;
+                report.bytes += object.bytes.len() as u64;
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The end of the match: waits for the spool to drain, then stops seeding.
+    fn close(self, drain_timeout: Duration) -> Result<(), RunError> {
+        let drained = self.publisher.finish(drain_timeout);
+        if let Some(seeder) = self.seeder {
+            seeder.stop(Duration::from_secs(5));
+        }
+        Ok(drained?)
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! SHA-256, and that each torrent's infohashes, v1 piece hashes and v2 roots match the data.
 //! Works on a local match directory or over HTTP. Reports one line per problem.
 
-use crate::package::manifest::{LivePointer, WindowManifest, sha256_hex};
+use crate::package::manifest::{LivePointer, WindowManifest, hex, sha256_hex};
 use crate::package::torrent::{self, TorrentFile, TorrentMeta};
 use bendy::value::Value;
 use ring::signature::{ED25519, UnparsedPublicKey};
@@ -200,10 +200,8 @@ impl Checker<'_> {
             return Ok(());
         };
         let info_bytes = torrent::encode(info);
-        let v1 = crate::package::manifest::hex(
-            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &info_bytes).as_ref(),
-        );
-        let v2 = sha256_hex(&info_bytes);
+        let (v1, v2) = torrent::infohashes(&bytes).expect("decoded above, and it has an info dict");
+        let (v1, v2) = (hex(&v1), hex(&v2));
         if v1 != doc.torrent.infohash_v1 || v2 != doc.torrent.infohash_v2 {
             self.problem(format!(
                 "{rel}: infohashes {v1} / {v2} differ from windows/{}.json",

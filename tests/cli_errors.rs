@@ -83,7 +83,24 @@ fn missing_profile_and_bad_origin_exit_2() {
         &["--angle", "a=test:", "--origin", "gopher://x"],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("origin URL \"gopher://x\""), "{err}");
+    assert!(
+        err.contains("--origin \"gopher://x\": expected file:///absolute/dir"),
+        "{err}"
+    );
+    let (code, err) = run_with(
+        &profile("demo.toml"),
+        &[
+            "--angle",
+            "a=test:",
+            "--origin",
+            "file:///proc/swarmpack-no",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("origin file:///proc/swarmpack-no: cannot create the directory"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn setup() -> Setup {
     let keyserver_log = std::fs::File::create(tmp.path().join("keyserver.log")).unwrap();
     let keyserver = Guard(
         swarmpack()
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "info,swarmpack=debug")
             .arg("keyserver")
             .arg("--keys")
             .arg(&keys)

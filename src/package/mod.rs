@@ -37,6 +37,42 @@ pub enum ObjectKind {
     Pad,
 }
 
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 8] = [
+        ObjectKind::Segment,
+        ObjectKind::MediaPlaylist,
+        ObjectKind::MasterPlaylist,
+        ObjectKind::PublicKey,
+        ObjectKind::Torrent,
+        ObjectKind::Manifest,
+        ObjectKind::Pointer,
+        ObjectKind::Pad,
+    ];
+
+    /// A stable lower-case name (spool records, logs, metrics labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Segment => "segment",
+            ObjectKind::MediaPlaylist => "media-playlist",
+            ObjectKind::MasterPlaylist => "master-playlist",
+            ObjectKind::PublicKey => "public-key",
+            ObjectKind::Torrent => "torrent",
+            ObjectKind::Manifest => "manifest",
+            ObjectKind::Pointer => "pointer",
+            ObjectKind::Pad => "pad",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ObjectKind> {
+        ObjectKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Replaced whole as the match goes on (an older queued copy is obsolete).
+    pub fn is_replaceable(self) -> bool {
+        matches!(self, ObjectKind::MediaPlaylist | ObjectKind::Pointer)
+    }
+}
+
 /// One object for the origin, at a path relative to the origin root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Object {

@@ -160,6 +160,18 @@ pub fn decode(data: &[u8]) -> Result<Value<'static>, TorrentError> {
     Value::decode_bencode_object(obj).map_err(|e| TorrentError::Bencode(e.to_string()))
 }
 
+/// The v1 (SHA-1) and v2 (SHA-256) infohashes of a `.torrent` file: hashes of its bencoded
+/// `info` dictionary.
+pub fn infohashes(torrent: &[u8]) -> Result<([u8; 20], [u8; 32]), TorrentError> {
+    let top = decode(torrent)?;
+    let info = match &top {
+        Value::Dict(d) => d.get(&b"info"[..]).ok_or(TorrentError::Field("info"))?,
+        _ => return Err(TorrentError::Field("info")),
+    };
+    let info_bytes = encode(info);
+    Ok((sha1(&info_bytes), sha256(&info_bytes)))
+}
+
 /// Builds the hybrid torrent of one window. Files are sorted by path (the v2 file tree is a
 /// dict, and the v1 file list must follow the same order).
 pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent, TorrentError> {

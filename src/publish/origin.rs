@@ -1,65 +1,221 @@
-//! Origin backends. Every object is replaced whole: a player reading a playlist while it is
-//! being written sees the old one or the new one, never half of either.
+//! Origin backends, all behind `object_store`'s `ObjectStore` trait: a local directory
+//! (`file://`), an HTTP/WebDAV PUT endpoint (`http(s)://`, as nginx `dav_methods PUT` and CDN
+//! ingest points accept) and S3-compatible storage (`s3://bucket/prefix`, with endpoint,
+//! region and credentials from the usual `AWS_*` environment variables).
+//!
+//! Every object is replaced whole: `file://` writes beside the target and renames; HTTP and
+//! S3 PUTs replace atomically on the server. Retries are the publisher's job, so the stores
+//! are built without their own.
 
-use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+use object_store::{ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
+use std::path::{Component, Path};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
-    #[error("origin URL {url:?}: expected {expected}")]
-    BadUrl { url: String, expected: &'static str },
+    #[error("--origin {url:?}: expected {expected}")]
+    BadUrl { url: String, expected: String },
     #[error("object path {0:?} is not a plain relative path")]
     BadPath(String),
-    #[error("origin {root}: cannot write {path}: {source}")]
-    Write {
-        root: PathBuf,
-        path: String,
+    #[error("origin {origin}: cannot create the directory: {source}")]
+    Unwritable {
+        origin: String,
         source: std::io::Error,
+    },
+    #[error("origin {origin}: {message}")]
+    Setup { origin: String, message: String },
+    #[error("origin {origin}: PUT {path}: {message}")]
+    Put {
+        origin: String,
+        path: String,
+        message: String,
     },
 }
 
-/// Somewhere objects can be stored by relative path.
-pub trait Origin: Send {
-    /// Stores `bytes` at `path` (relative to the origin root), replacing any older object.
-    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), OriginError>;
-    /// Where the origin is, for humans.
-    fn describe(&self) -> String;
+const EXPECTED: &str = "file:///absolute/dir, file://relative/dir, http(s)://host[:port]/path/ \
+                        (WebDAV PUT) or s3://bucket[/prefix]";
+/// How long one PUT may take before it counts as failed.
+const PUT_TIMEOUT: &str = "15s";
+const CONNECT_TIMEOUT: &str = "3s";
+
+/// Where the match is published.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    store: Arc<dyn ObjectStore>,
+    /// The URL without credentials, for logs.
+    describe: String,
+    /// A password from the URL, scrubbed from every message.
+    secret: Option<String>,
 }
 
-/// Opens the origin named by `--origin`. Only `file://` exists today.
-pub fn open(url: &str) -> Result<Box<dyn Origin>, OriginError> {
-    const EXPECTED: &str = "file:///absolute/dir or file://relative/dir";
-    let Some(rest) = url.strip_prefix("file://") else {
-        return Err(OriginError::BadUrl {
-            url: url.to_string(),
-            expected: EXPECTED,
-        });
-    };
-    if rest.is_empty() {
-        return Err(OriginError::BadUrl {
-            url: url.to_string(),
-            expected: EXPECTED,
-        });
-    }
-    Ok(Box::new(LocalDir::new(PathBuf::from(rest))))
-}
-
-/// A local directory (the default origin, and what `serve` or nginx can expose).
-pub struct LocalDir {
-    root: PathBuf,
-}
-
-impl LocalDir {
-    pub fn new(root: PathBuf) -> Self {
-        LocalDir { root }
-    }
-
-    fn write_err(&self, path: &str, source: std::io::Error) -> OriginError {
-        OriginError::Write {
-            root: self.root.clone(),
-            path: path.to_string(),
-            source,
+impl Origin {
+    /// Opens the origin named by `--origin`.
+    pub fn open(url: &str) -> Result<Origin, OriginError> {
+        let bad = || OriginError::BadUrl {
+            url: redact_url(url),
+            expected: EXPECTED.to_string(),
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        match scheme {
+            "file" if !rest.is_empty() => Origin::local(Path::new(rest)),
+            "http" | "https" => {
+                let parsed = url::Url::parse(url).map_err(|_| bad())?;
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(bad());
+                }
+                let describe = redact_url(url);
+                let secret = parsed.password().map(str::to_string);
+                let options = ClientOptions::new()
+                    .with_allow_http(true)
+                    .with_config(ClientConfigKey::Timeout, PUT_TIMEOUT)
+                    .with_config(ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT);
+                let store = HttpBuilder::new()
+                    .with_url(url)
+                    .with_client_options(options)
+                    .with_retry(no_retries())
+                    .build()
+                    .map_err(|e| OriginError::Setup {
+                        origin: describe.clone(),
+                        message: scrub(&e.to_string(), secret.as_deref()),
+                    })?;
+                Ok(Origin {
+                    store: Arc::new(store),
+                    describe,
+                    secret,
+                })
+            }
+            "s3" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(bad());
+                }
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(no_retries())
+                    .with_config(
+                        AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                        PUT_TIMEOUT,
+                    )
+                    .with_config(
+                        AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                        CONNECT_TIMEOUT,
+                    );
+                // A plain-HTTP endpoint given on purpose (MinIO, a test server) is allowed.
+                let endpoint = std::env::var("AWS_ENDPOINT_URL")
+                    .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                    .unwrap_or_default();
+                if endpoint.starts_with("http://") && std::env::var("AWS_ALLOW_HTTP").is_err() {
+                    builder = builder.with_allow_http(true);
+                }
+                let describe = url.to_string();
+                let s3 = builder.build().map_err(|e| OriginError::Setup {
+                    origin: describe.clone(),
+                    message: e.to_string(),
+                })?;
+                let prefix = prefix.trim_matches('/');
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, prefix))
+                };
+                Ok(Origin {
+                    store,
+                    describe,
+                    secret: None,
+                })
+            }
+            _ => Err(bad()),
         }
+    }
+
+    /// A local directory origin (created if missing).
+    pub fn local(root: &Path) -> Result<Origin, OriginError> {
+        let describe = format!("file://{}", root.display());
+        std::fs::create_dir_all(root).map_err(|source| OriginError::Unwritable {
+            origin: describe.clone(),
+            source,
+        })?;
+        let store = LocalFileSystem::new_with_prefix(root).map_err(|e| OriginError::Setup {
+            origin: describe.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Origin {
+            store: Arc::new(store),
+            describe,
+            secret: None,
+        })
+    }
+
+    /// Stores `bytes` at `path` (relative to the origin root), replacing any older object.
+    pub async fn put(&self, path: &str, bytes: Bytes) -> Result<(), OriginError> {
+        checked_relative(path)?;
+        let location = object_store::path::Path::parse(path)
+            .map_err(|_| OriginError::BadPath(path.to_string()))?;
+        self.store
+            .put(&location, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| OriginError::Put {
+                origin: self.describe.clone(),
+                path: path.to_string(),
+                message: self.scrub(&error_chain(&e)),
+            })
+    }
+
+    /// Where the origin is, for humans (no credentials).
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        scrub(text, self.secret.as_deref())
+    }
+}
+
+fn no_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 0,
+        retry_timeout: Duration::from_secs(15),
+        ..RetryConfig::default()
+    }
+}
+
+/// The error and its causes on one line (object_store's Display hides the root cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn scrub(text: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => text.replace(s, "***"),
+        _ => text.to_string(),
+    }
+}
+
+/// The URL with any password replaced by `***`.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -76,58 +232,33 @@ pub fn checked_relative(path: &str) -> Result<&Path, OriginError> {
     }
 }
 
-impl Origin for LocalDir {
-    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), OriginError> {
-        let rel = checked_relative(path)?;
-        let dest = self.root.join(rel);
-        let dir = dest.parent().unwrap_or(&self.root);
-        std::fs::create_dir_all(dir).map_err(|e| self.write_err(path, e))?;
-        // Write beside the target, then rename over it: atomic on POSIX file systems.
-        let mut tmp = tempfile_in(dir).map_err(|e| self.write_err(path, e))?;
-        tmp.1
-            .write_all(bytes)
-            .map_err(|e| self.write_err(path, e))?;
-        tmp.1.sync_data().map_err(|e| self.write_err(path, e))?;
-        std::fs::rename(&tmp.0, &dest).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp.0);
-            self.write_err(path, e)
-        })
-    }
-
-    fn describe(&self) -> String {
-        format!("file://{}", self.root.display())
-    }
-}
-
-/// A uniquely named hidden file in `dir`.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = dir.join(format!(".swarmpack-{}-{n}.tmp", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&name)
-        {
-            Ok(f) => return Ok((name, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
-    fn put_creates_directories_and_replaces_whole() {
+    fn local_put_creates_directories_and_replaces_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let o = LocalDir::new(dir.path().to_path_buf());
-        o.put("m/cam1/360p/index.m3u8", b"one").unwrap();
-        o.put("m/cam1/360p/index.m3u8", b"two").unwrap();
+        let o = Origin::local(dir.path()).unwrap();
+        block_on(async {
+            o.put("m/cam1/360p/index.m3u8", Bytes::from_static(b"one"))
+                .await
+                .unwrap();
+            o.put("m/cam1/360p/index.m3u8", Bytes::from_static(b"two"))
+                .await
+                .unwrap();
+            o.put("m/.pad/100", Bytes::from_static(b"\0"))
+                .await
+                .unwrap();
+        });
         let got = std::fs::read(dir.path().join("m/cam1/360p/index.m3u8")).unwrap();
         assert_eq!(got, b"two");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("m/cam1/360p"))
@@ -135,6 +266,7 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        assert!(dir.path().join("m/.pad/100").is_file());
     }
 
     #[test]
@@ -146,20 +278,43 @@ mod tests {
     }
 
     #[test]
-    fn unwritable_root_names_root_and_path() {
-        let o = LocalDir::new(PathBuf::from("/proc/swarmpack-cannot-write"));
-        let e = o.put("m/x.ts", b"x").unwrap_err().to_string();
+    fn unwritable_root_is_refused_up_front() {
+        let e = Origin::open("file:///proc/swarmpack-cannot-write")
+            .unwrap_err()
+            .to_string();
         assert!(
-            e.starts_with("origin /proc/swarmpack-cannot-write: cannot write m/x.ts"),
+            e.starts_with("origin file:///proc/swarmpack-cannot-write: cannot create"),
             "{e}"
         );
     }
 
     #[test]
-    fn open_accepts_only_file_urls_for_now() {
-        assert!(open("file:///tmp/o").is_ok());
-        assert!(open("file://./out").is_ok());
-        let e = open("ftp://x").err().unwrap().to_string();
-        assert!(e.contains("expected file:///absolute/dir"), "{e}");
+    fn urls_are_checked_and_passwords_never_shown() {
+        assert!(Origin::open("http://127.0.0.1:9/origin/").is_ok());
+        let o = Origin::open("https://ingest:hunter2@cdn.example/live/").unwrap();
+        assert_eq!(o.describe(), "https://ingest:***@cdn.example/live/");
+        assert_eq!(
+            o.scrub("connect to hunter2 failed"),
+            "connect to *** failed"
+        );
+        for bad in ["ftp://x", "file://", "http://", "s3://", "out"] {
+            let e = Origin::open(bad).unwrap_err().to_string();
+            assert!(e.contains("expected file:///absolute/dir"), "{bad}: {e}");
+        }
+        let e = Origin::open("ftp://u:hunter2@x/").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn failed_put_names_origin_and_path() {
+        // Nothing listens on port 9 (discard) on loopback in the test environment.
+        let o = Origin::open("http://127.0.0.1:9/origin/").unwrap();
+        let e = block_on(o.put("m/a/1.ts", Bytes::from_static(b"x")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("origin http://127.0.0.1:9/origin/: PUT m/a/1.ts: "),
+            "{e}"
+        );
     }
 }

@@ -2,12 +2,33 @@
 //! ports chosen by the OS, and processes that are killed when the test ends.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The swarmpack binary. Each command gets its own spool directory and a free loopback port
+/// for the seeder, so tests can run in parallel (`--spool` / `--seed-listen` override them).
 pub fn swarmpack() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_swarmpack"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarmpack"));
+    cmd.env("SWARMPACK_SPOOL", scratch_dir("spool"));
+    cmd.env("SWARMPACK_SEED_LISTEN", "127.0.0.1:0");
+    cmd
+}
+
+/// A fresh directory under cargo's target/tmp (removed by `cargo clean`).
+pub fn scratch_dir(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 pub fn profile(name: &str) -> PathBuf {
@@ -347,7 +368,7 @@ pub fn run_two_test_angles(
 ) -> Output {
     let mut cmd = swarmpack();
     // Debug logs: more to read when a test fails, and more for the leak scans to search.
-    cmd.env("RUST_LOG", "debug");
+    cmd.env("RUST_LOG", "info,swarmpack=debug");
     cmd.args([
         "run",
         "--match",
@@ -379,4 +400,38 @@ pub fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
     let path = dir.join(format!("edited-{name}"));
     std::fs::write(&path, text.replace(from, to)).unwrap();
     path
+}
+
+/// A small live profile for publishing tests: 1 s segments, windows of `window` segments, one
+/// 320x180 rung, the given trackers, and `public_url` as the web seed.
+pub fn small_profile(dir: &Path, window: u32, public_url: &str, trackers: &[String]) -> PathBuf {
+    let mut text = format!(
+        "name = \"small\"\n[segment]\nduration = 1.0\nwindow = {window}\ndvr = 60\n\
+         [[rung]]\nname = \"180p\"\nwidth = 320\nheight = 180\nfps = 30\nvideo_kbps = 300\naudio_kbps = 64\n\
+         [encoder]\npreset = \"ultrafast\"\n[origin]\npublic_url = \"{public_url}\"\n"
+    );
+    for t in trackers {
+        text.push_str(&format!("[[tracker]]\nannounce = \"{t}\"\n"));
+    }
+    let path = dir.join("small.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Every `*.m3u8` media playlist under `match_dir` (one per angle and rung).
+pub fn media_playlists(match_dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for angle in std::fs::read_dir(match_dir).unwrap().flatten() {
+        if !angle.path().is_dir() {
+            continue;
+        }
+        for rung in std::fs::read_dir(angle.path()).unwrap().flatten() {
+            let p = rung.path().join("index.m3u8");
+            if p.is_file() {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
 }

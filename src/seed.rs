@@ -1,0 +1,335 @@
+//! Seeding: an in-process BitTorrent engine (librqbit) seeds every closed window from a local
+//! copy of its segments, announces it to the profile's trackers (HTTP and UDP), and drops
+//! windows once they have left the DVR window.
+//!
+//! The run loop writes each segment into the local copy as it is published ([`Seeder::stash`])
+//! and hands over each window's torrent when the window closes ([`Seeder::seed`]); the engine
+//! checks the copy against the torrent's piece hashes and serves it. BEP 47 pad files are
+//! synthetic in librqbit, so only the segments are on disk.
+
+use crate::package::manifest::hex;
+use crate::package::torrent;
+use crate::profile::{SeedConfig, Tracker};
+use librqbit::dht::Id20;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, DhtSessionConfig, ListenerMode, ListenerOptions, Session,
+    SessionOptions,
+};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("seed.listen {listen}: cannot listen for peers: {message}")]
+    Listen { listen: SocketAddr, message: String },
+    #[error("seeding copy {dir}: {action}: {source}")]
+    Io {
+        dir: PathBuf,
+        action: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "tracker[{index}].whitelist_token_env: the environment variable {var} is not set (it holds the whitelist API token)"
+    )]
+    MissingToken { index: usize, var: String },
+}
+
+/// A tracker whitelist API (torrust-tracker's `POST /api/v1/whitelist/{infohash}`).
+#[derive(Clone)]
+struct Whitelist {
+    api: String,
+    token: Option<String>,
+}
+
+/// Live counters.
+#[derive(Debug, Default)]
+pub struct SeedStatus {
+    seeding: AtomicU64,
+    seeded_total: AtomicU64,
+}
+
+impl SeedStatus {
+    /// Windows being seeded now.
+    pub fn seeding(&self) -> u64 {
+        self.seeding.load(Ordering::Relaxed)
+    }
+    /// Windows seeded since the start.
+    pub fn seeded_total(&self) -> u64 {
+        self.seeded_total.load(Ordering::Relaxed)
+    }
+}
+
+enum Cmd {
+    Seed { window: u64, torrent: Vec<u8> },
+    Stop(oneshot::Sender<()>),
+}
+
+/// The match's seeder.
+pub struct Seeder {
+    root: PathBuf,
+    tx: mpsc::UnboundedSender<Cmd>,
+    rt: tokio::runtime::Handle,
+    port: u16,
+    status: Arc<SeedStatus>,
+}
+
+impl Seeder {
+    /// Starts the engine. `root` holds the local copy (`root/{match}/{angle}/{rung}/{seq}.ts`);
+    /// `keep_windows` windows are seeded at most (those still in the DVR window).
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        root: &Path,
+        match_id: &str,
+        config: &SeedConfig,
+        trackers: &[Tracker],
+        keep_windows: u64,
+    ) -> Result<Seeder, SeedError> {
+        let mut whitelists = Vec::new();
+        for (index, t) in trackers.iter().enumerate() {
+            let Some(api) = &t.whitelist_api else {
+                continue;
+            };
+            let token = match &t.whitelist_token_env {
+                Some(var) => Some(std::env::var(var).map_err(|_| SeedError::MissingToken {
+                    index,
+                    var: var.clone(),
+                })?),
+                None => None,
+            };
+            whitelists.push(Whitelist {
+                api: api.clone(),
+                token,
+            });
+        }
+        std::fs::create_dir_all(root.join(match_id)).map_err(|source| SeedError::Io {
+            dir: root.to_path_buf(),
+            action: "cannot create the directory".into(),
+            source,
+        })?;
+        let listen = with_free_port(config.listen).map_err(|e| SeedError::Listen {
+            listen: config.listen,
+            message: e.to_string(),
+        })?;
+        let options = SessionOptions {
+            dht: config.dht.then(|| DhtSessionConfig {
+                persistence: None,
+                ..DhtSessionConfig::default()
+            }),
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: listen,
+                // Announce the real port even on loopback (librqbit omits it there).
+                announce_port: Some(listen.port()),
+                ipv4_only: listen.is_ipv4(),
+                ..ListenerOptions::default()
+            }),
+            disable_local_service_discovery: true,
+            fastresume: false,
+            persistence: None,
+            ..SessionOptions::default()
+        };
+        let session = rt
+            .block_on(Session::new_with_opts(root.join(match_id), options))
+            .map_err(|e| SeedError::Listen {
+                listen,
+                message: format!("{e:#}"),
+            })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let status = Arc::new(SeedStatus::default());
+        rt.spawn(work(
+            session,
+            root.join(match_id),
+            rx,
+            whitelists,
+            keep_windows.max(1),
+            status.clone(),
+        ));
+        tracing::info!(
+            "seeding windows on {listen}, announcing to {} tracker(s)",
+            trackers.len()
+        );
+        Ok(Seeder {
+            root: root.to_path_buf(),
+            tx,
+            rt: rt.clone(),
+            port: listen.port(),
+            status,
+        })
+    }
+
+    /// The TCP port peers connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn status(&self) -> Arc<SeedStatus> {
+        self.status.clone()
+    }
+
+    /// Keeps a local copy of a published segment (`path` as on the origin).
+    pub fn stash(&self, path: &str, bytes: &[u8]) -> Result<(), SeedError> {
+        let rel = crate::publish::origin::checked_relative(path).map_err(|e| SeedError::Io {
+            dir: self.root.clone(),
+            action: e.to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+        let dest = self.root.join(rel);
+        let io = |action: String, source| SeedError::Io {
+            dir: self.root.clone(),
+            action,
+            source,
+        };
+        let dir = dest.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io(format!("cannot create {}", dir.display()), e))?;
+        std::fs::write(&dest, bytes).map_err(|e| io(format!("cannot write {path}"), e))
+    }
+
+    /// Seeds a closed window (its `.torrent` as published at `torrent_path`).
+    pub fn seed(&self, torrent_path: &str, torrent: &[u8]) {
+        let Some(window) = window_of_torrent(torrent_path) else {
+            tracing::error!("{torrent_path}: not a window torrent path; not seeded");
+            return;
+        };
+        let _ = self.tx.send(Cmd::Seed {
+            window,
+            torrent: torrent.to_vec(),
+        });
+    }
+
+    /// Stops seeding (after the windows queued so far have been added).
+    pub fn stop(self, timeout: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Stop(tx)).is_ok() {
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(timeout, rx).await });
+        }
+    }
+}
+
+/// `{match}/windows/{w}.torrent` → `w`.
+fn window_of_torrent(path: &str) -> Option<u64> {
+    let name = path.strip_suffix(".torrent")?;
+    let (dir, w) = name.rsplit_once('/')?;
+    dir.ends_with("windows").then_some(())?;
+    w.parse().ok()
+}
+
+/// `addr`, with port 0 replaced by a port that is free right now (so it can be announced).
+fn with_free_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr)?;
+    probe.local_addr()
+}
+
+async fn work(
+    session: Arc<Session>,
+    folder: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    whitelists: Vec<Whitelist>,
+    keep: u64,
+    status: Arc<SeedStatus>,
+) {
+    let mut seeded: BTreeMap<u64, Id20> = BTreeMap::new();
+    while let Some(cmd) = rx.recv().await {
+        let (window, torrent) = match cmd {
+            Cmd::Seed { window, torrent } => (window, torrent),
+            Cmd::Stop(done) => {
+                session.stop().await;
+                let _ = done.send(());
+                return;
+            }
+        };
+        let v1 = match torrent::infohashes(&torrent) {
+            Ok((v1, _)) => v1,
+            Err(e) => {
+                tracing::error!("window {window}: torrent unreadable, not seeded: {e}");
+                continue;
+            }
+        };
+        let infohash = hex(&v1);
+        for wl in &whitelists {
+            register(wl, &infohash).await;
+        }
+        let options = AddTorrentOptions {
+            overwrite: true,
+            output_folder: Some(folder.to_string_lossy().into_owned()),
+            ..AddTorrentOptions::default()
+        };
+        match session
+            .add_torrent(AddTorrent::from_bytes(torrent), Some(options))
+            .await
+        {
+            Ok(_) => {
+                seeded.insert(window, Id20::new(v1));
+                status.seeded_total.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("seeding window {window} (infohash {infohash})");
+            }
+            Err(e) => tracing::error!("window {window}: cannot seed: {e:#}"),
+        }
+        // Windows that have left the DVR window are no longer seeded, and their copy goes.
+        let oldest_kept = window.saturating_sub(keep - 1);
+        let retired: Vec<u64> = seeded.range(..oldest_kept).map(|(w, _)| *w).collect();
+        for w in retired {
+            let id = seeded.remove(&w).expect("key from the map");
+            match session.delete(id.into(), true).await {
+                Ok(()) => tracing::debug!("window {w} left the DVR window; no longer seeded"),
+                Err(e) => tracing::warn!("window {w}: cannot stop seeding: {e:#}"),
+            }
+        }
+        status.seeding.store(seeded.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Registers `infohash` with a whitelist API. Failures are logged (the tracker may then
+/// refuse the announce), never fatal; the token never reaches a log.
+async fn register(wl: &Whitelist, infohash: &str) {
+    let url = format!("{}/{infohash}", wl.api);
+    let token = wl.token.clone();
+    let call = tokio::task::spawn_blocking(move || {
+        let mut req = ureq::post(&url).timeout(Duration::from_secs(5));
+        if let Some(t) = &token {
+            req = req.query("token", t);
+        }
+        match req.call() {
+            Ok(resp) => Ok(resp.status()),
+            Err(ureq::Error::Status(code, _)) => Err(format!("HTTP status {code}")),
+            Err(ureq::Error::Transport(t)) => Err(format!("{}", t.kind())),
+        }
+    })
+    .await;
+    match call {
+        Ok(Ok(status)) => tracing::info!("whitelisted {infohash} at {} (HTTP {status})", wl.api),
+        Ok(Err(e)) => tracing::error!("whitelist {}: cannot register {infohash}: {e}", wl.api),
+        Err(e) => tracing::error!("whitelist {}: {e}", wl.api),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_numbers_come_from_torrent_paths() {
+        assert_eq!(window_of_torrent("final/windows/123.torrent"), Some(123));
+        assert_eq!(window_of_torrent("final/windows/x.torrent"), None);
+        assert_eq!(window_of_torrent("final/cam/123.torrent"), None);
+        assert_eq!(window_of_torrent("final/windows/1.json"), None);
+    }
+
+    #[test]
+    fn port_zero_is_replaced_by_a_free_port() {
+        let a = with_free_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_ne!(a.port(), 0);
+        let fixed: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        assert_eq!(with_free_port(fixed).unwrap(), fixed);
+    }
+}

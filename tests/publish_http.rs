@@ -1,0 +1,265 @@
+//! Publishing to a real nginx WebDAV origin on loopback: a whole live match arrives and
+//! verifies over HTTP; and a 20 s origin outage in the middle of a match loses nothing and
+//! never lets a playlist name a segment the origin does not have.
+
+mod common;
+
+use common::nginx::Nginx;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn live_run(profile: &Path, keys: &Path, origin: &str, spool: &Path, secs: u32) -> Command {
+    let mut cmd = swarmpack();
+    cmd.args(["run", "--match", "live", "--duration", &secs.to_string()])
+        .arg("--profile")
+        .arg(profile)
+        .arg("--keys")
+        .arg(keys)
+        .args(["--angle", "main=test:", "--angle", "pov=test:"])
+        .args(["--origin", origin])
+        .arg("--spool")
+        .arg(spool);
+    cmd
+}
+
+fn verify_http(url: &str, keys: &Path) -> std::process::Output {
+    swarmpack()
+        .args(["verify", url])
+        .arg("--pubkey")
+        .arg(keys.join("pubkey.pem"))
+        .output()
+        .unwrap()
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The seeder's local copy holds exactly what swarmpack produced: the origin's copy of each
+/// of those segments must be byte-identical.
+fn assert_origin_matches_local_copy(root: &Path, spool: &Path) -> usize {
+    let seed = spool.join("live/seed");
+    let local = files_under(&seed);
+    for rel in &local {
+        let mine = std::fs::read(seed.join(rel)).unwrap();
+        let theirs = std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("origin {rel}: {e}"));
+        assert!(mine == theirs, "origin {rel} differs from the local copy");
+    }
+    local.len()
+}
+
+fn assert_spool_empty(spool: &Path) {
+    let left = files_under(&spool.join("live/queue"));
+    assert!(left.is_empty(), "spool not drained: {left:?}");
+}
+
+#[test]
+fn webdav_origin_receives_a_live_match_that_verifies_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nginx = Nginx::webdav(&tmp.path().join("nginx"));
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 3, &nginx.url(), &[]);
+    let spool = tmp.path().join("spool");
+    let out = run_with_deadline(
+        live_run(&profile, &keys, &nginx.url(), &spool, 7),
+        Duration::from_secs(90),
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "swarmpack failed:\n{log}");
+
+    let m = nginx.root.join("live");
+    for f in [
+        "master.m3u8",
+        "main/master.m3u8",
+        "pov/master.m3u8",
+        "pubkey.pem",
+        "live.json",
+        "live.json.sig",
+    ] {
+        assert!(m.join(f).is_file(), "{f} missing on the origin");
+    }
+    let playlists = media_playlists(&m);
+    assert_eq!(playlists.len(), 2, "{playlists:?}");
+    for p in &playlists {
+        let pl = media_playlist(p);
+        assert!(pl.end_list, "{}: no ENDLIST", p.display());
+        assert_eq!(pl.segments.len(), 7, "{}", p.display());
+        assert_playlist_segments_valid(p.parent().unwrap(), &keys, "live");
+    }
+    let live: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join("live.json")).unwrap()).unwrap();
+    let windows = live["windows"].as_array().expect("windows list").clone();
+    assert!(windows.len() >= 2, "{live}");
+    for w in &windows {
+        let w = w.as_u64().expect("window numbers");
+        for ext in ["json", "json.sig", "torrent"] {
+            assert!(
+                m.join(format!("windows/{w}.{ext}")).is_file(),
+                "window {w}.{ext} missing"
+            );
+        }
+    }
+    assert_spool_empty(&spool);
+    assert!(assert_origin_matches_local_copy(&nginx.root, &spool) >= 14);
+
+    let url = format!("{}live/", nginx.url());
+    let v = verify_http(&url, &keys);
+    assert!(
+        v.status.success(),
+        "verify {url} failed:\n{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+/// Reads every media playlist on the origin's disk and returns the segments they name that
+/// the origin does not hold.
+fn dangling_segments(root: &Path) -> Vec<String> {
+    let m = root.join("live");
+    if !m.is_dir() {
+        return Vec::new();
+    }
+    let mut missing = Vec::new();
+    for p in media_playlists(&m) {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let Ok(m3u8_rs::Playlist::MediaPlaylist(pl)) = m3u8_rs::parse_playlist_res(&bytes) else {
+            missing.push(format!("{}: unparseable playlist", p.display()));
+            continue;
+        };
+        for s in pl.segments {
+            let seg = p.parent().unwrap().join(&s.uri);
+            if !seg.is_file() {
+                missing.push(format!("{} names missing {}", p.display(), s.uri));
+            }
+        }
+    }
+    missing
+}
+
+#[test]
+fn a_20s_origin_outage_loses_nothing_and_playlists_never_dangle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nginx = Nginx::webdav(&tmp.path().join("nginx"));
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 4, &nginx.url(), &[]);
+    let spool = tmp.path().join("spool");
+    let log_path = tmp.path().join("swarmpack.log");
+    let secs = 32;
+    let mut run = live_run(&profile, &keys, &nginx.url(), &spool, secs);
+    run.stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let mut child = Guard(run.spawn().unwrap());
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    // Watch the origin's playlists the whole time, outage included.
+    let stop = Arc::new(AtomicBool::new(false));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (root, stop, polls) = (nginx.root.clone(), stop.clone(), polls.clone());
+        std::thread::spawn(move || {
+            let mut problems = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                problems.extend(dangling_segments(&root));
+                polls.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            problems
+        })
+    };
+
+    let first = nginx.root.join("live/main/180p/index.m3u8");
+    wait_for("3 segments on the origin", Duration::from_secs(30), || {
+        first.is_file() && media_playlist(&first).segments.len() >= 3
+    });
+    nginx.stop();
+    let down_at = Instant::now();
+    let before = media_playlist(&first).segments.len();
+    // The outage itself: 20 s with the origin refusing connections.
+    while down_at.elapsed() < Duration::from_secs(20) {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "swarmpack exited during the outage:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        media_playlist(&first).segments.len() == before,
+        "the origin changed while nginx was down"
+    );
+    nginx.start();
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "swarmpack did not finish after the outage:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stop.store(true, Ordering::Relaxed);
+    let problems = watcher.join().unwrap();
+    let log = log();
+    assert!(status.success(), "swarmpack failed:\n{log}");
+    assert!(
+        polls.load(Ordering::Relaxed) > 100,
+        "the watcher barely ran"
+    );
+    assert!(
+        problems.is_empty(),
+        "playlists named missing segments: {problems:?}"
+    );
+
+    // Failed attempts and the spool depth were logged; the origin came back.
+    assert!(log.contains("(attempt 1 of 5;"), "{log}");
+    assert!(log.contains("origin treated as down"), "{log}");
+    assert!(log.contains("spool depth"), "{log}");
+    assert!(log.contains("is back"), "{log}");
+
+    // Nothing lost: every seq of the match, in order, on the origin and byte-identical.
+    for p in media_playlists(&nginx.root.join("live")) {
+        let pl = media_playlist(&p);
+        assert!(pl.end_list, "{}", p.display());
+        assert_eq!(pl.segments.len(), secs as usize, "{}", p.display());
+        assert!(
+            pl.segments.iter().all(|s| !s.discontinuity),
+            "{}: gap",
+            p.display()
+        );
+        assert_playlist_segments_valid(p.parent().unwrap(), &keys, "live");
+    }
+    assert_spool_empty(&spool);
+    assert!(assert_origin_matches_local_copy(&nginx.root, &spool) > 0);
+    let url = format!("{}live/", nginx.url());
+    let v = verify_http(&url, &keys);
+    assert!(
+        v.status.success(),
+        "verify {url} failed:\n{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
