@@ -76,7 +76,7 @@ fn webdav_origin_receives_a_live_match_that_verifies_over_http() {
     let tmp = tempfile::tempdir().unwrap();
     let nginx = Nginx::webdav(&tmp.path().join("nginx"));
     let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 3, &nginx.url(), &[]);
+    let profile = small_profile(tmp.path(), 3, &nginx.url(), "");
     let spool = tmp.path().join("spool");
     let out = run_with_deadline(
         live_run(&profile, &keys, &nginx.url(), &spool, 7),
@@ -161,7 +161,7 @@ fn a_20s_origin_outage_loses_nothing_and_playlists_never_dangle() {
     let tmp = tempfile::tempdir().unwrap();
     let mut nginx = Nginx::webdav(&tmp.path().join("nginx"));
     let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 4, &nginx.url(), &[]);
+    let profile = small_profile(tmp.path(), 4, &nginx.url(), "");
     let spool = tmp.path().join("spool");
     let log_path = tmp.path().join("swarmpack.log");
     let secs = 32;

@@ -403,16 +403,13 @@ pub fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
 }
 
 /// A small live profile for publishing tests: 1 s segments, windows of `window` segments, one
-/// 320x180 rung, the given trackers, and `public_url` as the web seed.
-pub fn small_profile(dir: &Path, window: u32, public_url: &str, trackers: &[String]) -> PathBuf {
-    let mut text = format!(
+/// 320x180 rung, `public_url` as the web seed, then `extra` TOML (trackers, seeding).
+pub fn small_profile(dir: &Path, window: u32, public_url: &str, extra: &str) -> PathBuf {
+    let text = format!(
         "name = \"small\"\n[segment]\nduration = 1.0\nwindow = {window}\ndvr = 60\n\
          [[rung]]\nname = \"180p\"\nwidth = 320\nheight = 180\nfps = 30\nvideo_kbps = 300\naudio_kbps = 64\n\
-         [encoder]\npreset = \"ultrafast\"\n[origin]\npublic_url = \"{public_url}\"\n"
+         [encoder]\npreset = \"ultrafast\"\n[origin]\npublic_url = \"{public_url}\"\n{extra}"
     );
-    for t in trackers {
-        text.push_str(&format!("[[tracker]]\nannounce = \"{t}\"\n"));
-    }
     let path = dir.join("small.toml");
     std::fs::write(&path, text).unwrap();
     path
