@@ -22,7 +22,11 @@ fn moto_server() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/swarmpack"));
     let bin = tools.join(format!("moto-{version}/bin/moto_server"));
-    assert!(bin.is_file(), "{} missing: run scripts/setup", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} missing: run scripts/setup",
+        bin.display()
+    );
     bin
 }
 
@@ -52,7 +56,12 @@ fn s3_origin_receives_a_match_that_verifies() {
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::matches/*"}]}"#;
     let public = Command::new("curl")
         .args(["-sf", "-X", "PUT", &format!("{endpoint}/matches?policy")])
-        .args(["-H", "Content-Type: application/json", "--data-binary", policy])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            policy,
+        ])
         .stdout(Stdio::null())
         .status()
         .unwrap();

@@ -122,6 +122,9 @@ pub struct Packager {
     playlists: HashMap<(String, String), LivePlaylist>,
     /// Window manifests and torrents, when signing is on.
     windows: Option<window::WindowBook>,
+    /// Segments not yet given to the window book: a window is hashed and signed only when the
+    /// objects before it have been pulled, so a closing segment is published without waiting.
+    window_pending: VecDeque<window::WindowSegment>,
     out: VecDeque<Object>,
 }
 
@@ -166,6 +169,7 @@ impl Packager {
             protection,
             playlists,
             windows: None,
+            window_pending: VecDeque::new(),
             out,
         }
     }
@@ -241,16 +245,13 @@ impl Packager {
             bytes: playlist.render().into_bytes(),
             kind: ObjectKind::MediaPlaylist,
         });
-        if let (Some(book), Some(copy)) = (self.windows.as_mut(), window_copy) {
-            let mut closed = Vec::new();
-            book.add(copy, &mut closed);
-            self.out.extend(closed);
-        }
+        self.window_pending.extend(window_copy);
         Ok(())
     }
 
     /// The match is over: every media playlist gets EXT-X-ENDLIST.
     pub fn finish(&mut self) {
+        self.feed_windows(usize::MAX);
         if let Some(book) = self.windows.as_mut() {
             let mut closed = Vec::new();
             book.finish(&mut closed);
@@ -271,7 +272,30 @@ impl Packager {
 
     /// The next object to publish, in publishing order.
     pub fn pull(&mut self) -> Option<Object> {
+        if self.out.is_empty() {
+            self.feed_windows(1);
+        }
         self.out.pop_front()
+    }
+
+    /// Hands pending segments to the window book until one closes a window (or, with
+    /// `usize::MAX`, all of them).
+    fn feed_windows(&mut self, closes: usize) {
+        let Some(book) = self.windows.as_mut() else {
+            return;
+        };
+        let mut closed = Vec::new();
+        let mut n = 0;
+        while let Some(copy) = self.window_pending.pop_front() {
+            book.add(copy, &mut closed);
+            if !closed.is_empty() {
+                n += 1;
+                self.out.extend(closed.drain(..));
+                if n >= closes {
+                    break;
+                }
+            }
+        }
     }
 }
 
