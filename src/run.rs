@@ -298,7 +298,13 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         }
     };
     angles.into_iter().for_each(AngleIngest::shutdown);
-    result?;
+    if let Err(e) = result {
+        // What was packaged still goes out; anything the origin cannot take stays spooled.
+        if let Err(undrained) = outlet.close(cfg.drain_timeout) {
+            tracing::error!("{undrained}");
+        }
+        return Err(e);
+    }
     packager.finish();
     outlet.forward(&mut packager, &mut report)?;
     outlet.close(cfg.drain_timeout)?;

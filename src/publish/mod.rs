@@ -294,7 +294,7 @@ async fn dispatch(
                     Err(message) => {
                         status.failed_attempts.fetch_add(1, Ordering::Relaxed);
                         match schedule.failed(entry.id, Instant::now(), rand::random()) {
-                            AfterFailure::Retry { attempt, of, after } => tracing::warn!(
+                            AfterFailure::Retry { attempt, of, after } => tracing::error!(
                                 "{message} (attempt {attempt} of {of}; next in {} ms)",
                                 after.as_millis()
                             ),
