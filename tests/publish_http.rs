@@ -71,13 +71,39 @@ fn assert_spool_empty(spool: &Path) {
     assert!(left.is_empty(), "spool not drained: {left:?}");
 }
 
-#[test]
-fn webdav_origin_receives_a_live_match_that_verifies_over_http() {
+/// A WebDAV nginx, match keys, a small profile (windows of `window`) and a spool path.
+struct Stage {
+    tmp: tempfile::TempDir,
+    nginx: Nginx,
+    keys: std::path::PathBuf,
+    profile: std::path::PathBuf,
+    spool: std::path::PathBuf,
+}
+
+fn stage(window: u32) -> Stage {
     let tmp = tempfile::tempdir().unwrap();
     let nginx = Nginx::webdav(&tmp.path().join("nginx"));
     let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 3, &nginx.url(), "");
+    let profile = small_profile(tmp.path(), window, &nginx.url(), "");
     let spool = tmp.path().join("spool");
+    Stage {
+        tmp,
+        nginx,
+        keys,
+        profile,
+        spool,
+    }
+}
+
+#[test]
+fn webdav_origin_receives_a_live_match_that_verifies_over_http() {
+    let Stage {
+        tmp: _tmp,
+        nginx,
+        keys,
+        profile,
+        spool,
+    } = stage(3);
     let out = run_with_deadline(
         live_run(&profile, &keys, &nginx.url(), &spool, 7),
         Duration::from_secs(90),
@@ -158,11 +184,13 @@ fn dangling_segments(root: &Path) -> Vec<String> {
 
 #[test]
 fn a_20s_origin_outage_loses_nothing_and_playlists_never_dangle() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut nginx = Nginx::webdav(&tmp.path().join("nginx"));
-    let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 4, &nginx.url(), "");
-    let spool = tmp.path().join("spool");
+    let Stage {
+        tmp,
+        mut nginx,
+        keys,
+        profile,
+        spool,
+    } = stage(4);
     let log_path = tmp.path().join("swarmpack.log");
     let secs = 32;
     let mut run = live_run(&profile, &keys, &nginx.url(), &spool, secs);
@@ -280,11 +308,13 @@ fn spooled(queue: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn objects_left_in_the_spool_are_published_first_by_the_next_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut nginx = Nginx::webdav(&tmp.path().join("nginx"));
-    let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 2, &nginx.url(), "");
-    let spool = tmp.path().join("spool");
+    let Stage {
+        tmp: _tmp,
+        mut nginx,
+        keys,
+        profile,
+        spool,
+    } = stage(2);
     let origin = nginx.url();
     let fast_run = |secs: &str, drain: &str| {
         let mut cmd = swarmpack();

@@ -75,8 +75,9 @@ impl Origin {
                     .with_allow_http(true)
                     .with_config(ClientConfigKey::Timeout, PUT_TIMEOUT)
                     .with_config(ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT);
+                // object_store appends "/{path}" itself.
                 let store = HttpBuilder::new()
-                    .with_url(url)
+                    .with_url(url.trim_end_matches('/'))
                     .with_client_options(options)
                     .with_retry(no_retries())
                     .build()
