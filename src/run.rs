@@ -24,6 +24,8 @@ pub enum RunError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Seed(#[from] SeedError),
+    #[error(transparent)]
+    Resume(#[from] crate::package::resume::ResumeError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("stopped at once by a second signal; the segment in progress was not published")]
@@ -152,10 +154,11 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let origin_name = cfg.origin.describe().to_string();
     let publisher = Publisher::start(
         rt.handle(),
-        cfg.origin,
+        cfg.origin.clone(),
         &work_dir.join("queue"),
         PublisherConfig::default(),
     )?;
+    resume(&cfg, &rt, &publisher, &angle_names, &mut packager)?;
     let seeder = if cfg.seed {
         let per_window = cfg.profile.segment.window as usize;
         let keep = cfg.profile.segment.dvr_segments().div_ceil(per_window) + 1;
@@ -315,6 +318,75 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         report.bytes
     );
     Ok(report)
+}
+
+/// Continues what an earlier run of this match published (after a crash or a stop): its
+/// playlists, its hash chain, the segments of its unclosed window. Leftovers in the spool go
+/// up first, so the origin is complete before it is read.
+fn resume(
+    cfg: &RunConfig,
+    rt: &tokio::runtime::Runtime,
+    publisher: &Publisher,
+    angles: &[String],
+    packager: &mut Packager,
+) -> Result<(), RunError> {
+    if let Err(e) = publisher.flush(cfg.drain_timeout) {
+        tracing::error!("{e}");
+    }
+    let renditions: Vec<(String, String)> = angles
+        .iter()
+        .flat_map(|a| {
+            cfg.profile
+                .rungs
+                .iter()
+                .map(move |r| (a.clone(), r.name.clone()))
+        })
+        .collect();
+    let timeline = cfg.profile.timeline();
+    let public_key = {
+        use ring::signature::KeyPair;
+        cfg.keys.signing_key().public_key().as_ref().to_vec()
+    };
+    let loaded = rt.block_on(crate::publish::resume::load(
+        &cfg.origin,
+        &cfg.match_id,
+        &renditions,
+        &public_key,
+        &timeline,
+    ));
+    let state = match loaded {
+        Ok(state) => state,
+        Err(crate::publish::resume::ResumeLoadError::Resume(e)) => return Err(e.into()),
+        Err(crate::publish::resume::ResumeLoadError::Origin(e)) => {
+            tracing::error!(
+                "{e}; starting without the match's earlier state: playlists start afresh and the \
+                 next window starts a new hash chain"
+            );
+            return Ok(());
+        }
+    };
+    if state.is_empty() {
+        return Ok(());
+    }
+    let last_seq = state
+        .playlists
+        .iter()
+        .filter_map(|(_, _, p)| p.entries.last().map(|e| e.seq))
+        .max();
+    tracing::warn!(
+        "continuing match {}: {} playlist(s) up to seq {}, {} published window(s) up to {}, {} segment(s) of an unclosed window; \
+         the next segments follow a discontinuity",
+        cfg.match_id,
+        state.playlists.len(),
+        last_seq.map_or("-".to_string(), |s| s.to_string()),
+        state.closed.len(),
+        state
+            .newest_closed()
+            .map_or("-".to_string(), |w| w.to_string()),
+        state.open_segments.len(),
+    );
+    packager.resume(state);
+    Ok(())
 }
 
 /// Where packaged objects go: the publisher (spool, then origin) and the seeder's copy.

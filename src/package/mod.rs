@@ -9,6 +9,7 @@ pub mod codec;
 pub mod crypt;
 pub mod manifest;
 pub mod playlist;
+pub mod resume;
 pub mod segment;
 pub mod torrent;
 pub mod window;
@@ -125,6 +126,10 @@ pub struct Packager {
     /// Segments not yet given to the window book: a window is hashed and signed only when the
     /// objects before it have been pulled, so a closing segment is published without waiting.
     window_pending: VecDeque<window::WindowSegment>,
+    /// Renditions continued from an earlier run, and the highest seq that run may have put on
+    /// the origin (its last listed seq + 1: a segment goes up before the playlist naming it).
+    /// Their next segment must come after it, and follows a discontinuity.
+    restarted: HashMap<(String, String), Seq>,
     out: VecDeque<Object>,
 }
 
@@ -170,6 +175,7 @@ impl Packager {
             playlists,
             windows: None,
             window_pending: VecDeque::new(),
+            restarted: HashMap::new(),
             out,
         }
     }
@@ -197,6 +203,26 @@ impl Packager {
         self
     }
 
+    /// Continues a match from what an earlier run published: its playlists (the next segment
+    /// of each follows a discontinuity), its hash chain, and the segments of windows it never
+    /// closed (they close with the new segments of the same window).
+    pub fn resume(&mut self, resume: resume::Resume) {
+        for (angle, rung, restored) in resume.playlists {
+            let key = (angle, rung);
+            if let Some(p) = self.playlists.get_mut(&key) {
+                let last = restored.entries.last().map(|e| e.seq);
+                p.restore(restored.entries, restored.discontinuity_sequence);
+                if let Some(last) = last {
+                    self.restarted.insert(key, Seq(last.0 + 1));
+                }
+            }
+        }
+        if let Some(book) = self.windows.as_mut() {
+            book.resume(resume.closed, resume.newest_manifest_sha256);
+            self.window_pending.extend(resume.open_segments);
+        }
+    }
+
     /// Takes one finished segment: queues the (sealed) segment, then its updated playlist.
     pub fn push(&mut self, mut segment: EncodedSegment) -> Result<(), PackageError> {
         let key = (segment.angle.to_string(), segment.rung.to_string());
@@ -208,7 +234,8 @@ impl Packager {
                 rung: key.1.clone(),
             })?;
         let last = playlist.last_seq();
-        if let Some(last) = last
+        let floor = self.restarted.get(&key).copied().or(last);
+        if let Some(last) = floor
             && segment.seq <= last
         {
             return Err(PackageError::OutOfOrder {
@@ -224,7 +251,8 @@ impl Packager {
             seq: segment.seq,
             duration: segment.duration_ns as f64 / NS_PER_SEC as f64,
             pdt: self.timeline.seq_start(segment.seq),
-            discontinuity: last.is_some_and(|l| l.0 + 1 != segment.seq.0),
+            discontinuity: last.is_some_and(|l| l.0 + 1 != segment.seq.0)
+                | self.restarted.remove(&key).is_some(),
             key: seg_key,
         });
         let window_copy = self.windows.as_ref().map(|_| window::WindowSegment {

@@ -83,6 +83,20 @@ impl LivePlaylist {
     }
 
     /// Marks the end of the match (EXT-X-ENDLIST).
+    /// Takes back what an earlier run published (its entries and discontinuity count).
+    pub fn restore(&mut self, entries: Vec<PlaylistEntry>, discontinuity_sequence: u64) {
+        self.entries = entries.into();
+        self.discontinuity_sequence = discontinuity_sequence;
+        self.ended = false;
+        while self.entries.len() > self.dvr_segments {
+            if let Some(gone) = self.entries.pop_front()
+                && gone.discontinuity
+            {
+                self.discontinuity_sequence += 1;
+            }
+        }
+    }
+
     pub fn end(&mut self) {
         self.ended = true;
     }

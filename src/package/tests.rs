@@ -153,3 +153,112 @@ fn protection_seam_transforms_bytes_and_names_the_key() {
         "{text}"
     );
 }
+
+/// A signed packager for one angle of the demo profile (360p and 180p; 2 s segments,
+/// windows of 5).
+fn signed(seed: &[u8; 32]) -> Packager {
+    let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"))
+        .expect("demo profile");
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).unwrap();
+    Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear)).sign_windows(
+        &profile,
+        Box::new(signer),
+        "",
+    )
+}
+
+fn push_both(p: &mut Packager, seq: u64) -> Result<(), PackageError> {
+    p.push(seg("cam1", "360p", seq))?;
+    p.push(seg("cam1", "180p", seq))
+}
+
+#[test]
+fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
+    let seed = [7u8; 32];
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    let public = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+    // The first run: seqs 10..=16 (window 2 = 10..14 closes, window 3 stays open).
+    let mut origin: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut first = signed(&seed);
+    for seq in 10..=16 {
+        push_both(&mut first, seq).unwrap();
+    }
+    origin.extend(std::iter::from_fn(|| first.pull()).map(|o| (o.path, o.bytes)));
+    let manifest_2 = origin["final/windows/2.json"].clone();
+
+    // What `publish::resume::load` reads back.
+    let pointer = resume::parse_pointer(
+        "final/live.json",
+        &origin["final/live.json"],
+        &origin["final/live.json.sig"],
+        &public,
+    )
+    .unwrap();
+    let mut playlists = Vec::new();
+    let mut open = Vec::new();
+    for rung in ["360p", "180p"] {
+        let restored =
+            resume::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")]).unwrap();
+        for e in restored.entries.iter().filter(|e| e.seq.0 >= 15) {
+            let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
+            open.push(resume::open_segment("cam1", rung, e, bytes));
+        }
+        playlists.push(("cam1".to_string(), rung.to_string(), restored));
+    }
+    assert_eq!(open.len(), 4);
+    let mut second = signed(&seed);
+    drain(&mut second);
+    second.resume(resume::Resume {
+        closed: pointer.windows.iter().rev().copied().collect(),
+        newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
+        playlists,
+        open_segments: open,
+    });
+    // 17 might already be on the origin (segments go up before their playlist): refused.
+    assert!(matches!(
+        push_both(&mut second, 17),
+        Err(PackageError::OutOfOrder { .. })
+    ));
+    for seq in 18..=20 {
+        push_both(&mut second, seq).unwrap();
+    }
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| second.pull())
+        .map(|o| (o.path, o.bytes))
+        .collect();
+    let playlist = String::from_utf8(out["final/cam1/180p/index.m3u8"].clone()).unwrap();
+    let uris: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert_eq!(
+        uris,
+        [
+            "10.ts", "11.ts", "12.ts", "13.ts", "14.ts", "15.ts", "16.ts", "18.ts", "19.ts",
+            "20.ts"
+        ]
+    );
+    let before_18 = playlist.split("18.ts").next().unwrap();
+    let after_16 = before_18.rsplit("16.ts").next().unwrap();
+    assert!(after_16.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+    assert_eq!(
+        playlist.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{playlist}"
+    );
+    // Window 3 (15..19) closes with the earlier run's 15 and 16, and chains to window 2.
+    let w3: manifest::WindowManifest =
+        serde_json::from_slice(&out["final/windows/3.json"]).unwrap();
+    let mut seqs: Vec<u64> = w3.segments.iter().map(|s| s.seq).collect();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs, vec![15, 16, 18, 19]);
+    assert_eq!(
+        w3.prev_manifest_sha256,
+        Some(manifest::sha256_hex(&manifest_2))
+    );
+    assert!(
+        !out.contains_key("final/windows/2.json"),
+        "window 2 is never rewritten"
+    );
+    assert!(
+        !out.keys()
+            .any(|p| p.ends_with("/15.ts") || p.ends_with("/16.ts"))
+    );
+}

@@ -79,6 +79,13 @@ impl WindowBook {
         }
     }
 
+    /// Continues the chain an earlier run published: `closed` are its newest windows, oldest
+    /// first, and `newest_manifest` the SHA-256 of the newest one's manifest.
+    pub fn resume(&mut self, closed: Vec<u64>, newest_manifest: Option<String>) {
+        self.closed = closed;
+        self.prev_manifest = newest_manifest;
+    }
+
     /// Records a sealed segment; returns the objects of every window that is now complete.
     pub fn add(&mut self, segment: WindowSegment, out: &mut Vec<Object>) {
         let rendition = (segment.angle.clone(), segment.rung.clone());

@@ -6,6 +6,7 @@
 
 pub mod origin;
 pub mod queue;
+pub mod resume;
 pub mod spool;
 
 use crate::package::{Object, ObjectKind};
@@ -171,8 +172,13 @@ impl Publisher {
         self.status.clone()
     }
 
-    /// Waits until everything submitted is on the origin, for at most `timeout`.
+    /// Waits until everything submitted is on the origin, for at most `timeout`, and stops.
     pub fn finish(self, timeout: Duration) -> Result<(), PublishError> {
+        self.flush(timeout)
+    }
+
+    /// Waits until everything submitted so far is on the origin, for at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
         let started = Instant::now();
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::Finish(tx));

@@ -30,6 +30,12 @@ pub enum OriginError {
     },
     #[error("origin {origin}: {message}")]
     Setup { origin: String, message: String },
+    #[error("origin {origin}: GET {path}: {message}")]
+    Get {
+        origin: String,
+        path: String,
+        message: String,
+    },
     #[error("origin {origin}: PUT {path}: {message}")]
     Put {
         origin: String,
@@ -169,6 +175,23 @@ impl Origin {
             })
     }
 
+    /// Reads the object at `path`; `None` when the origin does not have it.
+    pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>, OriginError> {
+        checked_relative(path)?;
+        let location = object_store::path::Path::parse(path)
+            .map_err(|_| OriginError::BadPath(path.to_string()))?;
+        let failed = |e: object_store::Error| OriginError::Get {
+            origin: self.describe.clone(),
+            path: path.to_string(),
+            message: self.scrub(&error_chain(&e)),
+        };
+        match self.store.get(&location).await {
+            Ok(found) => Ok(Some(found.bytes().await.map_err(failed)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
     /// Where the origin is, for humans (no credentials).
     pub fn describe(&self) -> &str {
         &self.describe
@@ -268,6 +291,14 @@ mod tests {
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
         assert!(dir.path().join("m/.pad/100").is_file());
+        let (found, missing) = block_on(async {
+            (
+                o.get("m/cam1/360p/index.m3u8").await.unwrap(),
+                o.get("m/none.ts").await.unwrap(),
+            )
+        });
+        assert_eq!(found.as_deref(), Some(&b"two"[..]));
+        assert_eq!(missing, None);
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! Reading back what an earlier run of the same match published, so a restart after a crash
+//! continues it: the signed `live.json` (the hash chain's head), every media playlist, and the
+//! segments of windows that were never closed. The parsing is pure (`package::resume`).
+
+use super::{Origin, OriginError};
+use crate::package::resume::{self, Resume, ResumeError};
+use crate::timecode::Timeline;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeLoadError {
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+}
+
+/// Loads the match's published state; an empty [`Resume`] when nothing was published.
+pub async fn load(
+    origin: &Origin,
+    match_id: &str,
+    renditions: &[(String, String)],
+    public_key: &[u8],
+    timeline: &Timeline,
+) -> Result<Resume, ResumeLoadError> {
+    let mut state = Resume::default();
+    let live_path = format!("{match_id}/live.json");
+    if let Some(live) = origin.get(&live_path).await? {
+        let sig = origin
+            .get(&format!("{live_path}.sig"))
+            .await?
+            .unwrap_or_default();
+        let pointer = resume::parse_pointer(&live_path, &live, &sig, public_key)?;
+        state.closed = pointer.windows.iter().rev().copied().collect();
+        state.newest_manifest_sha256 = Some(pointer.newest_manifest_sha256);
+    }
+    let newest_closed = state.newest_closed();
+    for (angle, rung) in renditions {
+        let dir = format!("{match_id}/{angle}/{rung}");
+        let path = format!("{dir}/index.m3u8");
+        let Some(text) = origin.get(&path).await? else {
+            continue;
+        };
+        let restored = resume::parse_playlist(&path, &text)?;
+        for entry in &restored.entries {
+            if newest_closed.is_some_and(|w| timeline.window_of(entry.seq).0 <= w) {
+                continue;
+            }
+            let seg_path = format!("{dir}/{}.ts", entry.seq);
+            match origin.get(&seg_path).await? {
+                Some(bytes) => state
+                    .open_segments
+                    .push(resume::open_segment(angle, rung, entry, bytes)),
+                None => tracing::warn!(
+                    "{path} names {seg_path}, which the origin does not have; its window will not list it"
+                ),
+            }
+        }
+        state
+            .playlists
+            .push((angle.clone(), rung.clone(), restored));
+    }
+    Ok(state)
+}

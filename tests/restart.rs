@@ -1,0 +1,151 @@
+//! Crash-safe restart: a live match is SIGKILLed, and running the same `run` again continues
+//! it. Nothing already published changes, the playlists continue after one discontinuity,
+//! and `verify` passes over the whole match (the hash chain runs across the crash).
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn run_cmd(profile: &Path, keys: &Path, origin: &Path, spool: &Path) -> Command {
+    let mut cmd = swarmpack();
+    cmd.args(["run", "--match", "cup"])
+        .args(["--angle", "main=test:", "--angle", "pov=test:"])
+        .arg("--profile")
+        .arg(profile)
+        .arg("--keys")
+        .arg(keys)
+        .arg("--origin")
+        .arg(format!("file://{}", origin.display()))
+        .arg("--spool")
+        .arg(spool);
+    cmd
+}
+
+/// Every published object that must never change: all but the replaceable playlists and
+/// live pointer.
+fn immutable_objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !rel.ends_with(".m3u8") && !rel.starts_with("live.json") {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sigkilled_match_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 3, "http://127.0.0.1:9/", "");
+    let origin = tmp.path().join("origin");
+    let spool = tmp.path().join("spool");
+    let m = origin.join("cup");
+
+    let mut first = Guard(
+        run_cmd(&profile, &keys, &origin, &spool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let playlist = m.join("main/180p/index.m3u8");
+    wait_for(
+        "two windows and 7 segments",
+        Duration::from_secs(40),
+        || {
+            m.join("live.json").is_file()
+                && std::fs::read_dir(m.join("windows")).map_or(0, |d| d.count()) >= 6
+                && playlist.is_file()
+                && media_playlist(&playlist).segments.len() >= 7
+        },
+    );
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let before = immutable_objects(&m);
+    let segs_before: Vec<String> = media_playlist(&playlist)
+        .segments
+        .iter()
+        .map(|s| s.uri.clone())
+        .collect();
+
+    let mut second = run_cmd(&profile, &keys, &origin, &spool);
+    second.args(["--duration", "5"]);
+    let out = run_with_deadline(second, Duration::from_secs(60));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the restarted run failed:\n{log}");
+    assert!(log.contains("continuing match cup"), "{log}");
+
+    // Nothing published before the crash changed.
+    let after = immutable_objects(&m);
+    for (rel, bytes) in &before {
+        let now = after
+            .get(rel)
+            .unwrap_or_else(|| panic!("{rel} disappeared"));
+        assert!(now == bytes, "{rel} was overwritten by the restarted run");
+    }
+    assert!(
+        after.len() > before.len(),
+        "the second run published nothing new"
+    );
+
+    // Each playlist keeps the earlier segments, then one discontinuity, then the new ones.
+    for p in media_playlists(&m) {
+        let pl = media_playlist(&p);
+        assert!(pl.end_list, "{}", p.display());
+        let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+        if p == playlist {
+            assert_eq!(&uris[..segs_before.len()], segs_before.as_slice());
+        }
+        let breaks: Vec<usize> = pl
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.discontinuity)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(breaks.len(), 1, "{}: {uris:?}", p.display());
+        assert!(breaks[0] >= 7 && breaks[0] < uris.len(), "{}", p.display());
+        let seqs: Vec<u64> = uris
+            .iter()
+            .map(|u| u.trim_end_matches(".ts").parse().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        assert_playlist_segments_valid(p.parent().unwrap(), &keys, "cup");
+    }
+
+    // The chain runs across the crash: verify walks it from the newest window to the first.
+    let v = swarmpack()
+        .arg("verify")
+        .arg(&m)
+        .arg("--pubkey")
+        .arg(keys.join("pubkey.pem"))
+        .output()
+        .unwrap();
+    let vlog = String::from_utf8_lossy(&v.stderr);
+    assert!(
+        v.status.success(),
+        "verify failed:\n{}{vlog}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    let windows_on_origin = std::fs::read_dir(m.join("windows"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "torrent"))
+        .count();
+    assert!(
+        vlog.contains(&format!("{windows_on_origin} window(s)")),
+        "verify did not reach every window ({windows_on_origin}):\n{vlog}"
+    );
+}
