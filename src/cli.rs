@@ -183,6 +183,9 @@ pub struct RunArgs {
     /// Do not seed windows (overrides the profile's [seed] enabled).
     #[arg(long)]
     pub no_seed: bool,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, e.g. 127.0.0.1:9300.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Where the seeder listens for peers, IP:PORT (overrides the profile's seed.listen;
     /// port 0 picks a free one).
     #[arg(long, value_name = "ADDR", env = "SWARMPACK_SEED_LISTEN")]
@@ -204,7 +207,7 @@ pub struct RunArgs {
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
     match cli.command {
-        Command::Run(args) => run(args, stop_requests),
+        Command::Run(args) => run(args, cli.log_format, stop_requests),
         Command::Keygen { out } => {
             let keys = KeyDir::generate(&out).map_err(|e| match e {
                 KeyError::Exists(_) => bad_input(e),
@@ -353,7 +356,11 @@ fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> 
     Ok(angles)
 }
 
-fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
+fn run(
+    args: RunArgs,
+    log_format: LogFormat,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
     if !is_path_safe_name(&args.match_id) {
         return Err(bad_input(anyhow!(
             "--match {:?}: expected {}",
@@ -409,6 +416,16 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
     })?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     let seed = profile.seed.enabled && !args.no_seed;
+    let metrics = match &args.metrics {
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            bad_input(anyhow!(
+                "--metrics {addr:?}: expected IP:PORT, e.g. 127.0.0.1:9300"
+            ))
+        })?),
+        None => None,
+    };
+    let status_line =
+        log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = swarmpack::run::run(
         RunConfig {
             match_id: args.match_id.clone(),
@@ -418,6 +435,8 @@ fn run(args: RunArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
             spool: args.spool.clone(),
             drain_timeout,
             seed,
+            metrics,
+            status_line,
             keys,
             duration_secs: args.duration,
             fast: args.fast,

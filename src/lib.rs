@@ -7,6 +7,8 @@
 
 pub mod ingest;
 pub mod keys;
+pub mod metrics;
+pub mod observe;
 pub mod package;
 pub mod profile;
 pub mod publish;

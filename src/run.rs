@@ -2,13 +2,14 @@
 
 use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
 use crate::keys::KeyDir;
+use crate::metrics::Metrics;
+use crate::observe::{Observer, Progress};
 use crate::package::crypt::Aes128;
 use crate::package::{ObjectKind, PackageError, Packager};
 use crate::profile::Profile;
 use crate::publish::{Origin, PublishError, Publisher, PublisherConfig};
 use crate::seed::{SeedError, Seeder};
 use crate::timecode::{Seq, UtcNs};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +27,11 @@ pub enum RunError {
     Seed(#[from] SeedError),
     #[error(transparent)]
     Resume(#[from] crate::package::resume::ResumeError),
+    #[error("--metrics {addr}: cannot listen: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("stopped at once by a second signal; the segment in progress was not published")]
@@ -46,6 +52,10 @@ pub struct RunConfig {
     pub drain_timeout: Duration,
     /// Seed windows in-process (the profile's `[seed]`, unless turned off).
     pub seed: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Redraw a status line on stderr (it is a terminal).
+    pub status_line: bool,
     /// The match secrets (from `keygen`); content keys are derived from them per window.
     pub keys: KeyDir,
     /// Stop after this many seconds of media (rounded up to whole segments).
@@ -62,42 +72,6 @@ pub struct RunReport {
     pub bytes: u64,
     pub first_seq: Option<Seq>,
     pub last_seq: Option<Seq>,
-}
-
-/// Counts renditions per seq so progress is reported once a seq is complete everywhere.
-/// The speed is measured from the first complete seq, so start-up does not skew it.
-struct Progress {
-    renditions: usize,
-    pending: BTreeMap<Seq, usize>,
-    first: Option<(Seq, Instant)>,
-}
-
-impl Progress {
-    fn segment(&mut self, seq: Seq, timeline: &crate::timecode::Timeline) {
-        let n = self.pending.entry(seq).or_default();
-        *n += 1;
-        if *n < self.renditions {
-            return;
-        }
-        self.pending.remove(&seq);
-        let (first, since) = *self.first.get_or_insert((seq, Instant::now()));
-        let media = (seq.0 - first.0) as f64 * timeline.segment_secs();
-        let wall = since.elapsed().as_secs_f64();
-        let speed = if wall > 0.0 && media > 0.0 {
-            format!("{:.2}x real time", media / wall)
-        } else {
-            "first segment".to_string()
-        };
-        tracing::info!(
-            "seq {seq} complete ({} renditions) pdt {} | {:.0} s of media, {speed}",
-            self.renditions,
-            timeline
-                .seq_start(seq)
-                .to_datetime()
-                .format("%H:%M:%S%.3fZ"),
-            media + timeline.segment_secs(),
-        );
-    }
 }
 
 /// The UTC instant running time 0 stands for. Real-time feeds start on the boundary just
@@ -150,13 +124,28 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
+    let metrics = match cfg.metrics {
+        Some(addr) => {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|source| RunError::Metrics { addr, source })?;
+            let m = Metrics::new(&cfg.match_id, &cfg.profile.name, cfg.origin.describe());
+            rt.spawn(crate::metrics::serve(listener, m.clone()));
+            tracing::info!("metrics at http://{addr}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
     let work_dir = cfg.spool.join(&cfg.match_id);
     let origin_name = cfg.origin.describe().to_string();
     let publisher = Publisher::start(
         rt.handle(),
         cfg.origin.clone(),
         &work_dir.join("queue"),
-        PublisherConfig::default(),
+        PublisherConfig {
+            events: metrics.clone().map(crate::metrics::latency_recorder),
+            ..PublisherConfig::default()
+        },
     )?;
     resume(&cfg, &rt, &publisher, &angle_names, &mut packager)?;
     let seeder = if cfg.seed {
@@ -218,11 +207,18 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     }
 
     let total_rungs = angles.len() * cfg.profile.rungs.len();
-    let mut progress = Progress {
-        renditions: total_rungs,
-        pending: BTreeMap::new(),
-        first: None,
-    };
+    let mut progress = Progress::new(total_rungs);
+    let frames = angles
+        .iter()
+        .map(|a| (a.angle.to_string(), a.frames.clone()))
+        .collect();
+    let mut observer = Observer::new(
+        metrics,
+        cfg.status_line,
+        outlet.publisher.status(),
+        outlet.seeder.as_ref().map(Seeder::status),
+        frames,
+    );
     let mut ended = 0;
     let mut stop_seen = 0;
     // A clean stop must end within one segment plus a few seconds, even when a feed has
@@ -230,6 +226,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let mut stop_deadline: Option<Instant> = None;
     let grace = Duration::from_nanos(timeline.segment_ns()) + Duration::from_secs(5);
     let result = loop {
+        observer.tick();
         let requests = stop_requests.load(Ordering::Relaxed);
         if requests >= 2 {
             break Err(RunError::Interrupted);
@@ -267,6 +264,11 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                     );
                 }
                 let seq = segment.seq;
+                let (angle, rung, size) = (
+                    segment.angle.clone(),
+                    segment.rung.clone(),
+                    segment.bytes.len(),
+                );
                 match packager.push(segment) {
                     Ok(()) => {}
                     Err(e @ PackageError::OutOfOrder { .. }) => {
@@ -283,7 +285,10 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                 }
                 report.first_seq = Some(report.first_seq.map_or(seq, |f| f.min(seq)));
                 report.last_seq = Some(report.last_seq.map_or(seq, |l| l.max(seq)));
-                progress.segment(seq, &timeline);
+                observer.segment(&angle, &rung, seq, size);
+                if let Some(factor) = progress.segment(seq, &timeline) {
+                    observer.realtime_factor(factor);
+                }
             }
             IngestEvent::RungEnded { angle, rung } => {
                 tracing::debug!("{angle}/{rung} ended");
@@ -301,6 +306,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         }
     };
     angles.into_iter().for_each(AngleIngest::shutdown);
+    observer.finish();
     if let Err(e) = result {
         // What was packaged still goes out; anything the origin cannot take stays spooled.
         if let Err(undrained) = outlet.close(cfg.drain_timeout) {

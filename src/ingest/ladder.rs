@@ -126,6 +126,8 @@ pub fn describe(
 /// A running angle.
 pub struct AngleIngest {
     pub angle: Arc<str>,
+    /// Decoded video frames taken from the feed so far.
+    pub frames: Arc<std::sync::atomic::AtomicU64>,
     pipeline: gst::Pipeline,
     bus_thread: Option<std::thread::JoinHandle<()>>,
     bus_stop: Arc<std::sync::atomic::AtomicBool>,
@@ -136,6 +138,8 @@ struct AngleState {
     clock: Arc<MatchClock>,
     /// UTC just after the newest video frame of this angle (for a short last segment).
     video_end: std::sync::atomic::AtomicU64,
+    /// Decoded video frames so far.
+    frames: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AngleIngest {
@@ -172,6 +176,7 @@ impl AngleIngest {
         let state = Arc::new(AngleState {
             clock,
             video_end: std::sync::atomic::AtomicU64::new(0),
+            frames: Arc::default(),
         });
         let angle_arc: Arc<str> = angle.into();
 
@@ -221,6 +226,7 @@ impl AngleIngest {
         let bus_thread = spawn_bus_watch(&pipeline, angle_arc.clone(), events, bus_stop.clone());
         Ok(AngleIngest {
             angle: angle_arc,
+            frames: state.frames.clone(),
             pipeline,
             bus_thread: Some(bus_thread),
             bus_stop,
@@ -317,6 +323,9 @@ fn install_stream_end_probe(pad: &gst::Pad, state: Arc<AngleState>, video: bool)
             return gst::PadProbeReturn::Drop;
         }
         if video {
+            state
+                .frames
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let frame_ns = buffer.duration().map_or(0, |d| d.nseconds());
             state
                 .video_end

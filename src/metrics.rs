@@ -1,0 +1,237 @@
+//! Prometheus metrics (OpenMetrics text) for one match, served at `http://ADDR/metrics` when
+//! `run --metrics ADDR` is given. The run loop feeds them; nothing here blocks.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Rendition {
+    pub angle: String,
+    pub rung: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Angle {
+    pub angle: String,
+}
+
+/// Every metric of a run.
+pub struct Metrics {
+    registry: Registry,
+    pub segments: Family<Rendition, Counter>,
+    pub segment_bytes: Family<Rendition, Counter>,
+    pub last_seq: Family<Rendition, Gauge>,
+    pub input_frames: Family<Angle, Counter>,
+    pub realtime_factor: Gauge<f64, AtomicU64>,
+    pub publish_latency: Family<Kind, Histogram>,
+    pub spool_objects: Gauge,
+    pub spool_bytes: Gauge,
+    pub origin_errors: Counter,
+    pub origin_down: Gauge,
+    pub seeded_windows: Gauge,
+    pub seeded_windows_total: Counter,
+}
+
+impl Metrics {
+    pub fn new(match_id: &str, profile: &str, origin: &str) -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("swarmpack");
+        // `match` is a Rust keyword, so these labels are a list rather than a struct.
+        let info = Family::<Vec<(String, String)>, Gauge>::default();
+        info.get_or_create(&vec![
+            ("match".to_string(), match_id.to_string()),
+            ("profile".to_string(), profile.to_string()),
+            ("origin".to_string(), origin.to_string()),
+        ])
+        .set(1);
+        registry.register("match", "The match being produced (always 1)", info);
+        let m = Metrics {
+            segments: Family::default(),
+            segment_bytes: Family::default(),
+            last_seq: Family::default(),
+            input_frames: Family::default(),
+            realtime_factor: Gauge::default(),
+            publish_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 16))
+            }),
+            spool_objects: Gauge::default(),
+            spool_bytes: Gauge::default(),
+            origin_errors: Counter::default(),
+            origin_down: Gauge::default(),
+            seeded_windows: Gauge::default(),
+            seeded_windows_total: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "segments",
+            "Segments packaged, per angle and rung",
+            m.segments.clone(),
+        );
+        registry.register(
+            "segment_bytes",
+            "Bytes of segments packaged (encrypted), per angle and rung",
+            m.segment_bytes.clone(),
+        );
+        registry.register(
+            "last_seq",
+            "Newest segment number, per angle and rung",
+            m.last_seq.clone(),
+        );
+        registry.register(
+            "input_frames",
+            "Decoded video frames taken from each angle's feed",
+            m.input_frames.clone(),
+        );
+        registry.register(
+            "encoder_realtime_factor",
+            "Media seconds encoded per wall-clock second, over the match so far",
+            m.realtime_factor.clone(),
+        );
+        registry.register(
+            "publish_latency_seconds",
+            "From an object being queued to it being on the origin, per object kind",
+            m.publish_latency.clone(),
+        );
+        registry.register(
+            "spool_objects",
+            "Objects in the spool, not yet on the origin",
+            m.spool_objects.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes in the spool, not yet on the origin",
+            m.spool_bytes.clone(),
+        );
+        registry.register(
+            "origin_errors",
+            "Failed upload attempts",
+            m.origin_errors.clone(),
+        );
+        registry.register(
+            "origin_down",
+            "1 while the origin is treated as down (objects held in the spool)",
+            m.origin_down.clone(),
+        );
+        registry.register(
+            "seeded_windows",
+            "Windows being seeded now",
+            m.seeded_windows.clone(),
+        );
+        registry.register(
+            "seeded_windows_added",
+            "Windows handed to the seeder since the start",
+            m.seeded_windows_total.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Raises a counter to `total` (for counts kept elsewhere as running totals).
+    pub fn catch_up(counter: &Counter, total: u64) {
+        let now = counter.get();
+        if total > now {
+            counter.inc_by(total - now);
+        }
+    }
+}
+
+/// A channel for the publisher's events that records each object's publish latency; the
+/// recording thread ends with the publisher.
+pub fn latency_recorder(
+    metrics: Arc<Metrics>,
+) -> crossbeam_channel::Sender<crate::publish::Published> {
+    let (tx, rx) = crossbeam_channel::unbounded::<crate::publish::Published>();
+    std::thread::Builder::new()
+        .name("swarmpack-metrics".into())
+        .spawn(move || {
+            for e in rx {
+                metrics
+                    .publish_latency
+                    .get_or_create(&Kind {
+                        kind: e.kind.name().to_string(),
+                    })
+                    .observe(e.done.duration_since(e.queued).as_secs_f64());
+            }
+        })
+        .expect("spawn the metrics thread");
+    tx
+}
+
+/// Serves `GET /metrics` on `listener` until the runtime stops.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    use axum::http::header::CONTENT_TYPE;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("metrics server stopped: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_every_metric_with_labels() {
+        let m = Metrics::new("final", "demo", "file:///srv/o");
+        let r = Rendition {
+            angle: "main".into(),
+            rung: "360p".into(),
+        };
+        m.segments.get_or_create(&r).inc();
+        m.publish_latency
+            .get_or_create(&Kind {
+                kind: "segment".into(),
+            })
+            .observe(0.004);
+        Metrics::catch_up(&m.origin_errors, 3);
+        Metrics::catch_up(&m.origin_errors, 2);
+        let text = m.render();
+        assert!(
+            text.contains("swarmpack_segments_total{angle=\"main\",rung=\"360p\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("swarmpack_origin_errors_total 3"), "{text}");
+        assert!(
+            text.contains("swarmpack_match_info") || text.contains("swarmpack_match{"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "swarmpack_publish_latency_seconds_bucket{le=\"0.004\",kind=\"segment\"} 1"
+            ) || text.contains("swarmpack_publish_latency_seconds_count{kind=\"segment\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
