@@ -221,3 +221,55 @@ fn keyserver_on_a_busy_port_exits_1_naming_the_address() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("expected ADDRESS:PORT"), "{err}");
 }
+
+#[test]
+fn run_time_setup_failures_exit_1_naming_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path());
+    let origin = format!("file://{}", dir.path().join("origin").display());
+    let base = |angle: &str| {
+        vec![
+            "--keys".to_string(),
+            keys.to_str().unwrap().to_string(),
+            "--origin".to_string(),
+            origin.clone(),
+            "--duration".to_string(),
+            "2".to_string(),
+            "--angle".to_string(),
+            angle.to_string(),
+        ]
+    };
+    let run = |extra: Vec<String>| {
+        let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        run_with(&profile("demo.toml"), &args)
+    };
+
+    // A source nobody serves: the feed fails at the start, naming the angle and the cause.
+    let dead = free_tcp_port();
+    let (code, err) = run(base(&format!("cam=rtmp://127.0.0.1:{dead}/live/x")));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("angle cam: feed failed"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+
+    // The seeder's port is taken.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let mut args = base("cam=test:");
+    args.extend(["--seed-listen".to_string(), addr.clone()]);
+    let (code, err) = run(args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("seed.listen {addr}: cannot listen for peers")),
+        "{err}"
+    );
+
+    // A spool that cannot be created.
+    let mut args = base("cam=test:");
+    args.extend(["--spool".to_string(), "/proc/swarmpack-spool".to_string()]);
+    let (code, err) = run(args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("spool /proc/swarmpack-spool/m/queue: cannot create the directory"),
+        "{err}"
+    );
+}
