@@ -39,7 +39,15 @@ pub enum IngestError {
 
 /// Initialises GStreamer once per process.
 pub fn init() -> Result<(), IngestError> {
-    gst::init().map_err(|e| IngestError::Init(e.to_string()))
+    gst::init().map_err(|e| IngestError::Init(e.to_string()))?;
+    // fallbacksrc (feed loss: slate while a network feed is down, reconnects) is compiled in.
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    REGISTERED.call_once(|| {
+        result = gstfallbackswitch::plugin_register_static()
+            .map_err(|e| IngestError::Init(format!("fallbackswitch plugin: {e}")));
+    });
+    result
 }
 
 /// The realtime system clock: its time is UTC nanoseconds, so running time + base time is
@@ -188,6 +196,9 @@ impl AngleIngest {
                 install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps);
             }
         }
+        if let Some(feed) = pipeline.by_name("feed") {
+            watch_feed(&feed, &pipeline, angle);
+        }
         for (name, video) in [("vsrc", true), ("asrc", false)] {
             let pad = find(name)?
                 .static_pad("src")
@@ -298,10 +309,45 @@ fn install_timecode_probe(pad: &gst::Pad, state: Arc<AngleState>, fps: u32) {
     });
 }
 
+/// Follows a network feed's `fallbacksrc` (named "feed"): the slate overlays ("slate",
+/// "timecode") are shown while the feed is not running, and every loss and return is logged.
+fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
+    let overlays: Vec<gst::Element> = ["slate", "timecode"]
+        .iter()
+        .filter_map(|n| pipeline.by_name(n))
+        .collect();
+    let angle = angle.to_string();
+    let was_running = std::sync::atomic::AtomicBool::new(false);
+    let apply = move |feed: &gst::Element| {
+        let value = feed.property_value("status");
+        let status = gst::glib::EnumValue::from_value(&value)
+            .map(|(_, v)| v.nick().to_string())
+            .unwrap_or_default();
+        let running = status == "running";
+        for o in &overlays {
+            o.set_property("silent", running);
+        }
+        let before = was_running.swap(running, std::sync::atomic::Ordering::Relaxed);
+        match (before, running) {
+            (false, true) => tracing::info!("angle {angle}: feed is live"),
+            (true, false) => {
+                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, reconnecting")
+            }
+            _ => tracing::debug!("angle {angle}: feed {status}"),
+        }
+    };
+    apply(feed);
+    feed.connect_notify(Some("status"), move |feed, _| apply(feed));
+}
+
 /// On an angle's decoded video or audio, before the rungs split off: ends the stream at the
 /// match's stop point (a boundary), and for video tracks the head of the match.
 fn install_stream_end_probe(pad: &gst::Pad, state: Arc<AngleState>, video: bool) {
     let ended = std::sync::atomic::AtomicBool::new(false);
+    // Audio that starts before the previous buffer ended (a feed switching to or from the
+    // slate) is dropped: the AAC encoder would otherwise emit timestamps that go backwards.
+    let audio_end = std::sync::atomic::AtomicU64::new(0);
+    const OVERLAP_NS: u64 = 100_000;
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         if ended.load(std::sync::atomic::Ordering::Relaxed) {
             return gst::PadProbeReturn::Drop;
@@ -312,6 +358,15 @@ fn install_stream_end_probe(pad: &gst::Pad, state: Arc<AngleState>, video: bool)
         let Some(rt) = running_time(pad, buffer) else {
             return gst::PadProbeReturn::Ok;
         };
+        if !video {
+            let end = rt + buffer.duration().map_or(0, |d| d.nseconds());
+            let prev = audio_end.load(std::sync::atomic::Ordering::Relaxed);
+            if rt + OVERLAP_NS < prev {
+                tracing::debug!("dropping {} ns of overlapping audio", prev - rt);
+                return gst::PadProbeReturn::Drop;
+            }
+            audio_end.store(end, std::sync::atomic::Ordering::Relaxed);
+        }
         let clock = &state.clock;
         let utc = UtcNs(clock.anchor.0 + rt);
         if video {

@@ -191,15 +191,19 @@ impl SourceSpec {
                     SrtMode::Listener => "listener",
                     SrtMode::Caller => "caller",
                 };
-                fragments.render(
-                    "source-srt",
-                    &[
-                        ("uri", format!("srt://{host}:{port}?mode={mode}")),
-                        ("latency", latency_ms.to_string()),
-                    ],
-                )
+                let mut vars = network_vars(angle, top);
+                vars.push((
+                    "uri",
+                    format!("srt://{host}:{port}?mode={mode}&latency={latency_ms}"),
+                ));
+                vars.push(("latency", latency_ms.to_string()));
+                fragments.render("source-srt", &vars)
             }
-            SourceSpec::Rtmp { url } => fragments.render("source-rtmp", &[("uri", url.clone())]),
+            SourceSpec::Rtmp { url } => {
+                let mut vars = network_vars(angle, top);
+                vars.push(("uri", url.clone()));
+                fragments.render("source-rtmp", &vars)
+            }
             SourceSpec::RtmpListen { .. } => Err(TemplateError::Read {
                 path: PathBuf::from("source-rtmp-listen.gst"),
                 message:
@@ -208,6 +212,19 @@ impl SourceSpec {
             }),
         }
     }
+}
+
+/// Placeholders of the network feeds: the slate's size and text, and how long a stalled
+/// feed waits before the slate takes over. 500 ms is under half of the shortest segment
+/// (1 s), so an outage never leaves a segment without frames.
+fn network_vars(angle: &str, top: &Rung) -> Vec<(&'static str, String)> {
+    const SLATE_AFTER_NS: u64 = 500_000_000;
+    vec![
+        ("angle", angle.to_string()),
+        ("width", top.width.to_string()),
+        ("height", top.height.to_string()),
+        ("timeout", SLATE_AFTER_NS.to_string()),
+    ]
 }
 
 #[cfg(test)]

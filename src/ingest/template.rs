@@ -160,6 +160,7 @@ mod tests {
             "sync",
             "uri",
             "latency",
+            "timeout",
             "rung",
             "video_kbps",
             "preset",

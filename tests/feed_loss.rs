@@ -1,0 +1,139 @@
+//! Feed loss on match day: the venue encoder (ffmpeg over SRT) is unplugged for 10 s and
+//! plugged back in. The angle keeps its cadence from a slate (no gap in any playlist), real
+//! video is there before and after, and the other angle never notices.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Luma of every segment of a rendition, in playlist order, decrypted first.
+fn lumas(dir: &Path, keys: &Path) -> Vec<(u64, u8)> {
+    let pl = media_playlist(&dir.join("index.m3u8"));
+    let scratch = tempfile::tempdir().unwrap();
+    pl.segments
+        .iter()
+        .map(|s| {
+            let clear = decrypted_copy(dir, keys, "loss", s, scratch.path());
+            let seq = s.uri.trim_end_matches(".ts").parse().unwrap();
+            (seq, first_frame_luma(&clear))
+        })
+        .collect()
+}
+
+#[test]
+fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 4, "http://127.0.0.1:9/", "");
+    let port = free_udp_port();
+    let log_path = tmp.path().join("swarmpack.log");
+    let origin = tmp.path().join("origin");
+    let mut child = Guard(
+        swarmpack()
+            .args(["run", "--match", "loss", "--duration", "36"])
+            .env("RUST_LOG", "info,swarmpack=debug")
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--keys")
+            .arg(&keys)
+            .args([
+                "--angle",
+                &format!("stage=srt://127.0.0.1:{port}?mode=listener"),
+            ])
+            .args(["--angle", "pov=test:"])
+            .arg("--origin")
+            .arg(format!("file://{}", origin.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let url = format!("srt://127.0.0.1:{port}?mode=caller");
+    let mut encoder = VenueEncoder::start(&VenueEncoder::live_picture(), &url);
+    wait_for("the feed to go live", Duration::from_secs(20), || {
+        log().contains("angle stage: feed is live")
+    });
+    std::thread::sleep(Duration::from_secs(6)); // live picture on air
+    encoder.stop();
+    wait_for("the loss to be noticed", Duration::from_secs(10), || {
+        log().contains("angle stage: signal lost")
+    });
+    let unplugged = Instant::now();
+    while unplugged.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100)); // the outage
+    }
+    let _encoder = VenueEncoder::start(&VenueEncoder::live_picture(), &url);
+    wait_for("the feed to come back", Duration::from_secs(20), || {
+        log().matches("angle stage: feed is live").count() >= 2
+    });
+    let started = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no end:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(child.0.try_wait().unwrap().unwrap().success(), "{}", log());
+
+    // No gap anywhere: every playlist has every seq, without a discontinuity.
+    for p in media_playlists(&origin.join("loss")) {
+        let pl = media_playlist(&p);
+        let seqs: Vec<u64> = pl
+            .segments
+            .iter()
+            .map(|s| s.uri.trim_end_matches(".ts").parse().unwrap())
+            .collect();
+        assert!(seqs.len() >= 34, "{}: {seqs:?}", p.display());
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "{}: {seqs:?}",
+            p.display()
+        );
+        assert!(
+            pl.segments.iter().all(|s| !s.discontinuity),
+            "{}",
+            p.display()
+        );
+        assert_playlist_segments_valid(p.parent().unwrap(), &keys, "loss");
+    }
+
+    // The stage angle: live picture, then slate (black with text), then live again.
+    let stage = lumas(&origin.join("loss/stage/180p"), &keys);
+    let kinds: String = stage
+        .iter()
+        .map(|(_, l)| {
+            if *l >= 60 {
+                'L'
+            } else if *l <= 45 {
+                'S'
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let runs: Vec<char> = kinds.chars().fold(Vec::new(), |mut v, c| {
+        if v.last() != Some(&c) {
+            v.push(c);
+        }
+        v
+    });
+    let shape: String = runs.iter().collect();
+    assert!(
+        shape.contains("LSL") || shape.contains("L?SL") || shape.contains("LS?L"),
+        "expected live, slate, live: {kinds} ({stage:?})"
+    );
+    let slate = kinds.matches('S').count();
+    assert!(
+        (7..=14).contains(&slate),
+        "about 10 s of slate, got {slate}: {kinds}"
+    );
+    // The other angle never noticed: its test picture throughout.
+    let pov = lumas(&origin.join("loss/pov/180p"), &keys);
+    assert!(pov.iter().all(|(_, l)| *l >= 60), "{pov:?}");
+}
