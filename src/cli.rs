@@ -75,8 +75,12 @@ srt://HOST:PORT?mode=caller          call a venue encoder; add &latency=MS (defa
 rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, MediaMTX)\n\n\
 Output on the origin: MATCH/master.m3u8 (angles as video alternatives), \
 MATCH/ANGLE/master.m3u8, MATCH/ANGLE/RUNG/index.m3u8 and MATCH/ANGLE/RUNG/SEQ.ts.\n\n\
-Stop with Ctrl-C or SIGTERM: the segment in progress is finished and the playlists get \
-EXT-X-ENDLIST. A second signal stops at once.",
+Network feeds that stall or drop go on a slate (SIGNAL LOST, angle, timecode) at the same \
+cadence until they return. Every object goes through the spool (--spool) to the origin; each \
+closed window is seeded over BitTorrent and announced to the profile's trackers.\n\n\
+Stop with Ctrl-C or SIGTERM: the segment in progress is finished, the playlists get \
+EXT-X-ENDLIST and the spool drains (up to --drain-timeout while the origin is down). A second \
+signal stops at once. After a crash, run the same command again: the match continues.",
         after_help = "Examples:\n  \
 swarmpack run --match final --profile profiles/demo.toml --angle main=test: --angle pov=test: --duration 30\n  \
 swarmpack run --match final --profile profiles/esports-1080p.toml \\\n      \

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 fn run_args(out: &std::path::Path, angle: &str) -> Command {
     let keys = keygen(out);
     let mut cmd = swarmpack();
-    cmd.args(["run", "--match", "net", "--duration", "4"])
+    cmd.args(["run", "--match", "net", "--duration", "8"])
         .arg("--keys")
         .arg(keys)
         .arg("--profile")
@@ -87,6 +87,8 @@ fn srt_listener_takes_a_venue_encoder_push() {
     };
     let (ok, stderr) = finish(swarm.take().unwrap(), Duration::from_secs(60));
     assert!(ok, "swarmpack failed:\n{stderr}");
+    // Real media arrived (not only the slate that covers a missing feed).
+    assert!(stderr.contains("feed is live"), "{stderr}");
     assert_both_rungs(&out, "venue");
 }
 
@@ -136,6 +138,8 @@ fn rtmp_pull_from_nginx_rtmp() {
     let swarm = run_args(&out, &format!("cam={url}")).spawn().unwrap();
     let (ok, stderr) = finish(swarm, Duration::from_secs(60));
     assert!(ok, "swarmpack failed:\n{stderr}");
+    // Real media arrived (not only the slate that covers a missing feed).
+    assert!(stderr.contains("feed is live"), "{stderr}");
     assert_both_rungs(&out, "cam");
 }
 
@@ -152,5 +156,7 @@ fn srt_caller_dials_a_venue_encoder_that_listens() {
         .unwrap();
     let (ok, stderr) = finish(swarm, Duration::from_secs(60));
     assert!(ok, "swarmpack failed:\n{stderr}");
+    // Real media arrived (not only the slate that covers a missing feed).
+    assert!(stderr.contains("feed is live"), "{stderr}");
     assert_both_rungs(&out, "venue");
 }

@@ -318,6 +318,8 @@ fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
         .collect();
     let angle = angle.to_string();
     let was_running = std::sync::atomic::AtomicBool::new(false);
+    let ever_live = std::sync::atomic::AtomicBool::new(false);
+    let told_waiting = std::sync::atomic::AtomicBool::new(false);
     let apply = move |feed: &gst::Element| {
         let value = feed.property_value("status");
         let status = gst::glib::EnumValue::from_value(&value)
@@ -328,10 +330,21 @@ fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
             o.set_property("silent", running);
         }
         let before = was_running.swap(running, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
         match (before, running) {
-            (false, true) => tracing::info!("angle {angle}: feed is live"),
+            (false, true) => {
+                ever_live.store(true, Relaxed);
+                tracing::info!("angle {angle}: feed is live")
+            }
             (true, false) => {
                 tracing::warn!("angle {angle}: signal lost ({status}); slate on air, reconnecting")
+            }
+            (false, false)
+                if status == "retrying"
+                    && !ever_live.load(Relaxed)
+                    && !told_waiting.swap(true, Relaxed) =>
+            {
+                tracing::warn!("angle {angle}: no signal from the feed yet; slate on air, retrying")
             }
             _ => tracing::debug!("angle {angle}: feed {status}"),
         }

@@ -223,6 +223,7 @@ fn network_vars(angle: &str, top: &Rung) -> Vec<(&'static str, String)> {
         ("angle", angle.to_string()),
         ("width", top.width.to_string()),
         ("height", top.height.to_string()),
+        ("fps", top.fps.to_string()),
         ("timeout", SLATE_AFTER_NS.to_string()),
     ]
 }
