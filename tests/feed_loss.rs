@@ -32,24 +32,23 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
     let log_path = tmp.path().join("swarmpack.log");
     let origin = tmp.path().join("origin");
     let mut child = Guard(
-        swarmpack()
-            .args(["run", "--match", "loss", "--duration", "36"])
-            .env("RUST_LOG", "info,swarmpack=debug")
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--keys")
-            .arg(&keys)
-            .args([
-                "--angle",
-                &format!("stage=srt://127.0.0.1:{port}?mode=listener"),
-            ])
-            .args(["--angle", "pov=test:"])
-            .arg("--origin")
-            .arg(format!("file://{}", origin.display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap(),
+        run_match(
+            "loss",
+            &profile,
+            &keys,
+            &format!("file://{}", origin.display()),
+        )
+        .args(["--duration", "36"])
+        .env("RUST_LOG", "info,swarmpack=debug")
+        .args([
+            "--angle",
+            &format!("stage=srt://127.0.0.1:{port}?mode=listener"),
+        ])
+        .args(["--angle", "pov=test:"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap(),
     );
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let url = format!("srt://127.0.0.1:{port}?mode=caller");

@@ -59,15 +59,10 @@ fn metrics_parse_as_openmetrics_and_count_the_match() {
     let keys = keygen(tmp.path());
     let port = free_tcp_port();
     let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
-    let child = swarmpack()
-        .args(["run", "--match", "obs", "--duration", "8"])
+    let origin = format!("file://{}", tmp.path().join("origin").display());
+    let child = run_match("obs", &profile, &keys, &origin)
+        .args(["--duration", "8"])
         .args(["--angle", "main=test:", "--angle", "pov=test:"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--keys")
-        .arg(&keys)
-        .arg("--origin")
-        .arg(format!("file://{}", tmp.path().join("origin").display()))
         .args(["--metrics", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -13,14 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn live_run(profile: &Path, keys: &Path, origin: &str, spool: &Path, secs: u32) -> Command {
-    let mut cmd = swarmpack();
-    cmd.args(["run", "--match", "live", "--duration", &secs.to_string()])
-        .arg("--profile")
-        .arg(profile)
-        .arg("--keys")
-        .arg(keys)
+    let mut cmd = run_match("live", profile, keys, origin);
+    cmd.args(["--duration", &secs.to_string()])
         .args(["--angle", "main=test:", "--angle", "pov=test:"])
-        .args(["--origin", origin])
         .arg("--spool")
         .arg(spool);
     cmd
@@ -317,14 +312,9 @@ fn objects_left_in_the_spool_are_published_first_by_the_next_run() {
     } = stage(2);
     let origin = nginx.url();
     let fast_run = |secs: &str, drain: &str| {
-        let mut cmd = swarmpack();
-        cmd.args(["run", "--match", "live", "--fast", "--duration", secs])
+        let mut cmd = run_match("live", &profile, &keys, &origin);
+        cmd.args(["--fast", "--duration", secs])
             .args(["--drain-timeout", drain, "--angle", "main=test:"])
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--keys")
-            .arg(&keys)
-            .args(["--origin", &origin])
             .arg("--spool")
             .arg(&spool);
         cmd

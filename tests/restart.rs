@@ -11,15 +11,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn run_cmd(profile: &Path, keys: &Path, origin: &Path, spool: &Path) -> Command {
-    let mut cmd = swarmpack();
-    cmd.args(["run", "--match", "cup"])
-        .args(["--angle", "main=test:", "--angle", "pov=test:"])
-        .arg("--profile")
-        .arg(profile)
-        .arg("--keys")
-        .arg(keys)
-        .arg("--origin")
-        .arg(format!("file://{}", origin.display()))
+    let mut cmd = run_match(
+        "cup",
+        profile,
+        keys,
+        &format!("file://{}", origin.display()),
+    );
+    cmd.args(["--angle", "main=test:", "--angle", "pov=test:"])
         .arg("--spool")
         .arg(spool);
     cmd

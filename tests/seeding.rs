@@ -102,25 +102,24 @@ fn trackers_count_our_seeder_and_libtorrent_downloads_a_window_from_it_alone() {
     let origin = tmp.path().join("origin");
     let seed_port = free_tcp_port();
     let log_path = tmp.path().join("swarmpack.log");
-    let child = swarmpack()
-        .args(["run", "--match", "swarm", "--angle", "main=test:"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--keys")
-        .arg(&keys)
-        .arg("--origin")
-        .arg(format!("file://{}", origin.display()))
-        .arg("--seed-listen")
-        .arg(format!("127.0.0.1:{seed_port}"))
-        .env(
-            "RUST_LOG",
-            "info,swarmpack=debug,librqbit_tracker_comms=debug",
-        )
-        .env("SWARMPACK_TEST_WHITELIST_TOKEN", token)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let child = run_match(
+        "swarm",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    )
+    .args(["--angle", "main=test:"])
+    .arg("--seed-listen")
+    .arg(format!("127.0.0.1:{seed_port}"))
+    .env(
+        "RUST_LOG",
+        "info,swarmpack=debug,librqbit_tracker_comms=debug",
+    )
+    .env("SWARMPACK_TEST_WHITELIST_TOKEN", token)
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log_path).unwrap())
+    .spawn()
+    .unwrap();
     let mut child = Some(Guard(child));
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
@@ -227,15 +226,10 @@ fn windows_that_leave_the_dvr_window_are_no_longer_seeded() {
     let text = std::fs::read_to_string(&profile).unwrap();
     std::fs::write(&profile, text.replace("dvr = 60", "dvr = 4")).unwrap();
     let spool = tmp.path().join("spool");
-    let mut cmd = swarmpack();
-    cmd.args(["run", "--match", "dvr", "--fast", "--duration", "20"])
+    let origin = format!("file://{}", tmp.path().join("origin").display());
+    let mut cmd = run_match("dvr", &profile, &keys, &origin);
+    cmd.args(["--fast", "--duration", "20"])
         .args(["--angle", "main=test:"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--keys")
-        .arg(&keys)
-        .arg("--origin")
-        .arg(format!("file://{}", tmp.path().join("origin").display()))
         .arg("--spool")
         .arg(&spool)
         .env("RUST_LOG", "info,swarmpack=debug");

@@ -554,3 +554,15 @@ pub fn first_frame_luma(ts: &Path) -> u8 {
     );
     out.stdout[0]
 }
+
+/// `swarmpack run --match ID --profile P --keys K --origin URL`; callers add angles and flags.
+pub fn run_match(match_id: &str, profile: &Path, keys: &Path, origin: &str) -> Command {
+    let mut cmd = swarmpack();
+    cmd.args(["run", "--match", match_id])
+        .arg("--profile")
+        .arg(profile)
+        .arg("--keys")
+        .arg(keys)
+        .args(["--origin", origin]);
+    cmd
+}
