@@ -297,7 +297,10 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
         if only.is_some() && next.is_some() {
             break;
         }
-        match (doc.prev_manifest_sha256, w.checked_sub(1)) {
+        match (
+            doc.prev_manifest_sha256,
+            doc.prev_window.or(w.checked_sub(1)),
+        ) {
             (Some(prev), Some(before)) => {
                 next = Some((w, Some(prev)));
                 w = before;

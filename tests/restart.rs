@@ -78,6 +78,8 @@ fn a_sigkilled_match_continues_where_it_stopped() {
         .map(|s| s.uri.clone())
         .collect();
 
+    // Down long enough for whole windows (3 s each) to pass: the chain must bridge the hole.
+    std::thread::sleep(Duration::from_secs(7));
     let mut second = run_cmd(&profile, &keys, &origin, &spool);
     second.args(["--duration", "5"]);
     let out = run_with_deadline(second, Duration::from_secs(60));

@@ -331,7 +331,12 @@ mod tests {
         let s = SourceSpec::parse("a", "srt://127.0.0.1:9000?mode=listener").unwrap();
         let t = s.fragment(&f, "a", &top, false).unwrap();
         assert!(
-            t.contains("srtsrc uri=\"srt://127.0.0.1:9000?mode=listener\" latency=125"),
+            t.contains(
+                "fallbacksrc name=feed uri=\"srt://127.0.0.1:9000?mode=listener&latency=125\""
+            ) && t.contains("timeout=500000000")
+                && t.contains("text=\"SIGNAL LOST   a\"")
+                && t.contains("width=1280,height=720")
+                && t.contains("framerate=30/1"),
             "{t}"
         );
     }

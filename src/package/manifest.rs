@@ -26,6 +26,10 @@ pub struct WindowManifest {
     pub torrent: TorrentRef,
     /// Hex SHA-256 of the previous window's manifest file; null for the first window.
     pub prev_manifest_sha256: Option<String>,
+    /// The previous window's number when it is not `window - 1` (windows skipped while the
+    /// match was down, before a restart); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_window: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +173,7 @@ mod tests {
                 ),
             },
             prev_manifest_sha256: None,
+            prev_window: None,
         }
     }
 

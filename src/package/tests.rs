@@ -261,4 +261,17 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
         !out.keys()
             .any(|p| p.ends_with("/15.ts") || p.ends_with("/16.ts"))
     );
+    assert_eq!(w3.prev_window, None, "window 2 is the one before");
+
+    // Windows 5 to 7 never happened (the match was down): window 8 names window 4 (seq 20
+    // only) as its predecessor, so a verifier can follow the chain across the hole.
+    for seq in 40..=44 {
+        push_both(&mut second, seq).unwrap();
+    }
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| second.pull())
+        .map(|o| (o.path, o.bytes))
+        .collect();
+    let w8: manifest::WindowManifest =
+        serde_json::from_slice(&out["final/windows/8.json"]).unwrap();
+    assert_eq!(w8.prev_window, Some(4));
 }

@@ -193,6 +193,11 @@ impl WindowBook {
                 ),
             },
             prev_manifest_sha256: self.prev_manifest.clone(),
+            prev_window: self
+                .closed
+                .last()
+                .copied()
+                .filter(|p| self.prev_manifest.is_some() && Some(*p) != w.checked_sub(1)),
         };
         let json = manifest::to_file_bytes(&doc);
         let digest = manifest::sha256_hex(&json);
