@@ -320,6 +320,7 @@ fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
     let was_running = std::sync::atomic::AtomicBool::new(false);
     let ever_live = std::sync::atomic::AtomicBool::new(false);
     let told_waiting = std::sync::atomic::AtomicBool::new(false);
+    let told_retrying = std::sync::atomic::AtomicBool::new(false);
     let apply = move |feed: &gst::Element| {
         let value = feed.property_value("status");
         let status = gst::glib::EnumValue::from_value(&value)
@@ -339,12 +340,17 @@ fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
             (true, false) => {
                 tracing::warn!("angle {angle}: signal lost ({status}); slate on air, reconnecting")
             }
-            (false, false)
-                if status == "retrying"
-                    && !ever_live.load(Relaxed)
-                    && !told_waiting.swap(true, Relaxed) =>
-            {
-                tracing::warn!("angle {angle}: no signal from the feed yet; slate on air, retrying")
+            (false, false) if !ever_live.load(Relaxed) => {
+                if !told_waiting.swap(true, Relaxed) {
+                    tracing::info!(
+                        "angle {angle}: waiting for the feed; the slate is on air until it arrives"
+                    );
+                }
+                if status == "retrying" && !told_retrying.swap(true, Relaxed) {
+                    tracing::warn!(
+                        "angle {angle}: no signal from the feed yet; slate on air, retrying"
+                    );
+                }
             }
             _ => tracing::debug!("angle {angle}: feed {status}"),
         }
