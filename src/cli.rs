@@ -408,6 +408,14 @@ fn run(
             ))
         })?;
     }
+    let metrics = match &args.metrics {
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            bad_input(anyhow!(
+                "--metrics {addr:?}: expected IP:PORT, e.g. 127.0.0.1:9300"
+            ))
+        })?),
+        None => None,
+    };
     let drain_timeout = humantime::parse_duration(&args.drain_timeout).map_err(|e| {
         bad_input(anyhow!(
             "--drain-timeout {:?}: expected a duration like 30s or 2m ({e})",
@@ -420,14 +428,6 @@ fn run(
     })?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     let seed = profile.seed.enabled && !args.no_seed;
-    let metrics = match &args.metrics {
-        Some(addr) => Some(addr.parse().map_err(|_| {
-            bad_input(anyhow!(
-                "--metrics {addr:?}: expected IP:PORT, e.g. 127.0.0.1:9300"
-            ))
-        })?),
-        None => None,
-    };
     let status_line =
         log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = swarmpack::run::run(

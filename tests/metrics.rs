@@ -191,6 +191,8 @@ fn metrics_port_in_use_is_a_clear_error() {
             "--metrics",
             "nine",
         ])
+        .arg("--keys")
+        .arg(&keys)
         .arg("--profile")
         .arg(profile("demo.toml"))
         .output()

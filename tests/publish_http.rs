@@ -21,15 +21,6 @@ fn live_run(profile: &Path, keys: &Path, origin: &str, spool: &Path, secs: u32) 
     cmd
 }
 
-fn verify_http(url: &str, keys: &Path) -> std::process::Output {
-    swarmpack()
-        .args(["verify", url])
-        .arg("--pubkey")
-        .arg(keys.join("pubkey.pem"))
-        .output()
-        .unwrap()
-}
-
 /// Every file under `dir`, relative to it.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -141,14 +132,7 @@ fn webdav_origin_receives_a_live_match_that_verifies_over_http() {
     assert_spool_empty(&spool);
     assert!(assert_origin_matches_local_copy(&nginx.root, &spool) >= 14);
 
-    let url = format!("{}live/", nginx.url());
-    let v = verify_http(&url, &keys);
-    assert!(
-        v.status.success(),
-        "verify {url} failed:\n{}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
+    assert_verifies(&format!("{}live/", nginx.url()), &keys);
 }
 
 /// Reads every media playlist on the origin's disk and returns the segments they name that
@@ -277,14 +261,7 @@ fn a_20s_origin_outage_loses_nothing_and_playlists_never_dangle() {
     }
     assert_spool_empty(&spool);
     assert!(assert_origin_matches_local_copy(&nginx.root, &spool) > 0);
-    let url = format!("{}live/", nginx.url());
-    let v = verify_http(&url, &keys);
-    assert!(
-        v.status.success(),
-        "verify {url} failed:\n{}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
+    assert_verifies(&format!("{}live/", nginx.url()), &keys);
 }
 
 /// What the spool holds: (origin path, bytes) per queued record.

@@ -104,16 +104,5 @@ fn s3_origin_receives_a_match_that_verifies() {
             assert_eq!(text.matches(".ts\n").count(), 5, "{rel}: {text}");
         }
     }
-    let v = swarmpack()
-        .args(["verify", &base])
-        .arg("--pubkey")
-        .arg(keys.join("pubkey.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "verify {base} failed:\n{}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
+    assert_verifies(&base, &keys);
 }

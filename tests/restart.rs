@@ -126,19 +126,7 @@ fn a_sigkilled_match_continues_where_it_stopped() {
     }
 
     // The chain runs across the crash: verify walks it from the newest window to the first.
-    let v = swarmpack()
-        .arg("verify")
-        .arg(&m)
-        .arg("--pubkey")
-        .arg(keys.join("pubkey.pem"))
-        .output()
-        .unwrap();
-    let vlog = String::from_utf8_lossy(&v.stderr);
-    assert!(
-        v.status.success(),
-        "verify failed:\n{}{vlog}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    let vlog = assert_verifies(m.to_str().unwrap(), &keys);
     let windows_on_origin = std::fs::read_dir(m.join("windows"))
         .unwrap()
         .flatten()

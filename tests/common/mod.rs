@@ -95,6 +95,20 @@ pub fn wait_for(what: &str, deadline: Duration, mut probe: impl FnMut() -> bool)
     }
 }
 
+/// How the test "venue encoder" (ffmpeg) encodes: H.264 with a 1 s GOP at 30 fps, and AAC.
+pub const VENUE_ENCODING: [&str; 10] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-g",
+    "30",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
+];
+
 /// Makes a deterministic H.264 + AAC clip with ffmpeg (`ext` picks the container).
 pub fn make_clip(dir: &Path, secs: u32, ext: &str) -> PathBuf {
     let path = dir.join(format!("clip-{secs}s.{ext}"));
@@ -112,17 +126,8 @@ pub fn make_clip(dir: &Path, secs: u32, ext: &str) -> PathBuf {
             "-i",
             &format!("sine=frequency=440:sample_rate=48000:duration={secs}"),
         ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-b:a", "96k", "-shortest"])
+        .args(VENUE_ENCODING)
+        .args(["-b:a", "96k", "-shortest"])
         .arg(&path)
         .status()
         .expect("ffmpeg is installed (scripts/setup)");
@@ -497,18 +502,9 @@ impl VenueEncoder {
             "lavfi",
             "-i",
             "sine=frequency=440:sample_rate=48000",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
         ]
         .iter()
+        .chain(VENUE_ENCODING.iter())
         .map(|s| s.to_string())
         .collect()
     }
@@ -565,4 +561,21 @@ pub fn run_match(match_id: &str, profile: &Path, keys: &Path, origin: &str) -> C
         .arg(keys)
         .args(["--origin", origin]);
     cmd
+}
+
+/// `swarmpack verify TARGET --pubkey KEYS/pubkey.pem` must pass; returns its log (stderr).
+pub fn assert_verifies(target: &str, keys: &Path) -> String {
+    let v = swarmpack()
+        .args(["verify", target])
+        .arg("--pubkey")
+        .arg(keys.join("pubkey.pem"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&v.stderr).into_owned();
+    assert!(
+        v.status.success(),
+        "verify {target} failed:\n{}{log}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    log
 }
