@@ -137,6 +137,26 @@ exits 0 only when everything checks."
         #[arg(long, value_name = "N")]
         window: Option<u64>,
     },
+    /// After the match: VOD playlists, one whole-match torrent and a signed whole-match manifest.
+    #[command(
+        long_about = "Archive a finished match on its origin: walk the signed hash chain from \
+live.json back to the first window, check every segment against its window manifest, then \
+publish MATCH/ANGLE/RUNG/vod.m3u8 (EXT-X-PLAYLIST-TYPE:VOD, EXT-X-ENDLIST, the same keys and \
+IVs), MATCH/archive.torrent (hybrid v1+v2 of every segment, the match's web seed and trackers) \
+and MATCH/archive.json with its Ed25519 signature archive.json.sig (every window's manifest \
+hash, the playlists and the torrent's infohashes).",
+        after_help = "Example:\n  swarmpack archive --match final --origin file:///srv/origin --keys ./keys"
+    )]
+    Archive {
+        #[arg(long = "match", value_name = "ID")]
+        match_id: String,
+        /// The match's origin, as given to `run` (file://, http(s)://, s3://).
+        #[arg(long, value_name = "URL")]
+        origin: String,
+        /// Match secrets from `swarmpack keygen` (the signing key signs the archive).
+        #[arg(long, value_name = "DIR", default_value = "./keys")]
+        keys: PathBuf,
+    },
     /// Serve content keys to viewers with a valid token: GET /keys/{match}/{period}.
     #[command(
         long_about = "Serve content keys: GET /keys/{match}/{period} returns the 16-byte \
@@ -264,6 +284,11 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             Ok(())
         }
         Command::Keyserver { keys, listen } => keyserver(&keys, &listen, stop_requests),
+        Command::Archive {
+            match_id,
+            origin,
+            keys,
+        } => archive(&match_id, &origin, &keys),
         Command::Verify {
             target,
             pubkey,
@@ -465,5 +490,34 @@ fn run(
             args.match_id
         )));
     }
+    Ok(())
+}
+
+fn archive(match_id: &str, origin: &str, keys: &std::path::Path) -> Result<(), Failure> {
+    if !is_path_safe_name(match_id) {
+        return Err(bad_input(anyhow!(
+            "--match {match_id:?}: expected {}",
+            path_safe_name_rule()
+        )));
+    }
+    let origin = Origin::open(origin).map_err(|e| match e {
+        swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
+        e => runtime(e),
+    })?;
+    let keys = KeyDir::load(keys).map_err(bad_input)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(runtime)?;
+    let report = rt
+        .block_on(swarmpack::archive::run(&origin, match_id, &keys))
+        .map_err(runtime)?;
+    tracing::info!(
+        "archived match {match_id} on {}: {} window(s), {} segment(s), {} object(s) published",
+        origin.describe(),
+        report.windows,
+        report.segments,
+        report.objects
+    );
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! the origin) and [`seed`] (BitTorrent). [`run`] wires one match together. [`profile`] and [`timecode`] are the shared vocabulary.
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod archive;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;

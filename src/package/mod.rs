@@ -5,6 +5,7 @@
 //! names it; the multivariant playlists first of all. Nothing here knows about GStreamer,
 //! threads, the network or the disk.
 
+pub mod archive;
 pub mod codec;
 pub mod crypt;
 pub mod manifest;

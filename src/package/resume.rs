@@ -124,17 +124,11 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
 }
 
 fn parse_iv(text: Option<&str>) -> Option<[u8; 16]> {
-    let hex = text?
+    let text = text?;
+    let hex = text
         .strip_prefix("0x")
-        .or_else(|| text?.strip_prefix("0X"))?;
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut iv = [0u8; 16];
-    for (i, b) in iv.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(iv)
+        .or_else(|| text.strip_prefix("0X"))?;
+    super::manifest::iv_from_hex(hex)
 }
 
 /// A published segment of a window that is still open, as the window book wants it.

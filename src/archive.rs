@@ -1,0 +1,147 @@
+//! `swarmpack archive`: after the match, read its signed hash chain back from the origin,
+//! check every segment against it, and publish VOD playlists, one whole-match torrent and one
+//! signed whole-match manifest (`package::archive` builds them).
+
+use crate::keys::KeyDir;
+use crate::package::archive::{self, ArchiveError, Distribution};
+use crate::package::manifest::{self, WindowManifest};
+use crate::package::resume::{self, ResumeError};
+use crate::publish::{Origin, OriginError};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveRunError {
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error(transparent)]
+    Pointer(#[from] ResumeError),
+    #[error(transparent)]
+    Build(#[from] ArchiveError),
+    #[error("{match_id}/live.json is missing: nothing was published for this match on {origin}")]
+    NoMatch { match_id: String, origin: String },
+    #[error("{path}: {problem}")]
+    Chain { path: String, problem: String },
+}
+
+/// What the archive holds.
+#[derive(Debug, Default)]
+pub struct ArchiveReport {
+    pub windows: usize,
+    pub segments: usize,
+    pub objects: usize,
+}
+
+/// Archives `match_id` on `origin`.
+pub async fn run(
+    origin: &Origin,
+    match_id: &str,
+    keys: &KeyDir,
+) -> Result<ArchiveReport, ArchiveRunError> {
+    let public_key = {
+        use ring::signature::KeyPair;
+        keys.signing_key().public_key().as_ref().to_vec()
+    };
+    let live_path = format!("{match_id}/live.json");
+    let Some(live) = origin.get(&live_path).await? else {
+        return Err(ArchiveRunError::NoMatch {
+            match_id: match_id.to_string(),
+            origin: origin.describe().to_string(),
+        });
+    };
+    let sig = origin
+        .get(&format!("{live_path}.sig"))
+        .await?
+        .unwrap_or_default();
+    let pointer = resume::parse_pointer(&live_path, &live, &sig, &public_key)?;
+    let chain = walk_chain(origin, match_id, &pointer, &public_key).await?;
+
+    let mut bytes = BTreeMap::new();
+    for (doc, _) in &chain {
+        for s in &doc.segments {
+            let path = format!("{match_id}/{}", s.path);
+            let data = origin.get(&path).await?.unwrap_or_default();
+            bytes.insert(s.path.clone(), data);
+        }
+    }
+    let newest = &chain.last().expect("a chain has a window").0;
+    let dist = Distribution::from_magnet(&newest.torrent.magnet);
+    let signer = keys.signer();
+    let objects = archive::build(match_id, &chain, &bytes, &dist, signer.as_ref())?;
+    let report = ArchiveReport {
+        windows: chain.len(),
+        segments: bytes.len(),
+        objects: objects.len(),
+    };
+    for object in objects {
+        put_with_retries(origin, &object.path, object.bytes).await?;
+    }
+    Ok(report)
+}
+
+/// Window manifests from the newest (named by `live.json`) back to the first, each checked
+/// against its signature and the link of the one after it; returned oldest first with the
+/// SHA-256 of each file.
+async fn walk_chain(
+    origin: &Origin,
+    match_id: &str,
+    pointer: &manifest::LivePointer,
+    public_key: &[u8],
+) -> Result<Vec<(WindowManifest, String)>, ArchiveRunError> {
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key);
+    let mut chain = Vec::new();
+    let Some(&newest) = pointer.windows.first() else {
+        return Ok(chain);
+    };
+    let mut next = Some((newest, pointer.newest_manifest_sha256.clone()));
+    while let Some((w, expected)) = next.take() {
+        let path = format!("{match_id}/windows/{w}.json");
+        let broken = |problem: String| ArchiveRunError::Chain {
+            path: path.clone(),
+            problem,
+        };
+        let file = origin
+            .get(&path)
+            .await?
+            .ok_or_else(|| broken("missing, but the chain links to it".into()))?;
+        let sig = origin
+            .get(&format!("{path}.sig"))
+            .await?
+            .unwrap_or_default();
+        key.verify(&file, &sig)
+            .map_err(|_| broken("signature does not verify with this match's key".into()))?;
+        let sha = manifest::sha256_hex(&file);
+        if sha != expected {
+            return Err(broken(format!(
+                "SHA-256 {sha}, but the chain expects {expected}"
+            )));
+        }
+        let doc: WindowManifest =
+            serde_json::from_slice(&file).map_err(|e| broken(e.to_string()))?;
+        next = match (
+            &doc.prev_manifest_sha256,
+            doc.prev_window.or(w.checked_sub(1)),
+        ) {
+            (Some(prev), Some(before)) => Some((before, prev.clone())),
+            _ => None,
+        };
+        chain.push((doc, sha));
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+async fn put_with_retries(origin: &Origin, path: &str, bytes: Vec<u8>) -> Result<(), OriginError> {
+    let bytes = bytes::Bytes::from(bytes);
+    let mut attempt = 1;
+    loop {
+        match origin.put(path, bytes.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                tracing::error!("{e} (attempt {attempt} of 5)");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `swarmpack archive` after a match: VOD playlists that ffmpeg plays through (keys from the
+//! key server with a viewer token), a signed whole-match manifest that openssl verifies, and a
+//! whole-match torrent that libtorrent finds 100% complete against the origin.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let (key_port, web_port) = (free_tcp_port(), free_tcp_port());
+    let _keyserver = Guard(
+        swarmpack()
+            .args(["keyserver", "--listen", &format!("127.0.0.1:{key_port}")])
+            .arg("--keys")
+            .arg(&keys)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let profile = small_profile(
+        tmp.path(),
+        3,
+        &format!("http://127.0.0.1:{web_port}/"),
+        &format!("[encryption]\nkey_uri_base = \"http://127.0.0.1:{key_port}/keys\"\n"),
+    );
+    let dir = tmp.path().join("origin");
+    let origin = format!("file://{}", dir.display());
+    let mut run = run_match("cup", &profile, &keys, &origin);
+    run.args(["--fast", "--duration", "8"])
+        .args(["--angle", "main=test:", "--angle", "pov=test:"]);
+    let out = run_with_deadline(run, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut archive = swarmpack();
+    archive
+        .args(["archive", "--match", "cup", "--origin", &origin])
+        .arg("--keys")
+        .arg(&keys);
+    let out = run_with_deadline(archive, Duration::from_secs(60));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "archive failed:\n{log}");
+    assert!(log.contains("archived match cup"), "{log}");
+
+    // VOD playlists: every segment of the match, typed VOD and ended.
+    let m = dir.join("cup");
+    for angle in ["main", "pov"] {
+        let vod = media_playlist(&m.join(angle).join("180p/vod.m3u8"));
+        assert_eq!(
+            vod.playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Vod),
+            "{angle}"
+        );
+        assert!(vod.end_list, "{angle}");
+        assert_eq!(vod.segments.len(), 8, "{angle}");
+        assert!(vod.segments.iter().all(|s| s.key.is_some()), "{angle}");
+    }
+
+    // ffmpeg plays one through over HTTP, fetching keys with a viewer token.
+    let _web = http_server(&dir, web_port);
+    let token = swarmpack()
+        .args(["token", "--match", "cup", "--session", "vod", "--ttl", "1h"])
+        .arg("--keys")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let play = Command::new("ffmpeg")
+        .args(["-v", "error", "-headers"])
+        .arg(format!("Authorization: Bearer {token}\r\n"))
+        .arg("-i")
+        .arg(format!(
+            "http://127.0.0.1:{web_port}/cup/main/180p/vod.m3u8"
+        ))
+        .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&play.stdout);
+    assert!(
+        play.status.success(),
+        "ffmpeg could not play the VOD:\n{}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    let frames: u64 = progress
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|n| n.trim().parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (228..=252).contains(&frames),
+        "8 s at 30 fps, got {frames}\n{}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+
+    // The whole-match manifest is signed (openssl) and names every window of the chain.
+    let ok = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(keys.join("pubkey.pem"))
+        .arg("-rawin")
+        .arg("-in")
+        .arg(m.join("archive.json"))
+        .arg("-sigfile")
+        .arg(m.join("archive.json.sig"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join("archive.json")).unwrap()).unwrap();
+    let windows_on_origin = std::fs::read_dir(m.join("windows"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "torrent"))
+        .count();
+    assert_eq!(doc["windows"].as_array().unwrap().len(), windows_on_origin);
+    assert_eq!(doc["segments"], 16);
+
+    // libtorrent: the whole-match torrent is complete against the origin's files.
+    let lt = Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_check.py"))
+        .arg(m.join("archive.torrent"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&lt.stdout);
+    assert!(
+        lt.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&lt.stderr)
+    );
+    assert!(text.contains("v1 1") && text.contains("v2 1"), "{text}");
+    assert!(text.contains("checked 1"), "{text}");
+    assert!(text.contains("progress_ppm 1000000"), "{text}");
+    assert!(
+        text.contains(&format!("webseeds http://127.0.0.1:{web_port}/")),
+        "{text}"
+    );
+
+    // A segment altered on the origin is caught against its window manifest.
+    let victim = m
+        .join("pov/180p")
+        .join(&media_playlist(&m.join("pov/180p/vod.m3u8")).segments[3].uri);
+    let mut data = std::fs::read(&victim).unwrap();
+    data[100] ^= 1;
+    std::fs::write(&victim, data).unwrap();
+    let mut again = swarmpack();
+    again
+        .args(["archive", "--match", "cup", "--origin", &origin])
+        .arg("--keys")
+        .arg(&keys);
+    let out = run_with_deadline(again, Duration::from_secs(60));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        log.contains(&format!("pov/180p/{name}: ")) && log.contains("but its window manifest says"),
+        "{log}"
+    );
+}
