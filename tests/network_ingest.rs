@@ -160,3 +160,78 @@ fn srt_caller_dials_a_venue_encoder_that_listens() {
     assert!(stderr.contains("feed is live"), "{stderr}");
     assert_both_rungs(&out, "venue");
 }
+
+#[test]
+fn rtmp_listen_takes_a_push_and_refuses_wrong_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let out = tmp.path().join("origin");
+    let swarm = run_args(
+        &out,
+        &format!("obs=rtmp-listen://127.0.0.1:{port}/live/s3cret"),
+    )
+    .spawn()
+    .unwrap();
+    let push = |path: &str, secs: &str| {
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-t", secs])
+            .args(VenueEncoder::live_picture())
+            .args(["-f", "flv", &format!("rtmp://127.0.0.1:{port}{path}")])
+            .output()
+            .unwrap()
+    };
+    wait_for("the RTMP listener", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    // Wrong stream key and wrong application: refused, and ffmpeg says so.
+    let wrong_key = push("/live/guess", "3");
+    assert!(!wrong_key.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong_key.stderr).contains("wrong stream key"),
+        "{}",
+        String::from_utf8_lossy(&wrong_key.stderr)
+    );
+    let wrong_app = push("/other/s3cret", "3");
+    assert!(!wrong_app.status.success());
+    // The right one is taken until the match ends (ffmpeg then sees the connection close).
+    let _ = push("/live/s3cret", "12");
+    let (ok, stderr) = finish(swarm, Duration::from_secs(60));
+    assert!(ok, "swarmpack failed:\n{stderr}");
+    assert!(
+        stderr.contains("RTMP publisher accepted on /live/…"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("refused a publish: wrong stream key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("refused: wrong application name"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("guess") && !stderr.contains("s3cret"),
+        "keys in the log: {stderr}"
+    );
+    assert_both_rungs(&out, "obs");
+}
+
+#[test]
+fn rtmp_listen_on_a_busy_port_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = tmp.path().join("origin");
+    let swarm = run_args(&out, &format!("obs=rtmp-listen://127.0.0.1:{port}/live/k"))
+        .spawn()
+        .unwrap();
+    let output = swarm.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "angle obs: cannot listen for RTMP publishers on 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+}

@@ -35,6 +35,12 @@ pub enum IngestError {
     Init(String),
     #[error("angle {angle}: cannot start the pipeline: {message}")]
     Start { angle: String, message: String },
+    #[error("angle {angle}: cannot listen for RTMP publishers on {addr}: {source}")]
+    Listen {
+        angle: String,
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Initialises GStreamer once per process.
@@ -139,6 +145,8 @@ pub struct AngleIngest {
     pipeline: gst::Pipeline,
     bus_thread: Option<std::thread::JoinHandle<()>>,
     bus_stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The RTMP server of an `rtmp-listen://` feed.
+    rtmp: Option<super::rtmp_listen::RtmpListener>,
 }
 
 /// Per-angle state shared by its probes and sinks.
@@ -199,6 +207,10 @@ impl AngleIngest {
         if let Some(feed) = pipeline.by_name("feed") {
             watch_feed(&feed, &pipeline, angle);
         }
+        // A pushed RTMP stream carries the encoder's clock: it is moved onto ours once, at
+        // its first buffer, so media lands on the master timecode when it arrives.
+        let restamp = matches!(spec, SourceSpec::RtmpListen { .. })
+            .then(|| Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)));
         for (name, video) in [("vsrc", true), ("asrc", false)] {
             let pad = find(name)?
                 .static_pad("src")
@@ -206,6 +218,9 @@ impl AngleIngest {
                     angle: angle.to_string(),
                     element: format!("{name}.src"),
                 })?;
+            if let Some(offset) = &restamp {
+                install_restamp_probe(&pad, offset.clone());
+            }
             install_stream_end_probe(&pad, state.clone(), video);
         }
 
@@ -233,6 +248,34 @@ impl AngleIngest {
             install_keyframe_probe(&encoder_input, state.clone());
         }
 
+        let rtmp = match spec {
+            SourceSpec::RtmpListen {
+                addr,
+                port,
+                app,
+                stream,
+            } => {
+                let appsrc = find("rtmpin")?.downcast::<gst_app::AppSrc>().map_err(|_| {
+                    IngestError::Missing {
+                        angle: angle.to_string(),
+                        element: "rtmpin (an appsrc)".into(),
+                    }
+                })?;
+                let expect = super::rtmp_listen::Expect {
+                    angle: angle.to_string(),
+                    app: app.clone(),
+                    stream: stream.clone(),
+                };
+                let listener = super::rtmp_listen::RtmpListener::start(addr, *port, expect, appsrc)
+                    .map_err(|source| IngestError::Listen {
+                        angle: angle.to_string(),
+                        addr: format!("{addr}:{port}"),
+                        source,
+                    })?;
+                Some(listener)
+            }
+            _ => None,
+        };
         let bus_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let bus_thread = spawn_bus_watch(&pipeline, angle_arc.clone(), events, bus_stop.clone());
         Ok(AngleIngest {
@@ -241,6 +284,7 @@ impl AngleIngest {
             pipeline,
             bus_thread: Some(bus_thread),
             bus_stop,
+            rtmp,
         })
     }
 
@@ -264,6 +308,9 @@ impl AngleIngest {
 
     /// Stops the pipeline and its bus watch.
     pub fn shutdown(mut self) {
+        if let Some(mut rtmp) = self.rtmp.take() {
+            rtmp.stop();
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
         self.bus_stop
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -357,6 +404,38 @@ fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
     };
     apply(feed);
     feed.connect_notify(Some("status"), move |feed, _| apply(feed));
+}
+
+/// Shifts every buffer by one offset (shared by the angle's audio and video): the difference
+/// between the pipeline's running time and the first buffer's, when the first one passes.
+fn install_restamp_probe(pad: &gst::Pad, offset: Arc<std::sync::atomic::AtomicI64>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if offset.load(Relaxed) == i64::MIN {
+            let now = pad
+                .parent_element()
+                .and_then(|e| e.current_running_time())
+                .map_or(rt, |t| t.nseconds());
+            let _ = offset.compare_exchange(i64::MIN, now as i64 - rt as i64, Relaxed, Relaxed);
+        }
+        let shift = offset.load(Relaxed);
+        if let Some(buffer) = info.buffer_mut() {
+            let buffer = buffer.make_mut();
+            let moved = |t: gst::ClockTime| {
+                gst::ClockTime::from_nseconds((t.nseconds() as i64 + shift).max(0) as u64)
+            };
+            if let Some(pts) = buffer.pts() {
+                buffer.set_pts(moved(pts));
+            }
+            if let Some(dts) = buffer.dts() {
+                buffer.set_dts(moved(dts));
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// On an angle's decoded video or audio, before the rungs split off: ends the stream at the

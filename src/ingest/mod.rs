@@ -3,6 +3,7 @@
 //! at IDRs forced on the shared master timecode.
 
 pub mod ladder;
+pub mod rtmp_listen;
 pub mod source;
 pub mod template;
 

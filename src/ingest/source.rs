@@ -204,12 +204,7 @@ impl SourceSpec {
                 vars.push(("uri", url.clone()));
                 fragments.render("source-rtmp", &vars)
             }
-            SourceSpec::RtmpListen { .. } => Err(TemplateError::Read {
-                path: PathBuf::from("source-rtmp-listen.gst"),
-                message:
-                    "rtmp-listen:// push ingest is not built yet; use rtmp:// pull from a relay"
-                        .into(),
-            }),
+            SourceSpec::RtmpListen { .. } => fragments.render("source-rtmp-listen", &[]),
         }
     }
 }

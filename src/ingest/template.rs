@@ -32,6 +32,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "source-rtmp",
         include_str!("../../pipelines/source-rtmp.gst"),
     ),
+    (
+        "source-rtmp-listen",
+        include_str!("../../pipelines/source-rtmp-listen.gst"),
+    ),
     ("rung-video", include_str!("../../pipelines/rung-video.gst")),
     ("rung-audio", include_str!("../../pipelines/rung-audio.gst")),
     ("mux", include_str!("../../pipelines/mux.gst")),
