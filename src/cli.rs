@@ -72,7 +72,8 @@ test:                                built-in moving picture with angle name, ti
 file:/abs/path.mp4                   any file GStreamer decodes; real-time unless --fast\n  \
 srt://HOST:PORT?mode=listener        wait for a venue encoder to call in (MPEG-TS over SRT)\n  \
 srt://HOST:PORT?mode=caller          call a venue encoder; add &latency=MS (default 125)\n  \
-rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, MediaMTX)\n\n\
+rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, MediaMTX)\n  \
+rtmp-listen://ADDR:PORT/APP/STREAM   accept a push from OBS, vMix or ffmpeg (STREAM is the key)\n\n\
 Output on the origin: MATCH/master.m3u8 (angles as video alternatives), \
 MATCH/ANGLE/master.m3u8, MATCH/ANGLE/RUNG/index.m3u8 and MATCH/ANGLE/RUNG/SEQ.ts.\n\n\
 Network feeds that stall or drop go on a slate (SIGNAL LOST, angle, timecode) at the same \

@@ -79,6 +79,17 @@ fn sigterm_finishes_the_segment_and_ends_the_playlists() {
             );
         }
     }
+    // The last window was closed, signed and chained: verify checks it and live.json says ended.
+    let live: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("live/live.json")).unwrap()).unwrap();
+    assert_eq!(live["ended"], true, "{live}");
+    let window = live["windows"][0].as_u64().expect("a window");
+    assert!(
+        out.path()
+            .join(format!("live/windows/{window}.torrent"))
+            .is_file()
+    );
+    assert_verifies(out.path().join("live").to_str().unwrap(), &keys);
 }
 
 #[test]
