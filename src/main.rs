@@ -41,17 +41,26 @@ const DEFAULT_LOG_FILTER: &str = "info,librqbit=warn,librqbit::storage=error,lib
 librqbit_dht=warn,librqbit_tracker_comms=debug";
 
 fn init_logging(format: cli::LogFormat) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(move || LogLine { clear: tty })
         .with_target(false);
-    match format {
-        cli::LogFormat::Json => builder.json().init(),
-        cli::LogFormat::Text => builder.init(),
-    }
+    let fmt = match format {
+        cli::LogFormat::Json => fmt.json().boxed(),
+        cli::LogFormat::Text => fmt.boxed(),
+    };
+    // The tracker counters see librqbit's tracker events whatever the log filter shows.
+    let trackers = tracing_subscriber::filter::Targets::new()
+        .with_target("librqbit_tracker_comms", tracing::Level::DEBUG);
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(swarmpack::metrics::TrackerEvents.with_filter(trackers))
+        .init();
 }
 
 /// One log line on stderr. On a terminal it first clears the status line that `run` redraws

@@ -185,6 +185,14 @@ impl Observer {
             m.spool_bytes.set(self.publish.queued_bytes() as i64);
             m.origin_down.set(i64::from(self.publish.origin_down()));
             Metrics::catch_up(&m.origin_errors, self.publish.failed_attempts());
+            Metrics::catch_up(
+                &m.tracker_announces,
+                metrics::TRACKER_ANNOUNCES.load(Ordering::Relaxed),
+            );
+            Metrics::catch_up(
+                &m.tracker_errors,
+                metrics::TRACKER_ERRORS.load(Ordering::Relaxed),
+            );
             if let Some(seed) = &self.seed {
                 m.seeded_windows.set(seed.seeding() as i64);
                 Metrics::catch_up(&m.seeded_windows_total, seed.seeded_total());

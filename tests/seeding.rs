@@ -101,6 +101,7 @@ fn trackers_count_our_seeder_and_libtorrent_downloads_a_window_from_it_alone() {
     let keys = keygen(tmp.path());
     let origin = tmp.path().join("origin");
     let seed_port = free_tcp_port();
+    let metrics_port = free_tcp_port();
     let log_path = tmp.path().join("swarmpack.log");
     let child = run_match(
         "swarm",
@@ -111,6 +112,7 @@ fn trackers_count_our_seeder_and_libtorrent_downloads_a_window_from_it_alone() {
     .args(["--angle", "main=test:"])
     .arg("--seed-listen")
     .arg(format!("127.0.0.1:{seed_port}"))
+    .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
     .env(
         "RUST_LOG",
         "info,swarmpack=debug,librqbit_tracker_comms=debug",
@@ -201,6 +203,17 @@ fn trackers_count_our_seeder_and_libtorrent_downloads_a_window_from_it_alone() {
         !log().contains(token),
         "the whitelist token reached the log"
     );
+
+    // Both trackers' answers show in /metrics.
+    let announced = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("swarmpack_tracker_announces_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("announces in /metrics", Duration::from_secs(10), || {
+        scrape(metrics_port).is_some_and(|t| announced(&t) >= 2)
+    });
 
     // A clean stop also stops the seeder.
     let mut swarm = child.take().unwrap();

@@ -579,3 +579,16 @@ pub fn assert_verifies(target: &str, keys: &Path) -> String {
     );
     log
 }
+
+/// `GET /metrics` from `run --metrics 127.0.0.1:PORT`: the OpenMetrics text, if it answers.
+pub fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.contains("application/openmetrics-text")
+        .then(|| body.to_string())
+}
