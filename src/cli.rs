@@ -76,8 +76,8 @@ rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, Media
 rtmp-listen://ADDR:PORT/APP/STREAM   accept a push from OBS, vMix or ffmpeg (STREAM is the key)\n\n\
 Output on the origin: MATCH/master.m3u8 (angles as video alternatives), \
 MATCH/ANGLE/master.m3u8, MATCH/ANGLE/RUNG/index.m3u8 and MATCH/ANGLE/RUNG/SEQ.ts.\n\n\
-Network feeds that stall or drop go on a slate (SIGNAL LOST, angle, timecode) at the same \
-cadence until they return. Every object goes through the spool (--spool) to the origin; each \
+SRT and RTMP-pull feeds that stall or drop go on a slate (SIGNAL LOST, angle, timecode) at \
+the same cadence, and back on air at the next segment boundary once they return. Every object goes through the spool (--spool) to the origin; each \
 closed window is seeded over BitTorrent and announced to the profile's trackers.\n\n\
 Stop with Ctrl-C or SIGTERM: the segment in progress is finished, the playlists get \
 EXT-X-ENDLIST and the spool drains (up to --drain-timeout while the origin is down). A second \

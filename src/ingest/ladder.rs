@@ -205,7 +205,7 @@ impl AngleIngest {
             }
         }
         if let Some(feed) = pipeline.by_name("feed") {
-            watch_feed(&feed, &pipeline, angle);
+            super::feed::watch(&feed, &pipeline, angle, state.clock.clone())?;
         }
         // A pushed RTMP stream carries the encoder's clock: it is moved onto ours once, at
         // its first buffer, so media lands on the master timecode when it arrives.
@@ -219,7 +219,7 @@ impl AngleIngest {
                     element: format!("{name}.src"),
                 })?;
             if let Some(offset) = &restamp {
-                install_restamp_probe(&pad, offset.clone());
+                super::feed::install_restamp_probe(&pad, offset.clone());
             }
             install_stream_end_probe(&pad, state.clone(), video);
         }
@@ -321,7 +321,7 @@ impl AngleIngest {
 }
 
 /// Running time of `buffer` on `pad`, if it has a PTS and a time segment.
-fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+pub(super) fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
     let pts = buffer.pts()?;
     let ev = pad.sticky_event::<gst::event::Segment>(0)?;
     let segment = ev.segment().downcast_ref::<gst::ClockTime>()?;
@@ -351,88 +351,6 @@ fn install_timecode_probe(pad: &gst::Pad, state: Arc<AngleState>, fps: u32) {
         if let (Ok(tc), Some(buffer)) = (tc.try_into(), info.buffer_mut()) {
             let tc: gst_video::ValidVideoTimeCode = tc;
             gst_video::VideoTimeCodeMeta::add(buffer.make_mut(), &tc);
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// Follows a network feed's `fallbacksrc` (named "feed"): the slate overlays ("slate",
-/// "timecode") are shown while the feed is not running, and every loss and return is logged.
-fn watch_feed(feed: &gst::Element, pipeline: &gst::Pipeline, angle: &str) {
-    let overlays: Vec<gst::Element> = ["slate", "timecode"]
-        .iter()
-        .filter_map(|n| pipeline.by_name(n))
-        .collect();
-    let angle = angle.to_string();
-    let was_running = std::sync::atomic::AtomicBool::new(false);
-    let ever_live = std::sync::atomic::AtomicBool::new(false);
-    let told_waiting = std::sync::atomic::AtomicBool::new(false);
-    let told_retrying = std::sync::atomic::AtomicBool::new(false);
-    let apply = move |feed: &gst::Element| {
-        let value = feed.property_value("status");
-        let status = gst::glib::EnumValue::from_value(&value)
-            .map(|(_, v)| v.nick().to_string())
-            .unwrap_or_default();
-        let running = status == "running";
-        for o in &overlays {
-            o.set_property("silent", running);
-        }
-        let before = was_running.swap(running, std::sync::atomic::Ordering::Relaxed);
-        use std::sync::atomic::Ordering::Relaxed;
-        match (before, running) {
-            (false, true) => {
-                ever_live.store(true, Relaxed);
-                tracing::info!("angle {angle}: feed is live")
-            }
-            (true, false) => {
-                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, reconnecting")
-            }
-            (false, false) if !ever_live.load(Relaxed) => {
-                if !told_waiting.swap(true, Relaxed) {
-                    tracing::info!(
-                        "angle {angle}: waiting for the feed; the slate is on air until it arrives"
-                    );
-                }
-                if status == "retrying" && !told_retrying.swap(true, Relaxed) {
-                    tracing::warn!(
-                        "angle {angle}: no signal from the feed yet; slate on air, retrying"
-                    );
-                }
-            }
-            _ => tracing::debug!("angle {angle}: feed {status}"),
-        }
-    };
-    apply(feed);
-    feed.connect_notify(Some("status"), move |feed, _| apply(feed));
-}
-
-/// Shifts every buffer by one offset (shared by the angle's audio and video): the difference
-/// between the pipeline's running time and the first buffer's, when the first one passes.
-fn install_restamp_probe(pad: &gst::Pad, offset: Arc<std::sync::atomic::AtomicI64>) {
-    use std::sync::atomic::Ordering::Relaxed;
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        if offset.load(Relaxed) == i64::MIN {
-            let now = pad
-                .parent_element()
-                .and_then(|e| e.current_running_time())
-                .map_or(rt, |t| t.nseconds());
-            let _ = offset.compare_exchange(i64::MIN, now as i64 - rt as i64, Relaxed, Relaxed);
-        }
-        let shift = offset.load(Relaxed);
-        if let Some(buffer) = info.buffer_mut() {
-            let buffer = buffer.make_mut();
-            let moved = |t: gst::ClockTime| {
-                gst::ClockTime::from_nseconds((t.nseconds() as i64 + shift).max(0) as u64)
-            };
-            if let Some(pts) = buffer.pts() {
-                buffer.set_pts(moved(pts));
-            }
-            if let Some(dts) = buffer.dts() {
-                buffer.set_dts(moved(dts));
-            }
         }
         gst::PadProbeReturn::Ok
     });

@@ -527,14 +527,12 @@ impl Drop for VenueEncoder {
     }
 }
 
-/// The average luma (0-255) of a TS file's first video frame: about 16 for black.
-pub fn first_frame_luma(ts: &Path) -> u8 {
+/// The average luma (0-255) of every video frame of a TS file: about 16 for black.
+pub fn frame_lumas(ts: &Path) -> Vec<u8> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(ts)
         .args([
-            "-frames:v",
-            "1",
             "-vf",
             "scale=1:1:flags=area,format=gray",
             "-f",
@@ -544,11 +542,11 @@ pub fn first_frame_luma(ts: &Path) -> u8 {
         .output()
         .unwrap();
     assert!(
-        out.status.success() && out.stdout.len() == 1,
-        "{}: no frame",
+        out.status.success() && !out.stdout.is_empty(),
+        "{}: no frames",
         ts.display()
     );
-    out.stdout[0]
+    out.stdout
 }
 
 /// `swarmpack run --match ID --profile P --keys K --origin URL`; callers add angles and flags.

@@ -1,0 +1,214 @@
+//! Live feeds on match day: following a network feed's `fallbacksrc` (loss, slate, return)
+//! and moving a pushed feed's clock onto the master timecode.
+//!
+//! When a lost feed returns, the picture stays on the slate until the next segment boundary of
+//! the master timecode: frames before it are blackened (under the slate's text and timecode)
+//! and their audio muted, so a segment is either slate or feed, never half of each.
+
+use super::MatchClock;
+use super::ladder::{IngestError, running_time};
+use crate::timecode::UtcNs;
+use gst::prelude::*;
+use gst_video::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// The slate's state, shared by the status watcher and the media probes.
+struct Slate {
+    angle: String,
+    /// Overlays drawn while the slate is on air ("slate" text, "timecode").
+    overlays: Vec<gst::Element>,
+    clock: Arc<MatchClock>,
+    /// While non-zero the slate is on air: until this UTC boundary once the feed is back,
+    /// `u64::MAX` while there is no feed (its picture is black anyway; holding it from the
+    /// start means no frame of a returning feed slips out before the watcher hears of it).
+    hold_until: AtomicU64,
+}
+
+impl Slate {
+    fn show(&self, on: bool) {
+        for o in &self.overlays {
+            o.set_property("silent", !on);
+        }
+    }
+
+    fn utc(&self, pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<UtcNs> {
+        running_time(pad, buffer).map(|rt| UtcNs(self.clock.anchor.0 + rt))
+    }
+}
+
+/// Follows a network feed's `fallbacksrc` (named "feed"): the slate overlays are shown while
+/// the feed is not running, a returning feed goes on air at the next boundary (element "hold"
+/// blackens video until then, "asrc" mutes audio), and every loss and return is logged.
+pub(super) fn watch(
+    feed: &gst::Element,
+    pipeline: &gst::Pipeline,
+    angle: &str,
+    clock: Arc<MatchClock>,
+) -> Result<(), IngestError> {
+    let slate = Arc::new(Slate {
+        angle: angle.to_string(),
+        overlays: ["slate", "timecode"]
+            .iter()
+            .filter_map(|n| pipeline.by_name(n))
+            .collect(),
+        clock,
+        hold_until: AtomicU64::new(u64::MAX),
+    });
+    let pad_of = |name: &str| {
+        pipeline
+            .by_name(name)
+            .and_then(|e| e.static_pad("src"))
+            .ok_or_else(|| IngestError::Missing {
+                angle: angle.to_string(),
+                element: format!("{name} (src pad)"),
+            })
+    };
+    install_video_hold(&pad_of("hold")?, slate.clone());
+    install_audio_hold(&pad_of("asrc")?, slate.clone());
+
+    let was_running = AtomicBool::new(false);
+    let ever_live = AtomicBool::new(false);
+    let told_waiting = AtomicBool::new(false);
+    let told_retrying = AtomicBool::new(false);
+    let apply = move |feed: &gst::Element| {
+        let value = feed.property_value("status");
+        let status = gst::glib::EnumValue::from_value(&value)
+            .map(|(_, v)| v.nick().to_string())
+            .unwrap_or_default();
+        let running = status == "running";
+        let angle = &slate.angle;
+        match (was_running.swap(running, Relaxed), running) {
+            (false, true) => {
+                ever_live.store(true, Relaxed);
+                let now = feed.current_running_time().map_or(0, |t| t.nseconds());
+                let clock = &slate.clock;
+                let on_air = clock
+                    .timeline
+                    .boundary_at_or_after(UtcNs(clock.anchor.0 + now + 1));
+                slate.hold_until.store(on_air.0, Relaxed);
+                tracing::info!(
+                    "angle {angle}: feed is live; on air at the boundary {}",
+                    on_air.to_datetime().format("%H:%M:%S%.3fZ")
+                );
+            }
+            (true, false) => {
+                slate.hold_until.store(u64::MAX, Relaxed);
+                slate.show(true);
+                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, reconnecting")
+            }
+            (false, false) if !ever_live.load(Relaxed) => {
+                slate.show(true);
+                if !told_waiting.swap(true, Relaxed) {
+                    tracing::info!(
+                        "angle {angle}: waiting for the feed; the slate is on air until it arrives"
+                    );
+                }
+                if status == "retrying" && !told_retrying.swap(true, Relaxed) {
+                    tracing::warn!(
+                        "angle {angle}: no signal from the feed yet; slate on air, retrying"
+                    );
+                }
+            }
+            _ => tracing::debug!("angle {angle}: feed {status}"),
+        }
+    };
+    apply(feed);
+    feed.connect_notify(Some("status"), move |feed, _| apply(feed));
+    Ok(())
+}
+
+/// Raw I420 video before the slate's overlays: black until the hold boundary, then the feed
+/// (and the overlays go away).
+fn install_video_hold(pad: &gst::Pad, slate: Arc<Slate>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let until = slate.hold_until.load(Relaxed);
+        if until == 0 {
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(utc) = info.buffer().and_then(|b| slate.utc(pad, b)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if utc.0 >= until {
+            if slate
+                .hold_until
+                .compare_exchange(until, 0, Relaxed, Relaxed)
+                .is_ok()
+            {
+                slate.show(false);
+                tracing::info!("angle {}: feed on air", slate.angle);
+            }
+            return gst::PadProbeReturn::Ok;
+        }
+        let caps = pad.current_caps();
+        let video = caps.and_then(|c| gst_video::VideoInfo::from_caps(&c).ok());
+        if let (Some(video), Some(buffer)) = (video, info.buffer_mut()) {
+            blacken(buffer.make_mut(), &video);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Decoded audio: silence while the video is held on the slate.
+fn install_audio_hold(pad: &gst::Pad, slate: Arc<Slate>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let until = slate.hold_until.load(Relaxed);
+        if until == 0 {
+            return gst::PadProbeReturn::Ok;
+        }
+        let held = info
+            .buffer()
+            .and_then(|b| slate.utc(pad, b))
+            .is_some_and(|utc| utc.0 < until);
+        if held
+            && let Some(buffer) = info.buffer_mut()
+            && let Ok(mut map) = buffer.make_mut().map_writable()
+        {
+            map.as_mut_slice().fill(0);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Paints a planar YUV frame black (Y 16, chroma 128).
+fn blacken(buffer: &mut gst::BufferRef, info: &gst_video::VideoInfo) {
+    let Ok(mut frame) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, info) else {
+        return;
+    };
+    for plane in 0..frame.n_planes() {
+        if let Ok(data) = frame.plane_data_mut(plane) {
+            data.fill(if plane == 0 { 16 } else { 128 });
+        }
+    }
+}
+
+/// Shifts every buffer by one offset (shared by the angle's audio and video): the difference
+/// between the pipeline's running time and the first buffer's, when the first one passes.
+pub(super) fn install_restamp_probe(pad: &gst::Pad, offset: Arc<AtomicI64>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if offset.load(Relaxed) == i64::MIN {
+            let now = pad
+                .parent_element()
+                .and_then(|e| e.current_running_time())
+                .map_or(rt, |t| t.nseconds());
+            let _ = offset.compare_exchange(i64::MIN, now as i64 - rt as i64, Relaxed, Relaxed);
+        }
+        let shift = offset.load(Relaxed);
+        if let Some(buffer) = info.buffer_mut() {
+            let buffer = buffer.make_mut();
+            let moved = |t: gst::ClockTime| {
+                gst::ClockTime::from_nseconds((t.nseconds() as i64 + shift).max(0) as u64)
+            };
+            if let Some(pts) = buffer.pts() {
+                buffer.set_pts(moved(pts));
+            }
+            if let Some(dts) = buffer.dts() {
+                buffer.set_dts(moved(dts));
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
