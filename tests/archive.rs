@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -130,18 +129,7 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
     assert_eq!(doc["segments"], 16);
 
     // libtorrent: the whole-match torrent is complete against the origin's files.
-    let lt = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_check.py"))
-        .arg(m.join("archive.torrent"))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&lt.stdout);
-    assert!(
-        lt.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&lt.stderr)
-    );
+    let text = lt_check(&m.join("archive.torrent"), &dir);
     assert!(text.contains("v1 1") && text.contains("v2 1"), "{text}");
     assert!(text.contains("checked 1"), "{text}");
     assert!(text.contains("progress_ppm 1000000"), "{text}");

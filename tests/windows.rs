@@ -110,19 +110,7 @@ fn windows_are_signed_chained_and_served_by_their_torrents() {
             doc["torrent"]["infohash_v2"].as_str().unwrap()
         )));
         // libtorrent: hybrid, web seed, trackers, and a complete recheck against the origin.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_check.py");
-        let lt = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(root.join(format!("windows/{w}.torrent")))
-            .arg(&origin)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&lt.stdout);
-        assert!(
-            lt.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&lt.stderr)
-        );
+        let text = lt_check(&root.join(format!("windows/{w}.torrent")), &origin);
         let v1 = doc["torrent"]["infohash_v1"].as_str().unwrap();
         let v2 = doc["torrent"]["infohash_v2"].as_str().unwrap();
         assert!(

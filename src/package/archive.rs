@@ -193,18 +193,12 @@ pub fn build(
         bytes: t.bytes,
         kind: ObjectKind::Torrent,
     });
-    let json = manifest::to_file_bytes(&doc);
-    let sig = signer.sign(&json).to_vec();
-    out.push(Object {
-        path: format!("{match_id}/archive.json"),
-        bytes: json,
-        kind: ObjectKind::Manifest,
-    });
-    out.push(Object {
-        path: format!("{match_id}/archive.json.sig"),
-        bytes: sig,
-        kind: ObjectKind::Manifest,
-    });
+    out.extend(Object::signed(
+        format!("{match_id}/archive.json"),
+        manifest::to_file_bytes(&doc),
+        ObjectKind::Manifest,
+        signer,
+    ));
     Ok(out)
 }
 

@@ -83,6 +83,31 @@ pub struct Object {
     pub kind: ObjectKind,
 }
 
+impl Object {
+    /// A JSON document and its detached Ed25519 signature (`{path}.sig`), both of `kind`.
+    pub fn signed(
+        path: String,
+        json: Vec<u8>,
+        kind: ObjectKind,
+        signer: &dyn manifest::Signer,
+    ) -> [Object; 2] {
+        let sig = signer.sign(&json).to_vec();
+        let sig_path = format!("{path}.sig");
+        [
+            Object {
+                path,
+                bytes: json,
+                kind,
+            },
+            Object {
+                path: sig_path,
+                bytes: sig,
+                kind,
+            },
+        ]
+    }
+}
+
 /// Why the packager refused a segment.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PackageError {

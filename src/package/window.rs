@@ -201,7 +201,6 @@ impl WindowBook {
         };
         let json = manifest::to_file_bytes(&doc);
         let digest = manifest::sha256_hex(&json);
-        let sig = self.signer.sign(&json).to_vec();
         let base = format!("{}/windows/{w}", self.match_id);
         for pad in &t.pads {
             if self.pads_published.insert(*pad) {
@@ -217,16 +216,12 @@ impl WindowBook {
             bytes: t.bytes,
             kind: ObjectKind::Torrent,
         });
-        out.push(Object {
-            path: format!("{base}.json"),
-            bytes: json,
-            kind: ObjectKind::Manifest,
-        });
-        out.push(Object {
-            path: format!("{base}.json.sig"),
-            bytes: sig,
-            kind: ObjectKind::Manifest,
-        });
+        out.extend(Object::signed(
+            format!("{base}.json"),
+            json,
+            ObjectKind::Manifest,
+            self.signer.as_ref(),
+        ));
         self.prev_manifest = Some(digest);
         self.closed.push(w);
         true
@@ -250,17 +245,11 @@ impl WindowBook {
             newest_manifest_sha256: newest,
             ended,
         };
-        let live = manifest::to_file_bytes(&live);
-        let live_sig = self.signer.sign(&live).to_vec();
-        out.push(Object {
-            path: format!("{}/live.json", self.match_id),
-            bytes: live,
-            kind: ObjectKind::Pointer,
-        });
-        out.push(Object {
-            path: format!("{}/live.json.sig", self.match_id),
-            bytes: live_sig,
-            kind: ObjectKind::Pointer,
-        });
+        out.extend(Object::signed(
+            format!("{}/live.json", self.match_id),
+            manifest::to_file_bytes(&live),
+            ObjectKind::Pointer,
+            self.signer.as_ref(),
+        ));
     }
 }

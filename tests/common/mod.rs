@@ -590,3 +590,21 @@ pub fn scrape(port: u16) -> Option<String> {
     head.contains("application/openmetrics-text")
         .then(|| body.to_string())
 }
+
+/// `tests/py/lt_check.py TORRENT SAVE_PATH` (libtorrent loads the torrent and rechecks it
+/// against the files); panics unless it ran, and returns what it printed.
+pub fn lt_check(torrent: &Path, save: &Path) -> String {
+    let lt = Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_check.py"))
+        .arg(torrent)
+        .arg(save)
+        .output()
+        .expect("python3-libtorrent is installed (scripts/setup)");
+    let text = String::from_utf8_lossy(&lt.stdout).into_owned();
+    assert!(
+        lt.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&lt.stderr)
+    );
+    text
+}
