@@ -1,8 +1,9 @@
 //! Window torrents as libtorrent (python3-libtorrent) sees them: hybrid v1+v2, with the web
 //! seed and trackers, and a recheck against the files reports 100%.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
+use common::lt_check;
 use swarmpack::package::torrent::{TorrentFile, TorrentMeta, build};
 
 fn hex(b: &[u8]) -> String {
@@ -93,24 +94,6 @@ fn libtorrent_loads_a_hybrid_window_torrent_and_rechecks_it_complete() {
     let text = lt_check(&torrent, tmp.path());
     assert_eq!(field_of(&text, "seeding"), "0", "{text}");
     assert_ne!(field_of(&text, "progress_ppm"), "1000000", "{text}");
-}
-
-/// Runs tests/py/lt_check.py with Debian's python3 (python3-libtorrent) and returns its output.
-fn lt_check(torrent: &Path, save_path: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_check.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(torrent)
-        .arg(save_path)
-        .output()
-        .expect("Debian's python3 with python3-libtorrent (scripts/setup)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 fn field_of(text: &str, k: &str) -> String {
