@@ -1,6 +1,7 @@
 //! Feed loss on match day: the venue encoder (ffmpeg over SRT) is unplugged for 10 s and
 //! plugged back in. The angle keeps its cadence from a slate (no gap in any playlist), real
-//! video is there before and after, and the other angle never notices.
+//! video is there before and after, and the other angle never notices. The same for an
+//! encoder pushing RTMP to `rtmp-listen://` that stops publishing and comes back.
 
 mod common;
 
@@ -88,15 +89,47 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
     }
     assert!(child.0.try_wait().unwrap().unwrap().success(), "{}", log());
 
-    // No gap anywhere: every playlist has every seq, without a discontinuity.
-    for p in media_playlists(&origin.join("loss")) {
+    assert_no_gap(&origin.join("loss"), &keys, "loss", 34);
+
+    // The stage angle: live picture, then slate (black with text), then live again; the feed
+    // comes back on air at a segment boundary.
+    // (It may open on the slate too, until the encoder first calls in.)
+    let all = kinds(&origin.join("loss/stage/180p"), &keys);
+    let slate = assert_live_slate_live(&all);
+    assert!(
+        (7..=14).contains(&slate),
+        "about 10 s of slate, got {slate}: {all}"
+    );
+    // The other angle never noticed: its test picture throughout.
+    let pov = kinds(&origin.join("loss/pov/180p"), &keys);
+    assert!(pov.chars().all(|k| k == 'L'), "{pov}");
+}
+
+/// The segments of `stage` from its first live one must read live, slate, live: the loss may
+/// cut into a segment, the return is at a boundary (all slate before it, all live after).
+/// Returns how many slate segments bridged the gap.
+fn assert_live_slate_live(all: &str) -> usize {
+    let stage = &all[all.find('L').expect("a live picture")..];
+    let back = stage.rfind('S').expect("a slate after the live picture") + 1;
+    let lost = stage[..back].find('S').unwrap();
+    assert!(
+        stage[..lost].trim_end_matches('M').ends_with('L') && stage[back..].starts_with('L'),
+        "expected live, slate, live: {stage}"
+    );
+    assert!(!stage[lost..back].contains('L'), "{stage}");
+    stage[lost..back].matches('S').count()
+}
+
+/// Every playlist has every seq, without a discontinuity; all segments decrypt and decode.
+fn assert_no_gap(match_dir: &Path, keys: &Path, match_id: &str, at_least: usize) {
+    for p in media_playlists(match_dir) {
         let pl = media_playlist(&p);
         let seqs: Vec<u64> = pl
             .segments
             .iter()
             .map(|s| s.uri.trim_end_matches(".ts").parse().unwrap())
             .collect();
-        assert!(seqs.len() >= 34, "{}: {seqs:?}", p.display());
+        assert!(seqs.len() >= at_least, "{}: {seqs:?}", p.display());
         assert!(
             seqs.windows(2).all(|w| w[1] == w[0] + 1),
             "{}: {seqs:?}",
@@ -107,28 +140,95 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
             "{}",
             p.display()
         );
-        assert_playlist_segments_valid(p.parent().unwrap(), &keys, "loss");
+        assert_playlist_segments_valid(p.parent().unwrap(), keys, match_id);
     }
+}
 
-    // The stage angle: live picture, then slate (black with text), then live again; the feed
-    // comes back on air at a segment boundary (the segment before it is all slate, the one
-    // after all live), while the loss itself may cut into a segment.
-    // (It may open on the slate too, until the encoder first calls in.)
-    let all = kinds(&origin.join("loss/stage/180p"), &keys);
-    let stage = &all[all.find('L').expect("a live picture")..];
-    let back = stage.rfind('S').expect("a slate after the live picture") + 1;
-    let lost = stage[..back].find('S').unwrap();
-    assert!(
-        stage[..lost].trim_end_matches('M').ends_with('L') && stage[back..].starts_with('L'),
-        "expected live, slate, live: {stage}"
+#[test]
+fn a_pushed_rtmp_feed_that_stops_is_bridged_by_a_slate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 4, "http://127.0.0.1:9/", "");
+    let port = free_tcp_port();
+    let log_path = tmp.path().join("swarmpack.log");
+    let origin = tmp.path().join("origin");
+    let mut child = Guard(
+        run_match(
+            "loss",
+            &profile,
+            &keys,
+            &format!("file://{}", origin.display()),
+        )
+        .args(["--duration", "30"])
+        .args([
+            "--angle",
+            &format!("obs=rtmp-listen://127.0.0.1:{port}/live/key"),
+        ])
+        .args(["--angle", "pov=test:"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap(),
     );
-    assert!(!stage[lost..back].contains('L'), "{stage}");
-    let slate = stage[lost..back].matches('S').count();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("the RTMP listener", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    // Nobody publishes yet: the slate is on air, and no false "live" is reported.
+    wait_for("the slate", Duration::from_secs(10), || {
+        log().contains("angle obs: waiting for the feed")
+    });
+    let publish = || {
+        Guard(
+            std::process::Command::new("ffmpeg")
+                .args(["-v", "error"])
+                .args(VenueEncoder::live_picture())
+                .args(["-f", "flv", &format!("rtmp://127.0.0.1:{port}/live/key")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut obs = publish();
+    wait_for("the push to go live", Duration::from_secs(20), || {
+        log().contains("angle obs: feed is live")
+    });
+    std::thread::sleep(Duration::from_secs(6)); // live picture on air
+    let _ = obs.0.kill(); // OBS crashes
+    let _ = obs.0.wait();
+    wait_for("the loss to be noticed", Duration::from_secs(10), || {
+        log().contains("angle obs: signal lost")
+    });
+    let stopped = Instant::now();
+    while stopped.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(100)); // the outage
+    }
+    let _obs = publish();
+    wait_for("the push to come back", Duration::from_secs(20), || {
+        log().matches("angle obs: feed is live").count() >= 2
+    });
+    let started = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no end:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(child.0.try_wait().unwrap().unwrap().success(), "{}", log());
+    let log = log();
+    assert_eq!(log.matches("angle obs: feed is live").count(), 2, "{log}");
+
+    assert_no_gap(&origin.join("loss"), &keys, "loss", 28);
+    let all = kinds(&origin.join("loss/obs/180p"), &keys);
+    assert!(all.starts_with('S'), "the slate until OBS publishes: {all}");
+    let slate = assert_live_slate_live(&all);
     assert!(
-        (7..=14).contains(&slate),
-        "about 10 s of slate, got {slate}: {stage}"
+        (4..=9).contains(&slate),
+        "about 6 s of slate, got {slate}: {all}"
     );
-    // The other angle never noticed: its test picture throughout.
     let pov = kinds(&origin.join("loss/pov/180p"), &keys);
     assert!(pov.chars().all(|k| k == 'L'), "{pov}");
 }

@@ -37,7 +37,7 @@ impl Slate {
     }
 }
 
-/// Follows a network feed's `fallbacksrc` (named "feed"): the slate overlays are shown while
+/// Follows a network feed's `fallbacksrc` or a pushed feed's `fallbackswitch` (named "feed"): the slate overlays are shown while
 /// the feed is not running, a returning feed goes on air at the next boundary (element "hold"
 /// blackens video until then, "asrc" mutes audio), and every loss and return is logged.
 pub(super) fn watch(
@@ -72,11 +72,7 @@ pub(super) fn watch(
     let told_waiting = AtomicBool::new(false);
     let told_retrying = AtomicBool::new(false);
     let apply = move |feed: &gst::Element| {
-        let value = feed.property_value("status");
-        let status = gst::glib::EnumValue::from_value(&value)
-            .map(|(_, v)| v.nick().to_string())
-            .unwrap_or_default();
-        let running = status == "running";
+        let (running, status) = feed_status(feed);
         let angle = &slate.angle;
         match (was_running.swap(running, Relaxed), running) {
             (false, true) => {
@@ -95,7 +91,12 @@ pub(super) fn watch(
             (true, false) => {
                 slate.hold_until.store(u64::MAX, Relaxed);
                 slate.show(true);
-                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, reconnecting")
+                let then = if is_switch(feed) {
+                    "waiting for the encoder to publish again"
+                } else {
+                    "reconnecting"
+                };
+                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, {then}")
             }
             (false, false) if !ever_live.load(Relaxed) => {
                 slate.show(true);
@@ -114,8 +115,37 @@ pub(super) fn watch(
         }
     };
     apply(feed);
-    feed.connect_notify(Some("status"), move |feed, _| apply(feed));
+    let property = if is_switch(feed) {
+        "active-pad"
+    } else {
+        "status"
+    };
+    feed.connect_notify(Some(property), move |feed, _| apply(feed));
     Ok(())
+}
+
+/// A `fallbackswitch` (the feed is its first input, the slate its second) rather than a
+/// `fallbacksrc` (which reports a status of its own).
+fn is_switch(feed: &gst::Element) -> bool {
+    feed.find_property("status").is_none()
+}
+
+/// Whether the feed is on air, and how the element puts it.
+fn feed_status(feed: &gst::Element) -> (bool, String) {
+    if is_switch(feed) {
+        let active = feed.property::<Option<gst::Pad>>("active-pad");
+        // The first input is active from the start, before it ever had data: only a
+        // healthy one (fresh data within the timeout) is on air.
+        let running =
+            active.is_some_and(|p| p.name() == "sink_0" && p.property::<bool>("is-healthy"));
+        let status = if running { "running" } else { "no publisher" };
+        return (running, status.to_string());
+    }
+    let value = feed.property_value("status");
+    let status = gst::glib::EnumValue::from_value(&value)
+        .map(|(_, v)| v.nick().to_string())
+        .unwrap_or_default();
+    (status == "running", status)
 }
 
 /// Raw I420 video before the slate's overlays: black until the hold boundary, then the feed

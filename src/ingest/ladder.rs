@@ -211,17 +211,22 @@ impl AngleIngest {
         // its first buffer, so media lands on the master timecode when it arrives.
         let restamp = matches!(spec, SourceSpec::RtmpListen { .. })
             .then(|| Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)));
-        for (name, video) in [("vsrc", true), ("asrc", false)] {
-            let pad = find(name)?
+        let src_pad = |name: &str| {
+            find(name)?
                 .static_pad("src")
                 .ok_or_else(|| IngestError::Missing {
                     angle: angle.to_string(),
                     element: format!("{name}.src"),
-                })?;
-            if let Some(offset) = &restamp {
-                super::feed::install_restamp_probe(&pad, offset.clone());
+                })
+        };
+        if let Some(offset) = &restamp {
+            // Before the slate's switch: the switch compares both inputs on one timeline.
+            for name in ["vin", "ain"] {
+                super::feed::install_restamp_probe(&src_pad(name)?, offset.clone());
             }
-            install_stream_end_probe(&pad, state.clone(), video);
+        }
+        for (name, video) in [("vsrc", true), ("asrc", false)] {
+            install_stream_end_probe(&src_pad(name)?, state.clone(), video);
         }
 
         for rung in &profile.rungs {

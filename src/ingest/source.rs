@@ -204,7 +204,9 @@ impl SourceSpec {
                 vars.push(("uri", url.clone()));
                 fragments.render("source-rtmp", &vars)
             }
-            SourceSpec::RtmpListen { .. } => fragments.render("source-rtmp-listen", &[]),
+            SourceSpec::RtmpListen { .. } => {
+                fragments.render("source-rtmp-listen", &network_vars(angle, top))
+            }
         }
     }
 }
