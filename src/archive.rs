@@ -3,11 +3,11 @@
 //! signed whole-match manifest (`package::archive` builds them).
 
 use crate::keys::KeyDir;
-use crate::package::archive::{self, ArchiveError, Distribution};
+use crate::package::archive::{Archive, ArchiveError, Distribution};
 use crate::package::manifest::{self, WindowManifest};
 use crate::package::resume::{self, ResumeError};
 use crate::publish::{Origin, OriginError};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveRunError {
@@ -55,22 +55,44 @@ pub async fn run(
     let pointer = resume::parse_pointer(&live_path, &live, &sig, &public_key)?;
     let chain = walk_chain(origin, match_id, &pointer, &public_key).await?;
 
-    let mut bytes = BTreeMap::new();
-    for (doc, _) in &chain {
-        for s in &doc.segments {
-            let path = format!("{match_id}/{}", s.path);
-            let data = origin.get(&path).await?.unwrap_or_default();
-            bytes.insert(s.path.clone(), data);
-        }
-    }
     let newest = &chain.last().expect("a chain has a window").0;
     let dist = Distribution::from_magnet(&newest.torrent.magnet);
+    let mut plan = Archive::new(match_id, &chain, &dist)?;
+    // One segment in memory at a time: checked and hashed, then dropped.
+    let paths: Vec<String> = plan.segments().map(str::to_string).collect();
+    for (i, path) in paths.iter().enumerate() {
+        let data = origin
+            .get(&format!("{match_id}/{path}"))
+            .await?
+            .unwrap_or_default();
+        plan.add(&data)?;
+        if (i + 1) % 500 == 0 {
+            tracing::info!("archive: {} of {} segments checked", i + 1, paths.len());
+        }
+    }
+    // The live multivariant playlists, for their VOD twins.
+    let mut masters = Vec::new();
+    let angles: BTreeSet<&str> = chain
+        .iter()
+        .flat_map(|(d, _)| d.segments.iter().map(|s| s.angle.as_str()))
+        .collect();
+    let candidates = std::iter::once("master.m3u8".to_string())
+        .chain(angles.iter().map(|a| format!("{a}/master.m3u8")));
+    for rel in candidates {
+        if let Some(live) = origin.get(&format!("{match_id}/{rel}")).await? {
+            masters.push((rel, live));
+        }
+    }
     let signer = keys.signer();
-    let objects = archive::build(match_id, &chain, &bytes, &dist, signer.as_ref())?;
     let report = ArchiveReport {
         windows: chain.len(),
-        segments: bytes.len(),
+        segments: paths.len(),
+        objects: 0,
+    };
+    let objects = plan.finish(&masters, signer.as_ref())?;
+    let report = ArchiveReport {
         objects: objects.len(),
+        ..report
     };
     for object in objects {
         put_with_retries(origin, &object.path, object.bytes).await?;

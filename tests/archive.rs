@@ -65,7 +65,28 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
         assert!(vod.segments.iter().all(|s| s.key.is_some()), "{angle}");
     }
 
-    // ffmpeg plays one through over HTTP, fetching keys with a viewer token.
+    // VOD multivariant playlists, twins of the live ones, naming only VOD renditions.
+    for master in ["vod.m3u8", "main/vod.m3u8", "pov/vod.m3u8"] {
+        let text = std::fs::read(m.join(master)).unwrap();
+        let Ok(m3u8_rs::Playlist::MasterPlaylist(p)) = m3u8_rs::parse_playlist_res(&text) else {
+            panic!("{master} is not a multivariant playlist");
+        };
+        let base = m.join(master).parent().unwrap().to_path_buf();
+        let uris: Vec<String> = p
+            .variants
+            .iter()
+            .map(|v| v.uri.clone())
+            .chain(p.alternatives.iter().filter_map(|a| a.uri.clone()))
+            .collect();
+        assert!(!uris.is_empty(), "{master}");
+        for uri in uris {
+            assert!(uri.ends_with("/vod.m3u8"), "{master}: {uri}");
+            assert!(base.join(&uri).is_file(), "{master}: {uri} missing");
+        }
+    }
+
+    // ffmpeg plays the match through over HTTP from the VOD multivariant playlist, fetching
+    // keys with a viewer token.
     let _web = http_server(&dir, web_port);
     let token = swarmpack()
         .args(["token", "--match", "cup", "--session", "vod", "--ttl", "1h"])
@@ -78,9 +99,7 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
         .args(["-v", "error", "-headers"])
         .arg(format!("Authorization: Bearer {token}\r\n"))
         .arg("-i")
-        .arg(format!(
-            "http://127.0.0.1:{web_port}/cup/main/180p/vod.m3u8"
-        ))
+        .arg(format!("http://127.0.0.1:{web_port}/cup/vod.m3u8"))
         .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
         .output()
         .unwrap();
@@ -127,6 +146,10 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
         .count();
     assert_eq!(doc["windows"].as_array().unwrap().len(), windows_on_origin);
     assert_eq!(doc["segments"], 16);
+    assert_eq!(
+        doc["masters"],
+        serde_json::json!(["vod.m3u8", "main/vod.m3u8", "pov/vod.m3u8"])
+    );
 
     // libtorrent: the whole-match torrent is complete against the origin's files.
     let text = lt_check(&m.join("archive.torrent"), &dir);

@@ -175,9 +175,6 @@ pub fn infohashes(torrent: &[u8]) -> Result<([u8; 20], [u8; 32]), TorrentError> 
 /// Builds the hybrid torrent of one window. Files are sorted by path (the v2 file tree is a
 /// dict, and the v1 file list must follow the same order).
 pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent, TorrentError> {
-    if files.is_empty() {
-        return Err(TorrentError::Empty);
-    }
     let mut files: Vec<TorrentFile> = files.to_vec();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let max = files
@@ -186,7 +183,63 @@ pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent,
         .max()
         .unwrap_or(0);
     let piece = piece_length_for(max);
+    let last = files.len().saturating_sub(1);
+    let hashed: Vec<HashedFile> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| hash_file(f.path, f.bytes, piece, i == last))
+        .collect();
+    assemble(&hashed, piece, meta)
+}
 
+/// One file's share of a torrent (its v1 piece hashes and its v2 merkle root and layer), so
+/// a large torrent can be built one file at a time without holding every file in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashedFile {
+    pub path: [String; 3],
+    pub length: u64,
+    v1_pieces: Vec<u8>,
+    root: Option<[u8; 32]>,
+    layer: Option<Vec<u8>>,
+}
+
+/// Hashes one file for a torrent of `piece`-byte pieces. Its last v1 piece is completed with
+/// pad zeros (the next file starts on a piece boundary) unless it is the `last` file.
+pub fn hash_file(path: [&str; 3], data: &[u8], piece: u64, last: bool) -> HashedFile {
+    let mut v1_pieces = Vec::new();
+    for chunk in data.chunks(piece as usize) {
+        if chunk.len() as u64 == piece || last {
+            v1_pieces.extend_from_slice(&sha1(chunk));
+        } else {
+            let mut padded = chunk.to_vec();
+            padded.resize(piece as usize, 0);
+            v1_pieces.extend_from_slice(&sha1(&padded));
+        }
+    }
+    let (root, layer) = if data.is_empty() {
+        (None, None)
+    } else {
+        let (root, layer) = merkle(data, piece);
+        (Some(root), layer)
+    };
+    HashedFile {
+        path: path.map(str::to_string),
+        length: data.len() as u64,
+        v1_pieces,
+        root,
+        layer,
+    }
+}
+
+/// The torrent of files hashed by [`hash_file`] with the same `piece`, in path order.
+pub fn assemble(
+    files: &[HashedFile],
+    piece: u64,
+    meta: &TorrentMeta,
+) -> Result<WindowTorrent, TorrentError> {
+    if files.is_empty() {
+        return Err(TorrentError::Empty);
+    }
     let mut v1_files = Vec::new();
     let mut pads = std::collections::BTreeSet::new();
     let mut pieces = Vec::new();
@@ -195,24 +248,18 @@ pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent,
         BTreeMap::new();
     let last = files.len() - 1;
     for (i, f) in files.iter().enumerate() {
-        let len = f.bytes.len() as u64;
-        let path = f.path.iter().map(|p| bytes(p.as_bytes())).collect();
+        let len = f.length;
+        let path = f
+            .path
+            .iter()
+            .map(|p| bytes(p.clone().into_bytes()))
+            .collect();
         v1_files.push(dict(vec![
             ("length", Value::Integer(len as i64)),
             ("path", Value::List(path)),
         ]));
+        pieces.extend_from_slice(&f.v1_pieces);
         let pad = pad_after(len, piece);
-        // v1 pieces: each file starts a piece; its last piece is completed with pad zeros,
-        // except at the end of the torrent.
-        for chunk in f.bytes.chunks(piece as usize) {
-            if chunk.len() as u64 == piece || i == last {
-                pieces.extend_from_slice(&sha1(chunk));
-            } else {
-                let mut padded = chunk.to_vec();
-                padded.resize(piece as usize, 0);
-                pieces.extend_from_slice(&sha1(&padded));
-            }
-        }
         if i != last && pad > 0 {
             pads.insert(pad);
             v1_files.push(dict(vec![
@@ -225,18 +272,17 @@ pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent,
             ]));
         }
         let mut entry = vec![("length", Value::Integer(len as i64))];
-        if len > 0 {
-            let (root, layer) = merkle(f.bytes, piece);
+        if let Some(root) = f.root {
             entry.push(("pieces root", bytes(root.to_vec())));
-            if let Some(layer) = layer {
-                layers.insert(Cow::Owned(root.to_vec()), bytes(layer));
+            if let Some(layer) = &f.layer {
+                layers.insert(Cow::Owned(root.to_vec()), bytes(layer.clone()));
             }
         }
-        tree.entry(f.path[0].to_string())
+        tree.entry(f.path[0].clone())
             .or_default()
-            .entry(f.path[1].to_string())
+            .entry(f.path[1].clone())
             .or_default()
-            .insert(f.path[2].to_string(), dict(vec![("", dict(entry))]));
+            .insert(f.path[2].clone(), dict(vec![("", dict(entry))]));
     }
     let file_tree = Value::Dict(
         tree.into_iter()
