@@ -193,3 +193,32 @@ fn metrics_port_in_use_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
+    let origin = format!("file://{}", tmp.path().join("origin").display());
+    let mut run = run_match("logs", &profile, &keys, &origin);
+    run.args(["--log-format", "json", "--fast", "--duration", "4"])
+        .args(["--angle", "main=test:"]);
+    let out = run_with_deadline(run, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for l in &lines {
+        assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
+    }
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("match logs ended"))),
+        "{stderr}"
+    );
+}
