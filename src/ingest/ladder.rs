@@ -311,12 +311,29 @@ impl AngleIngest {
             })
     }
 
-    /// Stops the pipeline and its bus watch.
+    /// Stops the pipeline and its bus watch. GStreamer gets a few seconds to stop: fallbacksrc
+    /// (0.14 on GStreamer 1.22) can deadlock when it is told to stop while it restarts a
+    /// failing source, and a hung stop must not keep the match from closing its last window.
     pub fn shutdown(mut self) {
+        const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
         if let Some(mut rtmp) = self.rtmp.take() {
             rtmp.stop();
         }
-        let _ = self.pipeline.set_state(gst::State::Null);
+        let pipeline = self.pipeline.clone();
+        let (done, stopped) = std::sync::mpsc::channel();
+        let stopper = std::thread::spawn(move || {
+            let _ = pipeline.set_state(gst::State::Null);
+            let _ = done.send(());
+        });
+        if stopped.recv_timeout(STOP_WITHIN).is_ok() {
+            let _ = stopper.join();
+        } else {
+            tracing::warn!(
+                "angle {}: GStreamer did not stop within {} s; leaving its pipeline behind",
+                self.angle,
+                STOP_WITHIN.as_secs()
+            );
+        }
         self.bus_stop
             .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.bus_thread.take() {
