@@ -420,7 +420,7 @@ fn run(
     if args.print_pipeline {
         for (name, spec) in &angles {
             let text =
-                swarmpack::ingest::ladder::describe(name, spec, &profile, &fragments, args.fast)
+                swarmpack::ingest::describe::describe(name, spec, &profile, &fragments, args.fast)
                     .map_err(bad_input)?;
             println!("# angle {name}\ngst-launch-1.0 -e {text}\n");
         }

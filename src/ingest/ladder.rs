@@ -1,11 +1,11 @@
-//! One angle's pipeline: feed → decode once → per rung (rate, scale, x264 | AAC) → MPEG-TS
-//! → appsink. Pad probes put the master timecode on the frames and force an IDR at every
+//! One angle's running pipeline (its text comes from `describe`): feed → decode once → per
+//! rung (rate, scale, x264 | AAC) → MPEG-TS → appsink. Pad probes put the master timecode on the frames and force an IDR at every
 //! segment boundary; the appsink side cuts the TS where the encoder's key-unit mark arrives.
 
 use super::source::SourceSpec;
 use super::template::{Fragments, TemplateError};
 use super::{IngestEvent, MatchClock};
-use crate::package::{SegmentAssembler, codec};
+use crate::package::SegmentAssembler;
 use crate::profile::{Profile, Rung};
 use crate::timecode::{NS_PER_SEC, UtcNs};
 use crossbeam_channel::Sender;
@@ -69,74 +69,6 @@ pub fn clock_now(clock: &gst::Clock) -> UtcNs {
     UtcNs(clock.time().nseconds())
 }
 
-fn x264_tune(tune: Option<&str>) -> String {
-    match tune {
-        Some(t @ ("zerolatency" | "fastdecode" | "stillimage")) => format!("tune={t}"),
-        Some(t) => format!("psy-tune={t}"),
-        None => String::new(),
-    }
-}
-
-/// The whole gst-launch description of one angle, as text (what `--print-pipeline` shows).
-pub fn describe(
-    angle: &str,
-    spec: &SourceSpec,
-    profile: &Profile,
-    fragments: &Fragments,
-    fast: bool,
-) -> Result<String, IngestError> {
-    let template = |source| IngestError::Template {
-        angle: angle.to_string(),
-        source,
-    };
-    let top = &profile.rungs[0];
-    let mut parts = vec![
-        spec.fragment(fragments, angle, top, fast)
-            .map_err(template)?,
-    ];
-    parts.push("vsrc. ! tee name=vtee".into());
-    parts.push("asrc. ! tee name=atee".into());
-    let enc = &profile.encoder;
-    for rung in &profile.rungs {
-        let frames = rung.frames_per_segment(profile.segment.duration_ms);
-        let mux = fragments
-            .render("mux", &[("rung", rung.name.clone())])
-            .map_err(template)?;
-        let video = fragments
-            .render(
-                "rung-video",
-                &[
-                    ("rung", rung.name.clone()),
-                    ("width", rung.width.to_string()),
-                    ("height", rung.height.to_string()),
-                    ("fps", rung.fps.to_string()),
-                    ("video_kbps", rung.video_kbps.to_string()),
-                    ("preset", enc.preset.clone()),
-                    ("tune", x264_tune(enc.tune.as_deref())),
-                    ("profile", enc.profile.clone()),
-                    ("level", codec::h264_level(rung).name.to_string()),
-                    ("threads", enc.threads.to_string()),
-                    ("gop", (frames * 2).to_string()),
-                    ("scale_threads", "1".into()),
-                ],
-            )
-            .map_err(template)?;
-        let audio = fragments
-            .render(
-                "rung-audio",
-                &[
-                    ("rung", rung.name.clone()),
-                    ("audio_bps", (rung.audio_kbps * 1000).to_string()),
-                ],
-            )
-            .map_err(template)?;
-        parts.push(mux);
-        parts.push(format!("vtee. ! {video} ! mux_{}.", rung.name));
-        parts.push(format!("atee. ! {audio} ! mux_{}.", rung.name));
-    }
-    Ok(parts.join("  "))
-}
-
 /// A running angle.
 pub struct AngleIngest {
     pub angle: Arc<str>,
@@ -169,7 +101,7 @@ impl AngleIngest {
         clock: Arc<MatchClock>,
         events: Sender<IngestEvent>,
     ) -> Result<AngleIngest, IngestError> {
-        let description = describe(angle, spec, profile, fragments, fast)?;
+        let description = super::describe::describe(angle, spec, profile, fragments, fast)?;
         let pipeline = gst::parse::launch(&description)
             .map_err(|e| IngestError::Parse {
                 angle: angle.to_string(),

@@ -2,6 +2,7 @@
 //! and encodes every rung, muxes MPEG-TS and hands the bytes to Rust through appsink, cut
 //! at IDRs forced on the shared master timecode.
 
+pub mod describe;
 pub mod feed;
 pub mod ladder;
 pub mod rtmp_listen;

@@ -36,6 +36,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "source-rtmp-listen",
         include_str!("../../pipelines/source-rtmp-listen.gst"),
     ),
+    ("rung-scale", include_str!("../../pipelines/rung-scale.gst")),
     ("rung-video", include_str!("../../pipelines/rung-video.gst")),
     ("rung-audio", include_str!("../../pipelines/rung-audio.gst")),
     ("mux", include_str!("../../pipelines/mux.gst")),
