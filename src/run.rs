@@ -225,6 +225,8 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     // stalled and will never reach the stop boundary.
     let mut stop_deadline: Option<Instant> = None;
     let grace = Duration::from_nanos(timeline.segment_ns()) + Duration::from_secs(5);
+    // The packager runs on this thread: its CPU time is the packaging cost (scripts/bench).
+    let packager_cpu_start = crate::observe::thread_cpu_time();
     let result = loop {
         observer.tick();
         let requests = stop_requests.load(Ordering::Relaxed);
@@ -317,8 +319,11 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     packager.finish();
     outlet.forward(&mut packager, &mut report)?;
     outlet.close(cfg.drain_timeout)?;
+    let packager_cpu = crate::observe::thread_cpu_time()
+        .zip(packager_cpu_start)
+        .map_or(0.0, |(end, start)| end.saturating_sub(start).as_secs_f64());
     tracing::info!(
-        "match {} ended: {} segments, {} bytes",
+        "match {} ended: {} segments, {} bytes; packager thread {packager_cpu:.3} CPU s",
         cfg.match_id,
         report.segments,
         report.bytes
