@@ -50,7 +50,8 @@ fn main() {
         })
         .collect();
     let per_window = profile.segment.window as u64;
-    let window_bytes: usize = renditions.iter().map(|r| r.2.len()).sum::<usize>() * per_window as usize;
+    let window_bytes: usize =
+        renditions.iter().map(|r| r.2.len()).sum::<usize>() * per_window as usize;
     let first = 1_000_000 * per_window;
     let mut run = |w: u64| -> (Duration, usize) {
         let mut copies = Vec::new();
@@ -81,7 +82,10 @@ fn main() {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(3) {
         let (took, objects) = run(w);
-        assert!(objects > renditions.len() * per_window as usize, "window {w} closed");
+        assert!(
+            objects > renditions.len() * per_window as usize,
+            "window {w} closed"
+        );
         busy += took;
         bytes += window_bytes;
         w += 1;

@@ -51,7 +51,7 @@ impl Default for PublisherConfig {
     fn default() -> Self {
         PublisherConfig {
             policy: RetryPolicy::default(),
-            max_in_flight: 4,
+            max_in_flight: 8,
             events: None,
         }
     }
