@@ -49,7 +49,7 @@ fn main() {
             })
         })
         .collect();
-    let per_window = profile.segment.window as u64;
+    let per_window = profile.segment.window;
     let window_bytes: usize =
         renditions.iter().map(|r| r.2.len()).sum::<usize>() * per_window as usize;
     let first = 1_000_000 * per_window;
