@@ -15,5 +15,6 @@ pub mod profile;
 pub mod publish;
 pub mod run;
 pub mod seed;
+pub mod serve;
 pub mod timecode;
 pub mod verify;

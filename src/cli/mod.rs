@@ -1,13 +1,14 @@
 //! The command line: clap definitions, and the calls into the library. Errors are sorted
 //! here into bad input (exit 2) and runtime failures (exit 1).
 
-use anyhow::{Context, anyhow};
+mod http;
+
+use anyhow::anyhow;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use swarmpack::ingest::{Fragments, SourceSpec};
-use swarmpack::keys::server::{KeyService, router};
 use swarmpack::keys::{Claims, KeyDir, KeyError};
 use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
 use swarmpack::publish::Origin;
@@ -172,6 +173,23 @@ AES-128 key of that window to a request with a valid token for that match (Beare
         #[arg(long, value_name = "ADDR")]
         listen: String,
     },
+    /// Serve a local origin directory, the key server and dev tokens from one address.
+    #[command(
+        long_about = "Serve a match day from one process: every file of the origin directory (GET and HEAD with byte ranges, so it also serves as the torrents' BEP 19 web seed), the key server's routes (GET /keys/{match}/{period}, /healthz), and with --dev-tokens a development-only GET /dev-token?match=ID that returns a viewer token valid for an hour (off by default: anyone who reaches the server could watch)."
+    )]
+    Serve {
+        /// The origin directory `run` publishes to (the path of its file:// origin).
+        #[arg(long, value_name = "DIR")]
+        origin: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "./keys")]
+        keys: PathBuf,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// Turn on GET /dev-token (development and demos only).
+        #[arg(long)]
+        dev_tokens: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -284,7 +302,13 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             );
             Ok(())
         }
-        Command::Keyserver { keys, listen } => keyserver(&keys, &listen, stop_requests),
+        Command::Keyserver { keys, listen } => http::keyserver(&keys, &listen, stop_requests),
+        Command::Serve {
+            origin,
+            keys,
+            listen,
+            dev_tokens,
+        } => http::serve(&origin, &keys, &listen, dev_tokens, stop_requests),
         Command::Archive {
             match_id,
             origin,
@@ -317,48 +341,6 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             }
         }
     }
-}
-
-fn keyserver(
-    keys: &std::path::Path,
-    listen: &str,
-    stop_requests: Arc<AtomicUsize>,
-) -> Result<(), Failure> {
-    let keys = KeyDir::load(keys).map_err(bad_input)?;
-    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
-        bad_input(anyhow!(
-            "--listen {listen:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8081"
-        ))
-    })?;
-    let service = KeyService::new(
-        keys.content_secret(),
-        keys.token_secret(),
-        Box::new(swarmpack::keys::server::system_now),
-    );
-    drop(keys);
-    let runtime_ = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(runtime)?;
-    runtime_.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))
-            .map_err(runtime)?;
-        tracing::info!("key server on http://{addr}/keys/{{match}}/{{period}}");
-        let stop = async move {
-            while stop_requests.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            tracing::info!("key server stopping");
-        };
-        axum::serve(listener, router(Arc::new(service)))
-            .with_graceful_shutdown(stop)
-            .await
-            .context("key server failed")
-            .map_err(runtime)
-    })
 }
 
 fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {

@@ -1,0 +1,107 @@
+//! The long-running HTTP commands: `keyserver` and `serve`.
+
+use super::{Failure, bad_input, runtime};
+use anyhow::{Context, anyhow};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use swarmpack::keys::KeyDir;
+use swarmpack::keys::server::{KeyService, router};
+
+pub(super) fn keyserver(
+    keys: &std::path::Path,
+    listen: &str,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    let keys = KeyDir::load(keys).map_err(bad_input)?;
+    let addr = listen_addr(listen, "127.0.0.1:8081")?;
+    let service = key_service(&keys);
+    drop(keys);
+    let app = router(Arc::new(service));
+    serve_http(
+        addr,
+        app,
+        "key server",
+        "/keys/{match}/{period}",
+        stop_requests,
+    )
+}
+
+pub(super) fn serve(
+    origin: &std::path::Path,
+    keys: &std::path::Path,
+    listen: &str,
+    dev_tokens: bool,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    if !origin.is_dir() {
+        return Err(bad_input(anyhow!(
+            "--origin {}: not a directory (expected the directory a file:// origin names)",
+            origin.display()
+        )));
+    }
+    let keys = KeyDir::load(keys).map_err(bad_input)?;
+    let addr = listen_addr(listen, "127.0.0.1:8080")?;
+    let dev = dev_tokens.then(|| swarmpack::serve::DevTokens {
+        token_secret: keys.token_secret().to_vec(),
+        now: Box::new(swarmpack::keys::server::system_now),
+    });
+    if dev.is_some() {
+        tracing::warn!(
+            "--dev-tokens: GET /dev-token gives anyone who reaches {addr} a viewer token"
+        );
+    }
+    let app = swarmpack::serve::router(origin, Arc::new(key_service(&keys)), dev);
+    drop(keys);
+    serve_http(addr, app, "origin + key server", "/", stop_requests)
+}
+
+fn listen_addr(listen: &str, example: &str) -> Result<std::net::SocketAddr, Failure> {
+    listen.parse().map_err(|_| {
+        bad_input(anyhow!(
+            "--listen {listen:?}: expected ADDRESS:PORT, e.g. {example}"
+        ))
+    })
+}
+
+fn key_service(keys: &KeyDir) -> KeyService {
+    KeyService::new(
+        keys.content_secret(),
+        keys.token_secret(),
+        Box::new(swarmpack::keys::server::system_now),
+    )
+}
+
+/// Serves `app` on `addr` until the first SIGINT/SIGTERM.
+fn serve_http(
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    what: &str,
+    path: &str,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    let runtime_ = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(runtime)?;
+    runtime_.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+            .map_err(runtime)?;
+        tracing::info!("{what} on http://{addr}{path}");
+        let what = what.to_string();
+        let stopping = what.clone();
+        let stop = async move {
+            while stop_requests.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            tracing::info!("{stopping} stopping");
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .with_context(|| format!("{what} failed"))
+            .map_err(runtime)
+    })
+}
