@@ -43,7 +43,7 @@ fn setup() -> Setup {
     let profile_path = profile_with(
         tmp.path(),
         "demo.toml",
-        "http://127.0.0.1:8081/keys",
+        "http://127.0.0.1:8080/keys",
         &format!("http://127.0.0.1:{key_port}/keys"),
     );
     let origin = tmp.path().join("origin");
