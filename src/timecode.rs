@@ -23,6 +23,18 @@ pub const NS_PER_MS: u64 = 1_000_000;
 pub struct UtcNs(pub u64);
 
 impl UtcNs {
+    /// How far before a boundary a frame still counts as on it: frame timestamps are
+    /// `n * 1 s / fps` rounded to nanoseconds, and two elements that re-stamp frames (a
+    /// `videorate` counting from its own first frame, say) can disagree by a nanosecond or
+    /// two about the frame that starts a segment. 1 ms is far below any frame duration.
+    pub const FRAME_SLACK_NS: u64 = 1_000_000;
+
+    /// The instant a frame stamped `self` counts as, for boundary decisions (IDR forcing, the
+    /// slate's hold): nudged forward by [`UtcNs::FRAME_SLACK_NS`], so every probe agrees.
+    pub fn for_boundaries(self) -> UtcNs {
+        UtcNs(self.0 + Self::FRAME_SLACK_NS)
+    }
+
     /// The instant as a chrono UTC date-time, for EXT-X-PROGRAM-DATE-TIME.
     pub fn to_datetime(self) -> DateTime<Utc> {
         let secs = (self.0 / NS_PER_SEC) as i64;

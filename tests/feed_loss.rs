@@ -32,43 +32,80 @@ fn kinds(dir: &Path, keys: &Path) -> String {
         .collect()
 }
 
+/// A two-angle match of `secs` seconds, the feed under test (`angle`, NAME=URI) beside
+/// `pov=test:`, logging to a file; 1 s segments, windows of 4.
+struct LossMatch {
+    _tmp: tempfile::TempDir,
+    keys: std::path::PathBuf,
+    origin: std::path::PathBuf,
+    log_path: std::path::PathBuf,
+    child: Guard,
+}
+
+impl LossMatch {
+    fn start(angle: &str, secs: u32) -> LossMatch {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = keygen(tmp.path());
+        let profile = small_profile(tmp.path(), 4, "http://127.0.0.1:9/", "");
+        let log_path = tmp.path().join("swarmpack.log");
+        let origin = tmp.path().join("origin");
+        let child = Guard(
+            run_match(
+                "loss",
+                &profile,
+                &keys,
+                &format!("file://{}", origin.display()),
+            )
+            .args(["--duration", &secs.to_string()])
+            .env("RUST_LOG", "info,swarmpack=debug")
+            .args(["--angle", angle, "--angle", "pov=test:"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+        );
+        LossMatch {
+            _tmp: tmp,
+            keys,
+            origin,
+            log_path,
+            child,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits for the match to end on its own (`--duration`) and asserts it exited 0.
+    fn wait_end(&mut self) {
+        let started = Instant::now();
+        while self.child.0.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no end:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let status = self.child.0.try_wait().unwrap().unwrap();
+        assert!(status.success(), "{}", self.log());
+    }
+}
+
 #[test]
 fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 4, "http://127.0.0.1:9/", "");
     let port = free_udp_port();
-    let log_path = tmp.path().join("swarmpack.log");
-    let origin = tmp.path().join("origin");
-    let mut child = Guard(
-        run_match(
-            "loss",
-            &profile,
-            &keys,
-            &format!("file://{}", origin.display()),
-        )
-        .args(["--duration", "36"])
-        .env("RUST_LOG", "info,swarmpack=debug")
-        .args([
-            "--angle",
-            &format!("stage=srt://127.0.0.1:{port}?mode=listener"),
-        ])
-        .args(["--angle", "pov=test:"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap(),
-    );
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut m = LossMatch::start(&format!("stage=srt://127.0.0.1:{port}?mode=listener"), 36);
     let url = format!("srt://127.0.0.1:{port}?mode=caller");
     let mut encoder = VenueEncoder::start(&VenueEncoder::live_picture(), &url);
     wait_for("the feed to go live", Duration::from_secs(20), || {
-        log().contains("angle stage: feed is live")
+        m.log().contains("angle stage: feed is live")
     });
     std::thread::sleep(Duration::from_secs(6)); // live picture on air
     encoder.stop();
     wait_for("the loss to be noticed", Duration::from_secs(10), || {
-        log().contains("angle stage: signal lost")
+        m.log().contains("angle stage: signal lost")
     });
     let unplugged = Instant::now();
     while unplugged.elapsed() < Duration::from_secs(10) {
@@ -76,32 +113,23 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
     }
     let _encoder = VenueEncoder::start(&VenueEncoder::live_picture(), &url);
     wait_for("the feed to come back", Duration::from_secs(20), || {
-        log().matches("angle stage: feed is live").count() >= 2
+        m.log().matches("angle stage: feed is live").count() >= 2
     });
-    let started = Instant::now();
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no end:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(child.0.try_wait().unwrap().unwrap().success(), "{}", log());
+    m.wait_end();
 
-    assert_no_gap(&origin.join("loss"), &keys, "loss", 34);
+    assert_no_gap(&m.origin.join("loss"), &m.keys, "loss", 34);
 
     // The stage angle: live picture, then slate (black with text), then live again; the feed
     // comes back on air at a segment boundary.
     // (It may open on the slate too, until the encoder first calls in.)
-    let all = kinds(&origin.join("loss/stage/180p"), &keys);
+    let all = kinds(&m.origin.join("loss/stage/180p"), &m.keys);
     let slate = assert_live_slate_live(&all);
     assert!(
         (7..=14).contains(&slate),
         "about 10 s of slate, got {slate}: {all}"
     );
     // The other angle never noticed: its test picture throughout.
-    let pov = kinds(&origin.join("loss/pov/180p"), &keys);
+    let pov = kinds(&m.origin.join("loss/pov/180p"), &m.keys);
     assert!(pov.chars().all(|k| k == 'L'), "{pov}");
 }
 
@@ -146,37 +174,14 @@ fn assert_no_gap(match_dir: &Path, keys: &Path, match_id: &str, at_least: usize)
 
 #[test]
 fn a_pushed_rtmp_feed_that_stops_is_bridged_by_a_slate() {
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 4, "http://127.0.0.1:9/", "");
     let port = free_tcp_port();
-    let log_path = tmp.path().join("swarmpack.log");
-    let origin = tmp.path().join("origin");
-    let mut child = Guard(
-        run_match(
-            "loss",
-            &profile,
-            &keys,
-            &format!("file://{}", origin.display()),
-        )
-        .args(["--duration", "30"])
-        .args([
-            "--angle",
-            &format!("obs=rtmp-listen://127.0.0.1:{port}/live/key"),
-        ])
-        .args(["--angle", "pov=test:"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap(),
-    );
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut m = LossMatch::start(&format!("obs=rtmp-listen://127.0.0.1:{port}/live/key"), 30);
     wait_for("the RTMP listener", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     // Nobody publishes yet: the slate is on air, and no false "live" is reported.
     wait_for("the slate", Duration::from_secs(10), || {
-        log().contains("angle obs: waiting for the feed")
+        m.log().contains("angle obs: waiting for the feed")
     });
     let publish = || {
         Guard(
@@ -192,13 +197,13 @@ fn a_pushed_rtmp_feed_that_stops_is_bridged_by_a_slate() {
     };
     let mut obs = publish();
     wait_for("the push to go live", Duration::from_secs(20), || {
-        log().contains("angle obs: feed is live")
+        m.log().contains("angle obs: feed is live")
     });
     std::thread::sleep(Duration::from_secs(6)); // live picture on air
     let _ = obs.0.kill(); // OBS crashes
     let _ = obs.0.wait();
     wait_for("the loss to be noticed", Duration::from_secs(10), || {
-        log().contains("angle obs: signal lost")
+        m.log().contains("angle obs: signal lost")
     });
     let stopped = Instant::now();
     while stopped.elapsed() < Duration::from_secs(6) {
@@ -206,29 +211,20 @@ fn a_pushed_rtmp_feed_that_stops_is_bridged_by_a_slate() {
     }
     let _obs = publish();
     wait_for("the push to come back", Duration::from_secs(20), || {
-        log().matches("angle obs: feed is live").count() >= 2
+        m.log().matches("angle obs: feed is live").count() >= 2
     });
-    let started = Instant::now();
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no end:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(child.0.try_wait().unwrap().unwrap().success(), "{}", log());
-    let log = log();
+    m.wait_end();
+    let log = m.log();
     assert_eq!(log.matches("angle obs: feed is live").count(), 2, "{log}");
 
-    assert_no_gap(&origin.join("loss"), &keys, "loss", 28);
-    let all = kinds(&origin.join("loss/obs/180p"), &keys);
+    assert_no_gap(&m.origin.join("loss"), &m.keys, "loss", 28);
+    let all = kinds(&m.origin.join("loss/obs/180p"), &m.keys);
     assert!(all.starts_with('S'), "the slate until OBS publishes: {all}");
     let slate = assert_live_slate_live(&all);
     assert!(
         (4..=9).contains(&slate),
         "about 6 s of slate, got {slate}: {all}"
     );
-    let pov = kinds(&origin.join("loss/pov/180p"), &keys);
+    let pov = kinds(&m.origin.join("loss/pov/180p"), &m.keys);
     assert!(pov.chars().all(|k| k == 'L'), "{pov}");
 }

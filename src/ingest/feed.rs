@@ -32,8 +32,9 @@ impl Slate {
         }
     }
 
+    /// The frame's instant as the IDR forcing sees it (see [`UtcNs::for_boundaries`]).
     fn utc(&self, pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<UtcNs> {
-        running_time(pad, buffer).map(|rt| UtcNs(self.clock.anchor.0 + rt))
+        running_time(pad, buffer).map(|rt| UtcNs(self.clock.anchor.0 + rt).for_boundaries())
     }
 }
 

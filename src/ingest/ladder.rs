@@ -370,13 +370,16 @@ fn install_keyframe_probe(pad: &gst::Pad, state: Arc<AngleState>) {
             return gst::PadProbeReturn::Ok;
         };
         let timeline = &state.clock.timeline;
-        let utc = UtcNs(state.clock.anchor.0 + rt);
+        let stamped = UtcNs(state.clock.anchor.0 + rt);
+        // Decisions use the nudged instant (see `UtcNs::for_boundaries`); the first boundary
+        // is the one at or after the frame as stamped.
+        let utc = stamped.for_boundaries();
         if state.clock.stop_at().is_some_and(|stop| utc >= stop) {
             // Frame-rate conversion can repeat the last frame past the stop at EOS.
             return gst::PadProbeReturn::Drop;
         }
         let mut next = next_boundary.lock().unwrap_or_else(|p| p.into_inner());
-        let boundary = *next.get_or_insert_with(|| timeline.boundary_at_or_after(utc));
+        let boundary = *next.get_or_insert_with(|| timeline.boundary_at_or_after(stamped));
         if utc < boundary {
             return gst::PadProbeReturn::Ok;
         }
