@@ -12,13 +12,14 @@
 
 #[path = "../tests/common/nginx.rs"]
 mod nginx;
+#[path = "support/packager.rs"]
+mod packager;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarmpack::keys::KeyDir;
-use swarmpack::package::crypt::Aes128;
-use swarmpack::package::{EncodedSegment, ObjectKind, Packager};
+use swarmpack::package::{EncodedSegment, ObjectKind};
 use swarmpack::profile::Profile;
 use swarmpack::publish::{Origin, Published, Publisher, PublisherConfig};
 use swarmpack::timecode::Seq;
@@ -88,14 +89,7 @@ fn main() {
     let profile = Profile::parse(PROFILE, std::path::Path::new("bench.toml")).unwrap();
     let timeline = profile.timeline();
     let angles = vec!["main".to_string(), "pov".to_string()];
-    let protection = Aes128::new(
-        keys.content_secret(),
-        "bench",
-        &profile.encryption.key_uri_base,
-        timeline,
-    );
-    let mut packager = Packager::new("bench", &profile, &angles, Box::new(protection))
-        .sign_windows(&profile, keys.signer(), &keys.public_pem());
+    let mut packager = packager::encrypted_and_signed("bench", &profile, &angles, &keys);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -9,13 +9,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarmpack::keys::KeyDir;
-use swarmpack::package::crypt::Aes128;
-use swarmpack::package::{EncodedSegment, Packager};
+use swarmpack::package::EncodedSegment;
 use swarmpack::profile::Profile;
 use swarmpack::timecode::Seq;
 
 #[path = "support/openssl.rs"]
 mod openssl;
+#[path = "support/packager.rs"]
+mod packager;
 
 fn main() {
     let profile = Profile::load(std::path::Path::new(concat!(
@@ -26,15 +27,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = KeyDir::generate(&tmp.path().join("keys")).unwrap();
     let angles = vec!["main".to_string(), "pov".to_string()];
-    let timeline = profile.timeline();
-    let protection = Aes128::new(
-        keys.content_secret(),
-        "bench",
-        &profile.encryption.key_uri_base,
-        timeline,
-    );
-    let mut packager = Packager::new("bench", &profile, &angles, Box::new(protection))
-        .sign_windows(&profile, keys.signer(), &keys.public_pem());
+    let mut packager = packager::encrypted_and_signed("bench", &profile, &angles, &keys);
     // 2 angles x 4 rungs, segments of the profile's length at its bitrates, whole TS packets.
     let seconds = profile.segment.duration_ms as usize / 1000;
     let renditions: Vec<(Arc<str>, Arc<str>, Vec<u8>)> = angles
