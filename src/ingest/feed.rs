@@ -38,9 +38,10 @@ impl Slate {
     }
 }
 
-/// Follows a network feed's `fallbacksrc` or a pushed feed's `fallbackswitch` (named "feed"): the slate overlays are shown while
-/// the feed is not running, a returning feed goes on air at the next boundary (element "hold"
-/// blackens video until then, "asrc" mutes audio), and every loss and return is logged.
+/// Follows a network feed's `fallbacksrc` or a pushed feed's `fallbackswitch` (named "feed"):
+/// the slate overlays are shown while the feed is not running, a returning feed goes on air at
+/// the next boundary (element "hold" blackens video until then, "asrc" mutes audio), and
+/// every loss and return is logged.
 pub(super) fn watch(
     feed: &gst::Element,
     pipeline: &gst::Pipeline,
