@@ -122,21 +122,10 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
     );
 
     // The whole-match manifest is signed (openssl) and names every window of the chain.
-    let ok = Command::new("openssl")
-        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
-        .arg(keys.join("pubkey.pem"))
-        .arg("-rawin")
-        .arg("-in")
-        .arg(m.join("archive.json"))
-        .arg("-sigfile")
-        .arg(m.join("archive.json.sig"))
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert!(openssl_verifies(
+        &keys.join("pubkey.pem"),
+        &m.join("archive.json")
+    ));
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(m.join("archive.json")).unwrap()).unwrap();
     let windows_on_origin = std::fs::read_dir(m.join("windows"))

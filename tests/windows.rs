@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -16,22 +15,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn openssl_verifies(pubkey: &Path, file: &Path) -> bool {
-    Command::new("openssl")
-        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
-        .arg(pubkey)
-        .arg("-rawin")
-        .arg("-in")
-        .arg(file)
-        .arg("-sigfile")
-        .arg(file.with_extension("json.sig"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
 }
 
 #[test]

@@ -486,3 +486,21 @@ pub fn lt_check(torrent: &Path, save: &Path) -> String {
     );
     text
 }
+
+/// openssl checks `file`'s Ed25519 signature (`file` with `.json.sig` for `.json`) against
+/// `pubkey` (PEM): the outside check of every signed JSON document.
+pub fn openssl_verifies(pubkey: &Path, file: &Path) -> bool {
+    Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(pubkey)
+        .arg("-rawin")
+        .arg("-in")
+        .arg(file)
+        .arg("-sigfile")
+        .arg(file.with_extension("json.sig"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
