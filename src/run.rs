@@ -10,7 +10,7 @@ use crate::profile::Profile;
 use crate::publish::{Origin, PublishError, Publisher, PublisherConfig};
 use crate::seed::{SeedError, Seeder};
 use crate::timecode::{Seq, UtcNs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -141,7 +141,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let publisher = Publisher::start(
         rt.handle(),
         cfg.origin.clone(),
-        &work_dir.join("queue"),
+        &queue_dir(&cfg.spool, &cfg.match_id),
         PublisherConfig {
             events: metrics.clone().map(crate::metrics::latency_recorder),
             ..PublisherConfig::default()
@@ -437,6 +437,12 @@ impl Outlet {
         }
         Ok(drained?)
     }
+}
+
+/// `{spool}/{match}/queue`: the publisher's spool records for one match (`serve --spool`
+/// reads its depth from here).
+pub fn queue_dir(spool: &Path, match_id: &str) -> PathBuf {
+    spool.join(match_id).join("queue")
 }
 
 #[cfg(test)]

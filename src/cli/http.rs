@@ -31,6 +31,7 @@ pub(super) fn serve(
     keys: &std::path::Path,
     listen: &str,
     dev_tokens: bool,
+    spool: Option<&std::path::Path>,
     stop_requests: Arc<AtomicUsize>,
 ) -> Result<(), Failure> {
     if !origin.is_dir() {
@@ -50,9 +51,20 @@ pub(super) fn serve(
             "--dev-tokens: GET /dev-token gives anyone who reaches {addr} a viewer token"
         );
     }
-    let app = swarmpack::serve::router(origin, Arc::new(key_service(&keys)), dev);
+    if !swarmpack::serve::preview::has_player() {
+        tracing::warn!(
+            "this build has no hls.js: the preview page cannot play (run scripts/setup, then rebuild)"
+        );
+    }
+    let app = swarmpack::serve::router(origin, spool, Arc::new(key_service(&keys)), dev);
     drop(keys);
-    serve_http(addr, app, "origin + key server", "/", stop_requests)
+    serve_http(
+        addr,
+        app,
+        "origin, key server and preview page",
+        "/",
+        stop_requests,
+    )
 }
 
 fn listen_addr(listen: &str, example: &str) -> Result<std::net::SocketAddr, Failure> {

@@ -173,9 +173,9 @@ AES-128 key of that window to a request with a valid token for that match (Beare
         #[arg(long, value_name = "ADDR")]
         listen: String,
     },
-    /// Serve a local origin directory, the key server and dev tokens from one address.
+    /// Serve a local origin directory, the key server and the operator preview page.
     #[command(
-        long_about = "Serve a match day from one process: every file of the origin directory (GET and HEAD with byte ranges, so it also serves as the torrents' BEP 19 web seed), the key server's routes (GET /keys/{match}/{period}, /healthz), and with --dev-tokens a development-only GET /dev-token?match=ID that returns a viewer token valid for an hour (off by default: anyone who reaches the server could watch)."
+        long_about = "Serve a match day from one process: every file of the origin directory (GET and HEAD with byte ranges, so it also serves as the torrents' BEP 19 web seed), the key server's routes (GET /keys/{match}/{period}, /healthz), and the operator preview page at / (every angle playing, a large player with an angle switcher that keeps the master timecode, the rung in use, and the newest window with its Ed25519 signatures checked in the browser, its infohash and magnet link; ?match=ID picks a match, ?token=T supplies a viewer token). With --spool (the run's spool directory on the same machine) the page also shows how many objects wait for the origin. With --dev-tokens, a development-only GET /dev-token?match=ID returns a viewer token valid for an hour, and the page uses it (off by default: anyone who reaches the server could watch). Open the page on localhost or over https: browsers only verify signatures in a secure context."
     )]
     Serve {
         /// The origin directory `run` publishes to (the path of its file:// origin).
@@ -189,6 +189,10 @@ AES-128 key of that window to a request with a valid token for that match (Beare
         /// Turn on GET /dev-token (development and demos only).
         #[arg(long)]
         dev_tokens: bool,
+        /// The spool directory of the `run` on this machine (its --spool): the preview page
+        /// then shows how many objects wait for the origin.
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
     },
 }
 
@@ -308,7 +312,15 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             keys,
             listen,
             dev_tokens,
-        } => http::serve(&origin, &keys, &listen, dev_tokens, stop_requests),
+            spool,
+        } => http::serve(
+            &origin,
+            &keys,
+            &listen,
+            dev_tokens,
+            spool.as_deref(),
+            stop_requests,
+        ),
         Command::Archive {
             match_id,
             origin,

@@ -31,6 +31,46 @@ pub enum SpoolError {
     },
 }
 
+/// `{id}.meta` / `{id}.data` → the id and the extension.
+fn record_name(name: &str) -> Option<(u64, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    Some((stem.parse().ok()?, ext))
+}
+
+/// What a spool directory holds right now: objects not yet on the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Depth {
+    pub objects: u64,
+    pub bytes: u64,
+    /// When the oldest waiting object was spooled.
+    #[serde(skip)]
+    pub oldest: Option<std::time::SystemTime>,
+}
+
+/// Reads a spool's depth without opening it (another process may own it): complete records
+/// only. A missing directory is an empty spool.
+pub fn depth(dir: &Path) -> Depth {
+    let mut d = Depth::default();
+    let Ok(items) = std::fs::read_dir(dir) else {
+        return d;
+    };
+    for item in items.flatten() {
+        let name = item.file_name();
+        let Some((id, "meta")) = name.to_str().and_then(record_name) else {
+            continue;
+        };
+        let Ok(data) = std::fs::metadata(dir.join(format!("{id:016}.data"))) else {
+            continue; // published between the listing and now
+        };
+        d.objects += 1;
+        d.bytes += data.len();
+        if let Ok(t) = data.modified() {
+            d.oldest = Some(d.oldest.map_or(t, |o| o.min(t)));
+        }
+    }
+    d
+}
+
 #[derive(Serialize, Deserialize)]
 struct Meta {
     path: String,
@@ -62,10 +102,7 @@ impl Spool {
                 .file_name()
                 .to_string_lossy()
                 .into_owned();
-            let Some((stem, ext)) = name.split_once('.') else {
-                continue;
-            };
-            let Ok(id) = stem.parse::<u64>() else {
+            let Some((id, ext)) = record_name(&name) else {
                 continue;
             };
             match ext {
@@ -206,6 +243,21 @@ mod tests {
         assert_eq!(spool.read(&b).unwrap(), b"two!");
         let d = spool.put("m/x", ObjectKind::Pointer, b"").unwrap();
         assert!(d.id > c.id, "ids keep increasing across runs");
+    }
+
+    #[test]
+    fn depth_counts_complete_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(depth(&dir.path().join("none")), Depth::default());
+        let (spool, _) = Spool::open(dir.path()).unwrap();
+        let a = spool.put("m/1.ts", ObjectKind::Segment, b"12345").unwrap();
+        spool.put("m/2.ts", ObjectKind::Segment, b"678").unwrap();
+        std::fs::write(dir.path().join("0000000000000099.data"), b"half").unwrap();
+        let d = depth(dir.path());
+        assert_eq!((d.objects, d.bytes), (2, 8));
+        assert!(d.oldest.is_some());
+        spool.remove(a.id);
+        assert_eq!((depth(dir.path()).objects, depth(dir.path()).bytes), (1, 3));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! a BEP 19 web seed), the key server's routes, and, with `--dev-tokens`, a development-only
 //! `GET /dev-token?match=ID` that hands out short viewer tokens.
 //!
-//! The routes are [`router`]; binding, logging and stopping are the CLI's.
+//! The preview page at `/` is [`preview`]. The routes are [`router`]; binding, logging and
+//! stopping are the CLI's.
+
+pub mod preview;
 
 use crate::keys::server::{self, KeyService};
 use crate::keys::token::{self, Claims};
@@ -43,11 +46,18 @@ impl DevTokens {
     }
 }
 
-/// The routes: `/keys/{match}/{period}` and `/healthz` (the key server), `/dev-token` when
-/// `dev_tokens` is given, and every other path from the `origin` directory.
-pub fn router(origin: &Path, keys: Arc<KeyService>, dev_tokens: Option<DevTokens>) -> Router {
+/// The routes: `/keys/{match}/{period}` and `/healthz` (the key server), the preview page
+/// (`/` and `/.preview/…`; `spool` is the run's `--spool` directory, for its depth),
+/// `/dev-token` when `dev_tokens` is given, and every other path from the `origin` directory.
+pub fn router(
+    origin: &Path,
+    spool: Option<&Path>,
+    keys: Arc<KeyService>,
+    dev_tokens: Option<DevTokens>,
+) -> Router {
     let files = tower_http::services::ServeDir::new(origin).append_index_html_on_directories(false);
-    let mut app = server::router(keys);
+    let page = preview::routes(origin.to_path_buf(), spool.map(Path::to_path_buf));
+    let mut app = server::router(keys).merge(page);
     if let Some(dev) = dev_tokens {
         app = app.merge(
             Router::new()

@@ -1,0 +1,150 @@
+//! The operator preview page, end to end in a real browser: a live demo-profile match (two
+//! test angles, two rungs) served by `swarmpack serve`, driven by headless Chromium through
+//! playwright-core (`web/test/preview.mjs` holds the in-page checks). With `--dev-tokens` every
+//! angle plays, angle switches keep the PDT, the page verifies both signatures and shows the
+//! run's spool; without it, nothing plays and the page shows the key server's 401.
+//! Screenshots at 1280x720 land in target/tmp/preview/ as artifacts.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+fn serve(origin: &Path, keys: &Path, port: u16, dev_tokens: bool, spool: Option<&Path>) -> Guard {
+    let mut cmd = swarmpack();
+    cmd.arg("serve")
+        .arg("--origin")
+        .arg(origin)
+        .arg("--keys")
+        .arg(keys)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if dev_tokens {
+        cmd.arg("--dev-tokens");
+    }
+    if let Some(dir) = spool {
+        cmd.arg("--spool").arg(dir);
+    }
+    let guard = Guard(cmd.spawn().unwrap());
+    wait_for("serve to listen", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    guard
+}
+
+/// Runs the browser driver; panics with its output unless every check passed. Returns what
+/// the page showed (one JSON object).
+fn drive(url: &str, expect: &str, screenshot: &Path) -> serde_json::Value {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(web_dir())
+        .arg("test/preview.mjs")
+        .args(["--url", url, "--angles", "main,pov", "--rungs", "360p,180p"])
+        .args(["--expect", expect])
+        .arg("--screenshot")
+        .arg(screenshot);
+    let out = run_with_deadline(cmd, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the page failed its {expect} checks:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    let be = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
+    assert!(
+        web_dir().join("node_modules/playwright-core").is_dir()
+            && Path::new("/usr/bin/chromium").is_file(),
+        "web/node_modules or /usr/bin/chromium missing: run scripts/setup"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let port = free_tcp_port();
+    let profile = profile_with(
+        tmp.path(),
+        "demo.toml",
+        "127.0.0.1:8080",
+        &format!("127.0.0.1:{port}"),
+    );
+    let origin = tmp.path().join("origin");
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir_all(&origin).unwrap();
+    let mut run = run_match(
+        "cup",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    );
+    run.args(["--angle", "main=test:", "--angle", "pov=test:"])
+        .args(["--no-seed", "--duration", "120"])
+        .arg("--spool")
+        .arg(&spool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _run = Guard(run.spawn().unwrap());
+    let m = origin.join("cup");
+    wait_for("the first window", Duration::from_secs(60), || {
+        m.join("live.json.sig").is_file()
+    });
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preview");
+    std::fs::create_dir_all(&shots).unwrap();
+    let url = format!("http://127.0.0.1:{port}/?match=cup");
+
+    // With dev tokens: everything plays and verifies.
+    let server = serve(&origin, &keys, port, true, Some(&spool));
+    let shot = shots.join("preview-1280x720.png");
+    let seen = drive(&url, "play", &shot);
+    drop(server);
+    // The infohash on the page is one the packager wrote into a window manifest.
+    let shown = seen["infohash_v1"].as_str().unwrap();
+    let known = std::fs::read_dir(m.join("windows"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .any(|e| {
+            let man: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            man["torrent"]["infohash_v1"] == shown
+        });
+    assert!(
+        known,
+        "the page shows infohash {shown}, in no window manifest"
+    );
+    let spooled = seen["spool"].as_str().unwrap();
+    assert!(
+        spooled.contains("empty") || spooled.contains("waiting"),
+        "spool row: {spooled}"
+    );
+    assert_eq!(png_size(&shot), (1280, 720));
+    eprintln!("screenshot: {}", shot.display());
+
+    // Without dev tokens on the same address (the key URIs name it): a visible key error.
+    let _server = serve(&origin, &keys, port, false, None);
+    let shot = shots.join("preview-no-token-1280x720.png");
+    let seen = drive(&url, "key-error", &shot);
+    assert!(seen["big_error"].as_str().unwrap().contains("401"));
+    assert_eq!(png_size(&shot), (1280, 720));
+}

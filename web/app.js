@@ -1,0 +1,511 @@
+// swarmpack operator preview: every angle playing (hls.js), a large player whose angle switch
+// keeps the master timecode (PDT), the rung in use, and the newest window with its Ed25519
+// signatures checked in the browser (WebCrypto). Talks only to the server that served it.
+/* global Hls */
+
+const $ = (sel) => document.querySelector(sel);
+const REFRESH_MS = 2000;
+
+const state = {
+  match: null,
+  token: null,
+  keyUris: new Set(), // key URIs seen in playlists: only these requests carry the token
+  angles: [],
+  tiles: new Map(), // angle -> { hls, video, fig }
+  big: null, // { hls, angle }
+  fps: 30,
+  segmentDuration: null,
+  pubkey: null, // { key } or { reason }
+  edge: null, // { end: ms of the newest segment's end, seq, ended }
+};
+
+// ---------- small helpers ----------
+
+async function fetchOk(path, kind) {
+  const r = await fetch(path, { cache: 'no-store' });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return kind === 'bytes' ? new Uint8Array(await r.arrayBuffer()) : r.text();
+}
+
+function notice(text) {
+  const n = $('#notice');
+  n.hidden = !text;
+  n.textContent = text || '';
+}
+
+function pad(n, w = 2) {
+  return String(n).padStart(w, '0');
+}
+
+/** SMPTE-style HH:MM:SS:FF (UTC) for a Date, at the ladder's frame rate. */
+function timecode(date, fps) {
+  const ms = date.getUTCMilliseconds();
+  const frame = Math.floor((ms * fps) / 1000);
+  return `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}:${pad(frame)}`;
+}
+
+function isoTime(date) {
+  return date.toISOString().slice(11, 23);
+}
+
+function hex(bytes) {
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The rung directory name of an hls.js level (`…/{angle}/{rung}/index.m3u8`). */
+function rungName(level) {
+  const url = level.url || level.uri || '';
+  const parts = (Array.isArray(url) ? url[0] : url).split('?')[0].split('/');
+  return parts.length >= 2 ? parts[parts.length - 2] : `${level.height}p`;
+}
+
+// ---------- token ----------
+
+async function getToken(match) {
+  const given = new URLSearchParams(location.search).get('token') || sessionStorage.getItem(`token:${match}`);
+  if (given) return { token: given, state: 'given', label: 'viewer token given' };
+  const session = `preview-${Math.random().toString(36).slice(2, 10)}`;
+  const r = await fetch(`/dev-token?match=${encodeURIComponent(match)}&session=${session}`, { cache: 'no-store' });
+  if (r.ok) return { token: (await r.text()).trim(), state: 'dev', label: 'dev token (1 h)' };
+  return { token: null, state: 'none', label: 'no viewer token' };
+}
+
+function showToken(t) {
+  const pill = $('#token-status');
+  pill.dataset.state = t.state;
+  pill.textContent = t.label;
+  pill.title =
+    t.state === 'none'
+      ? 'serve runs without --dev-tokens: paste a token from `swarmpack token`, or add ?token=… to the address'
+      : '';
+  $('#token-form').hidden = t.state !== 'none';
+}
+
+// ---------- players ----------
+
+function keyErrorText(code, short) {
+  const status = `HTTP ${code || 'no response'}`;
+  if (short) return `Key error (${status})`;
+  const why =
+    code === 401
+      ? 'no valid viewer token (serve without --dev-tokens: paste one from `swarmpack token`)'
+      : code === 403
+        ? 'the token is for another match'
+        : 'the key server did not answer';
+  return `Key error: the key server refused the content key (${status}): ${why}`;
+}
+
+function keyStatus(ok, text) {
+  const el = $('#keys');
+  el.className = ok ? 'ok' : 'bad';
+  el.textContent = text;
+}
+
+function showError(el, text, kind) {
+  el.hidden = !text;
+  el.textContent = text || '';
+  el.dataset.kind = kind || '';
+}
+
+/**
+ * An hls.js instance that sends the viewer token to the key server, and only there.
+ * `onError(text, kind)` shows or (text null) clears the player's error; `short` for tiles.
+ */
+function makeHls(onError, short, extra = {}) {
+  const hls = new Hls({
+    liveSyncDurationCount: 3,
+    ...extra,
+    xhrSetup: (xhr, url) => {
+      if (state.token && state.keyUris.has(url)) {
+        if (!xhr.readyState) xhr.open('GET', url, true);
+        xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+      }
+    },
+  });
+  hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
+    for (const frag of data.details.fragments) {
+      const uri = frag.decryptdata && frag.decryptdata.uri;
+      if (uri) state.keyUris.add(uri);
+    }
+  });
+  hls.on(Hls.Events.FRAG_DECRYPTED, () => onError(null));
+  hls.on(Hls.Events.KEY_LOADED, (_, data) => {
+    const uri = data.keyInfo && data.keyInfo.decryptdata && data.keyInfo.decryptdata.uri;
+    keyStatus(true, `✓ key for period ${uri ? uri.split('/').pop() : '?'} delivered`);
+  });
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    const keyFail = data.details === Hls.ErrorDetails.KEY_LOAD_ERROR || data.details === Hls.ErrorDetails.KEY_LOAD_TIMEOUT;
+    if (keyFail) {
+      const code = (data.response && data.response.code) || (data.networkDetails && data.networkDetails.status);
+      onError(keyErrorText(code, short), 'key');
+      keyStatus(false, `✗ ${keyErrorText(code, true)}: viewers without a valid token cannot play`);
+    } else if (data.fatal) {
+      onError(`Playback error: ${data.details}${data.response ? ` (HTTP ${data.response.code})` : ''}; retrying`, 'fatal');
+    }
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      setTimeout(() => hls.startLoad(), keyFail ? 5000 : 2000);
+    }
+  });
+  return hls;
+}
+
+function tileCaption(angle) {
+  const t = state.tiles.get(angle);
+  const level = t.hls.levels[t.hls.currentLevel];
+  t.fig.querySelector('.rung').textContent = level ? rungName(level) : '';
+}
+
+function startTile(angle) {
+  const fig = document.createElement('figure');
+  fig.className = 'tile';
+  fig.dataset.angle = angle;
+  fig.innerHTML = '<video muted playsinline autoplay></video><div class="error" hidden></div>' +
+    '<figcaption><b></b><span class="rung dim"></span></figcaption>';
+  fig.querySelector('b').textContent = angle;
+  fig.title = `Show ${angle} on the large player`;
+  fig.addEventListener('click', () => switchBig(angle));
+  $('#grid').append(fig);
+  const video = fig.querySelector('video');
+  const err = fig.querySelector('.error');
+  const hls = makeHls((text, kind) => showError(err, text, kind), true, { capLevelToPlayerSize: true });
+  state.tiles.set(angle, { hls, video, fig });
+  hls.on(Hls.Events.LEVEL_SWITCHED, () => tileCaption(angle));
+  hls.loadSource(`/${state.match}/${angle}/master.m3u8`);
+  hls.attachMedia(video);
+  video.play().catch(() => {});
+}
+
+function fillRungs(hls) {
+  const sel = $('#rung');
+  const keep = sel.value;
+  sel.length = 1;
+  hls.levels.forEach((level, i) => {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = `${rungName(level)} · ${Math.round(level.bitrate / 1000)} kb/s`;
+    sel.append(o);
+  });
+  sel.value = Number(keep) < hls.levels.length ? keep : '-1';
+}
+
+function bigInfo() {
+  const b = state.big;
+  if (!b) return;
+  const level = b.hls.levels[b.hls.currentLevel];
+  $('#big-info').textContent = level
+    ? `${b.angle} · rung ${rungName(level)} · ${level.width}×${level.height} · ${Math.round(level.bitrate / 1000)} kb/s`
+    : b.angle;
+  $('#big-info').dataset.rung = level ? rungName(level) : '';
+}
+
+/** Play `angle` on the large player, resuming at the PDT the previous angle was showing. */
+function switchBig(angle) {
+  if (state.big && state.big.angle === angle) return;
+  const video = $('#big');
+  const prev = state.big;
+  const pdt = prev && prev.hls.playingDate ? prev.hls.playingDate.getTime() : null;
+  if (prev) prev.hls.destroy();
+  const err = $('#big-error');
+  showError(err, null);
+  const hls = makeHls((text, kind) => showError(err, text, kind), false);
+  state.big = { hls, angle };
+  video.dataset.angle = angle;
+  for (const b of document.querySelectorAll('#switcher button')) b.setAttribute('aria-pressed', String(b.dataset.angle === angle));
+  for (const t of state.tiles.values()) t.fig.dataset.selected = String(t.fig.dataset.angle === angle);
+
+  const info = $('#switch-info');
+  if (pdt !== null) {
+    // Epoch-locked segments: the same PDT exists in every angle. Start loading there.
+    hls.once(Hls.Events.LEVEL_LOADED, (_, data) => {
+      const frag = data.details.fragments.find(
+        (f) => f.programDateTime !== null && f.programDateTime <= pdt && pdt < f.programDateTime + f.duration * 1000,
+      );
+      if (frag) hls.startLoad(frag.start + (pdt - frag.programDateTime) / 1000);
+    });
+    const onTime = () => {
+      if (!hls.playingDate || video.currentTime === 0) return;
+      video.removeEventListener('timeupdate', onTime);
+      const delta = (hls.playingDate.getTime() - pdt) / 1000;
+      info.dataset.delta = delta.toFixed(3);
+      info.textContent = `Switched to ${angle} at ${isoTime(new Date(pdt))} UTC; resumed at ` +
+        `${isoTime(hls.playingDate)} (Δ ${delta >= 0 ? '+' : ''}${delta.toFixed(3)} s)`;
+    };
+    video.addEventListener('timeupdate', onTime);
+    info.textContent = `Switching to ${angle} at ${isoTime(new Date(pdt))} UTC…`;
+    delete info.dataset.delta;
+  }
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    fillRungs(hls);
+    const pick = Number($('#rung').value);
+    if (pick >= 0) hls.currentLevel = pick;
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, bigInfo);
+  hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
+    const frags = data.details.fragments;
+    const last = frags[frags.length - 1];
+    if (last && last.programDateTime !== null) {
+      state.edge = { end: last.programDateTime + last.duration * 1000, seq: last.sn, ended: !data.details.live };
+    }
+    const rate = hls.levels[data.level] && hls.levels[data.level].frameRate;
+    if (rate) state.fps = rate;
+  });
+  hls.loadSource(`/${state.match}/${angle}/master.m3u8`);
+  hls.attachMedia(video);
+  video.play().catch(() => {});
+  bigInfo();
+}
+
+/** Videos whose currentTime moved in the last second count as playing. */
+const lastMoved = new Map();
+
+function playersLine() {
+  const videos = [...document.querySelectorAll('video')];
+  const now = Date.now();
+  let playing = 0;
+  for (const v of videos) {
+    const seen = lastMoved.get(v);
+    if (!seen || seen.t !== v.currentTime) lastMoved.set(v, { t: v.currentTime, at: now });
+    const moved = lastMoved.get(v);
+    if (moved.t > 0 && seen && now - moved.at < 1000) playing += 1;
+  }
+  const el = $('#players');
+  el.className = playing === videos.length ? 'ok' : 'bad';
+  el.textContent = `${playing} of ${videos.length} playing`;
+}
+
+/**
+ * The master timecode of the frame on the large player. With requestVideoFrameCallback it is
+ * the presented frame's (mediaTime); otherwise currentTime's, a few frames early or late.
+ */
+function showTimecode(mediaTime) {
+  const b = state.big;
+  const video = $('#big');
+  const date = b && video.currentTime > 0 && video.readyState >= 2 && b.hls.playingDate;
+  if (!date) return;
+  const at = new Date(date.getTime() - (mediaTime === undefined ? 0 : (video.currentTime - mediaTime) * 1000));
+  $('#timecode').textContent = timecode(at, state.fps);
+  if (state.segmentDuration) {
+    $('#seq').textContent = `seq ${Math.floor(at.getTime() / 1000 / state.segmentDuration)}`;
+  }
+}
+
+function onFrame(_, meta) {
+  showTimecode(meta.mediaTime);
+  $('#big').requestVideoFrameCallback(onFrame);
+}
+
+function tick() {
+  playersLine();
+  if (!('requestVideoFrameCallback' in HTMLVideoElement.prototype)) showTimecode();
+  const e = state.edge;
+  if (e) {
+    const age = (Date.now() - e.end) / 1000;
+    $('#edge').textContent = e.ended
+      ? `match ended (last seq ${e.seq})`
+      : `seq ${e.seq}, ends ${age.toFixed(1)} s ago${age > 3 * (state.segmentDuration || 2) ? ' (stalled?)' : ''}`;
+  }
+}
+
+// ---------- signatures ----------
+
+function pemToDer(pem) {
+  const b64 = pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+async function loadPubkey(match) {
+  if (!window.isSecureContext || !crypto.subtle) {
+    return { reason: 'cannot verify here: not a secure context (open the page on localhost or over https)' };
+  }
+  const pem = await fetchOk(`/${match}/pubkey.pem`);
+  try {
+    const key = await crypto.subtle.importKey('spki', pemToDer(pem), { name: 'Ed25519' }, false, ['verify']);
+    return { key };
+  } catch (e) {
+    return { reason: `cannot verify here: this browser's WebCrypto has no Ed25519 (${e.name}); use swarmpack verify` };
+  }
+}
+
+function showSig(el, result, extra = '') {
+  el.dataset.state = result;
+  el.textContent =
+    result === 'verified'
+      ? `✓ signature verified (Ed25519)${extra}`
+      : result === 'bad'
+        ? `✗ BAD SIGNATURE${extra}`
+        : state.pubkey.reason;
+}
+
+async function check(bytes, sig) {
+  if (!state.pubkey.key) return 'unsupported';
+  const ok = await crypto.subtle.verify({ name: 'Ed25519' }, state.pubkey.key, sig, bytes);
+  return ok ? 'verified' : 'bad';
+}
+
+async function refreshWindow() {
+  const m = state.match;
+  if (!state.pubkey) state.pubkey = await loadPubkey(m);
+  const [liveBytes, liveSig] = await Promise.all([
+    fetchOk(`/${m}/live.json`, 'bytes'),
+    fetchOk(`/${m}/live.json.sig`, 'bytes'),
+  ]);
+  const liveResult = await check(liveBytes, liveSig);
+  showSig($('#live-status'), liveResult);
+  const live = JSON.parse(new TextDecoder().decode(liveBytes));
+  const w = Math.max(...live.windows);
+  const [manBytes, manSig] = await Promise.all([
+    fetchOk(`/${m}/windows/${w}.json`, 'bytes'),
+    fetchOk(`/${m}/windows/${w}.json.sig`, 'bytes'),
+  ]);
+  const manifest = JSON.parse(new TextDecoder().decode(manBytes));
+  let chain = '';
+  if (crypto.subtle) {
+    const digest = hex(await crypto.subtle.digest('SHA-256', manBytes));
+    chain = digest === live.newest_manifest_sha256 ? ' · named by live.json' : '';
+  }
+  const manResult = await check(manBytes, manSig);
+  showSig($('#sig-status'), manifest.match === m ? manResult : 'bad', chain);
+  state.segmentDuration = manifest.segment_duration;
+  const angles = new Set(manifest.segments.map((s) => s.angle)).size;
+  const rungs = new Set(manifest.segments.map((s) => s.rung)).size;
+  $('#win-number').textContent =
+    `${w} · from ${manifest.start_pdt.slice(11, 19)} UTC · ${manifest.segments.length} segments ` +
+    `(${angles} angle${angles === 1 ? '' : 's'} × ${rungs} rung${rungs === 1 ? '' : 's'})${live.ended ? ' · ended' : ''}`;
+  const t = manifest.torrent;
+  $('#ih-v1').textContent = t.infohash_v1;
+  $('#ih-v2').textContent = t.infohash_v2;
+  $('#ih-v2').title = t.infohash_v2;
+  $('#magnet').href = t.magnet;
+  $('#torrent').href = `/${m}/${t.path}`;
+}
+
+function size(bytes) {
+  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(0)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** Objects the run on this machine has not yet got onto the origin (`serve --spool`). */
+async function refreshSpool() {
+  const el = $('#spool');
+  const r = await fetch(`/.preview/spool.json?match=${encodeURIComponent(state.match)}`, { cache: 'no-store' });
+  if (r.status === 404) {
+    el.className = 'dim';
+    el.textContent = 'not shown (start serve with --spool DIR)';
+    return;
+  }
+  const s = await r.json();
+  const late = s.oldest_secs !== null && s.oldest_secs > 3 * (state.segmentDuration || 2);
+  el.className = late ? 'bad' : 'ok';
+  el.dataset.objects = String(s.objects);
+  el.textContent = s.objects === 0
+    ? '✓ empty: the origin has everything'
+    : `${s.objects} object${s.objects === 1 ? '' : 's'} waiting (${size(s.bytes)}), oldest ${s.oldest_secs.toFixed(1)} s` +
+      (late ? ': the origin is not keeping up' : '');
+}
+
+async function windowLoop() {
+  try {
+    await refreshWindow();
+  } catch (e) {
+    $('#win-number').textContent = `waiting: ${e.message}`;
+  }
+  try {
+    await refreshSpool();
+  } catch (e) {
+    $('#spool').textContent = `unknown: ${e.message}`;
+  }
+  setTimeout(windowLoop, REFRESH_MS);
+}
+
+// ---------- start ----------
+
+/** Angle names, in order, from the match's multivariant playlist (EXT-X-MEDIA URIs). */
+function parseAngles(master) {
+  const angles = [];
+  for (const line of master.split('\n')) {
+    const uri = line.startsWith('#EXT-X-MEDIA:') && /URI="([^"/]+)\//.exec(line);
+    if (uri && !angles.includes(uri[1])) angles.push(uri[1]);
+  }
+  return angles;
+}
+
+async function pickMatch() {
+  const matches = await (await fetch('/.preview/matches.json', { cache: 'no-store' })).json();
+  const wanted = new URLSearchParams(location.search).get('match');
+  const sel = $('#match');
+  sel.length = 0;
+  const names = matches.map((x) => x.name);
+  if (wanted && !names.includes(wanted)) names.unshift(wanted);
+  for (const name of names) sel.append(new Option(name, name));
+  sel.onchange = () => {
+    const q = new URLSearchParams(location.search);
+    q.set('match', sel.value);
+    location.search = q.toString();
+  };
+  const match = wanted || names[0];
+  if (match) sel.value = match;
+  return match;
+}
+
+async function start() {
+  if (!window.Hls || !Hls.isSupported()) {
+    notice(window.Hls
+      ? 'This browser has no Media Source Extensions: the players cannot run here.'
+      : 'hls.js is missing from this swarmpack build: run scripts/setup (npm ci in web/) and rebuild.');
+    return;
+  }
+  const match = await pickMatch();
+  if (!match) {
+    notice('No match under the origin yet: start `swarmpack run` with this origin. Retrying…');
+    setTimeout(start, REFRESH_MS);
+    return;
+  }
+  let master;
+  try {
+    master = await fetchOk(`/${match}/master.m3u8`);
+  } catch (e) {
+    notice(`Waiting for match ${match} to publish (${e.message}). Retrying…`);
+    setTimeout(start, REFRESH_MS);
+    return;
+  }
+  notice(null);
+  state.match = match;
+  document.title = `${match} · swarmpack preview`;
+  const tok = await getToken(match);
+  state.token = tok.token;
+  showToken(tok);
+  state.angles = parseAngles(master);
+  for (const angle of state.angles) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.angle = angle;
+    b.textContent = angle;
+    b.setAttribute('aria-pressed', 'false');
+    b.addEventListener('click', () => switchBig(angle));
+    $('#switcher').append(b);
+    startTile(angle);
+  }
+  const first = new URLSearchParams(location.search).get('angle');
+  switchBig(state.angles.includes(first) ? first : state.angles[0]);
+  $('#rung').addEventListener('change', () => {
+    if (state.big) state.big.hls.currentLevel = Number($('#rung').value);
+  });
+  document.addEventListener('keydown', (e) => {
+    const n = Number(e.key);
+    if (n >= 1 && n <= state.angles.length && e.target.tagName !== 'INPUT') switchBig(state.angles[n - 1]);
+  });
+  $('#token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = $('#token-input').value.trim();
+    if (!t) return;
+    sessionStorage.setItem(`token:${match}`, t);
+    location.reload();
+  });
+  setInterval(tick, 100);
+  if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) $('#big').requestVideoFrameCallback(onFrame);
+  windowLoop();
+}
+
+start().catch((e) => notice(`The preview page failed to start: ${e.message}`));

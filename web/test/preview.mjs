@@ -1,0 +1,139 @@
+// Drives the preview page in headless Chromium (Debian's /usr/bin/chromium through
+// playwright-core) and asserts what an operator would check by eye. Run by tests/preview.rs:
+//
+//   node web/test/preview.mjs --url http://127.0.0.1:PORT/?match=ID --angles main,pov \
+//        --rungs 360p,180p --expect play|key-error --screenshot FILE.png
+//
+// Exits non-zero with the failed check; on success prints one JSON line of what it saw.
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import { parseArgs } from 'node:util';
+
+const { values: arg } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    angles: { type: 'string' },
+    rungs: { type: 'string', default: '' },
+    expect: { type: 'string', default: 'play' },
+    screenshot: { type: 'string' },
+    chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+  },
+});
+assert.ok(arg.url && arg.angles, 'usage: --url URL --angles a,b [--expect play|key-error]');
+const angles = arg.angles.split(',');
+const rungs = arg.rungs ? arg.rungs.split(',') : [];
+const origin = new URL(arg.url).origin;
+
+const browser = await chromium.launch({
+  executablePath: arg.chromium,
+  headless: true,
+  // Offline machine: no background connections, no sandbox as root, autoplay without a click.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
+const seen = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  const foreign = [];
+  const pageErrors = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== 'data:' && u.protocol !== 'blob:' && u.origin !== origin) foreign.push(r.url());
+  });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.goto(arg.url);
+
+  const times = () => page.evaluate(() =>
+    Object.fromEntries([...document.querySelectorAll('video')].map((v) =>
+      [v.id || `tile:${v.closest('figure').dataset.angle}`, v.currentTime])));
+
+  // Every angle has a tile, and the large player has one button per angle.
+  await page.waitForFunction((n) => document.querySelectorAll('#grid figure').length === n, angles.length,
+    { timeout: 30000 });
+  const tileAngles = await page.$$eval('#grid figure', (fs) => fs.map((f) => f.dataset.angle));
+  assert.deepEqual(tileAngles, angles, 'one tile per angle, in master playlist order');
+
+  if (arg.expect === 'key-error') {
+    assert.equal(await page.getAttribute('#token-status', 'data-state'), 'none', 'no token without --dev-tokens');
+    await page.waitForSelector('#big-error[data-kind="key"]', { state: 'visible', timeout: 30000 });
+    seen.big_error = await page.textContent('#big-error');
+    assert.match(seen.big_error, /HTTP 401/, 'the key error names the key server\'s answer');
+    await page.waitForSelector('#grid .error[data-kind="key"]', { state: 'visible', timeout: 30000 });
+    const before = await times();
+    await page.waitForTimeout(3000); // a window of time in which nothing may play
+    const after = await times();
+    for (const [k, t] of Object.entries(after)) {
+      assert.ok(t < 0.5 && t === before[k], `${k} played without a key (${before[k]} -> ${t})`);
+    }
+    seen.times = after;
+    const n = Object.keys(after).length;
+    assert.equal(await page.textContent('#players'), `0 of ${n} playing`);
+    assert.match(await page.textContent('#keys'), /HTTP 401/);
+    assert.match(await page.textContent('#spool'), /--spool/, 'serve without --spool says so');
+  } else {
+    assert.ok(['dev', 'given'].includes(await page.getAttribute('#token-status', 'data-state')), 'a token');
+    // All players start.
+    await page.waitForFunction(() => [...document.querySelectorAll('video')].every((v) => v.currentTime > 0.2),
+      null, { timeout: 45000 });
+    // Every angle (tiles and the large player) advances for 5 s.
+    const t0 = await times();
+    const samples = [t0];
+    for (let i = 0; i < 10; i++) {
+      await page.waitForTimeout(500);
+      samples.push(await times());
+    }
+    for (const k of Object.keys(t0)) {
+      const series = samples.map((s) => s[k]);
+      assert.ok(series.every((t, i) => i === 0 || t >= series[i - 1]), `${k} went backwards: ${series}`);
+      const gained = series[series.length - 1] - series[0];
+      assert.ok(gained >= 4.0, `${k} advanced only ${gained.toFixed(2)} s in 5 s: ${series}`);
+    }
+    seen.advanced = Object.fromEntries(Object.keys(t0).map((k) => [k, samples[10][k] - t0[k]]));
+    const n = Object.keys(t0).length;
+    await page.waitForFunction((want) => document.querySelector('#players').textContent === want,
+      `${n} of ${n} playing`, { timeout: 5000 });
+    assert.match(await page.textContent('#keys'), /^✓ key for period \d+ delivered$/);
+
+    // The newest window: both signatures verified in the browser, infohash and magnet shown.
+    await page.waitForSelector('#live-status[data-state="verified"]', { timeout: 30000 });
+    await page.waitForSelector('#sig-status[data-state="verified"]', { timeout: 30000 });
+    seen.window = await page.textContent('#win-number');
+    seen.infohash_v1 = await page.textContent('#ih-v1');
+    seen.infohash_v2 = await page.textContent('#ih-v2');
+    seen.magnet = await page.getAttribute('#magnet', 'href');
+    assert.match(seen.infohash_v1, /^[0-9a-f]{40}$/);
+    assert.match(seen.infohash_v2, /^[0-9a-f]{64}$/);
+    assert.ok(seen.magnet.startsWith(`magnet:?xt=urn:btih:${seen.infohash_v1}`), seen.magnet);
+
+    // The run's spool (serve --spool): a count of objects not yet on the origin.
+    await page.waitForSelector('#spool[data-objects]', { timeout: 10000 });
+    seen.spool = await page.textContent('#spool');
+
+    // Rung in use and master timecode.
+    seen.rung = await page.getAttribute('#big-info', 'data-rung');
+    if (rungs.length) assert.ok(rungs.includes(seen.rung), `rung in use ${seen.rung} not in ${rungs}`);
+    seen.timecode = await page.textContent('#timecode');
+    assert.match(seen.timecode, /^\d\d:\d\d:\d\d:\d\d$/);
+
+    // Switching angles keeps the PDT and keeps playing.
+    seen.switches = [];
+    for (const angle of [...angles.slice(1), angles[0]]) {
+      await page.click(`#switcher button[data-angle="${angle}"]`);
+      await page.waitForFunction((a) => document.querySelector('#big').dataset.angle === a, angle);
+      await page.waitForSelector('#switch-info[data-delta]', { timeout: 30000 });
+      const delta = Number(await page.getAttribute('#switch-info', 'data-delta'));
+      assert.ok(Math.abs(delta) < 0.5, `switch to ${angle} resumed ${delta} s away from the PDT it left`);
+      const a0 = await page.evaluate(() => document.querySelector('#big').currentTime);
+      await page.waitForTimeout(3000);
+      const a1 = await page.evaluate(() => document.querySelector('#big').currentTime);
+      assert.ok(a1 - a0 >= 2.0, `${angle} on the large player advanced ${a1 - a0} s in 3 s after the switch`);
+      seen.switches.push({ angle, delta, advanced: a1 - a0 });
+    }
+  }
+  if (arg.screenshot) await page.screenshot({ path: arg.screenshot });
+  assert.deepEqual(foreign, [], 'the page asked for something outside its server');
+  assert.deepEqual(pageErrors, [], 'the page threw');
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
