@@ -16,29 +16,6 @@ fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
 }
 
-fn serve(origin: &Path, keys: &Path, port: u16, dev_tokens: bool, spool: Option<&Path>) -> Guard {
-    let mut cmd = swarmpack();
-    cmd.arg("serve")
-        .arg("--origin")
-        .arg(origin)
-        .arg("--keys")
-        .arg(keys)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if dev_tokens {
-        cmd.arg("--dev-tokens");
-    }
-    if let Some(dir) = spool {
-        cmd.arg("--spool").arg(dir);
-    }
-    let guard = Guard(cmd.spawn().unwrap());
-    wait_for("serve to listen", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    guard
-}
-
 /// Runs the browser driver; panics with its output unless every check passed. Returns what
 /// the page showed (one JSON object).
 fn drive(url: &str, expect: &str, screenshot: &Path) -> serde_json::Value {
@@ -114,7 +91,12 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
     let url = format!("http://127.0.0.1:{port}/?match=cup");
 
     // With dev tokens: everything plays and verifies.
-    let server = serve(&origin, &keys, port, true, Some(&spool));
+    let flags = [
+        "--dev-tokens".as_ref(),
+        "--spool".as_ref(),
+        spool.as_os_str(),
+    ];
+    let server = serve(&origin, &keys, port, &flags);
     let shot = shots.join("preview-1280x720.png");
     let seen = drive(&url, "play", &shot);
     drop(server);
@@ -142,7 +124,7 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
     eprintln!("screenshot: {}", shot.display());
 
     // Without dev tokens on the same address (the key URIs name it): a visible key error.
-    let _server = serve(&origin, &keys, port, false, None);
+    let _server = serve(&origin, &keys, port, &[]);
     let shot = shots.join("preview-no-token-1280x720.png");
     let seen = drive(&url, "key-error", &shot);
     assert!(seen["big_error"].as_str().unwrap().contains("401"));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn curl(args: &[&str]) -> Output {
@@ -24,23 +24,8 @@ fn status(url: &str, extra: &[&str]) -> String {
 }
 
 fn start(origin: &std::path::Path, keys: &std::path::Path, port: u16, dev: bool) -> Guard {
-    let mut cmd = swarmpack();
-    cmd.arg("serve")
-        .arg("--origin")
-        .arg(origin)
-        .arg("--keys")
-        .arg(keys)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if dev {
-        cmd.arg("--dev-tokens");
-    }
-    let guard = Guard(cmd.spawn().unwrap());
-    wait_for("serve to listen", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    guard
+    let flags: &[&std::ffi::OsStr] = if dev { &["--dev-tokens".as_ref()] } else { &[] };
+    serve(origin, keys, port, flags)
 }
 
 #[test]

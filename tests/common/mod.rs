@@ -396,6 +396,26 @@ pub fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
     path
 }
 
+/// `swarmpack serve` on a loopback port, waited for: `extra` adds flags (`--dev-tokens`,
+/// `--spool DIR`).
+pub fn serve(origin: &Path, keys: &Path, port: u16, extra: &[&std::ffi::OsStr]) -> Guard {
+    let mut cmd = swarmpack();
+    cmd.arg("serve")
+        .arg("--origin")
+        .arg(origin)
+        .arg("--keys")
+        .arg(keys)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let guard = Guard(cmd.spawn().unwrap());
+    wait_for("serve to listen", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    guard
+}
+
 /// A small live profile for publishing tests: 1 s segments, windows of `window` segments, one
 /// 320x180 rung, `public_url` as the web seed, then `extra` TOML (trackers, seeding).
 pub fn small_profile(dir: &Path, window: u32, public_url: &str, extra: &str) -> PathBuf {
