@@ -128,6 +128,10 @@ function makeHls(onError, short, extra = {}) {
       if (uri) state.keyUris.add(uri);
     }
   });
+  let alive = true; // a switched-away player is destroyed: its pending retries must not run
+  hls.on(Hls.Events.DESTROYING, () => {
+    alive = false;
+  });
   hls.on(Hls.Events.FRAG_DECRYPTED, () => onError(null));
   hls.on(Hls.Events.KEY_LOADED, (_, data) => {
     const uri = data.keyInfo && data.keyInfo.decryptdata && data.keyInfo.decryptdata.uri;
@@ -146,7 +150,7 @@ function makeHls(onError, short, extra = {}) {
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
       hls.recoverMediaError();
     } else {
-      setTimeout(() => hls.startLoad(), keyFail ? 5000 : 2000);
+      setTimeout(() => alive && hls.startLoad(), keyFail ? 5000 : 2000);
     }
   });
   return hls;

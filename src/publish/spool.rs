@@ -38,12 +38,11 @@ fn record_name(name: &str) -> Option<(u64, &str)> {
 }
 
 /// What a spool directory holds right now: objects not yet on the origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Depth {
     pub objects: u64,
     pub bytes: u64,
     /// When the oldest waiting object was spooled.
-    #[serde(skip)]
     pub oldest: Option<std::time::SystemTime>,
 }
 
