@@ -82,9 +82,23 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
         .stderr(Stdio::null());
     let _run = Guard(run.spawn().unwrap());
     let m = origin.join("cup");
-    wait_for("the first window", Duration::from_secs(60), || {
-        m.join("live.json.sig").is_file()
-    });
+    // A signed window, and 4 segments (8 s) in every playlist: a player that starts with less
+    // sits at the live edge and stalls for every new segment, which is the stream's youth and
+    // not the page's fault.
+    wait_for(
+        "the first window and 4 segments",
+        Duration::from_secs(60),
+        || {
+            if !m.join("live.json.sig").is_file() {
+                return false;
+            }
+            let playlists = media_playlists(&m);
+            playlists.len() == 4
+                && playlists
+                    .iter()
+                    .all(|p| media_playlist(p).segments.len() >= 4)
+        },
+    );
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preview");
     std::fs::create_dir_all(&shots).unwrap();
