@@ -167,6 +167,7 @@ AES-128 key of that window to a request with a valid token for that match (Beare
 400/404. Keys are derived on request; nothing is stored. GET /healthz answers ok."
     )]
     Keyserver {
+        /// Key directory from `swarmpack keygen`: content keys and tokens come from its secrets.
         #[arg(long, value_name = "DIR", default_value = "./keys")]
         keys: PathBuf,
         /// Address to listen on, e.g. 127.0.0.1:8081.
@@ -175,12 +176,21 @@ AES-128 key of that window to a request with a valid token for that match (Beare
     },
     /// Serve a local origin directory, the key server and the operator preview page.
     #[command(
-        long_about = "Serve a match day from one process: every file of the origin directory (GET and HEAD with byte ranges, so it also serves as the torrents' BEP 19 web seed), the key server's routes (GET /keys/{match}/{period}, /healthz), and the operator preview page at / (every angle playing, a large player with an angle switcher that keeps the master timecode, the rung in use, and the newest window with its Ed25519 signatures checked in the browser, its infohash and magnet link; ?match=ID picks a match, ?token=T supplies a viewer token). With --spool (the run's spool directory on the same machine) the page also shows how many objects wait for the origin. With --dev-tokens, a development-only GET /dev-token?match=ID returns a viewer token valid for an hour, and the page uses it (off by default: anyone who reaches the server could watch). Open the page on localhost or over https: browsers only verify signatures in a secure context."
+        long_about = "Serve a match day from one process on one address:\n\n  \
+/                        the operator preview page (?match=ID, ?token=TOKEN)\n  \
+/keys/{match}/{period}   the key server (and /healthz)\n  \
+/dev-token?match=ID      a viewer token valid for an hour; only with --dev-tokens\n  \
+anything else            the origin directory, with byte ranges (the torrents' BEP 19 web seed)\n\n\
+The preview page plays every angle, has a large player whose angle switch keeps the master timecode, and shows the rung in use, the master timecode, and the newest window with its Ed25519 signatures checked in the browser, its infohash and magnet link. With --spool (the run's spool directory on the same machine) it also shows how many objects wait for the origin. With --dev-tokens the page fetches its own viewer token; anyone who reaches the server could then watch, so it is off by default. Open the page on localhost or over https: browsers verify signatures only in a secure context.\n\n\
+Example, beside `swarmpack run ... --origin file://$PWD/out --spool ./spool`:\n\n  \
+swarmpack serve --origin ./out --keys ./keys --listen 127.0.0.1:8080 --spool ./spool --dev-tokens\n\n\
+then open http://127.0.0.1:8080/?match=ID"
     )]
     Serve {
         /// The origin directory `run` publishes to (the path of its file:// origin).
         #[arg(long, value_name = "DIR")]
         origin: PathBuf,
+        /// Key directory from `swarmpack keygen`: content keys and tokens come from its secrets.
         #[arg(long, value_name = "DIR", default_value = "./keys")]
         keys: PathBuf,
         /// Address to listen on, e.g. 127.0.0.1:8080.
