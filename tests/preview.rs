@@ -2,7 +2,9 @@
 //! test angles, two rungs) served by `swarmpack serve`, driven by headless Chromium through
 //! playwright-core (`web/test/preview.mjs` holds the in-page checks). With `--dev-tokens` every
 //! angle plays, angle switches keep the PDT, the page verifies both signatures and shows the
-//! run's spool; without it, nothing plays and the page shows the key server's 401.
+//! run's spool; without it, nothing plays and the page shows the key server's 401. A manifest
+//! tampered with on its way to the page is called a bad signature, and a browser without
+//! Ed25519 gets a "cannot verify here".
 //! Screenshots at 1280x720 land in target/tmp/preview/ as artifacts.
 
 mod common;
@@ -33,7 +35,9 @@ fn drive(url: &str, expect: &str, screenshot: &Path) -> serde_json::Value {
         "the page failed its {expect} checks:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+    let seen = stdout.lines().last().unwrap_or("");
+    eprintln!("{expect}: {seen}");
+    serde_json::from_str(seen).unwrap()
 }
 
 /// Width and height from a PNG's IHDR chunk.
@@ -88,16 +92,7 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
     wait_for(
         "the first window and 4 segments",
         Duration::from_secs(60),
-        || {
-            if !m.join("live.json.sig").is_file() {
-                return false;
-            }
-            let playlists = media_playlists(&m);
-            playlists.len() == 4
-                && playlists
-                    .iter()
-                    .all(|p| media_playlist(p).segments.len() >= 4)
-        },
+        || live_with_segments(&m, 4, 4),
     );
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preview");
@@ -142,5 +137,16 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
     let shot = shots.join("preview-no-token-1280x720.png");
     let seen = drive(&url, "key-error", &shot);
     assert!(seen["big_error"].as_str().unwrap().contains("401"));
+    assert!(
+        seen["sig_status"]
+            .as_str()
+            .unwrap()
+            .contains("BAD SIGNATURE")
+    );
     assert_eq!(png_size(&shot), (1280, 720));
+
+    // A browser without Ed25519 in WebCrypto: the page says it cannot verify, and why.
+    let shot = shots.join("preview-no-ed25519-1280x720.png");
+    let seen = drive(&url, "no-ed25519", &shot);
+    assert!(seen["sig_status"].as_str().unwrap().contains("Ed25519"));
 }

@@ -229,13 +229,22 @@ function switchBig(angle) {
       );
       if (frag) hls.startLoad(frag.start + (pdt - frag.programDateTime) / 1000);
     });
+    // hls.js sometimes starts a fresh live player a segment-fraction away from the position
+    // asked for (about 1 s, 1 switch in 10): one seek by the measured offset lands it.
+    let seeked = null;
     const onTime = () => {
       if (!hls.playingDate || video.currentTime === 0) return;
-      video.removeEventListener('timeupdate', onTime);
       const delta = (hls.playingDate.getTime() - pdt) / 1000;
+      if (seeked === null && Math.abs(delta) > 0.05) {
+        seeked = delta;
+        video.currentTime -= delta;
+        return;
+      }
+      video.removeEventListener('timeupdate', onTime);
       info.dataset.delta = delta.toFixed(3);
       info.textContent = `Switched to ${angle} at ${isoTime(new Date(pdt))} UTC; resumed at ` +
-        `${isoTime(hls.playingDate)} (Δ ${delta >= 0 ? '+' : ''}${delta.toFixed(3)} s)`;
+        `${isoTime(hls.playingDate)} (Δ ${delta >= 0 ? '+' : ''}${delta.toFixed(3)} s` +
+        `${seeked === null ? '' : `, after a seek of ${(-seeked).toFixed(3)} s`})`;
     };
     video.addEventListener('timeupdate', onTime);
     info.textContent = `Switching to ${angle} at ${isoTime(new Date(pdt))} UTC…`;

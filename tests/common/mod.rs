@@ -447,6 +447,19 @@ pub fn media_playlists(match_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// True once `match_dir` holds a signed `live.json` and exactly `playlists` media playlists
+/// of at least `segments` segments each (a probe for [`wait_for`]).
+pub fn live_with_segments(match_dir: &Path, playlists: usize, segments: usize) -> bool {
+    if !match_dir.join("live.json.sig").is_file() {
+        return false;
+    }
+    let found = media_playlists(match_dir);
+    found.len() == playlists
+        && found
+            .iter()
+            .all(|p| media_playlist(p).segments.len() >= segments)
+}
+
 /// `swarmpack run --match ID --profile P --keys K --origin URL`; callers add angles and flags.
 pub fn run_match(match_id: &str, profile: &Path, keys: &Path, origin: &str) -> Command {
     let mut cmd = swarmpack();

@@ -2,7 +2,11 @@
 // playwright-core) and asserts what an operator would check by eye. Run by tests/preview.rs:
 //
 //   node web/test/preview.mjs --url http://127.0.0.1:PORT/?match=ID --angles main,pov \
-//        --rungs 360p,180p --expect play|key-error --screenshot FILE.png
+//        --rungs 360p,180p --expect play|key-error|no-ed25519 --screenshot FILE.png
+//
+// key-error also tampers with the window manifest on its way to the page (one hex digit of
+// its infohash), so the page must call that signature bad and still verify live.json;
+// no-ed25519 takes Ed25519 out of the page's WebCrypto, so the page must say it cannot verify.
 //
 // Exits non-zero with the failed check; on success prints one JSON line of what it saw.
 import { chromium } from 'playwright-core';
@@ -41,6 +45,24 @@ try {
     if (u.protocol !== 'data:' && u.protocol !== 'blob:' && u.origin !== origin) foreign.push(r.url());
   });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  if (arg.expect === 'key-error') {
+    await page.route(/\/windows\/\d+\.json$/, async (route) => {
+      const response = await route.fetch();
+      const text = (await response.text()).replace(/("infohash_v1":\s*"[0-9a-f]{39})([0-9a-f])/,
+        (_, head, last) => head + (last === '0' ? '1' : '0'));
+      await route.fulfill({ response, body: text });
+    });
+  }
+  if (arg.expect === 'no-ed25519') {
+    await page.addInitScript(() => {
+      const importKey = SubtleCrypto.prototype.importKey;
+      SubtleCrypto.prototype.importKey = function (format, data, alg, ...rest) {
+        const name = typeof alg === 'string' ? alg : alg.name;
+        if (name === 'Ed25519') return Promise.reject(new DOMException('no Ed25519', 'NotSupportedError'));
+        return importKey.call(this, format, data, alg, ...rest);
+      };
+    });
+  }
   await page.goto(arg.url);
 
   const times = () => page.evaluate(() =>
@@ -53,7 +75,17 @@ try {
   const tileAngles = await page.$$eval('#grid figure', (fs) => fs.map((f) => f.dataset.angle));
   assert.deepEqual(tileAngles, angles, 'one tile per angle, in master playlist order');
 
-  if (arg.expect === 'key-error') {
+  if (arg.expect === 'no-ed25519') {
+    for (const sel of ['#live-status', '#sig-status']) {
+      await page.waitForSelector(`${sel}[data-state="unsupported"]`, { timeout: 30000 });
+      assert.match(await page.textContent(sel), /cannot verify here: .*Ed25519/);
+    }
+    seen.sig_status = await page.textContent('#sig-status');
+  } else if (arg.expect === 'key-error') {
+    // The tampered manifest fails its signature; live.json, untouched, still verifies.
+    await page.waitForSelector('#sig-status[data-state="bad"]', { timeout: 30000 });
+    await page.waitForSelector('#live-status[data-state="verified"]', { timeout: 30000 });
+    seen.sig_status = await page.textContent('#sig-status');
     assert.equal(await page.getAttribute('#token-status', 'data-state'), 'none', 'no token without --dev-tokens');
     await page.waitForSelector('#big-error[data-kind="key"]', { state: 'visible', timeout: 30000 });
     seen.big_error = await page.textContent('#big-error');
@@ -127,7 +159,7 @@ try {
       await page.waitForTimeout(3000);
       const a1 = await page.evaluate(() => document.querySelector('#big').currentTime);
       assert.ok(a1 - a0 >= 2.0, `${angle} on the large player advanced ${a1 - a0} s in 3 s after the switch`);
-      seen.switches.push({ angle, delta, advanced: a1 - a0 });
+      seen.switches.push({ angle, delta, advanced: a1 - a0, text: await page.textContent('#switch-info') });
     }
   }
   if (arg.screenshot) await page.screenshot({ path: arg.screenshot });
