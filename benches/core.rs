@@ -100,6 +100,7 @@ fn playlists(c: &mut Criterion) {
                 uri: format!("http://k/keys/final/{}", s / 5),
                 iv: [s as u8; 16],
             }),
+            signature: None,
         });
     }
     c.bench_function("render a 30-segment live playlist", |b| {
@@ -152,7 +153,7 @@ fn packager(c: &mut Criterion) {
             let signer = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
             let mut p = Packager::new("m", &profile, &angles, protection).sign_windows(
                 &profile,
-                Box::new(signer),
+                std::sync::Arc::new(signer),
                 "pubkey",
             );
             let mut window = 1_000_000u64;

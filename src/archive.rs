@@ -4,6 +4,7 @@
 
 use crate::keys::KeyDir;
 use crate::package::archive::{Archive, ArchiveError, Distribution};
+use crate::package::chain;
 use crate::package::manifest::{self, WindowManifest};
 use crate::package::resume::{self, ResumeError};
 use crate::publish::{Origin, OriginError};
@@ -109,14 +110,10 @@ async fn walk_chain(
     pointer: &manifest::LivePointer,
     public_key: &[u8],
 ) -> Result<Vec<(WindowManifest, String)>, ArchiveRunError> {
-    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key);
     let mut chain = Vec::new();
-    let Some(&newest) = pointer.windows.first() else {
-        return Ok(chain);
-    };
-    let mut next = Some((newest, pointer.newest_manifest_sha256.clone()));
-    while let Some((w, expected)) = next.take() {
-        let path = format!("{match_id}/windows/{w}.json");
+    let mut next = chain::head(pointer);
+    while let Some(link) = next.take() {
+        let path = format!("{match_id}/{}", link.path());
         let broken = |problem: String| ArchiveRunError::Chain {
             path: path.clone(),
             problem,
@@ -129,24 +126,10 @@ async fn walk_chain(
             .get(&format!("{path}.sig"))
             .await?
             .unwrap_or_default();
-        key.verify(&file, &sig)
-            .map_err(|_| broken("signature does not verify with this match's key".into()))?;
-        let sha = manifest::sha256_hex(&file);
-        if sha != expected {
-            return Err(broken(format!(
-                "SHA-256 {sha}, but the chain expects {expected}"
-            )));
-        }
-        let doc: WindowManifest =
-            serde_json::from_slice(&file).map_err(|e| broken(e.to_string()))?;
-        next = match (
-            &doc.prev_manifest_sha256,
-            doc.prev_window.or(w.checked_sub(1)),
-        ) {
-            (Some(prev), Some(before)) => Some((before, prev.clone())),
-            _ => None,
-        };
-        chain.push((doc, sha));
+        let (doc, prev) = chain::check(match_id, &link, &file, &sig, public_key)
+            .map_err(|e| broken(e.to_string()))?;
+        next = prev;
+        chain.push((doc, link.sha256));
     }
     chain.reverse();
     Ok(chain)

@@ -59,7 +59,7 @@ fn init_logging(format: cli::LogFormat) {
         .with_target("librqbit_tracker_comms", tracing::Level::DEBUG);
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
-        .with(swarmpack::metrics::TrackerEvents.with_filter(trackers))
+        .with(swarmpack::seed::tracker::TrackerEvents.with_filter(trackers))
         .init();
 }
 

@@ -166,48 +166,6 @@ impl Metrics {
     }
 }
 
-/// Tracker announce outcomes since the start. The BitTorrent engine keeps no such counters,
-/// so [`TrackerEvents`] counts them from its log events.
-pub static TRACKER_ANNOUNCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static TRACKER_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// A `tracing` layer that counts librqbit's tracker outcomes: after every answered announce it
-/// logs "sleeping for … after calling tracker", after a failure an "error …" line. Install it
-/// with a filter that lets `librqbit_tracker_comms` debug events through.
-pub struct TrackerEvents;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TrackerEvents {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        if !event
-            .metadata()
-            .target()
-            .starts_with("librqbit_tracker_comms")
-        {
-            return;
-        }
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        use std::sync::atomic::Ordering::Relaxed;
-        if m.0.starts_with("sleeping for") {
-            TRACKER_ANNOUNCES.fetch_add(1, Relaxed);
-        } else if m.0.starts_with("error") {
-            TRACKER_ERRORS.fetch_add(1, Relaxed);
-        }
-    }
-}
-
 /// A channel for the publisher's events that records each object's publish latency; the
 /// recording thread ends with the publisher.
 pub fn latency_recorder(
@@ -256,24 +214,6 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tracker_outcomes_are_counted_from_librqbit_events() {
-        use std::sync::atomic::Ordering::Relaxed;
-        use tracing_subscriber::layer::SubscriberExt;
-        let (ok, err) = (
-            TRACKER_ANNOUNCES.load(Relaxed),
-            TRACKER_ERRORS.load(Relaxed),
-        );
-        let subscriber = tracing_subscriber::registry().with(TrackerEvents);
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::debug!(target: "librqbit_tracker_comms::tracker_comms", "sleeping for {:?} after calling tracker", std::time::Duration::from_secs(900));
-            tracing::debug!(target: "librqbit_tracker_comms::tracker_comms", "error calling tracker: refused");
-            tracing::debug!(target: "swarmpack", "sleeping for 1s after calling tracker");
-        });
-        assert!(TRACKER_ANNOUNCES.load(Relaxed) > ok);
-        assert!(TRACKER_ERRORS.load(Relaxed) > err);
-    }
 
     #[test]
     fn exposition_names_every_metric_with_labels() {

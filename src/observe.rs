@@ -187,11 +187,11 @@ impl Observer {
             Metrics::catch_up(&m.origin_errors, self.publish.failed_attempts());
             Metrics::catch_up(
                 &m.tracker_announces,
-                metrics::TRACKER_ANNOUNCES.load(Ordering::Relaxed),
+                crate::seed::tracker::ANNOUNCES.load(Ordering::Relaxed),
             );
             Metrics::catch_up(
                 &m.tracker_errors,
-                metrics::TRACKER_ERRORS.load(Ordering::Relaxed),
+                crate::seed::tracker::ERRORS.load(Ordering::Relaxed),
             );
             if let Some(seed) = &self.seed {
                 m.seeded_windows.set(seed.seeding() as i64);

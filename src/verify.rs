@@ -3,10 +3,16 @@
 //! SHA-256, and that each torrent's infohashes, v1 piece hashes and v2 roots match the data.
 //! Works on a local match directory or over HTTP. Reports one line per problem.
 
+use crate::package::chain::{self, Link, LinkError};
 use crate::package::manifest::{LivePointer, WindowManifest, hex, sha256_hex};
+use crate::package::playlist::SegmentKey;
+use crate::package::segment_sig::{SegmentSignature, TAG};
 use crate::package::torrent::{self, TorrentFile, TorrentMeta};
+use crate::publish::origin::checked_relative;
 use bendy::value::Value;
+use m3u8_rs::{KeyMethod, Playlist};
 use ring::signature::{ED25519, UnparsedPublicKey};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,12 +108,17 @@ pub struct Report {
     pub problems: Vec<String>,
     pub windows: usize,
     pub segments: usize,
+    /// `#EXT-X-SWARMPACK-SEGMENT` tags checked in the media playlists.
+    pub tags: usize,
 }
 
 struct Checker<'a> {
     src: &'a Source,
     key: UnparsedPublicKey<Vec<u8>>,
+    public_key: Vec<u8>,
     report: Report,
+    /// Length and SHA-256 of every segment read so far, by path below the match.
+    digests: HashMap<String, (u64, String)>,
 }
 
 impl Checker<'_> {
@@ -137,21 +148,8 @@ impl Checker<'_> {
         Ok(Some(bytes))
     }
 
-    fn window(&mut self, w: u64, bytes: &[u8]) -> Result<Option<WindowManifest>, VerifyError> {
-        let rel = format!("windows/{w}.json");
-        let doc: WindowManifest = match serde_json::from_slice(bytes) {
-            Ok(d) => d,
-            Err(e) => {
-                self.problem(format!("{rel}: not a window manifest ({e})"));
-                return Ok(None);
-            }
-        };
-        if doc.window != w {
-            self.problem(format!(
-                "{rel}: says window {}, expected {w} (swapped manifest)",
-                doc.window
-            ));
-        }
+    fn window(&mut self, doc: &WindowManifest) -> Result<(), VerifyError> {
+        let rel = format!("windows/{}.json", doc.window);
         let mut files = Vec::new();
         for s in &doc.segments {
             self.report.segments += 1;
@@ -169,16 +167,19 @@ impl Checker<'_> {
                     sha256_hex(&data),
                     s.sha256
                 )),
-                Some(data) => files.push((
-                    s.angle.clone(),
-                    s.rung.clone(),
-                    format!("{}.ts", s.seq),
-                    data,
-                )),
+                Some(data) => {
+                    self.digests
+                        .insert(s.path.clone(), (s.length, s.sha256.clone()));
+                    files.push((
+                        s.angle.clone(),
+                        s.rung.clone(),
+                        format!("{}.ts", s.seq),
+                        data,
+                    ))
+                }
             }
         }
-        self.torrent(&doc, &files)?;
-        Ok(Some(doc))
+        self.torrent(doc, &files)
     }
 
     fn torrent(
@@ -241,6 +242,117 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// Every media playlist the multivariant playlists name (live and VOD): each segment's
+    /// `#EXT-X-SWARMPACK-SEGMENT` tag must verify for its path, key URI and IV, and describe
+    /// the bytes the origin holds.
+    fn playlists(&mut self, match_id: &str) -> Result<(), VerifyError> {
+        let mut media = BTreeSet::new();
+        for master in ["master.m3u8", "vod.m3u8"] {
+            let Some(bytes) = self.src.get(master)? else {
+                if master == "master.m3u8" {
+                    self.problem("master.m3u8: missing".into());
+                }
+                continue;
+            };
+            match m3u8_rs::parse_playlist_res(&bytes) {
+                Ok(Playlist::MasterPlaylist(m)) => {
+                    let uris = m.variants.into_iter().map(|v| v.uri);
+                    media.extend(uris.chain(m.alternatives.into_iter().filter_map(|a| a.uri)));
+                }
+                _ => self.problem(format!("{master}: not a multivariant playlist")),
+            }
+        }
+        for rel in media {
+            if checked_relative(&rel).is_err() || !rel.ends_with(".m3u8") {
+                self.problem(format!(
+                    "a multivariant playlist names {rel:?}, expected ANGLE/RUNG/index.m3u8"
+                ));
+                continue;
+            }
+            self.media_playlist(match_id, &rel)?;
+        }
+        Ok(())
+    }
+
+    fn media_playlist(&mut self, match_id: &str, rel: &str) -> Result<(), VerifyError> {
+        let Some(bytes) = self.src.get(rel)? else {
+            self.problem(format!("{rel}: missing"));
+            return Ok(());
+        };
+        let playlist = match m3u8_rs::parse_playlist_res(&bytes) {
+            Ok(Playlist::MediaPlaylist(p)) => p,
+            _ => {
+                self.problem(format!("{rel}: not a media playlist"));
+                return Ok(());
+            }
+        };
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        // EXT-X-KEY applies to every segment after it until the next one (RFC 8216 4.3.2.4).
+        let mut key: Option<SegmentKey> = None;
+        for seg in &playlist.segments {
+            if let Some(k) = &seg.key {
+                key = match (&k.method, crate::package::resume::parse_iv(k.iv.as_deref())) {
+                    (KeyMethod::None, _) => None,
+                    (_, Some(iv)) => Some(SegmentKey {
+                        uri: k.uri.clone().unwrap_or_default(),
+                        iv,
+                    }),
+                    (_, None) => {
+                        self.problem(format!(
+                            "{rel}: {}: EXT-X-KEY IV {:?}, expected 0x + 32 hex digits",
+                            seg.uri, k.iv
+                        ));
+                        continue;
+                    }
+                };
+            }
+            let seg_rel = format!("{dir}/{}", seg.uri);
+            if checked_relative(&seg_rel).is_err() || !seg.uri.ends_with(".ts") {
+                self.problem(format!("{rel}: names {:?}, expected SEQ.ts", seg.uri));
+                continue;
+            }
+            self.report.tags += 1;
+            let tag = match SegmentSignature::find(&seg.unknown_tags) {
+                Some(Ok(tag)) => tag,
+                Some(Err(e)) => {
+                    self.problem(format!("{rel}: {}: #EXT-{TAG}: {e}", seg.uri));
+                    continue;
+                }
+                None => {
+                    self.problem(format!("{rel}: {}: no #EXT-{TAG} tag", seg.uri));
+                    continue;
+                }
+            };
+            let path = format!("{match_id}/{seg_rel}");
+            if !tag.verifies(&self.public_key, &path, key.as_ref()) {
+                self.problem(format!(
+                    "{rel}: {}: segment signature does not verify for {path} with this key URI and IV                      (segment, key URI or IV changed)",
+                    seg.uri
+                ));
+                continue;
+            }
+            let digest = match self.digests.get(&seg_rel) {
+                Some(d) => Some(d.clone()),
+                None => self
+                    .src
+                    .get(&seg_rel)?
+                    .map(|data| (data.len() as u64, sha256_hex(&data))),
+            };
+            let tagged = (tag.bytes, hex(&tag.sha256));
+            match digest {
+                None => self.problem(format!("{seg_rel}: missing (named in {rel})")),
+                Some(found) if found != tagged => self.problem(format!(
+                    "{seg_rel}: {} bytes with SHA-256 {}, but its tag in {rel} says {} and {}                      (segment swapped or altered)",
+                    found.0, found.1, tagged.0, tagged.1
+                )),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 fn dict<'v>(v: &'v Value<'static>, key: &str) -> Option<&'v Value<'static>> {
     match v {
         Value::Dict(d) => d.get(key.as_bytes()),
@@ -248,65 +360,87 @@ fn dict<'v>(v: &'v Value<'static>, key: &str) -> Option<&'v Value<'static>> {
     }
 }
 
-/// Verifies the match at `src` (its directory: `live.json`, `windows/`, segments), or only
-/// window `only` and its link to the one before.
+/// Verifies the match at `src` (its directory: `live.json`, `windows/`, segments, media
+/// playlists), or only window `only` and its link to the one before.
 pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, VerifyError> {
     let mut c = Checker {
         src,
         key: UnparsedPublicKey::new(&ED25519, pubkey.to_vec()),
+        public_key: pubkey.to_vec(),
         report: Report::default(),
+        digests: HashMap::new(),
     };
-    let newest = match only {
-        Some(w) => w,
-        None => {
-            let Some(live) = c.signed("live.json")? else {
-                c.problem("live.json: missing; nothing points at the newest window".into());
-                return Ok(c.report);
-            };
-            match serde_json::from_slice::<LivePointer>(&live) {
-                Ok(p) if !p.windows.is_empty() => p.windows[0],
-                _ => {
-                    c.problem("live.json: not a window pointer".into());
-                    return Ok(c.report);
-                }
-            }
+    let Some(live) = c.signed("live.json")? else {
+        c.problem("live.json: missing; nothing points at the newest window".into());
+        return Ok(c.report);
+    };
+    let pointer = match serde_json::from_slice::<LivePointer>(&live) {
+        Ok(p) if !p.windows.is_empty() => p,
+        _ => {
+            c.problem("live.json: not a window pointer".into());
+            return Ok(c.report);
         }
     };
+    let match_id = pointer.match_id.clone();
+    // The first link is unchecked when only one window is asked for: its hash comes from
+    // the manifest itself, the signature still has to hold.
+    let mut next = match only {
+        Some(w) => Some(Link {
+            window: w,
+            sha256: String::new(),
+        }),
+        None => chain::head(&pointer),
+    };
     // Walk the chain from the newest window back to the first (whose link is null).
-    let mut w = newest;
-    let mut next: Option<(u64, Option<String>)> = None;
-    loop {
-        let rel = format!("windows/{w}.json");
+    let mut after: Option<u64> = None;
+    while let Some(mut link) = next.take() {
+        let rel = link.path();
         let Some(bytes) = c.signed(&rel)? else {
-            match &next {
-                Some((n, _)) => c.problem(format!("windows/{n}.json: links to a previous window, but {rel} is missing (window removed from the chain)")),
+            match after {
+                Some(n) => c.problem(format!("windows/{n}.json: links to a previous window, but {rel} is missing (window removed from the chain)")),
                 None => c.problem(format!("{rel}: missing")),
             }
             break;
         };
         c.report.windows += 1;
-        if let Some((n, Some(expected))) = &next {
-            let actual = sha256_hex(&bytes);
-            if &actual != expected {
-                c.problem(format!("windows/{n}.json: prev_manifest_sha256 {expected} does not match {rel} ({actual})"));
-            }
+        if link.sha256.is_empty() {
+            link.sha256 = sha256_hex(&bytes);
         }
-        let Some(doc) = c.window(w, &bytes)? else {
-            break;
+        let sig = c.src.get(&format!("{rel}.sig"))?.unwrap_or_default();
+        let (doc, prev) = match chain::check(&match_id, &link, &bytes, &sig, pubkey) {
+            Ok(checked) => checked,
+            // The signature is reported by `signed` already; the chain goes on past it.
+            Err(LinkError::Signature) => match serde_json::from_slice::<WindowManifest>(&bytes) {
+                Ok(doc) => {
+                    let prev = chain::previous(&doc).ok().flatten();
+                    (doc, prev)
+                }
+                Err(e) => {
+                    c.problem(format!("{rel}: not a window manifest ({e})"));
+                    break;
+                }
+            },
+            Err(LinkError::Hash { found, expected }) => {
+                let from = after.map_or("live.json".to_string(), |n| format!("windows/{n}.json"));
+                c.problem(format!(
+                    "{from}: links to {rel} with SHA-256 {expected}, but {rel} has {found}"
+                ));
+                break;
+            }
+            Err(e) => {
+                c.problem(format!("{rel}: {e}"));
+                break;
+            }
         };
-        if only.is_some() && next.is_some() {
+        c.window(&doc)?;
+        if only.is_some() && after.is_some() {
             break;
         }
-        match (
-            doc.prev_manifest_sha256,
-            doc.prev_window.or(w.checked_sub(1)),
-        ) {
-            (Some(prev), Some(before)) => {
-                next = Some((w, Some(prev)));
-                w = before;
-            }
-            _ => break,
-        }
+        after = Some(link.window);
+        next = prev;
+    }
+    if only.is_none() {
+        c.playlists(&match_id)?;
     }
     Ok(c.report)
 }

@@ -134,7 +134,7 @@ fn a_swapped_manifest_is_caught() {
     assert_eq!(code, 1);
     assert!(
         out.contains(&format!(
-            "windows/{a}.json: says window {b}, expected {a} (swapped manifest)"
+            "windows/{b}.json: says window {a}, expected {b} (swapped manifest)"
         )),
         "{out}"
     );

@@ -350,9 +350,10 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             }
             if report.problems.is_empty() {
                 tracing::info!(
-                    "{target}: {} window(s), {} segment(s): all verified",
+                    "{target}: {} window(s), {} segment(s), {} segment tag(s): all verified",
                     report.windows,
-                    report.segments
+                    report.segments,
+                    report.tags
                 );
                 Ok(())
             } else {

@@ -163,11 +163,11 @@ impl KeyDir {
     }
 
     /// An owned signer for the packager (a second handle on the same key).
-    pub fn signer(&self) -> Box<dyn crate::package::manifest::Signer> {
+    pub fn signer(&self) -> std::sync::Arc<dyn crate::package::manifest::Signer> {
         let pair = Ed25519KeyPair::from_pkcs8(&self.pkcs8)
             .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8))
             .expect("the key loaded once already");
-        Box::new(pair)
+        std::sync::Arc::new(pair)
     }
 
     /// `pubkey.pem` as published on the origin.

@@ -4,6 +4,7 @@
 
 use super::manifest::{self, FORMAT, ManifestSegment, Signer, TorrentRef, WindowManifest};
 use super::playlist::{LivePlaylist, PlaylistEntry, SegmentKey, render_master, render_media};
+use super::segment_sig::SegmentSignature;
 use super::torrent::{self, TorrentMeta};
 use super::{Object, ObjectKind};
 use crate::timecode::{NS_PER_SEC, Seq, Timeline, UtcNs};
@@ -182,15 +183,17 @@ impl<'a> Archive<'a> {
             let mut vod = LivePlaylist::new(timeline, segs.len().max(3));
             let mut prev: Option<u64> = None;
             for s in &segs {
+                let key = manifest::iv_from_hex(&s.iv).map(|iv| SegmentKey {
+                    uri: s.key_uri.clone(),
+                    iv,
+                });
                 vod.push(PlaylistEntry {
                     seq: Seq(s.seq),
                     duration: s.duration,
                     pdt: timeline.seq_start(Seq(s.seq)),
                     discontinuity: prev.is_some_and(|p| p + 1 != s.seq),
-                    key: manifest::iv_from_hex(&s.iv).map(|iv| SegmentKey {
-                        uri: s.key_uri.clone(),
-                        iv,
-                    }),
+                    key: key.clone(),
+                    signature: Some(sign_listed(signer, match_id, s, key.as_ref())),
                 });
                 prev = Some(s.seq);
                 first_seq = first_seq.min(s.seq);
@@ -299,6 +302,19 @@ pub fn vod_master(path: &str, live: &[u8]) -> Result<String, ArchiveError> {
         }
     }
     Ok(render_master(&master))
+}
+
+/// The `#EXT-X-SWARMPACK-SEGMENT` signature of a segment as its (verified) window manifest
+/// lists it: the VOD playlists carry the same tags as the live ones.
+fn sign_listed(
+    signer: &dyn Signer,
+    match_id: &str,
+    s: &ManifestSegment,
+    key: Option<&SegmentKey>,
+) -> SegmentSignature {
+    let sha = super::hex::decode_array::<32>(&s.sha256).unwrap_or_default();
+    let path = format!("{match_id}/{}", s.path);
+    SegmentSignature::sign_digest(signer, &path, s.length, sha, key)
 }
 
 fn rfc3339(t: UtcNs) -> String {

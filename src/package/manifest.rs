@@ -82,7 +82,7 @@ pub struct LivePointer {
 }
 
 /// Signs bytes with the match's Ed25519 key.
-pub trait Signer: Send {
+pub trait Signer: Send + Sync {
     fn sign(&self, message: &[u8]) -> [u8; 64];
 }
 
@@ -94,26 +94,11 @@ impl Signer for ring::signature::Ed25519KeyPair {
     }
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use super::hex::{encode as hex, sha256_hex};
 
 /// 16 bytes from 32 hex digits (an IV as manifests write it).
 pub fn iv_from_hex(hex: &str) -> Option<[u8; 16]> {
-    if hex.len() != 32 || !hex.is_ascii() {
-        return None;
-    }
-    let mut iv = [0u8; 16];
-    for (i, b) in iv.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(iv)
-}
-
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    super::hex::decode_array(hex)
 }
 
 fn percent(s: &str) -> String {

@@ -6,12 +6,15 @@
 //! threads, the network or the disk.
 
 pub mod archive;
+pub mod chain;
 pub mod codec;
 pub mod crypt;
+pub mod hex;
 pub mod manifest;
 pub mod playlist;
 pub mod resume;
 pub mod segment;
+pub mod segment_sig;
 pub mod torrent;
 pub mod window;
 
@@ -20,6 +23,7 @@ use crate::timecode::{NS_PER_SEC, Seq, Timeline};
 use playlist::{LivePlaylist, PlaylistEntry, SegmentKey};
 pub use segment::{EncodedSegment, SegmentAssembler};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What a published object is, so the publisher can order and retry it appropriately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +151,8 @@ pub struct Packager {
     protection: Box<dyn Protection>,
     /// (angle, rung) → its live playlist.
     playlists: HashMap<(String, String), LivePlaylist>,
+    /// Signs every segment's `#EXT-X-SWARMPACK-SEGMENT` tag, when signing is on.
+    signer: Option<Arc<dyn manifest::Signer>>,
     /// Window manifests and torrents, when signing is on.
     windows: Option<window::WindowBook>,
     /// Segments not yet given to the window book: a window is hashed and signed only when the
@@ -199,6 +205,7 @@ impl Packager {
             timeline,
             protection,
             playlists,
+            signer: None,
             windows: None,
             window_pending: VecDeque::new(),
             restarted: HashMap::new(),
@@ -206,12 +213,13 @@ impl Packager {
         }
     }
 
-    /// Turns on window manifests, torrents and `live.json`, signed by `signer`, and queues
-    /// `pubkey.pem` (the SPKI PEM of the signer's key) right after the multivariant playlists.
+    /// Turns on segment signatures, window manifests, torrents and `live.json`, signed by
+    /// `signer`, and queues `pubkey.pem` (the SPKI PEM of the signer's key) right after the
+    /// multivariant playlists.
     pub fn sign_windows(
         mut self,
         profile: &Profile,
-        signer: Box<dyn manifest::Signer>,
+        signer: Arc<dyn manifest::Signer>,
         pubkey_pem: &str,
     ) -> Self {
         self.out.push_back(Object {
@@ -224,8 +232,9 @@ impl Packager {
             &self.match_id,
             profile,
             renditions,
-            signer,
+            signer.clone(),
         ));
+        self.signer = Some(signer);
         self
     }
 
@@ -273,6 +282,31 @@ impl Packager {
         }
         let seg_key = self.protection.seal(&mut segment);
         let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
+        let path = format!("{dir}/{}.ts", segment.seq);
+        // Hashed once: the segment's tag and its window manifest share the digest.
+        let sha256 = self.signer.as_ref().map(|_| hex::sha256(&segment.bytes));
+        let signature = self.signer.as_ref().zip(sha256).map(|(signer, sha)| {
+            segment_sig::SegmentSignature::sign_digest(
+                signer.as_ref(),
+                &path,
+                segment.bytes.len() as u64,
+                sha,
+                seg_key.as_ref(),
+            )
+        });
+        let window_copy =
+            self.windows
+                .as_ref()
+                .zip(sha256)
+                .map(|(_, sha256)| window::WindowSegment {
+                    angle: key.0.clone(),
+                    rung: key.1.clone(),
+                    seq: segment.seq,
+                    duration_ns: segment.duration_ns,
+                    bytes: segment.bytes.clone(),
+                    sha256,
+                    key: seg_key.clone(),
+                });
         playlist.push(PlaylistEntry {
             seq: segment.seq,
             duration: segment.duration_ns as f64 / NS_PER_SEC as f64,
@@ -280,17 +314,10 @@ impl Packager {
             discontinuity: last.is_some_and(|l| l.0 + 1 != segment.seq.0)
                 | self.restarted.remove(&key).is_some(),
             key: seg_key,
-        });
-        let window_copy = self.windows.as_ref().map(|_| window::WindowSegment {
-            angle: key.0.clone(),
-            rung: key.1.clone(),
-            seq: segment.seq,
-            duration_ns: segment.duration_ns,
-            bytes: segment.bytes.clone(),
-            key: playlist.entries().last().and_then(|e| e.key.clone()),
+            signature,
         });
         self.out.push_back(Object {
-            path: format!("{dir}/{}.ts", segment.seq),
+            path,
             bytes: segment.bytes,
             kind: ObjectKind::Segment,
         });

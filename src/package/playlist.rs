@@ -3,6 +3,7 @@
 //! angles as EXT-X-MEDIA TYPE=VIDEO alternatives (RFC 8216 §4.3.4.1).
 
 use crate::package::codec;
+use crate::package::segment_sig::SegmentSignature;
 use crate::profile::{Profile, Rung};
 use crate::timecode::{NS_PER_SEC, Seq, Timeline, UtcNs};
 use chrono::FixedOffset;
@@ -37,6 +38,8 @@ pub struct PlaylistEntry {
     pub discontinuity: bool,
     /// EXT-X-KEY for this segment, if encrypted.
     pub key: Option<SegmentKey>,
+    /// `#EXT-X-SWARMPACK-SEGMENT`, when the match signs its segments.
+    pub signature: Option<SegmentSignature>,
 }
 
 /// A live media playlist that keeps the last `dvr_segments` entries.
@@ -112,11 +115,12 @@ impl LivePlaylist {
                 key: e.key.as_ref().map(|k| Key {
                     method: KeyMethod::AES128,
                     uri: Some(k.uri.clone()),
-                    iv: Some(format!("0x{}", hex(&k.iv))),
+                    iv: Some(format!("0x{}", super::hex::encode(&k.iv))),
                     keyformat: None,
                     keyformatversions: None,
                 }),
                 program_date_time: Some(e.pdt.to_datetime().with_timezone(&utc_offset())),
+                unknown_tags: e.signature.iter().map(SegmentSignature::to_tag).collect(),
                 ..Default::default()
             })
             .collect();
@@ -220,10 +224,6 @@ pub fn match_master(profile: &Profile, angles: &[String]) -> MasterPlaylist {
 
 fn utc_offset() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero offset is valid")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

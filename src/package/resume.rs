@@ -5,6 +5,7 @@
 
 use super::manifest::LivePointer;
 use super::playlist::{PlaylistEntry, SegmentKey};
+use super::segment_sig::{SegmentSignature, TAG};
 use super::window::WindowSegment;
 use crate::timecode::{NS_PER_SEC, Seq, UtcNs};
 
@@ -109,12 +110,16 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
             }),
             None => None,
         };
+        let signature = SegmentSignature::find(&s.unknown_tags)
+            .transpose()
+            .map_err(|e| bad(format!("{}: #EXT-{TAG}: {e}", s.uri)))?;
         entries.push(PlaylistEntry {
             seq: Seq(seq),
             duration: s.duration as f64,
             pdt: UtcNs(pdt_ns as u64),
             discontinuity: s.discontinuity,
             key,
+            signature,
         });
     }
     Ok(RestoredPlaylist {
@@ -123,7 +128,8 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
     })
 }
 
-fn parse_iv(text: Option<&str>) -> Option<[u8; 16]> {
+/// An EXT-X-KEY IV: `0x` + 32 hex digits.
+pub fn parse_iv(text: Option<&str>) -> Option<[u8; 16]> {
     let text = text?;
     let hex = text
         .strip_prefix("0x")
@@ -131,21 +137,49 @@ fn parse_iv(text: Option<&str>) -> Option<[u8; 16]> {
     super::manifest::iv_from_hex(hex)
 }
 
-/// A published segment of a window that is still open, as the window book wants it.
+/// How many leading entries of a published playlist (at `dir` = `{match}/{angle}/{rung}`)
+/// carry a segment signature that verifies with the match's key, and why the next one does
+/// not. A restart keeps only that prefix: it never signs on for what it cannot verify.
+pub fn verified_prefix(
+    dir: &str,
+    entries: &[PlaylistEntry],
+    public_key: &[u8],
+) -> (usize, Option<String>) {
+    for (i, e) in entries.iter().enumerate() {
+        let path = format!("{dir}/{}.ts", e.seq);
+        let why = match &e.signature {
+            None => "no #EXT-X-SWARMPACK-SEGMENT tag",
+            Some(sig) if !sig.verifies(public_key, &path, e.key.as_ref()) => {
+                "its segment signature does not verify (path, key URI or IV changed, or another key)"
+            }
+            Some(_) => continue,
+        };
+        return (i, Some(format!("{path}: {why}")));
+    }
+    (entries.len(), None)
+}
+
+/// A published segment of a window that is still open, as the window book wants it; None
+/// when the bytes are not the ones its (verified) tag describes.
 pub fn open_segment(
     angle: &str,
     rung: &str,
     entry: &PlaylistEntry,
     bytes: Vec<u8>,
-) -> WindowSegment {
-    WindowSegment {
+) -> Option<WindowSegment> {
+    let sig = entry.signature.as_ref()?;
+    if !sig.describes(&bytes) {
+        return None;
+    }
+    Some(WindowSegment {
         angle: angle.to_string(),
         rung: rung.to_string(),
         seq: entry.seq,
         duration_ns: (entry.duration * NS_PER_SEC as f64).round() as u64,
+        sha256: sig.sha256,
         bytes,
         key: entry.key.clone(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -168,6 +202,7 @@ mod tests {
                     uri: format!("http://k/keys/m/{}", seq / 5),
                     iv: [seq as u8; 16],
                 }),
+                signature: None,
             });
         }
         let text = live.render();

@@ -162,7 +162,7 @@ fn signed(seed: &[u8; 32]) -> Packager {
     let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).unwrap();
     Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear)).sign_windows(
         &profile,
-        Box::new(signer),
+        std::sync::Arc::new(signer),
         "",
     )
 }
@@ -201,7 +201,7 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
             resume::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")]).unwrap();
         for e in restored.entries.iter().filter(|e| e.seq.0 >= 15) {
             let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
-            open.push(resume::open_segment("cam1", rung, e, bytes));
+            open.push(resume::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
         }
         playlists.push(("cam1".to_string(), rung.to_string(), restored));
     }
@@ -274,4 +274,45 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     let w8: manifest::WindowManifest =
         serde_json::from_slice(&out["final/windows/8.json"]).unwrap();
     assert_eq!(w8.prev_window, Some(4));
+}
+
+#[test]
+fn every_segment_line_carries_a_signature_that_verifies_the_moment_it_is_published() {
+    use ring::signature::KeyPair;
+    let seed = [9u8; 32];
+    let public = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let mut p = signed(&seed);
+    drain(&mut p);
+    let mut stored = HashMap::new();
+    for seq in 10..13 {
+        let mut s = seg("cam1", "360p", seq);
+        s.bytes[1] = seq as u8; // distinct bytes per segment
+        p.push(s).unwrap();
+        // Before the window closes, the playlist alone lets anyone check the new segment.
+        let segment = p.pull().unwrap();
+        let playlist = p.pull().unwrap();
+        assert_eq!(playlist.kind, ObjectKind::MediaPlaylist);
+        stored.insert(segment.path.clone(), segment.bytes.clone());
+        let text = String::from_utf8(playlist.bytes).unwrap();
+        let parsed = resume::parse_playlist(&playlist.path, text.as_bytes()).unwrap();
+        assert_eq!(parsed.entries.len() as u64, seq - 9);
+        for e in &parsed.entries {
+            let path = format!("final/cam1/360p/{}.ts", e.seq);
+            let sig = e.signature.as_ref().expect("a tag on every segment");
+            assert!(sig.verifies(&public, &path, e.key.as_ref()), "{text}");
+            assert!(sig.describes(&stored[&path]));
+            // The tag is bound to its path: another segment's tag does not verify here.
+            let other = format!("final/cam1/360p/{}.ts", e.seq.0 + 100);
+            assert!(!sig.verifies(&public, &other, e.key.as_ref()));
+        }
+        assert_eq!(
+            text.matches("#EXT-X-SWARMPACK-SEGMENT:BYTES=188,SHA256=")
+                .count() as u64,
+            seq - 9
+        );
+    }
 }

@@ -11,6 +11,7 @@ use super::{Object, ObjectKind};
 use crate::profile::Profile;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// Windows listed in `live.json`, newest first.
 const LIVE_WINDOWS: usize = 10;
@@ -22,6 +23,8 @@ pub struct WindowSegment {
     pub seq: Seq,
     pub duration_ns: u64,
     pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`, computed once when the segment was sealed.
+    pub sha256: [u8; 32],
     pub key: Option<SegmentKey>,
 }
 
@@ -39,7 +42,7 @@ pub struct WindowBook {
     trackers: Vec<String>,
     web_seed: String,
     renditions: usize,
-    signer: Box<dyn Signer>,
+    signer: Arc<dyn Signer>,
     open: BTreeMap<u64, OpenWindow>,
     prev_manifest: Option<String>,
     closed: Vec<u64>,
@@ -59,7 +62,7 @@ impl WindowBook {
         match_id: &str,
         profile: &Profile,
         renditions: usize,
-        signer: Box<dyn Signer>,
+        signer: Arc<dyn Signer>,
     ) -> Self {
         WindowBook {
             match_id: match_id.to_string(),
@@ -170,7 +173,7 @@ impl WindowBook {
                     duration: s.duration_ns as f64 / NS_PER_SEC as f64,
                     pdt: pdt(&self.timeline, s.seq),
                     length: s.bytes.len() as u64,
-                    sha256: manifest::sha256_hex(&s.bytes),
+                    sha256: manifest::hex(&s.sha256),
                     key_period: self.timeline.window_of(s.seq).0,
                     key_uri: s.key.as_ref().map(|k| k.uri.clone()).unwrap_or_default(),
                     iv: s

@@ -40,21 +40,41 @@ pub async fn load(
         let Some(text) = origin.get(&path).await? else {
             continue;
         };
-        let restored = resume::parse_playlist(&path, &text)?;
-        for entry in &restored.entries {
+        let mut restored = resume::parse_playlist(&path, &text)?;
+        let (verified, why) = resume::verified_prefix(&dir, &restored.entries, public_key);
+        if let Some(why) = why {
+            tracing::error!(
+                "{why}; the restored playlist stops before it ({} of {} entries kept)",
+                verified,
+                restored.entries.len()
+            );
+            restored.entries.truncate(verified);
+        }
+        let mut kept = restored.entries.len();
+        for (i, entry) in restored.entries.iter().enumerate() {
             if newest_closed.is_some_and(|w| timeline.window_of(entry.seq).0 <= w) {
                 continue;
             }
             let seg_path = format!("{dir}/{}.ts", entry.seq);
-            match origin.get(&seg_path).await? {
-                Some(bytes) => state
-                    .open_segments
-                    .push(resume::open_segment(angle, rung, entry, bytes)),
-                None => tracing::warn!(
+            let Some(bytes) = origin.get(&seg_path).await? else {
+                tracing::warn!(
                     "{path} names {seg_path}, which the origin does not have; its window will not list it"
-                ),
+                );
+                continue;
+            };
+            match resume::open_segment(angle, rung, entry, bytes) {
+                Some(segment) => state.open_segments.push(segment),
+                None => {
+                    tracing::error!(
+                        "{seg_path}: the bytes on the origin are not the ones its signed tag describes; \
+                         the restored playlist stops before it"
+                    );
+                    kept = i;
+                    break;
+                }
             }
         }
+        restored.entries.truncate(kept);
         state
             .playlists
             .push((angle.clone(), rung.clone(), restored));

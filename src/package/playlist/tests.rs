@@ -31,6 +31,7 @@ fn entry(tl: &Timeline, seq: u64) -> PlaylistEntry {
         pdt: tl.seq_start(Seq(seq)),
         discontinuity: false,
         key: None,
+        signature: None,
     }
 }
 

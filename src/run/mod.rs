@@ -1,15 +1,18 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
+mod outlet;
+
 use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
 use crate::keys::KeyDir;
 use crate::metrics::Metrics;
 use crate::observe::{Observer, Progress};
 use crate::package::crypt::Aes128;
-use crate::package::{ObjectKind, PackageError, Packager};
+use crate::package::{PackageError, Packager};
 use crate::profile::Profile;
 use crate::publish::{Origin, PublishError, Publisher, PublisherConfig};
 use crate::seed::{SeedError, Seeder};
 use crate::timecode::{Seq, UtcNs};
+use outlet::Outlet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -162,7 +165,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     } else {
         None
     };
-    let outlet = Outlet { publisher, seeder };
+    let mut outlet = Outlet::new(publisher, seeder);
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut angles = Vec::new();
@@ -229,6 +232,9 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let packager_cpu_start = crate::observe::thread_cpu_time();
     let result = loop {
         observer.tick();
+        if let Err(e) = outlet.release() {
+            break Err(e);
+        }
         let requests = stop_requests.load(Ordering::Relaxed);
         if requests >= 2 {
             break Err(RunError::Interrupted);
@@ -398,45 +404,6 @@ fn resume(
     );
     packager.resume(state);
     Ok(())
-}
-
-/// Where packaged objects go: the publisher (spool, then origin) and the seeder's copy.
-struct Outlet {
-    publisher: Publisher,
-    seeder: Option<Seeder>,
-}
-
-impl Outlet {
-    /// Hands every pending object to the publisher, in the packager's order. Segments also
-    /// go into the seeding copy, and a window's torrent starts its seeding.
-    fn forward(&self, packager: &mut Packager, report: &mut RunReport) -> Result<(), RunError> {
-        while let Some(object) = packager.pull() {
-            self.publisher.submit(&object)?;
-            match (object.kind, &self.seeder) {
-                (ObjectKind::Segment, Some(seeder)) => {
-                    if let Err(e) = seeder.stash(&object.path, &object.bytes) {
-                        tracing::error!("{e}; its window will not be seeded completely");
-                    }
-                }
-                (ObjectKind::Torrent, Some(seeder)) => seeder.seed(&object.path, &object.bytes),
-                _ => {}
-            }
-            if object.kind == ObjectKind::Segment {
-                report.segments += 1;
-                report.bytes += object.bytes.len() as u64;
-            }
-        }
-        Ok(())
-    }
-
-    /// The end of the match: waits for the spool to drain, then stops seeding.
-    fn close(self, drain_timeout: Duration) -> Result<(), RunError> {
-        let drained = self.publisher.finish(drain_timeout);
-        if let Some(seeder) = self.seeder {
-            seeder.stop(Duration::from_secs(5));
-        }
-        Ok(drained?)
-    }
 }
 
 /// `{spool}/{match}/queue`: the publisher's spool records for one match (`serve --spool`

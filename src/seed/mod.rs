@@ -1,11 +1,21 @@
 //! Seeding: an in-process BitTorrent engine (librqbit) seeds every closed window from a local
-//! copy of its segments, announces it to the profile's trackers (HTTP and UDP), and drops
+//! copy of its segments, announces it to the torrent's trackers (HTTP and UDP), and drops
 //! windows once they have left the DVR window.
 //!
 //! The run loop writes each segment into the local copy as it is published ([`Seeder::stash`])
 //! and hands over each window's torrent when the window closes ([`Seeder::seed`]); the engine
 //! checks the copy against the torrent's piece hashes and serves it. BEP 47 pad files are
 //! synthetic in librqbit, so only the segments are on disk.
+//!
+//! Seed before publish: [`Seeder::seed`] returns a [`Gate`] that opens once the engine holds
+//! the window complete (every piece checked) and a tracker has answered its announce, or after
+//! [`ANNOUNCE_WAIT`] without an answer, so a dead tracker never holds up the match. The run
+//! keeps the window's torrent, manifest and `live.json` back until then: a viewer that takes
+//! a torrent the instant it appears finds a seeder. `edge` is the same engine following a
+//! match on its origin (`swarmpack seed`).
+
+pub mod edge;
+pub mod tracker;
 
 use crate::package::manifest::hex;
 use crate::package::torrent;
@@ -46,11 +56,20 @@ struct Whitelist {
     token: Option<String>,
 }
 
+/// How long a window's documents wait for a tracker to answer the seeder's announce.
+pub const ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
+/// How long the engine may take to check a window's local copy.
+const CHECK_WAIT: Duration = Duration::from_secs(5);
+
 /// Live counters.
 #[derive(Debug, Default)]
 pub struct SeedStatus {
     seeding: AtomicU64,
     seeded_total: AtomicU64,
+    /// Windows published without a tracker's answer (after [`ANNOUNCE_WAIT`]).
+    unannounced_total: AtomicU64,
+    /// Windows the engine could not hold complete.
+    failed_total: AtomicU64,
 }
 
 impl SeedStatus {
@@ -62,10 +81,63 @@ impl SeedStatus {
     pub fn seeded_total(&self) -> u64 {
         self.seeded_total.load(Ordering::Relaxed)
     }
+    /// Windows whose gate opened without a tracker's answer.
+    pub fn unannounced_total(&self) -> u64 {
+        self.unannounced_total.load(Ordering::Relaxed)
+    }
+    /// Windows the engine could not hold complete.
+    pub fn failed_total(&self) -> u64 {
+        self.failed_total.load(Ordering::Relaxed)
+    }
+}
+
+/// What the engine made of a window when its gate opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready {
+    /// The engine holds every piece, checked against the torrent.
+    pub complete: bool,
+    /// A tracker answered the engine's announce for it.
+    pub announced: bool,
+}
+
+/// Opens when a window may be published (see the module docs).
+pub struct Gate {
+    pub window: u64,
+    rx: oneshot::Receiver<Ready>,
+    deadline: std::time::Instant,
+}
+
+impl Gate {
+    /// None while the engine is still at it; never later than a bounded deadline.
+    pub fn poll(&mut self) -> Option<Ready> {
+        match self.rx.try_recv() {
+            Ok(ready) => Some(ready),
+            Err(oneshot::error::TryRecvError::Empty)
+                if std::time::Instant::now() < self.deadline =>
+            {
+                None
+            }
+            Err(_) => Some(Ready {
+                complete: false,
+                announced: false,
+            }),
+        }
+    }
+}
+
+/// What the engine seeds: one window, or the whole-match archive (never retired).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    Window(u64),
+    Archive,
 }
 
 enum Cmd {
-    Seed { window: u64, torrent: Vec<u8> },
+    Seed {
+        slot: Slot,
+        torrent: Vec<u8>,
+        ready: oneshot::Sender<Ready>,
+    },
     Stop(oneshot::Sender<()>),
 }
 
@@ -190,16 +262,40 @@ impl Seeder {
         std::fs::write(&dest, bytes).map_err(|e| io(format!("cannot write {path}"), e))
     }
 
-    /// Seeds a closed window (its `.torrent` as published at `torrent_path`).
-    pub fn seed(&self, torrent_path: &str, torrent: &[u8]) {
+    /// Seeds a closed window (its `.torrent` as published at `torrent_path`). The gate opens
+    /// when the window may reach the origin.
+    pub fn seed(&self, torrent_path: &str, torrent: &[u8]) -> Option<Gate> {
         let Some(window) = window_of_torrent(torrent_path) else {
             tracing::error!("{torrent_path}: not a window torrent path; not seeded");
-            return;
+            return None;
         };
+        Some(self.seed_slot(Slot::Window(window), torrent))
+    }
+
+    /// Seeds `torrent` in `slot`; the gate opens once it is held and announced (bounded).
+    pub fn seed_slot(&self, slot: Slot, torrent: &[u8]) -> Gate {
+        let (ready, rx) = oneshot::channel();
         let _ = self.tx.send(Cmd::Seed {
-            window,
+            slot,
             torrent: torrent.to_vec(),
+            ready,
         });
+        Gate {
+            window: match slot {
+                Slot::Window(w) => w,
+                Slot::Archive => u64::MAX,
+            },
+            rx,
+            deadline: std::time::Instant::now()
+                + CHECK_WAIT
+                + ANNOUNCE_WAIT
+                + Duration::from_secs(3),
+        }
+    }
+
+    /// The directory the engine seeds from (`{root}/{match}`).
+    pub fn folder(&self, match_id: &str) -> PathBuf {
+        self.root.join(match_id)
     }
 
     /// Stops seeding (after the windows queued so far have been added).
@@ -238,20 +334,30 @@ async fn work(
     keep: u64,
     status: Arc<SeedStatus>,
 ) {
-    let mut seeded: BTreeMap<u64, Id20> = BTreeMap::new();
+    let mut seeded: BTreeMap<Slot, Id20> = BTreeMap::new();
     while let Some(cmd) = rx.recv().await {
-        let (window, torrent) = match cmd {
-            Cmd::Seed { window, torrent } => (window, torrent),
+        let (slot, torrent, ready) = match cmd {
+            Cmd::Seed {
+                slot,
+                torrent,
+                ready,
+            } => (slot, torrent, ready),
             Cmd::Stop(done) => {
                 session.stop().await;
                 let _ = done.send(());
                 return;
             }
         };
+        let failed = Ready {
+            complete: false,
+            announced: false,
+        };
         let v1 = match torrent::infohashes(&torrent) {
             Ok((v1, _)) => v1,
             Err(e) => {
-                tracing::error!("window {window}: torrent unreadable, not seeded: {e}");
+                tracing::error!("{slot:?}: torrent unreadable, not seeded: {e}");
+                status.failed_total.fetch_add(1, Ordering::Relaxed);
+                let _ = ready.send(failed);
                 continue;
             }
         };
@@ -264,29 +370,107 @@ async fn work(
             output_folder: Some(folder.to_string_lossy().into_owned()),
             ..AddTorrentOptions::default()
         };
+        let added_at = std::time::Instant::now();
         match session
             .add_torrent(AddTorrent::from_bytes(torrent), Some(options))
             .await
         {
-            Ok(_) => {
-                seeded.insert(window, Id20::new(v1));
+            Ok(added) => {
+                if let Some(handle) = added.into_handle() {
+                    tokio::spawn(open_gate(
+                        slot,
+                        handle,
+                        infohash.clone(),
+                        added_at,
+                        ready,
+                        status.clone(),
+                    ));
+                } else {
+                    let _ = ready.send(failed);
+                }
+                seeded.insert(slot, Id20::new(v1));
                 status.seeded_total.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("seeding window {window} (infohash {infohash})");
+                tracing::info!("seeding {} (infohash {infohash})", describe(slot));
             }
-            Err(e) => tracing::error!("window {window}: cannot seed: {e:#}"),
+            Err(e) => {
+                tracing::error!("{}: cannot seed: {e:#}", describe(slot));
+                status.failed_total.fetch_add(1, Ordering::Relaxed);
+                let _ = ready.send(failed);
+            }
         }
         // Windows that have left the DVR window are no longer seeded, and their copy goes.
-        let oldest_kept = window.saturating_sub(keep - 1);
-        let retired: Vec<u64> = seeded.range(..oldest_kept).map(|(w, _)| *w).collect();
-        for w in retired {
-            let id = seeded.remove(&w).expect("key from the map");
-            match session.delete(id.into(), true).await {
-                Ok(()) => tracing::debug!("window {w} left the DVR window; no longer seeded"),
-                Err(e) => tracing::warn!("window {w}: cannot stop seeding: {e:#}"),
+        if let Slot::Window(window) = slot {
+            let oldest_kept = Slot::Window(window.saturating_sub(keep - 1));
+            let retired: Vec<Slot> = seeded.range(..oldest_kept).map(|(s, _)| *s).collect();
+            for s in retired {
+                let id = seeded.remove(&s).expect("key from the map");
+                match session.delete(id.into(), true).await {
+                    Ok(()) => {
+                        tracing::debug!("{} left the DVR window; no longer seeded", describe(s))
+                    }
+                    Err(e) => tracing::warn!("{}: cannot stop seeding: {e:#}", describe(s)),
+                }
             }
         }
         status.seeding.store(seeded.len() as u64, Ordering::Relaxed);
     }
+}
+
+fn describe(slot: Slot) -> String {
+    match slot {
+        Slot::Window(w) => format!("window {w}"),
+        Slot::Archive => "the archive".to_string(),
+    }
+}
+
+/// Waits until the engine holds `slot` complete and a tracker answered for it (each wait
+/// bounded), then opens its gate.
+async fn open_gate(
+    slot: Slot,
+    handle: Arc<librqbit::ManagedTorrent>,
+    infohash: String,
+    added_at: std::time::Instant,
+    ready: oneshot::Sender<Ready>,
+    status: Arc<SeedStatus>,
+) {
+    let complete = matches!(
+        tokio::time::timeout(CHECK_WAIT, handle.wait_until_completed()).await,
+        Ok(Ok(()))
+    );
+    if !complete {
+        status.failed_total.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            "{}: the seeding copy does not check complete against its torrent; it is published without this seeder",
+            describe(slot)
+        );
+        let _ = ready.send(Ready {
+            complete,
+            announced: false,
+        });
+        return;
+    }
+    let announce_deadline = tokio::time::Instant::now() + ANNOUNCE_WAIT;
+    let announced = loop {
+        if tracker::answered(&infohash, added_at) {
+            break true;
+        }
+        if tokio::time::Instant::now() >= announce_deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    if !announced {
+        status.unannounced_total.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "{}: no tracker answered within {} s; publishing it anyway (peers find this seeder at their next announce)",
+            describe(slot),
+            ANNOUNCE_WAIT.as_secs()
+        );
+    }
+    let _ = ready.send(Ready {
+        complete,
+        announced,
+    });
 }
 
 /// Registers `infohash` with a whitelist API. Failures are logged (the tracker may then

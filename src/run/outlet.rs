@@ -1,0 +1,121 @@
+//! Where packaged objects go: the publisher (spool, then origin) and the seeder's copy.
+//!
+//! Seed before publish: a window's torrent, its manifest and signature, and the `live.json`
+//! that names it wait here until the seeder's [`Gate`] opens (the window is held complete and
+//! a tracker answered, or a bounded wait ran out). Segments and media playlists never wait.
+
+use super::{RunError, RunReport};
+use crate::package::{Object, ObjectKind, Packager};
+use crate::publish::Publisher;
+use crate::seed::{Gate, Seeder};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+enum Held {
+    Gate(Gate),
+    Object(Object),
+}
+
+pub(super) struct Outlet {
+    pub publisher: Publisher,
+    pub seeder: Option<Seeder>,
+    /// Window documents waiting for their window's gate, in the packager's order.
+    held: VecDeque<Held>,
+}
+
+/// Objects that describe a window and so wait for it to be seeded.
+fn waits_for_seeder(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Torrent | ObjectKind::Manifest | ObjectKind::Pointer
+    )
+}
+
+impl Outlet {
+    pub fn new(publisher: Publisher, seeder: Option<Seeder>) -> Outlet {
+        Outlet {
+            publisher,
+            seeder,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// Hands every pending object to the publisher, in the packager's order. Segments also
+    /// go into the seeding copy, and a window's torrent starts its seeding; the window's
+    /// documents wait for the seeder.
+    pub fn forward(
+        &mut self,
+        packager: &mut Packager,
+        report: &mut RunReport,
+    ) -> Result<(), RunError> {
+        while let Some(object) = packager.pull() {
+            if object.kind == ObjectKind::Segment {
+                report.segments += 1;
+                report.bytes += object.bytes.len() as u64;
+            }
+            let Some(seeder) = &self.seeder else {
+                self.publisher.submit(&object)?;
+                continue;
+            };
+            match object.kind {
+                ObjectKind::Segment => {
+                    if let Err(e) = seeder.stash(&object.path, &object.bytes) {
+                        tracing::error!("{e}; its window will not be seeded completely");
+                    }
+                }
+                ObjectKind::Torrent => {
+                    if let Some(gate) = seeder.seed(&object.path, &object.bytes) {
+                        self.held.push_back(Held::Gate(gate));
+                    }
+                }
+                _ => {}
+            }
+            if waits_for_seeder(object.kind) && !self.held.is_empty() {
+                self.held.push_back(Held::Object(object));
+            } else {
+                self.publisher.submit(&object)?;
+            }
+        }
+        self.release()
+    }
+
+    /// Publishes the held documents whose gates have opened.
+    pub fn release(&mut self) -> Result<(), RunError> {
+        while let Some(front) = self.held.front_mut() {
+            match front {
+                Held::Gate(gate) => {
+                    let Some(ready) = gate.poll() else {
+                        return Ok(());
+                    };
+                    tracing::debug!(
+                        "window {}: seeder ready (complete {}, tracker answered {}); publishing its torrent and manifest",
+                        gate.window,
+                        ready.complete,
+                        ready.announced
+                    );
+                }
+                Held::Object(object) => self.publisher.submit(object)?,
+            }
+            self.held.pop_front();
+        }
+        Ok(())
+    }
+
+    /// The end of the match: publishes what waits for the seeder (each gate is bounded),
+    /// waits for the spool to drain, then stops seeding.
+    pub fn close(mut self, drain_timeout: Duration) -> Result<(), RunError> {
+        let started = Instant::now();
+        while !self.held.is_empty() {
+            self.release()?;
+            if started.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let drained = self.publisher.finish(drain_timeout);
+        if let Some(seeder) = self.seeder {
+            seeder.stop(Duration::from_secs(5));
+        }
+        Ok(drained?)
+    }
+}

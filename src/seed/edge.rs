@@ -1,0 +1,1 @@
+//! The edge seeder (`swarmpack seed`).
