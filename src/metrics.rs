@@ -41,6 +41,8 @@ pub struct Metrics {
     pub origin_down: Gauge,
     pub seeded_windows: Gauge,
     pub seeded_windows_total: Counter,
+    pub windows_unannounced: Counter,
+    pub windows_unseeded: Counter,
     pub tracker_announces: Counter,
     pub tracker_errors: Counter,
 }
@@ -72,6 +74,8 @@ impl Metrics {
             origin_down: Gauge::default(),
             seeded_windows: Gauge::default(),
             seeded_windows_total: Counter::default(),
+            windows_unannounced: Counter::default(),
+            windows_unseeded: Counter::default(),
             tracker_announces: Counter::default(),
             tracker_errors: Counter::default(),
             registry: Registry::default(),
@@ -137,6 +141,16 @@ impl Metrics {
             m.seeded_windows_total.clone(),
         );
         registry.register(
+            "windows_published_unannounced",
+            "Windows published after the 2 s wait without a tracker answering the seeder's announce",
+            m.windows_unannounced.clone(),
+        );
+        registry.register(
+            "windows_published_unseeded",
+            "Windows published although the seeder could not hold them complete",
+            m.windows_unseeded.clone(),
+        );
+        registry.register(
             "tracker_announces",
             "Announces a tracker answered (HTTP and UDP), for every seeded window",
             m.tracker_announces.clone(),
@@ -188,20 +202,23 @@ pub fn latency_recorder(
     tx
 }
 
-/// Serves `GET /metrics` on `listener` until the runtime stops.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+/// Serves `GET /metrics` on `listener` until the runtime stops; `render` gives the text.
+pub async fn serve<F>(listener: tokio::net::TcpListener, render: F)
+where
+    F: Fn() -> String + Clone + Send + Sync + 'static,
+{
     use axum::http::header::CONTENT_TYPE;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let metrics = metrics.clone();
+            let text = render();
             async move {
                 (
                     [(
                         CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    metrics.render(),
+                    text,
                 )
             }
         }),

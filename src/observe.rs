@@ -196,6 +196,8 @@ impl Observer {
             if let Some(seed) = &self.seed {
                 m.seeded_windows.set(seed.seeding() as i64);
                 Metrics::catch_up(&m.seeded_windows_total, seed.seeded_total());
+                Metrics::catch_up(&m.windows_unannounced, seed.unannounced_total());
+                Metrics::catch_up(&m.windows_unseeded, seed.failed_total());
             }
         }
         if self.tty {

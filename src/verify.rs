@@ -12,7 +12,7 @@ use crate::publish::origin::checked_relative;
 use bendy::value::Value;
 use m3u8_rs::{KeyMethod, Playlist};
 use ring::signature::{ED25519, UnparsedPublicKey};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,8 @@ struct Checker<'a> {
     report: Report,
     /// Length and SHA-256 of every segment read so far, by path below the match.
     digests: HashMap<String, (u64, String)>,
+    /// Segments already reported as missing or altered (one line per problem).
+    reported: HashSet<String>,
 }
 
 impl Checker<'_> {
@@ -153,31 +155,27 @@ impl Checker<'_> {
         let mut files = Vec::new();
         for s in &doc.segments {
             self.report.segments += 1;
-            match self.src.get(&s.path)? {
-                None => self.problem(format!("{}: missing (listed in {rel})", s.path)),
-                Some(data) if data.len() as u64 != s.length => self.problem(format!(
-                    "{}: {} bytes, {rel} says {}",
-                    s.path,
-                    data.len(),
-                    s.length
-                )),
-                Some(data) if sha256_hex(&data) != s.sha256 => self.problem(format!(
-                    "{}: SHA-256 {} differs from {rel} ({})",
-                    s.path,
-                    sha256_hex(&data),
-                    s.sha256
-                )),
-                Some(data) => {
-                    self.digests
-                        .insert(s.path.clone(), (s.length, s.sha256.clone()));
-                    files.push((
-                        s.angle.clone(),
-                        s.rung.clone(),
-                        format!("{}.ts", s.seq),
-                        data,
-                    ))
-                }
-            }
+            let Some(data) = self.src.get(&s.path)? else {
+                self.reported.insert(s.path.clone());
+                self.problem(format!("{}: missing (listed in {rel})", s.path));
+                continue;
+            };
+            let sha = sha256_hex(&data);
+            let problem = if data.len() as u64 != s.length {
+                format!("{}: {} bytes, {rel} says {}", s.path, data.len(), s.length)
+            } else if sha != s.sha256 {
+                format!(
+                    "{}: SHA-256 {sha} differs from {rel} ({})",
+                    s.path, s.sha256
+                )
+            } else {
+                self.digests.insert(s.path.clone(), (s.length, sha));
+                let name = format!("{}.ts", s.seq);
+                files.push((s.angle.clone(), s.rung.clone(), name, data));
+                continue;
+            };
+            self.reported.insert(s.path.clone());
+            self.problem(problem);
         }
         self.torrent(doc, &files)
     }
@@ -340,6 +338,9 @@ impl Checker<'_> {
                     .map(|data| (data.len() as u64, sha256_hex(&data))),
             };
             let tagged = (tag.bytes, hex(&tag.sha256));
+            if self.reported.contains(&seg_rel) {
+                continue; // Already named against its window manifest.
+            }
             match digest {
                 None => self.problem(format!("{seg_rel}: missing (named in {rel})")),
                 Some(found) if found != tagged => self.problem(format!(
@@ -369,6 +370,7 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
         public_key: pubkey.to_vec(),
         report: Report::default(),
         digests: HashMap::new(),
+        reported: HashSet::new(),
     };
     let Some(live) = c.signed("live.json")? else {
         c.problem("live.json: missing; nothing points at the newest window".into());

@@ -63,6 +63,13 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
         assert!(vod.end_list, "{angle}");
         assert_eq!(vod.segments.len(), 8, "{angle}");
         assert!(vod.segments.iter().all(|s| s.key.is_some()), "{angle}");
+        // The VOD playlists carry the same segment signatures as the live ones (openssl).
+        let tags = assert_segment_tags_verify(
+            &dir,
+            &m.join(format!("{angle}/180p/vod.m3u8")),
+            &keys.join("pubkey.pem"),
+        );
+        assert_eq!(tags, 8, "{angle}");
     }
 
     // VOD multivariant playlists, twins of the live ones, naming only VOD renditions.

@@ -192,3 +192,122 @@ fn a_tampered_torrent_is_caught() {
         "{out}"
     );
 }
+
+/// The clean match's `main/360p` live playlist, its text and the URI of its segment `i`.
+fn playlist_text(dir: &Path) -> (PathBuf, String) {
+    let p = dir.join("main/360p/index.m3u8");
+    let text = std::fs::read_to_string(&p).unwrap();
+    (p, text)
+}
+
+fn nth_segment_uri(text: &str, i: usize) -> String {
+    text.lines()
+        .filter(|l| l.ends_with(".ts"))
+        .nth(i)
+        .unwrap()
+        .to_string()
+}
+
+/// Replaces the first occurrence of `from` after the line naming segment `i - 1` (so the
+/// change lands in segment `i`'s tags).
+fn edit_segment_tags(text: &str, i: usize, from: &str, to: &str) -> String {
+    let start = if i == 0 {
+        0
+    } else {
+        let prev = nth_segment_uri(text, i - 1);
+        text.find(&format!("\n{prev}\n")).unwrap() + prev.len() + 2
+    };
+    let at = start + text[start..].find(from).expect("text to edit");
+    format!("{}{to}{}", &text[..at], &text[at + from.len()..])
+}
+
+#[test]
+fn a_changed_key_uri_in_a_playlist_is_named() {
+    let (_t, dir) = copy_of_match();
+    let (p, text) = playlist_text(&dir);
+    let seg = nth_segment_uri(&text, 2);
+    std::fs::write(&p, edit_segment_tags(&text, 2, "URI=\"http", "URI=\"https")).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "main/360p/index.m3u8: {seg}: segment signature does not verify"
+        )),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "exactly one problem: {out}");
+}
+
+#[test]
+fn a_changed_iv_in_a_playlist_is_named() {
+    let (_t, dir) = copy_of_match();
+    let (p, text) = playlist_text(&dir);
+    let seg = nth_segment_uri(&text, 3);
+    let tampered = edit_segment_tags(&text, 3, "IV=0x", "IV=0x0");
+    // Keep 32 digits: drop the IV's last digit.
+    let at = tampered.find("IV=0x0").unwrap() + 5 + 32;
+    let tampered = format!("{}{}", &tampered[..at], &tampered[at + 1..]);
+    std::fs::write(&p, tampered).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "main/360p/index.m3u8: {seg}: segment signature does not verify"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_segment_swapped_for_another_is_named() {
+    // Its bytes replaced by another segment's: named against its window manifest (once).
+    let (_t, dir) = copy_of_match();
+    let (_, text) = playlist_text(&dir);
+    let (a, b) = (nth_segment_uri(&text, 1), nth_segment_uri(&text, 2));
+    let rendition = dir.join("main/360p");
+    std::fs::copy(rendition.join(&a), rendition.join(&b)).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("main/360p/{b}: ")), "{out}");
+    assert_eq!(out.lines().count(), 1, "exactly one problem: {out}");
+
+    // Two segment lines swapped in the playlist: each tag now sits before another path.
+    let (_t2, dir) = copy_of_match();
+    let (p, text) = playlist_text(&dir);
+    let swapped = text
+        .replace(&format!("\n{a}\n"), "\nA-PLACEHOLDER\n")
+        .replace(&format!("\n{b}\n"), &format!("\n{a}\n"))
+        .replace("\nA-PLACEHOLDER\n", &format!("\n{b}\n"));
+    std::fs::write(&p, swapped).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{out}");
+    for seg in [&a, &b] {
+        assert!(
+            out.contains(&format!(
+                "main/360p/index.m3u8: {seg}: segment signature does not verify"
+            )),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_removed_tag_is_named() {
+    let (_t, dir) = copy_of_match();
+    let (p, text) = playlist_text(&dir);
+    let seg = nth_segment_uri(&text, 4);
+    let start = text
+        .find(&format!("\n{}\n", nth_segment_uri(&text, 3)))
+        .unwrap();
+    let tag_at = start + text[start..].find("#EXT-X-SWARMPACK-SEGMENT:").unwrap();
+    let tag_end = tag_at + text[tag_at..].find('\n').unwrap() + 1;
+    std::fs::write(&p, format!("{}{}", &text[..tag_at], &text[tag_end..])).unwrap();
+    let (code, out) = verify(dir.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "main/360p/index.m3u8: {seg}: no #EXT-X-SWARMPACK-SEGMENT tag"
+        )),
+        "{out}"
+    );
+}

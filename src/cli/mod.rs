@@ -2,6 +2,7 @@
 //! here into bad input (exit 2) and runtime failures (exit 1).
 
 mod http;
+mod seed;
 
 use anyhow::anyhow;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -174,6 +175,8 @@ AES-128 key of that window to a request with a valid token for that match (Beare
         #[arg(long, value_name = "ADDR")]
         listen: String,
     },
+    /// Follow a match on its origin, verify every window, and seed it (an edge seeder).
+    Seed(seed::SeedArgs),
     /// Serve a local origin directory, the key server and the operator preview page.
     #[command(
         long_about = "Serve a match day from one process on one address:\n\n  \
@@ -316,6 +319,7 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             );
             Ok(())
         }
+        Command::Seed(args) => seed::seed(args, stop_requests),
         Command::Keyserver { keys, listen } => http::keyserver(&keys, &listen, stop_requests),
         Command::Serve {
             origin,

@@ -133,7 +133,8 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                 .block_on(tokio::net::TcpListener::bind(addr))
                 .map_err(|source| RunError::Metrics { addr, source })?;
             let m = Metrics::new(&cfg.match_id, &cfg.profile.name, cfg.origin.describe());
-            rt.spawn(crate::metrics::serve(listener, m.clone()));
+            let shown = m.clone();
+            rt.spawn(crate::metrics::serve(listener, move || shown.render()));
             tracing::info!("metrics at http://{addr}/metrics");
             Some(m)
         }

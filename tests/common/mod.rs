@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod nginx;
+mod tags;
 mod venue;
 
+pub use tags::*;
 pub use venue::*;
 
 use std::path::{Path, PathBuf};
@@ -523,17 +525,5 @@ pub fn lt_check(torrent: &Path, save: &Path) -> String {
 /// openssl checks `file`'s Ed25519 signature (`file` with `.json.sig` for `.json`) against
 /// `pubkey` (PEM): the outside check of every signed JSON document.
 pub fn openssl_verifies(pubkey: &Path, file: &Path) -> bool {
-    Command::new("openssl")
-        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
-        .arg(pubkey)
-        .arg("-rawin")
-        .arg("-in")
-        .arg(file)
-        .arg("-sigfile")
-        .arg(file.with_extension("json.sig"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+    openssl_verifies_sig(pubkey, file, &file.with_extension("json.sig"))
 }

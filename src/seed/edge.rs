@@ -1,1 +1,0 @@
-//! The edge seeder (`swarmpack seed`).
