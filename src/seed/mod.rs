@@ -193,7 +193,9 @@ impl Seeder {
                 ..DhtSessionConfig::default()
             }),
             listen: Some(ListenerOptions {
-                mode: ListenerMode::TcpOnly,
+                // uTP too: stock clients (libtorrent) try uTP first and wait seconds for it
+                // to time out before they fall back to TCP.
+                mode: ListenerMode::TcpAndUtp,
                 listen_addr: listen,
                 // Announce the real port even on loopback (librqbit omits it there).
                 announce_port: Some(listen.port()),

@@ -4,9 +4,11 @@
 
 pub mod nginx;
 mod tags;
+mod tracker;
 mod venue;
 
 pub use tags::*;
+pub use tracker::Tracker;
 pub use venue::*;
 
 use std::path::{Path, PathBuf};

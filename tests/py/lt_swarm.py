@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """A real BitTorrent peer (libtorrent) against swarmpack's seeder, on loopback.
 
-Usage: lt_swarm.py TORRENT SAVE_DIR SCRAPE_URL[,SCRAPE_URL...] TIMEOUT_SECS
+Usage: lt_swarm.py TORRENT SAVE_DIR SCRAPE_URL[,SCRAPE_URL...] TIMEOUT_SECS [MIN_COMPLETE]
 
 1. Scrapes each tracker (HTTP scrape) for the torrent's v1 infohash until every one reports
-   a complete peer (swarmpack's seeder) or time runs out.
+   MIN_COMPLETE (default 1) complete peers (swarmpack's seeders) or time runs out.
 2. Removes every web seed from the torrent, so the only source is whatever peer the tracker
    names, and downloads the whole torrent into SAVE_DIR.
 
@@ -20,6 +20,7 @@ import urllib.request
 import libtorrent as lt
 
 torrent, save, scrape_urls, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+min_complete = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 deadline = time.time() + timeout
 
 ti = lt.torrent_info(torrent)
@@ -30,7 +31,10 @@ def scrape(url):
     try:
         q = url + "?info_hash=" + urllib.parse.quote_from_bytes(v1)
         reply = lt.bdecode(urllib.request.urlopen(q, timeout=5).read())
-        entry = reply.get(b"files", {}).get(v1)
+        files = reply.get(b"files", {})
+        # bittorrent-tracker (npm) bencodes the binary infohash key as UTF-8 text of its
+        # Latin-1 reading; opentracker sends the raw bytes. Accept either.
+        entry = files.get(v1) or files.get(v1.decode("latin-1").encode("utf-8"))
         return {k.decode(): v for k, v in entry.items()} if entry else {}
     except OSError as e:
         return {"error": str(e)}
@@ -39,7 +43,7 @@ def scrape(url):
 scrapes = {}
 while time.time() < deadline:
     scrapes = {u: scrape(u) for u in scrape_urls.split(",")}
-    if all(s.get("complete", 0) >= 1 for s in scrapes.values()):
+    if all(s.get("complete", 0) >= min_complete for s in scrapes.values()):
         break
     time.sleep(0.2)
 

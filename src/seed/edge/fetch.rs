@@ -196,7 +196,11 @@ async fn segments(
 }
 
 /// Seeds the whole-match archive once `archive` has published it. Returns whether it did.
-pub(super) async fn archive(cfg: &EdgeConfig, seeder: &Seeder, metrics: &EdgeMetrics) -> Result<bool, Fault> {
+pub(super) async fn archive(
+    cfg: &EdgeConfig,
+    seeder: &Seeder,
+    metrics: &EdgeMetrics,
+) -> Result<bool, Fault> {
     let (file, sig) = document(cfg, "archive.json", None).await?;
     if file.is_empty() {
         return Ok(false);

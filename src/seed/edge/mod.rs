@@ -302,4 +302,3 @@ async fn new_windows(
     found.reverse();
     Ok(found)
 }
-
