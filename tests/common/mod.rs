@@ -8,7 +8,7 @@ mod tracker;
 mod venue;
 
 pub use tags::*;
-pub use tracker::Tracker;
+pub use tracker::*;
 pub use venue::*;
 
 use std::path::{Path, PathBuf};
