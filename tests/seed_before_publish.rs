@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::tracker::Tracker;
 use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -4,11 +4,10 @@
 
 pub mod nginx;
 mod tags;
-mod tracker;
+pub mod tracker;
 mod venue;
 
 pub use tags::*;
-pub use tracker::*;
 pub use venue::*;
 
 use std::path::{Path, PathBuf};
