@@ -15,7 +15,6 @@ use common::tracker::Tracker;
 use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 #[test]
 fn ten_fresh_viewers_in_a_row_get_each_window_from_peers_as_soon_as_its_torrent_appears() {
