@@ -28,7 +28,7 @@ two or more `swarmpack seed` on machines near the viewers, started before the ma
 Exit codes: 2 for a wrong --pubkey, an origin without the match, or bad flags; 0 after SIGTERM.",
     after_help = "Example:\n  \
 swarmpack seed --origin https://origin.example/ --match final --pubkey pubkey.pem \\\n      \
---listen 0.0.0.0:6881 --cache /var/cache/swarmpack --metrics 127.0.0.1:9301"
+--listen 0.0.0.0:6881 --cache /var/cache/swarmpack --metrics 127.0.0.1:9301 --wait-for-match 30m"
 )]
 pub struct SeedArgs {
     /// Where the match is published: http(s)://host/path/ (what viewers read), s3://bucket/prefix
@@ -57,6 +57,10 @@ pub struct SeedArgs {
     /// Windows seeded at once; older ones are retired (live.json lists the newest 10).
     #[arg(long, value_name = "N", default_value_t = 10)]
     keep_windows: u64,
+    /// Wait this long for the match to appear on the origin (start seeders before the match:
+    /// 30m); without it an origin without the match is an error (exit 2).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    wait_for_match: String,
 }
 
 pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
@@ -81,12 +85,15 @@ pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failu
         .as_deref()
         .map(|m| addr("--metrics", m))
         .transpose()?;
-    let poll: Duration = humantime::parse_duration(&args.poll).map_err(|e| {
-        bad_input(anyhow::anyhow!(
-            "--poll {:?}: {e}; expected a duration such as 1s or 500ms",
-            args.poll
-        ))
-    })?;
+    let duration = |flag: &str, text: &str| -> Result<Duration, Failure> {
+        humantime::parse_duration(text).map_err(|e| {
+            bad_input(anyhow::anyhow!(
+                "{flag} {text:?}: {e}; expected a duration such as 1s, 500ms or 30m"
+            ))
+        })
+    };
+    let poll = duration("--poll", &args.poll)?;
+    let wait_for_match = duration("--wait-for-match", &args.wait_for_match)?;
     if args.keep_windows == 0 {
         return Err(bad_input(anyhow::anyhow!(
             "--keep-windows 0: expected at least 1"
@@ -102,6 +109,7 @@ pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failu
         metrics,
         poll: poll.max(Duration::from_millis(100)),
         keep_windows: args.keep_windows,
+        wait_for_match,
     };
     follow(cfg, stop_requests).map_err(|e| {
         if e.is_bad_input() {

@@ -93,10 +93,22 @@ pub fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
 }
 
 /// Waits until `probe` is true or the deadline passes.
-pub fn wait_for(what: &str, deadline: Duration, mut probe: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, deadline: Duration, probe: impl FnMut() -> bool) {
+    wait_or_show(what, deadline, probe, String::new);
+}
+
+/// [`wait_for`], and on timeout the panic message also shows `context()` (logs, say).
+pub fn wait_or_show(
+    what: &str,
+    deadline: Duration,
+    mut probe: impl FnMut() -> bool,
+    context: impl FnOnce() -> String,
+) {
     let start = Instant::now();
     while !probe() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        if start.elapsed() >= deadline {
+            panic!("timed out waiting for {what}\n{}", context());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

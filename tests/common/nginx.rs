@@ -29,7 +29,7 @@ impl Nginx {
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{}}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
              server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    client_max_body_size 0;\n    \
              location / {{\n      dav_methods PUT DELETE MKCOL;\n      create_full_put_path on;\n      \
@@ -45,6 +45,15 @@ impl Nginx {
         };
         nginx.start();
         nginx
+    }
+
+    /// The request lines of the access log so far (`GET /path HTTP/1.1`), one per request.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+            .collect()
     }
 
     /// The origin URL swarmpack publishes to.

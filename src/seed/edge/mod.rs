@@ -41,14 +41,20 @@ pub struct EdgeConfig {
     pub poll: Duration,
     /// Windows seeded at once (older ones are retired).
     pub keep_windows: u64,
+    /// How long to wait for the match to appear on the origin before giving up (exit 2).
+    pub wait_for_match: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     #[error(
-        "origin {origin}: no match {match_id:?} there ({match_id}/master.m3u8 and {match_id}/live.json are both missing); check --origin and --match"
+        "origin {origin}: no match {match_id:?} there after {waited:?} ({match_id}/master.m3u8 and {match_id}/live.json are both missing); check --origin and --match, or start earlier with --wait-for-match"
     )]
-    NoMatch { origin: String, match_id: String },
+    NoMatch {
+        origin: String,
+        match_id: String,
+        waited: Duration,
+    },
     #[error(
         "{path} does not verify with --pubkey {pubkey}: the wrong public key for this match, or a forged pointer"
     )]
@@ -107,7 +113,7 @@ struct Book {
     seeded: BTreeMap<u64, String>,
     /// Window → (its manifest's SHA-256, the link to its predecessor), refused.
     refused: BTreeMap<u64, (String, Option<Link>)>,
-    /// The origin has answered at least once.
+    /// The match has been seen on the origin.
     reached: bool,
     archive_seeded: bool,
 }
@@ -150,12 +156,35 @@ pub fn follow(cfg: EdgeConfig, stop_requests: Arc<AtomicUsize>) -> Result<(), Ed
     );
     let mut book = Book::default();
     let mut failures = 0u32;
+    let started = std::time::Instant::now();
     let result = loop {
         if stop_requests.load(Ordering::Relaxed) > 0 {
             break Ok(());
         }
         match rt.block_on(round(&cfg, &seeder, &mut book, &metrics)) {
             Ok(()) => failures = 0,
+            Err(Fault::Input(EdgeError::NoMatch { .. }))
+                if started.elapsed() < cfg.wait_for_match =>
+            {
+                if failures == 0 {
+                    tracing::info!(
+                        "match {} is not on {} yet; waiting up to {:?} (--wait-for-match)",
+                        cfg.match_id,
+                        cfg.origin.describe(),
+                        cfg.wait_for_match
+                    );
+                }
+                failures = 1;
+            }
+            Err(Fault::Input(EdgeError::NoMatch {
+                origin, match_id, ..
+            })) => {
+                break Err(EdgeError::NoMatch {
+                    origin,
+                    match_id,
+                    waited: started.elapsed(),
+                });
+            }
             Err(Fault::Input(e)) if !book.reached || book.seeded.is_empty() => break Err(e),
             Err(Fault::Input(e)) => {
                 metrics.windows_refused.inc();
@@ -206,6 +235,7 @@ async fn round(
             return Err(Fault::Input(EdgeError::NoMatch {
                 origin: cfg.origin.describe().to_string(),
                 match_id: m.clone(),
+                waited: Duration::ZERO,
             }));
         }
         book.reached = true;
