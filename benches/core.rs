@@ -180,12 +180,35 @@ fn packager(c: &mut Criterion) {
     g.finish();
 }
 
+/// One `#EXT-X-SWARMPACK-SEGMENT` signature: Ed25519 over the six lines, given the digest the
+/// packager computes once per segment anyway (part of the packager benches above).
+fn segment_signature(c: &mut Criterion) {
+    use swarmpack::package::playlist::SegmentKey;
+    use swarmpack::package::segment_sig::SegmentSignature;
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[5; 32]).unwrap();
+    let key = SegmentKey {
+        uri: "http://127.0.0.1:8080/keys/final/179537040".into(),
+        iv: [9; 16],
+    };
+    c.bench_function("sign one segment tag", |b| {
+        b.iter(|| {
+            SegmentSignature::sign_digest(
+                &signer,
+                black_box("final/main/1080p/897685200.ts"),
+                1_500_000,
+                [3; 32],
+                Some(&key),
+            )
+        })
+    });
+}
+
 criterion_group! {
     name = core;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = encryption, torrents, playlists, packager
+    targets = encryption, torrents, playlists, packager, segment_signature
 }
 criterion_main!(core);

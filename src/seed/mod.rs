@@ -148,6 +148,7 @@ pub struct Seeder {
     rt: tokio::runtime::Handle,
     port: u16,
     status: Arc<SeedStatus>,
+    session: Arc<Session>,
 }
 
 impl Seeder {
@@ -216,7 +217,7 @@ impl Seeder {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(SeedStatus::default());
         rt.spawn(work(
-            session,
+            session.clone(),
             root.join(match_id),
             rx,
             whitelists,
@@ -233,7 +234,13 @@ impl Seeder {
             rt: rt.clone(),
             port: listen.port(),
             status,
+            session,
         })
+    }
+
+    /// Bytes uploaded to peers since the start.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.session.stats_snapshot().counters.uploaded_bytes
     }
 
     /// The TCP port peers connect to.

@@ -16,6 +16,7 @@ pub struct EdgeMetrics {
     pub origin_errors: Counter,
     pub seeding: Gauge,
     pub tracker_announces: Counter,
+    pub uploaded_bytes: Counter,
 }
 
 impl EdgeMetrics {
@@ -31,6 +32,7 @@ impl EdgeMetrics {
             origin_errors: Counter::default(),
             seeding: Gauge::default(),
             tracker_announces: Counter::default(),
+            uploaded_bytes: Counter::default(),
         };
         for (name, help, c) in [
             (

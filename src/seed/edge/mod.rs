@@ -204,6 +204,7 @@ pub fn follow(cfg: EdgeConfig, stop_requests: Arc<AtomicUsize>) -> Result<(), Ed
             &metrics.tracker_announces,
             super::tracker::ANNOUNCES.load(Ordering::Relaxed),
         );
+        crate::metrics::Metrics::catch_up(&metrics.uploaded_bytes, seeder.uploaded_bytes());
         // Back off while the origin is unreachable (up to 8 polls), checking for a stop.
         let wait = cfg.poll * 2u32.pow(failures.min(3));
         let until = std::time::Instant::now() + wait;
