@@ -278,3 +278,47 @@ fn run_time_setup_failures_name_what_failed() {
         "{err}"
     );
 }
+
+#[test]
+fn seed_help_teaches_and_bad_flags_exit_2_naming_the_flag() {
+    let out = swarmpack().args(["seed", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--origin",
+        "--pubkey",
+        "--cache",
+        "--wait-for-match",
+        "Nothing unverified is seeded",
+        "run --no-seed",
+    ] {
+        assert!(help.contains(needle), "seed --help lacks {needle}:\n{help}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let pubkey = keys.join("pubkey.pem");
+    let p = pubkey.to_str().unwrap();
+    for (extra, needle) in [
+        (
+            vec!["--pubkey", p, "--listen", "nowhere"],
+            "--listen \"nowhere\"",
+        ),
+        (vec!["--pubkey", p, "--poll", "soon"], "--poll \"soon\""),
+        (vec!["--pubkey", "/nonexistent.pem"], "/nonexistent.pem"),
+        (
+            vec!["--pubkey", keys.join("token.secret").to_str().unwrap()],
+            "token.secret",
+        ),
+    ] {
+        let mut args = vec!["seed", "--origin", "file:///nonexistent", "--match", "m"];
+        args.extend_from_slice(&extra);
+        let (code, err) = run_err(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let (code, err) = run_err(&[
+        "seed", "--origin", "ftp://x/", "--match", "m", "--pubkey", p,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--origin"), "{err}");
+}

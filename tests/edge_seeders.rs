@@ -339,6 +339,31 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
     let report = lt_swarm(&torrent, &tmp.path().join("viewer2"), &tracker, 2);
     assert_eq!(report["seeding"], true, "{report}\n{}", logs("", &a, &b));
 
+    // After the match, `archive` publishes the whole-match torrent (the altered segment put
+    // back first: archive refuses a match whose segments do not match their manifests), and
+    // both edge seeders verify and seed it.
+    let path = root.join(MATCH).join(format!("main/180p/{bad_seq}.ts"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    let mut archive = swarmpack();
+    archive
+        .args(["archive", "--match", MATCH, "--origin", &nginx.url()])
+        .arg("--keys")
+        .arg(&keys);
+    let out = run_with_deadline(archive, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_or_show(
+        "both seeders to seed the archive",
+        Duration::from_secs(30),
+        || a.log().contains("archive verified: ") && b.log().contains("archive verified: "),
+        || logs("", &a, &b),
+    );
+
     // Bad input and faults.
     let other = keygen(&tmp.path().join("other"));
     let mut wrong_key = swarmpack();

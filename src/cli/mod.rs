@@ -176,6 +176,7 @@ AES-128 key of that window to a request with a valid token for that match (Beare
         listen: String,
     },
     /// Follow a match on its origin, verify every window, and seed it (an edge seeder).
+    #[command(long_about = seed::LONG_ABOUT, after_help = seed::EXAMPLE)]
     Seed(seed::SeedArgs),
     /// Serve a local origin directory, the key server and the operator preview page.
     #[command(

@@ -9,9 +9,8 @@ use swarmpack::profile::is_path_safe_name;
 use swarmpack::publish::Origin;
 use swarmpack::seed::edge::{EdgeConfig, follow};
 
-#[derive(clap::Args)]
-#[command(
-    long_about = "An edge seeder that runs anywhere: it follows a match on its origin, verifies \
+/// `swarmpack seed --help`: what it does, step by step.
+pub const LONG_ABOUT: &str = "An edge seeder that runs anywhere: it follows a match on its origin, verifies \
 everything with the match's public key, and seeds each window over BitTorrent.\n\n\
 Each poll it reads MATCH/live.json and checks its Ed25519 signature, walks the hash chain of \
 window manifests back to the windows it already holds, checks each manifest's signature and \
@@ -25,11 +24,14 @@ while verified windows keep seeding. Verified files stay in --cache, so a restar
 without fetching them.\n\n\
 The recommended event setup: `swarmpack run --no-seed` at the venue (whose uplink is scarce), and \
 two or more `swarmpack seed` on machines near the viewers, started before the match.\n\n\
-Exit codes: 2 for a wrong --pubkey, an origin without the match, or bad flags; 0 after SIGTERM.",
-    after_help = "Example:\n  \
+Exit codes: 2 for a wrong --pubkey, an origin without the match, or bad flags; 0 after SIGTERM.";
+
+/// `swarmpack seed --help`: an example.
+pub const EXAMPLE: &str = "Example:\n  \
 swarmpack seed --origin https://origin.example/ --match final --pubkey pubkey.pem \\\n      \
---listen 0.0.0.0:6881 --cache /var/cache/swarmpack --metrics 127.0.0.1:9301 --wait-for-match 30m"
-)]
+--listen 0.0.0.0:6881 --cache /var/cache/swarmpack --metrics 127.0.0.1:9301 --wait-for-match 30m";
+
+#[derive(clap::Args)]
 pub struct SeedArgs {
     /// Where the match is published: http(s)://host/path/ (what viewers read), s3://bucket/prefix
     /// or file:///abs/dir.
