@@ -16,7 +16,9 @@ import os
 import sys
 import time
 
-import libtorrent as lt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "py"))
+import libtorrent as lt  # noqa: E402
+from ltkit import session as lt_session  # noqa: E402
 
 windows_dir, save_root = sys.argv[1], sys.argv[2]
 viewers_n, windows_n, timeout = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
@@ -25,18 +27,7 @@ WEB_SEED = 1  # peer_info.connection_type for a BEP 19 web seed
 
 
 def session():
-    return lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "allow_multiple_connections_per_ip": True,
-            "announce_to_all_trackers": True,
-            "alert_mask": 0,
-        }
-    )
+    return lt_session(alert_mask=0)
 
 
 def listing():

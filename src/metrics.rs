@@ -165,10 +165,7 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        render(&self.registry)
     }
 
     /// Raises a counter to `total` (for counts kept elsewhere as running totals).
@@ -200,6 +197,14 @@ pub fn latency_recorder(
         })
         .expect("spawn the metrics thread");
     tx
+}
+
+/// The OpenMetrics text exposition of `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("writing to a String cannot fail");
+    out
 }
 
 /// Serves `GET /metrics` on `listener` until the runtime stops; `render` gives the text.

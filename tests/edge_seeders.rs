@@ -144,30 +144,6 @@ fn segment_gets(nginx: &Nginx, except: u64) -> usize {
         .count()
 }
 
-/// lt_swarm.py: scrape until `min_complete` seeders, then download without web seed.
-fn lt_swarm(
-    torrent: &Path,
-    save: &Path,
-    tracker: &Tracker,
-    min_complete: u32,
-) -> serde_json::Value {
-    let out = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_swarm.py"))
-        .arg(torrent)
-        .arg(save)
-        .arg(tracker.scrape())
-        .args(["30", &min_complete.to_string()])
-        .output()
-        .expect("python3-libtorrent is installed (scripts/setup)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lt_swarm.py: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap()
-}
-
 #[test]
 fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
     let tmp = tempfile::tempdir().unwrap();
@@ -256,7 +232,7 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
     );
     let torrent = root.join(MATCH).join(format!("windows/{later}.torrent"));
     let save = tmp.path().join("viewer");
-    let report = lt_swarm(&torrent, &save, &tracker, 2);
+    let report = lt_swarm(&torrent, &save, &[tracker.scrape()], 2);
     let complete = report["scrapes"][tracker.scrape()]["complete"]
         .as_i64()
         .unwrap_or(0);
@@ -336,7 +312,12 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
         logs("", &a, &b)
     );
     let torrent = root.join(MATCH).join(format!("windows/{newest}.torrent"));
-    let report = lt_swarm(&torrent, &tmp.path().join("viewer2"), &tracker, 2);
+    let report = lt_swarm(
+        &torrent,
+        &tmp.path().join("viewer2"),
+        &[tracker.scrape()],
+        2,
+    );
     assert_eq!(report["seeding"], true, "{report}\n{}", logs("", &a, &b));
 
     // After the match, `archive` publishes the whole-match torrent (the altered segment put

@@ -104,28 +104,15 @@ fn ten_fresh_viewers_in_a_row_get_each_window_from_peers_as_soon_as_its_torrent_
             log()
         );
         assert!(r["complete_secs"].as_f64().unwrap() <= 10.0, "{r}");
-        let peers: Vec<&str> = r["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|p| p.as_str())
-            .collect();
         assert!(
-            peers.contains(&format!("127.0.0.1:{seed_port}").as_str()),
+            met_peer(r, &format!("127.0.0.1:{seed_port}")),
             "window {w}: swarmpack's seeder not among the peers: {r}"
         );
         // Byte-identical to the origin, file by file.
-        let got = save.join(w).join("gate/main/180p");
-        let mut files = 0;
-        for e in std::fs::read_dir(&got).unwrap().flatten() {
-            let theirs = std::fs::read(origin.join("gate/main/180p").join(e.file_name())).unwrap();
-            assert!(
-                std::fs::read(e.path()).unwrap() == theirs,
-                "{w}: {:?}",
-                e.file_name()
-            );
-            files += 1;
-        }
+        let files = assert_same_files(
+            &save.join(w).join("gate/main/180p"),
+            &origin.join("gate/main/180p"),
+        );
         assert!(files >= 1, "window {w}: no files");
     }
     // The gate waited for the tracker's answer each time (none published unannounced).

@@ -136,21 +136,7 @@ fn trackers_count_our_seeder_and_libtorrent_downloads_a_window_from_it_alone() {
         format!("http://127.0.0.1:{http_port}/scrape"),
         format!("http://127.0.0.1:{udp_port}/scrape"),
     ];
-    let out = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_swarm.py"))
-        .arg(&torrent)
-        .arg(&save)
-        .arg(scrapes.join(","))
-        .arg("60")
-        .output()
-        .expect("python3-libtorrent is installed (scripts/setup)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lt_swarm.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = lt_swarm(&torrent, &save, &scrapes, 1);
 
     // Both trackers (HTTP announce, UDP announce) list our seeder as complete.
     for url in &scrapes {
@@ -165,27 +151,17 @@ fn trackers_count_our_seeder_and_libtorrent_downloads_a_window_from_it_alone() {
         "{report}\nswarmpack log:\n{}",
         log()
     );
-    let peers: Vec<&str> = report["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p.as_str())
-        .collect();
     assert!(
-        peers.contains(&format!("127.0.0.1:{seed_port}").as_str()),
+        met_peer(&report, &format!("127.0.0.1:{seed_port}")),
         "swarmpack's seeder not among the peers: {report}"
     );
     assert!(report["downloaded"].as_u64().unwrap() > 0, "{report}");
 
     // Byte-identical to the origin, file by file.
-    let got = save.join("swarm/main/180p");
-    let mut files = 0;
-    for e in std::fs::read_dir(&got).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let theirs = std::fs::read(origin.join("swarm/main/180p").join(&name)).unwrap();
-        assert!(std::fs::read(e.path()).unwrap() == theirs, "{name} differs");
-        files += 1;
-    }
+    let files = assert_same_files(
+        &save.join("swarm/main/180p"),
+        &origin.join("swarm/main/180p"),
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(torrent.with_extension("json")).unwrap()).unwrap();
     let in_window = manifest["segments"].as_array().expect("segments").len();

@@ -18,10 +18,9 @@ import json
 import os
 import sys
 import time
-import urllib.parse
-import urllib.request
 
 import libtorrent as lt
+from ltkit import scrape, session
 
 windows_dir, save_root, count, limit, timeout = (
     sys.argv[1],
@@ -47,32 +46,9 @@ viewers = []  # dicts with session, handle, timing
 done = []
 
 
-def complete_at_tracker(v1):
-    """Seeders the tracker knows for v1 (-1 if the scrape fails)."""
-    try:
-        q = scrape_url + "?info_hash=" + urllib.parse.quote_from_bytes(v1)
-        files = lt.bdecode(urllib.request.urlopen(q, timeout=2).read()).get(b"files", {})
-        # bittorrent-tracker (npm) bencodes the binary key as UTF-8 of its Latin-1 reading.
-        entry = files.get(v1) or files.get(v1.decode("latin-1").encode("utf-8")) or {}
-        return entry.get(b"complete", 0)
-    except OSError:
-        return -1
-
-
 def new_session():
-    return lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "allow_multiple_connections_per_ip": True,
-            "announce_to_all_trackers": True,
-            "enable_incoming_tcp": False,
-            "enable_incoming_utp": False,
-        }
-    )
+    # Behind NAT: incoming connections are refused.
+    return session(enable_incoming_tcp=False, enable_incoming_utp=False)
 
 
 # The next viewer's client is already open (as a player page is) when its torrent appears.
@@ -89,7 +65,7 @@ def start(name):
     atp.save_path = os.path.join(save_root, name[: -len(".torrent")])
     h = ses.add_torrent(atp)
     started = time.monotonic()
-    seeders = complete_at_tracker(ti.info_hashes().v1.to_bytes())
+    seeders = scrape(scrape_url, ti.info_hashes().v1.to_bytes(), timeout=2).get("complete", -1)
     spare.append(new_session())
     viewers.append(
         {

@@ -14,10 +14,9 @@ Run with Debian's /usr/bin/python3 (it has python3-libtorrent).
 import json
 import sys
 import time
-import urllib.parse
-import urllib.request
 
 import libtorrent as lt
+from ltkit import scrape, session
 
 torrent, save, scrape_urls, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 min_complete = int(sys.argv[5]) if len(sys.argv) > 5 else 1
@@ -27,38 +26,16 @@ ti = lt.torrent_info(torrent)
 v1 = ti.info_hashes().v1.to_bytes()
 
 
-def scrape(url):
-    try:
-        q = url + "?info_hash=" + urllib.parse.quote_from_bytes(v1)
-        reply = lt.bdecode(urllib.request.urlopen(q, timeout=5).read())
-        files = reply.get(b"files", {})
-        # bittorrent-tracker (npm) bencodes the binary infohash key as UTF-8 text of its
-        # Latin-1 reading; opentracker sends the raw bytes. Accept either.
-        entry = files.get(v1) or files.get(v1.decode("latin-1").encode("utf-8"))
-        return {k.decode(): v for k, v in entry.items()} if entry else {}
-    except OSError as e:
-        return {"error": str(e)}
-
-
 scrapes = {}
 while time.time() < deadline:
-    scrapes = {u: scrape(u) for u in scrape_urls.split(",")}
+    scrapes = {u: scrape(u, v1) for u in scrape_urls.split(",")}
     if all(s.get("complete", 0) >= min_complete for s in scrapes.values()):
         break
     time.sleep(0.2)
 
 ti.set_web_seeds([])
-ses = lt.session(
-    {
-        "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "allow_multiple_connections_per_ip": True,
-        "announce_to_all_trackers": True,
-        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
-    }
+ses = session(
+    alert_mask=lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
 )
 atp = lt.add_torrent_params()
 atp.ti = ti

@@ -78,9 +78,6 @@ impl EdgeMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        crate::metrics::render(&self.registry)
     }
 }
