@@ -23,7 +23,8 @@ from ltkit import session as lt_session  # noqa: E402
 windows_dir, save_root = sys.argv[1], sys.argv[2]
 viewers_n, windows_n, timeout = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 POLL = 0.005
-WEB_SEED = 1  # peer_info.connection_type for a BEP 19 web seed
+# peer_info.connection_type of a BEP 19 web seed or a BEP 17 HTTP seed (flag values).
+WEB = (lt.peer_info.web_seed, lt.peer_info.http_seed)
 
 
 def session():
@@ -49,9 +50,10 @@ class Viewer:
         self.complete = None
         self.bytes = {}  # (endpoint, is_web) -> most bytes seen on that connection
 
-    def poll(self, now):
+    def poll(self):
+        now = time.monotonic()
         for p in self.h.get_peer_info():
-            key = ("%s:%d" % (p.ip[0], p.ip[1]), p.connection_type == WEB_SEED)
+            key = ("%s:%d" % (p.ip[0], p.ip[1]), p.connection_type in WEB)
             self.bytes[key] = max(self.bytes.get(key, 0), p.total_download)
             if not key[1] and p.total_download > 0 and self.first_peer_byte is None:
                 self.first_peer_byte = now - self.appeared
@@ -83,16 +85,16 @@ while reported < windows_n and time.monotonic() < deadline:
         ti = lt.torrent_info(os.path.join(windows_dir, name))
         window = name[: -len(".torrent")]
         crowd = [
-            Viewer(spare.pop(), lt.torrent_info(ti), os.path.join(save_root, window, str(i)), now)
+            Viewer(spare.pop() if spare else session(), lt.torrent_info(ti), os.path.join(save_root, window, str(i)), now)
             for i in range(viewers_n)
         ]
         crowds.append((window, crowd, lt.torrent_info(ti).total_size()))
-        spare = [session() for _ in range(viewers_n)]
     for window, crowd, total in crowds:
         for v in crowd:
-            v.poll(now)
+            v.poll()
     # A crowd reports once all its viewers are done (or its time is up), then leaves once
     # the next crowd is done too.
+    now = time.monotonic()
     while crowds and all(
         v.complete is not None or now - v.appeared > 60 for v in crowds[0][1]
     ):
@@ -101,5 +103,7 @@ while reported < windows_n and time.monotonic() < deadline:
         reported += 1
         for v in crowd:
             v.ses.remove_torrent(v.h)
+        # The next crowd's clients open now, between windows, not while one is measured.
+        spare = [session() for _ in range(viewers_n)]
     time.sleep(0.05 if crowds else POLL)
 sys.exit(0 if reported >= windows_n else 1)

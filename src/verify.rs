@@ -5,12 +5,12 @@
 
 use crate::package::chain::{self, Link, LinkError};
 use crate::package::manifest::{LivePointer, WindowManifest, hex, sha256_hex};
-use crate::package::playlist::SegmentKey;
-use crate::package::segment_sig::{SegmentSignature, TAG};
+use crate::package::playlist::media_uris;
+use crate::package::segment_sig::{TAG, tagged_entries};
 use crate::package::torrent::{self, TorrentFile, TorrentMeta};
 use crate::publish::origin::checked_relative;
 use bendy::value::Value;
-use m3u8_rs::{KeyMethod, Playlist};
+use m3u8_rs::Playlist;
 use ring::signature::{ED25519, UnparsedPublicKey};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -253,12 +253,9 @@ impl Checker<'_> {
                 }
                 continue;
             };
-            match m3u8_rs::parse_playlist_res(&bytes) {
-                Ok(Playlist::MasterPlaylist(m)) => {
-                    let uris = m.variants.into_iter().map(|v| v.uri);
-                    media.extend(uris.chain(m.alternatives.into_iter().filter_map(|a| a.uri)));
-                }
-                _ => self.problem(format!("{master}: not a multivariant playlist")),
+            match media_uris(&bytes) {
+                Some(uris) => media.extend(uris),
+                None => self.problem(format!("{master}: not a multivariant playlist")),
             }
         }
         for rel in media {
@@ -286,49 +283,41 @@ impl Checker<'_> {
             }
         };
         let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
-        // EXT-X-KEY applies to every segment after it until the next one (RFC 8216 4.3.2.4).
-        let mut key: Option<SegmentKey> = None;
-        for seg in &playlist.segments {
-            if let Some(k) = &seg.key {
-                key = match (&k.method, crate::package::resume::parse_iv(k.iv.as_deref())) {
-                    (KeyMethod::None, _) => None,
-                    (_, Some(iv)) => Some(SegmentKey {
-                        uri: k.uri.clone().unwrap_or_default(),
-                        iv,
-                    }),
-                    (_, None) => {
-                        self.problem(format!(
-                            "{rel}: {}: EXT-X-KEY IV {:?}, expected 0x + 32 hex digits",
-                            seg.uri, k.iv
-                        ));
-                        continue;
-                    }
-                };
-            }
-            let seg_rel = format!("{dir}/{}", seg.uri);
-            if checked_relative(&seg_rel).is_err() || !seg.uri.ends_with(".ts") {
-                self.problem(format!("{rel}: names {:?}, expected SEQ.ts", seg.uri));
+        for entry in tagged_entries(&playlist) {
+            let uri = &entry.uri;
+            let seg_rel = format!("{dir}/{uri}");
+            if checked_relative(&seg_rel).is_err() || !uri.ends_with(".ts") {
+                self.problem(format!("{rel}: names {uri:?}, expected SEQ.ts"));
                 continue;
             }
             self.report.tags += 1;
-            let tag = match SegmentSignature::find(&seg.unknown_tags) {
-                Some(Ok(tag)) => tag,
-                Some(Err(e)) => {
-                    self.problem(format!("{rel}: {}: #EXT-{TAG}: {e}", seg.uri));
-                    continue;
-                }
-                None => {
-                    self.problem(format!("{rel}: {}: no #EXT-{TAG} tag", seg.uri));
-                    continue;
-                }
-            };
             let path = format!("{match_id}/{seg_rel}");
-            if !tag.verifies(&self.public_key, &path, key.as_ref()) {
-                self.problem(format!(
-                    "{rel}: {}: segment signature does not verify for {path} with this key URI and IV                      (segment, key URI or IV changed)",
-                    seg.uri
-                ));
-                continue;
+            let tag = match (&entry.key, &entry.tag) {
+                (Err(e), _) => {
+                    self.problem(format!("{rel}: {uri}: {e}"));
+                    continue;
+                }
+                (_, Some(Err(e))) => {
+                    self.problem(format!("{rel}: {uri}: #EXT-{TAG}: {e}"));
+                    continue;
+                }
+                (_, None) => {
+                    self.problem(format!("{rel}: {uri}: no #EXT-{TAG} tag"));
+                    continue;
+                }
+                _ => match entry.verified(&self.public_key, &path) {
+                    Some(tag) => tag,
+                    None => {
+                        self.problem(format!(
+                            "{rel}: {uri}: segment signature does not verify for {path} with this key URI and IV \
+                             (segment, key URI or IV changed)"
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if self.reported.contains(&seg_rel) {
+                continue; // Already named against its window manifest.
             }
             let digest = match self.digests.get(&seg_rel) {
                 Some(d) => Some(d.clone()),
@@ -338,13 +327,11 @@ impl Checker<'_> {
                     .map(|data| (data.len() as u64, sha256_hex(&data))),
             };
             let tagged = (tag.bytes, hex(&tag.sha256));
-            if self.reported.contains(&seg_rel) {
-                continue; // Already named against its window manifest.
-            }
             match digest {
                 None => self.problem(format!("{seg_rel}: missing (named in {rel})")),
                 Some(found) if found != tagged => self.problem(format!(
-                    "{seg_rel}: {} bytes with SHA-256 {}, but its tag in {rel} says {} and {}                      (segment swapped or altered)",
+                    "{seg_rel}: {} bytes with SHA-256 {}, but its tag in {rel} says {} and {} \
+                     (segment swapped or altered)",
                     found.0, found.1, tagged.0, tagged.1
                 )),
                 Some(_) => {}

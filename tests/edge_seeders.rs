@@ -4,7 +4,9 @@
 //! - The tracker's scrape counts both edge seeders complete.
 //! - A libtorrent viewer without web seed downloads a window byte-identical, from them.
 //! - A segment altered on the origin after its upload makes both seeders refuse its window,
-//!   naming the segment.
+//!   naming the segment (they start after the alteration: a running seeder prefetches each
+//!   segment the moment a playlist names it, checked against its signed tag, and would
+//!   already hold the true bytes).
 //! - A seeder killed and restarted seeds its cached windows without fetching a segment again
 //!   (nginx's access log shows it).
 //! - Bad input: a wrong --pubkey and a missing match exit 2 with a clear message; an
@@ -103,15 +105,6 @@ fn verified_windows(log: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The newest seq in the origin's playlist.
-fn newest_seq(root: &Path) -> Option<u64> {
-    let text = std::fs::read(root.join(MATCH).join("main/180p/index.m3u8")).ok()?;
-    let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) = m3u8_rs::parse_playlist_res(&text) else {
-        return None;
-    };
-    p.segments.last()?.uri.strip_suffix(".ts")?.parse().ok()
-}
-
 /// Windows listed in the origin's live.json, and whether the match ended.
 fn live(root: &Path) -> (Vec<u64>, bool) {
     let Ok(bytes) = std::fs::read(root.join(MATCH).join("live.json")) else {
@@ -160,43 +153,38 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
         .spawn()
         .unwrap();
     let mut run = Guard(run);
+    // A segment of a closed window altered on the origin after its upload, before the edge
+    // seeders start (started later, they could not have prefetched the good bytes).
+    let root = nginx.root.clone();
+    let manifests = |root: &Path| -> Vec<u64> {
+        let mut w: Vec<u64> = std::fs::read_dir(root.join(MATCH).join("windows"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.strip_suffix(".json")?.parse().ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        w.sort();
+        w
+    };
+    wait_or_show(
+        "two closed windows",
+        Duration::from_secs(40),
+        || manifests(&root).len() >= 2 && root.join(MATCH).join("live.json").exists(),
+        || std::fs::read_to_string(&run_log).unwrap_or_default(),
+    );
+    let bad_window = manifests(&root)[1];
+    let bad_seq = bad_window * 2;
+    let path = root.join(MATCH).join(format!("main/180p/{bad_seq}.ts"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+
     let mut a = EdgeSeeder::start("a", tmp.path(), &nginx.url(), &pubkey, free_tcp_port());
     let b = EdgeSeeder::start("b", tmp.path(), &nginx.url(), &pubkey, free_tcp_port());
-
-    wait_or_show(
-        "both seeders to verify two windows",
-        Duration::from_secs(40),
-        || verified_windows(&a.log()).len() >= 2 && verified_windows(&b.log()).len() >= 2,
-        || {
-            let run = std::fs::read_to_string(&run_log).unwrap_or_default();
-            format!("{}\nrun:\n{run}", logs("", &a, &b))
-        },
-    );
-
-    // Alter the first segment of a window that has not closed yet, after its upload.
-    let root = nginx.root.clone();
-    let mut altered = None;
-    wait_for(
-        "a segment that opens a window",
-        Duration::from_secs(20),
-        || {
-            let Some(seq) = newest_seq(&root) else {
-                return false;
-            };
-            let w = seq / 2;
-            let manifest = root.join(MATCH).join(format!("windows/{w}.json"));
-            if seq % 2 != 0 || manifest.exists() {
-                return false;
-            }
-            let path = root.join(MATCH).join(format!("main/180p/{seq}.ts"));
-            let mut bytes = std::fs::read(&path).unwrap();
-            bytes[1000] ^= 0x20;
-            std::fs::write(&path, bytes).unwrap();
-            altered = Some((w, seq));
-            true
-        },
-    );
-    let (bad_window, bad_seq) = altered.unwrap();
     let refusal = format!("window {bad_window} refused, not seeded: main/180p/{bad_seq}.ts: ");
     wait_for(
         "both seeders to refuse the altered window",
@@ -217,6 +205,13 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
         a.counter("windows_refused") >= 1,
         "{}",
         logs("metrics", &a, &b)
+    );
+    // Running seeders take each new segment as soon as a playlist names it, verified by its tag.
+    wait_or_show(
+        "a segment prefetched before its window closed",
+        Duration::from_secs(20),
+        || b.log().contains("prefetched and verified against its tag"),
+        || logs("", &a, &b),
     );
 
     // A later window: the tracker counts both seeders, and a viewer without web seed gets
@@ -239,6 +234,13 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
     assert!(complete >= 2, "scrape: {report}\n{}", logs("", &a, &b));
     assert_eq!(report["web_seeds"], serde_json::json!([]), "{report}");
     assert_eq!(report["seeding"], true, "{report}\n{}", logs("", &a, &b));
+    // The seeders' own count of what they uploaded is exposed.
+    wait_or_show(
+        "an edge seeder to count uploaded bytes",
+        Duration::from_secs(10),
+        || a.counter("uploaded_bytes") + b.counter("uploaded_bytes") > 0,
+        || logs("", &a, &b),
+    );
     // No web seed: every byte came from a peer, and the edge seeders are the only peers the
     // tracker knows (they may dial the viewer, so their ports show as ephemeral ones).
     assert!(

@@ -222,6 +222,19 @@ pub fn match_master(profile: &Profile, angles: &[String]) -> MasterPlaylist {
     }
 }
 
+/// The media playlists a multivariant playlist names (variants and alternatives), each once,
+/// relative to it; None if the bytes are not a multivariant playlist.
+pub fn media_uris(master: &[u8]) -> Option<Vec<String>> {
+    let Ok(m3u8_rs::Playlist::MasterPlaylist(m)) = m3u8_rs::parse_playlist_res(master) else {
+        return None;
+    };
+    let mut uris: Vec<String> = m.variants.into_iter().map(|v| v.uri).collect();
+    uris.extend(m.alternatives.into_iter().filter_map(|a| a.uri));
+    uris.sort();
+    uris.dedup();
+    Some(uris)
+}
+
 fn utc_offset() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero offset is valid")
 }

@@ -152,6 +152,56 @@ impl SegmentSignature {
     }
 }
 
+/// One segment line of a media playlist, with the key and the signature its tags give it.
+#[derive(Debug)]
+pub struct TaggedEntry {
+    /// The segment line (`{seq}.ts` in swarmpack's playlists).
+    pub uri: String,
+    /// The EXT-X-KEY in force (RFC 8216 4.3.2.4: until the next one), or why it is unreadable.
+    pub key: Result<Option<SegmentKey>, String>,
+    /// The `#EXT-X-SWARMPACK-SEGMENT` tag, if there is one.
+    pub tag: Option<Result<SegmentSignature, TagError>>,
+}
+
+impl TaggedEntry {
+    /// The verified signature of this entry, stored at `path`: None when the tag is missing or
+    /// malformed, the key unreadable, or the signature does not hold.
+    pub fn verified(&self, public_key: &[u8], path: &str) -> Option<&SegmentSignature> {
+        let key = self.key.as_ref().ok()?;
+        let tag = self.tag.as_ref()?.as_ref().ok()?;
+        tag.verifies(public_key, path, key.as_ref()).then_some(tag)
+    }
+}
+
+/// Every segment line of `playlist` with its key and tag.
+pub fn tagged_entries(playlist: &m3u8_rs::MediaPlaylist) -> Vec<TaggedEntry> {
+    let mut key: Result<Option<SegmentKey>, String> = Ok(None);
+    playlist
+        .segments
+        .iter()
+        .map(|seg| {
+            if let Some(k) = &seg.key {
+                key = match (&k.method, super::resume::parse_iv(k.iv.as_deref())) {
+                    (m3u8_rs::KeyMethod::None, _) => Ok(None),
+                    (_, Some(iv)) => Ok(Some(SegmentKey {
+                        uri: k.uri.clone().unwrap_or_default(),
+                        iv,
+                    })),
+                    (_, None) => Err(format!(
+                        "EXT-X-KEY IV {:?}, expected 0x + 32 hex digits",
+                        k.iv
+                    )),
+                };
+            }
+            TaggedEntry {
+                uri: seg.uri.clone(),
+                key: key.clone(),
+                tag: SegmentSignature::find(&seg.unknown_tags),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,13 @@ use crate::package::archive::ArchiveManifest;
 use crate::package::chain::{self, Link};
 use crate::package::hex::{encode as hex, sha256_hex};
 use crate::package::manifest::WindowManifest;
+use crate::package::playlist::media_uris;
+use crate::package::segment_sig::{SegmentSignature, tagged_entries};
 use crate::package::torrent;
 use crate::publish::OriginError;
+use crate::publish::origin::checked_relative;
 use crate::seed::{Seeder, Slot};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// A document and its detached signature: from the cache when its SHA-256 is the one the
@@ -146,8 +150,32 @@ async fn torrent_bytes(
     Ok(Ok(bytes))
 }
 
-/// Every segment a manifest lists, in the seeding copy and verified: a cached copy whose
-/// length and SHA-256 match is kept, anything else is fetched and checked.
+/// Segments fetched at once from the origin.
+const PARALLEL_FETCHES: usize = 4;
+
+/// Fetches `paths` (below the origin root), [`PARALLEL_FETCHES`] at a time; results in order.
+async fn fetch_all(
+    cfg: &EdgeConfig,
+    paths: Vec<String>,
+) -> Result<Vec<(String, Option<Vec<u8>>)>, OriginError> {
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(PARALLEL_FETCHES) {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, path) in chunk.iter().enumerate() {
+            let (origin, path) = (cfg.origin.clone(), path.clone());
+            set.spawn(async move { (i, origin.get(&path).await.map(|d| (path, d))) });
+        }
+        let mut got: Vec<_> = set.join_all().await;
+        got.sort_by_key(|(i, _)| *i);
+        for (_, r) in got {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every segment a manifest lists, in the seeding copy and verified: a cached (or prefetched)
+/// copy whose length and SHA-256 match is kept, anything else is fetched and checked.
 async fn segments(
     cfg: &EdgeConfig,
     seeder: &Seeder,
@@ -156,43 +184,120 @@ async fn segments(
     metrics: &EdgeMetrics,
 ) -> Result<Result<(), Refusal>, OriginError> {
     let m = &cfg.match_id;
+    let mut missing = Vec::new();
     for s in &doc.segments {
         let expected_path = format!("{}/{}/{}.ts", s.angle, s.rung, s.seq);
-        if s.path != expected_path || crate::publish::origin::checked_relative(&s.path).is_err() {
+        if s.path != expected_path || checked_relative(&s.path).is_err() {
             return Ok(Err(Refusal(format!(
                 "{listed_in} lists path {:?}, expected {expected_path}",
                 s.path
             ))));
         }
-        let describes = |data: &[u8]| data.len() as u64 == s.length && sha256_hex(data) == s.sha256;
         let local = seeder.folder(m).join(&s.path);
-        if std::fs::read(&local).is_ok_and(|d| describes(&d)) {
+        if std::fs::read(&local)
+            .is_ok_and(|d| d.len() as u64 == s.length && sha256_hex(&d) == s.sha256)
+        {
             metrics.segments_cached.inc();
-            continue;
+        } else {
+            missing.push(s);
         }
-        let Some(data) = cfg.origin.get(&format!("{m}/{}", s.path)).await? else {
+    }
+    let paths = missing.iter().map(|s| format!("{m}/{}", s.path)).collect();
+    for (s, (path, data)) in missing.iter().zip(fetch_all(cfg, paths).await?) {
+        let Some(data) = data else {
             return Ok(Err(Refusal(format!(
                 "{}: missing on the origin (listed in {listed_in})",
                 s.path
             ))));
         };
-        if !describes(&data) {
+        let sha = sha256_hex(&data);
+        if data.len() as u64 != s.length || sha != s.sha256 {
             return Ok(Err(Refusal(format!(
-                "{}: {} bytes with SHA-256 {} on the origin, but {listed_in} says {} bytes with {} (altered or swapped segment)",
+                "{}: {} bytes with SHA-256 {sha} on the origin, but {listed_in} says {} bytes with {} (altered or swapped segment)",
                 s.path,
                 data.len(),
-                sha256_hex(&data),
                 s.length,
                 s.sha256
             ))));
         }
         metrics.segments_fetched.inc();
         metrics.bytes_fetched.inc_by(data.len() as u64);
-        if let Err(e) = seeder.stash(&format!("{m}/{}", s.path), &data) {
+        if let Err(e) = seeder.stash(&path, &data) {
             return Ok(Err(Refusal(format!("{e}"))));
         }
     }
     Ok(Ok(()))
+}
+
+/// Segments of windows that have not closed yet (seq after `after_seq`), fetched as soon as a
+/// playlist names them and checked against their signed `#EXT-X-SWARMPACK-SEGMENT` tags, so
+/// the seeder already holds a window when its manifest and torrent appear. `held` remembers
+/// what is already in the seeding copy. A segment whose tag or bytes do not verify is not
+/// kept (its window's check fetches it again and refuses the window if it still fails).
+pub(super) async fn prefetch(
+    cfg: &EdgeConfig,
+    seeder: &Seeder,
+    after_seq: u64,
+    held: &mut HashSet<String>,
+    metrics: &EdgeMetrics,
+) -> Result<(), OriginError> {
+    let m = &cfg.match_id;
+    let Some(master) = cfg.origin.get(&format!("{m}/master.m3u8")).await? else {
+        return Ok(());
+    };
+    let mut wanted: Vec<(String, SegmentSignature)> = Vec::new();
+    for rel in media_uris(&master).unwrap_or_default() {
+        if checked_relative(&rel).is_err() {
+            continue;
+        }
+        let Some(bytes) = cfg.origin.get(&format!("{m}/{rel}")).await? else {
+            continue;
+        };
+        let Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) = m3u8_rs::parse_playlist_res(&bytes)
+        else {
+            continue;
+        };
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        for entry in tagged_entries(&playlist) {
+            let seq = entry
+                .uri
+                .strip_suffix(".ts")
+                .and_then(|n| n.parse::<u64>().ok());
+            let path = format!("{m}/{dir}/{}", entry.uri);
+            if seq.is_none_or(|s| s <= after_seq) || held.contains(&path) {
+                continue;
+            }
+            if checked_relative(&path).is_err() {
+                continue;
+            }
+            match entry.verified(&cfg.public_key, &path) {
+                Some(tag) => wanted.push((path, tag.clone())),
+                None => {
+                    tracing::warn!("{path}: its tag in {rel} does not verify; not prefetched");
+                    held.insert(path);
+                }
+            }
+        }
+    }
+    let (paths, tags): (Vec<String>, Vec<SegmentSignature>) = wanted.into_iter().unzip();
+    for ((path, data), tag) in fetch_all(cfg, paths).await?.into_iter().zip(tags) {
+        let Some(data) = data else {
+            continue;
+        };
+        if !tag.describes(&data) {
+            tracing::warn!(
+                "{path}: the origin's bytes are not the ones its signed tag describes; not prefetched"
+            );
+        } else if let Err(e) = seeder.stash(&path, &data) {
+            tracing::warn!("{e}");
+        } else {
+            metrics.segments_fetched.inc();
+            metrics.bytes_fetched.inc_by(data.len() as u64);
+            tracing::debug!("{path}: prefetched and verified against its tag");
+        }
+        held.insert(path);
+    }
+    Ok(())
 }
 
 /// Seeds the whole-match archive once `archive` has published it. Returns whether it did.

@@ -70,6 +70,11 @@ impl EdgeMetrics {
                 "Announces a tracker answered",
                 &m.tracker_announces,
             ),
+            (
+                "uploaded_bytes",
+                "Bytes uploaded to peers",
+                &m.uploaded_bytes,
+            ),
         ] {
             registry.register(name, help, c.clone());
         }

@@ -115,6 +115,10 @@ struct Book {
     refused: BTreeMap<u64, (String, Option<Link>)>,
     /// The match has been seen on the origin.
     reached: bool,
+    /// The newest seq of any window decided so far: later segments are prefetched.
+    newest_seq: u64,
+    /// Segments already prefetched (or refused) by path.
+    prefetched: std::collections::HashSet<String>,
     archive_seeded: bool,
 }
 
@@ -212,9 +216,10 @@ pub fn follow(cfg: EdgeConfig, stop_requests: Arc<AtomicUsize>) -> Result<(), Ed
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    let uploaded = seeder.uploaded_bytes();
     seeder.stop(Duration::from_secs(5));
     tracing::info!(
-        "edge seeder for {} stopped: {} window(s) seeded, {} refused",
+        "edge seeder for {} stopped: {} window(s) seeded, {} refused, {uploaded} bytes uploaded to peers",
         cfg.match_id,
         metrics.windows_seeded.get(),
         metrics.windows_refused.get()
@@ -240,8 +245,9 @@ async fn round(
             }));
         }
         book.reached = true;
-        tracing::debug!("{live_path}: not yet published; waiting for the first window");
-        return Ok(());
+        tracing::debug!("{live_path}: not yet published; prefetching the first window");
+        let after = book.newest_seq;
+        return Ok(fetch::prefetch(cfg, seeder, after, &mut book.prefetched, metrics).await?);
     };
     book.reached = true;
     let sig = cfg
@@ -265,6 +271,8 @@ async fn round(
     }
     for (link, doc) in new_windows(cfg, book, &pointer).await? {
         let w = link.window;
+        let newest = doc.segments.iter().map(|s| s.seq).max().unwrap_or(0);
+        book.newest_seq = book.newest_seq.max(newest);
         match window(cfg, seeder, &doc, metrics).await? {
             Ok(torrent) => {
                 drop(seeder.seed_slot(Slot::Window(w), &torrent));
@@ -284,6 +292,16 @@ async fn round(
         book.seeded.retain(|w, _| *w >= oldest);
         book.refused.retain(|w, _| *w >= oldest);
         prune_documents(&cfg.cache.join(m).join("windows"), oldest);
+    }
+    if !pointer.ended {
+        let after = book.newest_seq;
+        fetch::prefetch(cfg, seeder, after, &mut book.prefetched, metrics).await?;
+        book.prefetched.retain(|p| {
+            p.rsplit('/')
+                .next()
+                .and_then(|n| n.strip_suffix(".ts")?.parse::<u64>().ok())
+                .is_some_and(|s| s > after)
+        });
     }
     if pointer.ended && !book.archive_seeded {
         book.archive_seeded = archive(cfg, seeder, metrics).await?;
