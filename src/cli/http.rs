@@ -41,6 +41,7 @@ pub(super) fn serve(
         )));
     }
     let keys = KeyDir::load(keys).map_err(bad_input)?;
+    keys.ensure_outside(origin).map_err(bad_input)?;
     let addr = listen_addr(listen, "127.0.0.1:8080")?;
     let dev = dev_tokens.then(|| swarmpack::serve::DevTokens {
         token_secret: keys.token_secret().to_vec(),

@@ -463,6 +463,9 @@ fn run(
         e => runtime(e),
     })?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
+    if let Some(root) = origin.local_root() {
+        keys.ensure_outside(root).map_err(bad_input)?;
+    }
     let seed = profile.seed.enabled && !args.no_seed;
     let status_line =
         log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -29,6 +29,11 @@ pub enum KeyError {
     },
     #[error("{dir}: no keys here; run `swarmpack keygen --out {dir}` first")]
     Missing { dir: PathBuf },
+    #[error(
+        "--keys {keys} lies inside the origin {origin}: the secrets would be published and served; \
+         keep the keys directory outside the origin (only pubkey.pem belongs there, and swarmpack puts it there)"
+    )]
+    InsideOrigin { keys: PathBuf, origin: PathBuf },
 }
 
 /// Loaded secrets. Debug output never shows them.
@@ -79,6 +84,18 @@ pub fn ed25519_spki_pem(public: &[u8]) -> String {
 }
 
 impl KeyDir {
+    /// Refuses a keys directory inside `origin` (a local origin directory): whatever lies under
+    /// the origin is published or served, secrets included.
+    pub fn ensure_outside(&self, origin: &Path) -> Result<(), KeyError> {
+        let (Ok(keys), Ok(root)) = (self.dir.canonicalize(), origin.canonicalize()) else {
+            return Ok(()); // A directory that does not exist holds nothing.
+        };
+        if keys.starts_with(&root) {
+            return Err(KeyError::InsideOrigin { keys, origin: root });
+        }
+        Ok(())
+    }
+
     /// Creates fresh keys in `dir` (created if needed). Refuses to touch existing keys.
     pub fn generate(dir: &Path) -> Result<KeyDir, KeyError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;

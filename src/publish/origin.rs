@@ -58,6 +58,8 @@ pub struct Origin {
     describe: String,
     /// A password from the URL, scrubbed from every message.
     secret: Option<String>,
+    /// The directory of a `file://` origin.
+    root: Option<std::path::PathBuf>,
 }
 
 impl Origin {
@@ -95,6 +97,7 @@ impl Origin {
                     store: Arc::new(store),
                     describe,
                     secret,
+                    root: None,
                 })
             }
             "s3" => {
@@ -135,6 +138,7 @@ impl Origin {
                     store,
                     describe,
                     secret: None,
+                    root: None,
                 })
             }
             _ => Err(bad()),
@@ -156,7 +160,13 @@ impl Origin {
             store: Arc::new(store),
             describe,
             secret: None,
+            root: Some(root.to_path_buf()),
         })
+    }
+
+    /// The directory of a `file://` origin; None for remote origins.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// Stores `bytes` at `path` (relative to the origin root), replacing any older object.
