@@ -97,6 +97,7 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
     let _web = http_server(&dir, web_port);
     let token = swarmpack()
         .args(["token", "--match", "cup", "--session", "vod", "--ttl", "1h"])
+        .args(["--periods", "0-99999999999"])
         .arg("--keys")
         .arg(&keys)
         .output()

@@ -166,6 +166,8 @@ fn keygen_refuses_to_overwrite_and_token_checks_its_inputs() {
         "s",
         "--ttl",
         "soon",
+        "--periods",
+        "1-2",
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -182,12 +184,32 @@ fn keygen_refuses_to_overwrite_and_token_checks_its_inputs() {
         "s",
         "--ttl",
         "1h",
+        "--periods",
+        "1-2",
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("run `swarmpack keygen --out /nonexistent` first"),
         "{err}"
     );
+    // A token names the periods it opens: a profile, or an explicit range.
+    for (extra, needle) in [
+        (vec![], "--profile"),
+        (
+            vec!["--periods", "9-3"],
+            "--periods \"9-3\": expected FIRST-LAST",
+        ),
+        (vec!["--periods", "1-2", "--ttl", "99999999d"], "--ttl"),
+    ] {
+        let mut args = vec!["token", "--keys", k, "--match", "final", "--session", "s"];
+        if !extra.contains(&"--ttl") {
+            args.extend(["--ttl", "1h"]);
+        }
+        args.extend(extra.iter().copied());
+        let (code, err) = run_err(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
     let (code, err) = run_with(
         &profile("demo.toml"),
         &["--angle", "a=test:", "--keys", "/nonexistent"],

@@ -87,6 +87,8 @@ fn viewer_token(keys: &Path, match_id: &str) -> String {
         .arg("--keys")
         .arg(keys)
         .args(["--match", match_id, "--session", "viewer-1", "--ttl", "10m"])
+        .arg("--profile")
+        .arg(profile("demo.toml"))
         .output()
         .unwrap();
     assert!(
@@ -223,25 +225,43 @@ fn key_server_refuses_what_it_must() {
     let expired = token::issue(
         secrets.token_secret(),
         &Claims {
-            v: 1,
+            v: token::VERSION,
             match_id: MATCH.into(),
             session: "v".into(),
             nbf: 1,
             exp: 2,
+            periods: [0, 1 << 40],
         },
     );
     let other_keys = keygen(&s.tmp.path().join("other"));
     let forged = viewer_token(&other_keys, MATCH);
     let other_match = viewer_token(&s.keys, "semi");
-    let key_url = format!("{base}/keys/{MATCH}/7");
+    // A period of this match, as its playlist names it.
+    let first = &media_playlist(&playlists(&s.origin)[0].join("index.m3u8")).segments[0];
+    let (_, period, _) = key_tag(first);
+    let key_url = format!("{base}/keys/{MATCH}/{period}");
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
 
     let (status, body) = curl(&["-H", &bearer(&good), &key_url]);
     assert_eq!(status, "200");
     assert_eq!(
         body,
-        content_key(secrets.content_secret(), MATCH, 7).0.to_vec()
+        content_key(secrets.content_secret(), MATCH, period)
+            .0
+            .to_vec()
     );
+    // Issue 14, item 1: the token opens only the periods of its validity (and the DVR window
+    // before it), not period 1 and not a period a day ahead.
+    let day_ahead = period + 86_400 / 10;
+    for p in [1, day_ahead] {
+        let (status, body) = curl(&["-H", &bearer(&good), &format!("{base}/keys/{MATCH}/{p}")]);
+        assert_eq!(
+            status,
+            "403",
+            "period {p}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
     let (status, _) = curl(&[&format!("{key_url}?token={good}")]);
     assert_eq!(status, "200", "?token= works too");
 

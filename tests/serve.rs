@@ -88,6 +88,7 @@ fn serve_gives_ranges_keys_with_tokens_and_dev_tokens_only_when_asked() {
     let token = String::from_utf8_lossy(
         &swarmpack()
             .args(["token", "--match", "cup", "--session", "t", "--ttl", "1h"])
+            .args(["--periods", "0-99999999999"])
             .arg("--keys")
             .arg(&keys)
             .output()

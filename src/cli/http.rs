@@ -45,6 +45,7 @@ pub(super) fn serve(
     let addr = listen_addr(listen, "127.0.0.1:8080")?;
     let dev = dev_tokens.then(|| swarmpack::serve::DevTokens {
         token_secret: keys.token_secret().to_vec(),
+        origin: origin.to_path_buf(),
         now: Box::new(swarmpack::keys::server::system_now),
     });
     if dev.is_some() {

@@ -3,6 +3,7 @@
 
 mod http;
 mod seed;
+mod token;
 
 use anyhow::anyhow;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use swarmpack::ingest::{Fragments, SourceSpec};
-use swarmpack::keys::{Claims, KeyDir, KeyError};
+use swarmpack::keys::{KeyDir, KeyError};
 use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
 use swarmpack::publish::Origin;
 use swarmpack::run::{RunConfig, RunError};
@@ -103,9 +104,16 @@ are never overwritten."
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Print a viewer token bound to a match and a session, valid from now for --ttl.
+    /// Print a viewer token bound to a match, a session, a validity and the key periods it opens.
     #[command(
-        after_help = "Example:\n  swarmpack token --keys ./keys --match final --session viewer-42 --ttl 4h\n\
+        long_about = "Print a viewer token: bound to one match and one viewer session, valid from \
+now for --ttl (5 s of clock difference allowed), and opening only the key periods (windows) a \
+viewer paid for. With --profile (the match's profile) those are the periods whose windows \
+overlap the token's validity, widened back by the profile's DVR window so the viewer can seek \
+back. With --periods FIRST-LAST they are given explicitly (pay-per-view, archive access). A \
+key request for any other period gets 403.",
+        after_help = "Examples:\n  swarmpack token --keys ./keys --match final --session viewer-42 --ttl 4h --profile profiles/esports-1080p.toml\n  \
+swarmpack token --keys ./keys --match final --session vod-7 --ttl 2d --periods 179537040-179537400\n\
 Players send it as `Authorization: Bearer TOKEN` or `?token=TOKEN` to the key server."
     )]
     Token {
@@ -119,6 +127,17 @@ Players send it as `Authorization: Bearer TOKEN` or `?token=TOKEN` to the key se
         /// How long the token is valid: 90s, 30m, 4h, 2d.
         #[arg(long, value_name = "DURATION")]
         ttl: String,
+        /// The match's profile: the token opens the periods of its validity and DVR window.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "periods",
+            conflicts_with = "periods"
+        )]
+        profile: Option<PathBuf>,
+        /// The key periods (window numbers) the token opens, inclusive: FIRST-LAST.
+        #[arg(long, value_name = "FIRST-LAST")]
+        periods: Option<String>,
     },
     /// Check a published match: signatures, hash chain, segment hashes, torrents.
     #[command(
@@ -285,41 +304,16 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             match_id,
             session,
             ttl,
-        } => {
-            let keys = KeyDir::load(&keys).map_err(bad_input)?;
-            if !is_path_safe_name(&match_id) {
-                return Err(bad_input(anyhow!(
-                    "--match {match_id:?}: expected {}",
-                    path_safe_name_rule()
-                )));
-            }
-            if session.is_empty() || session.len() > 128 {
-                return Err(bad_input(anyhow!(
-                    "--session: expected 1 to 128 characters"
-                )));
-            }
-            let ttl = humantime::parse_duration(&ttl)
-                .ok()
-                .filter(|d| d.as_secs() > 0)
-                .ok_or_else(|| {
-                    bad_input(anyhow!(
-                        "--ttl {ttl:?}: expected a duration such as 90s, 30m, 4h or 2d"
-                    ))
-                })?;
-            let now = swarmpack::keys::server::system_now();
-            let claims = Claims {
-                v: 1,
-                match_id,
-                session,
-                nbf: now,
-                exp: now + ttl.as_secs(),
-            };
-            println!(
-                "{}",
-                swarmpack::keys::token::issue(keys.token_secret(), &claims)
-            );
-            Ok(())
-        }
+            profile,
+            periods,
+        } => token::token(
+            &keys,
+            match_id,
+            session,
+            &ttl,
+            profile.as_deref(),
+            periods.as_deref(),
+        ),
         Command::Seed(args) => seed::seed(args, stop_requests),
         Command::Keyserver { keys, listen } => http::keyserver(&keys, &listen, stop_requests),
         Command::Serve {

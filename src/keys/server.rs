@@ -16,15 +16,32 @@ use axum::routing::get;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A refusal: the HTTP status and a short reason for the body.
+/// A refusal: the HTTP status, a short reason for the body, and the detail for the server
+/// log only (a forger learns nothing from the body about why a token failed).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Denied {
     pub status: StatusCode,
     pub reason: &'static str,
+    pub detail: &'static str,
 }
 
 fn deny(status: StatusCode, reason: &'static str) -> Denied {
-    Denied { status, reason }
+    Denied {
+        status,
+        reason,
+        detail: reason,
+    }
+}
+
+/// The one body every missing or invalid token gets.
+pub const UNAUTHORIZED: &str = "invalid or missing token";
+
+fn unauthorized(detail: &'static str) -> Denied {
+    Denied {
+        status: StatusCode::UNAUTHORIZED,
+        reason: UNAUTHORIZED,
+        detail,
+    }
 }
 
 /// What the key server knows: the two secrets and a clock (Unix seconds).
@@ -69,20 +86,23 @@ impl KeyService {
             .ok()
             .filter(|_| period.bytes().all(|b| b.is_ascii_digit()))
             .ok_or(deny(StatusCode::BAD_REQUEST, "malformed period"))?;
-        let token = token.ok_or(deny(StatusCode::UNAUTHORIZED, "missing token"))?;
+        let token = token.ok_or(unauthorized("missing token"))?;
         let claims = token::verify(&self.token_secret, token, (self.now)()).map_err(|e| {
-            deny(
-                StatusCode::UNAUTHORIZED,
-                match e {
-                    token::TokenError::Malformed => "malformed token",
-                    token::TokenError::Forged => "invalid token",
-                    token::TokenError::Expired => "expired token",
-                    token::TokenError::NotYetValid => "token not valid yet",
-                },
-            )
+            unauthorized(match e {
+                token::TokenError::Malformed => "malformed token",
+                token::TokenError::Forged => "forged token (signature does not match)",
+                token::TokenError::Expired => "expired token",
+                token::TokenError::NotYetValid => "token not valid yet",
+            })
         })?;
         if claims.match_id != match_id {
             return Err(deny(StatusCode::FORBIDDEN, "token is for another match"));
+        }
+        if !claims.covers(period) {
+            return Err(deny(
+                StatusCode::FORBIDDEN,
+                "token does not cover this key period",
+            ));
         }
         Ok(content_key(&self.content_secret, match_id, period))
     }
@@ -123,7 +143,7 @@ async fn get_key(
             tracing::info!(
                 status = denied.status.as_u16(),
                 "key refused: {}",
-                denied.reason
+                denied.detail
             );
             let mut resp = (denied.status, format!("{}\n", denied.reason)).into_response();
             if denied.status == StatusCode::UNAUTHORIZED {
@@ -164,11 +184,12 @@ mod tests {
         issue(
             TOKEN,
             &Claims {
-                v: 1,
+                v: token::VERSION,
                 match_id: m.into(),
                 session: "s".into(),
                 nbf,
                 exp,
+                periods: [40, 44],
             },
         )
     }
@@ -177,10 +198,18 @@ mod tests {
         use super::*;
 
         #[test]
-        fn it_should_get_the_derived_key_of_any_period() {
+        fn it_should_get_the_derived_key_of_the_periods_it_covers_only() {
             let t = token_for("final", 1000, 2000);
-            let key = service().authorize("final", "42", Some(&t)).unwrap();
-            assert_eq!(key, content_key(CONTENT, "final", 42));
+            for p in [40, 42, 44] {
+                let key = service()
+                    .authorize("final", &p.to_string(), Some(&t))
+                    .unwrap();
+                assert_eq!(key, content_key(CONTENT, "final", p));
+            }
+            for p in ["1", "39", "45", "86400"] {
+                let denied = service().authorize("final", p, Some(&t)).unwrap_err();
+                assert_eq!(denied.status, StatusCode::FORBIDDEN, "{p}");
+            }
         }
 
         #[test]
@@ -203,26 +232,25 @@ mod tests {
                 Some(&*token_for("final", 0, 1400)),
                 Some(&*token_for("final", 1600, 2000)),
             ] {
-                assert_eq!(
-                    s.authorize("final", "1", t).unwrap_err().status,
-                    StatusCode::UNAUTHORIZED,
-                    "{t:?}"
-                );
+                let denied = s.authorize("final", "42", t).unwrap_err();
+                assert_eq!(denied.status, StatusCode::UNAUTHORIZED, "{t:?}");
+                // One body for every reason; the reason goes to the log only.
+                assert_eq!(denied.reason, UNAUTHORIZED, "{t:?}");
             }
             let forged = issue(
                 b"not the secret",
                 &Claims {
-                    v: 1,
+                    v: token::VERSION,
                     match_id: "final".into(),
                     session: "s".into(),
                     nbf: 0,
                     exp: 9999,
+                    periods: [0, 100],
                 },
             );
-            assert_eq!(
-                s.authorize("final", "1", Some(&forged)).unwrap_err().reason,
-                "invalid token"
-            );
+            let denied = s.authorize("final", "42", Some(&forged)).unwrap_err();
+            assert_eq!(denied.reason, UNAUTHORIZED);
+            assert_eq!(denied.detail, "forged token (signature does not match)");
         }
 
         #[test]

@@ -1,9 +1,13 @@
 //! Viewer tokens: `base64url(claims JSON) "." base64url(HMAC-SHA256(token secret, claims))`.
 //!
 //! A token binds a viewer session to one match, with a not-before and an expiry (Unix
-//! seconds). Verification is pure: the caller passes the current time in. The MAC is checked
+//! seconds), and to the key periods it may open: those whose windows overlap its validity,
+//! widened back by the DVR window so a viewer can seek back (or an explicit range, for
+//! pay-per-view and archive access). Verification is pure: the caller passes the current time
+//! in, and [`CLOCK_SKEW`] seconds of difference between clocks are allowed. The MAC is checked
 //! by ring in constant time before the claims are even parsed.
 
+use crate::timecode::{NS_PER_SEC, Timeline, UtcNs};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::hmac;
@@ -25,6 +29,30 @@ pub struct Claims {
     pub nbf: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// The first and last key period (window number) it opens, inclusive.
+    #[serde(rename = "p")]
+    pub periods: [u64; 2],
+}
+
+impl Claims {
+    /// Whether the token opens the key of `period`.
+    pub fn covers(&self, period: u64) -> bool {
+        (self.periods[0]..=self.periods[1]).contains(&period)
+    }
+}
+
+/// Token format version: 2 binds periods (version 1 opened every period, and is refused).
+pub const VERSION: u8 = 2;
+/// Seconds of clock difference allowed between the issuer and the key server.
+pub const CLOCK_SKEW: u64 = 5;
+
+/// The key periods whose windows overlap `[from, to]` (Unix seconds), inclusive.
+pub fn periods_overlapping(timeline: &Timeline, from: u64, to: u64) -> [u64; 2] {
+    let period = |secs: u64| {
+        let ns = secs.saturating_mul(NS_PER_SEC);
+        timeline.window_of(timeline.seq_at(UtcNs(ns))).0
+    };
+    [period(from.min(to)), period(from.max(to))]
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -61,13 +89,13 @@ pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<Claims, TokenError
     hmac::verify(&key, body.as_bytes(), &tag).map_err(|_| TokenError::Forged)?;
     let json = B64.decode(body).map_err(|_| TokenError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    if claims.v != 1 {
+    if claims.v != VERSION || claims.periods[0] > claims.periods[1] {
         return Err(TokenError::Malformed);
     }
-    if now < claims.nbf {
+    if now.saturating_add(CLOCK_SKEW) < claims.nbf {
         return Err(TokenError::NotYetValid);
     }
-    if now >= claims.exp {
+    if now >= claims.exp.saturating_add(CLOCK_SKEW) {
         return Err(TokenError::Expired);
     }
     Ok(claims)
@@ -82,21 +110,56 @@ mod tests {
 
     fn claims() -> Claims {
         Claims {
-            v: 1,
+            v: VERSION,
             match_id: "final".into(),
             session: "viewer-42".into(),
             nbf: 1000,
             exp: 2000,
+            periods: [10, 20],
         }
     }
 
     #[test]
-    fn round_trip_inside_the_validity_window() {
+    fn round_trip_inside_the_validity_window_with_clock_skew() {
         let t = issue(SECRET, &claims());
         assert_eq!(verify(SECRET, &t, 1000), Ok(claims()));
         assert_eq!(verify(SECRET, &t, 1999), Ok(claims()));
-        assert_eq!(verify(SECRET, &t, 2000), Err(TokenError::Expired));
-        assert_eq!(verify(SECRET, &t, 999), Err(TokenError::NotYetValid));
+        assert_eq!(verify(SECRET, &t, 995), Ok(claims()));
+        assert_eq!(verify(SECRET, &t, 2004), Ok(claims()));
+        assert_eq!(verify(SECRET, &t, 2005), Err(TokenError::Expired));
+        assert_eq!(verify(SECRET, &t, 994), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn version_1_tokens_without_periods_and_reversed_ranges_are_refused() {
+        let body = |json: &str| {
+            let body = B64.encode(json);
+            let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
+            format!(
+                "{body}.{}",
+                B64.encode(hmac::sign(&key, body.as_bytes()).as_ref())
+            )
+        };
+        let v1 = body(r#"{"v":1,"m":"final","s":"x","nbf":0,"exp":9999}"#);
+        assert_eq!(verify(SECRET, &v1, 1500), Err(TokenError::Malformed));
+        let mut reversed = claims();
+        reversed.periods = [20, 10];
+        assert_eq!(
+            verify(SECRET, &issue(SECRET, &reversed), 1500),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn periods_cover_the_windows_overlapping_a_time_range() {
+        // 2 s segments, windows of 5: a period is 10 s.
+        let tl = Timeline::new(2000, 5);
+        assert_eq!(periods_overlapping(&tl, 100, 100), [10, 10]);
+        assert_eq!(periods_overlapping(&tl, 95, 130), [9, 13]);
+        assert_eq!(periods_overlapping(&tl, 130, 95), [9, 13]);
+        let c = claims();
+        assert!(c.covers(10) && c.covers(20) && c.covers(15));
+        assert!(!c.covers(9) && !c.covers(21) && !c.covers(u64::MAX));
     }
 
     #[test]
@@ -162,8 +225,8 @@ mod tests {
         }
 
         #[test]
-        fn every_issued_token_verifies(m in "[a-z0-9]{1,32}", s in "\\PC{0,64}", nbf in 0u64..1_000_000, ttl in 1u64..1_000_000) {
-            let c = Claims { v: 1, match_id: m, session: s, nbf, exp: nbf + ttl };
+        fn every_issued_token_verifies(m in "[a-z0-9]{1,32}", s in "\\PC{0,64}", nbf in 0u64..1_000_000, ttl in 1u64..1_000_000, p in 0u64..1_000_000) {
+            let c = Claims { v: VERSION, match_id: m, session: s, nbf, exp: nbf + ttl, periods: [p, p + ttl] };
             prop_assert_eq!(verify(SECRET, &issue(SECRET, &c), nbf), Ok(c));
         }
     }

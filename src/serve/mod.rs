@@ -23,27 +23,70 @@ use std::sync::Arc;
 /// How long a development token is valid, in seconds.
 pub const DEV_TOKEN_TTL: u64 = 3600;
 
-/// What `/dev-token` needs: the token secret and a clock (Unix seconds).
+/// How far back a development token opens keys, in seconds (a generous DVR window).
+pub const DEV_TOKEN_LOOKBACK: u64 = 3600;
+
+/// What `/dev-token` needs: the token secret, the origin directory (the match's timing comes
+/// from its newest window manifest) and a clock (Unix seconds).
 pub struct DevTokens {
     pub token_secret: Vec<u8>,
+    pub origin: std::path::PathBuf,
     pub now: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
 impl DevTokens {
-    /// A token for `match_id` and `session`, valid from now for [`DEV_TOKEN_TTL`].
-    pub fn issue(&self, match_id: &str, session: &str) -> String {
+    /// A token for `match_id` and `session`, valid from now for [`DEV_TOKEN_TTL`], opening the
+    /// key periods of the last [`DEV_TOKEN_LOOKBACK`] seconds and of its validity. Fails when
+    /// the match has no window on the origin yet (its timing is not known).
+    pub fn issue(&self, match_id: &str, session: &str) -> Result<String, String> {
+        let timeline = match_timeline(&self.origin.join(match_id))?;
         let now = (self.now)();
-        token::issue(
+        let exp = now + DEV_TOKEN_TTL;
+        Ok(token::issue(
             &self.token_secret,
             &Claims {
-                v: 1,
+                v: token::VERSION,
                 match_id: match_id.to_string(),
                 session: session.to_string(),
                 nbf: now,
-                exp: now + DEV_TOKEN_TTL,
+                exp,
+                periods: token::periods_overlapping(
+                    &timeline,
+                    now.saturating_sub(DEV_TOKEN_LOOKBACK),
+                    exp,
+                ),
             },
-        )
+        ))
     }
+}
+
+/// A match's segment grid, from its newest window manifest: the segment duration it states,
+/// and the segments per window (a window's seqs are `window * len ..`, so `seq / window` is
+/// the length for any of them).
+fn match_timeline(match_dir: &Path) -> Result<crate::timecode::Timeline, String> {
+    use crate::package::manifest::{LivePointer, WindowManifest};
+    let not_yet = || {
+        format!(
+            "{}: no window published yet; try again shortly",
+            match_dir.display()
+        )
+    };
+    let live: LivePointer = std::fs::read(match_dir.join("live.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(not_yet)?;
+    let w = *live.windows.first().ok_or_else(not_yet)?;
+    let doc: WindowManifest = std::fs::read(match_dir.join(format!("windows/{w}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(not_yet)?;
+    let seq = doc.segments.first().map(|s| s.seq).ok_or_else(not_yet)?;
+    let len = seq.checked_div(w).unwrap_or(1);
+    let ms = (doc.segment_duration * 1000.0).round() as u64;
+    if len == 0 || ms == 0 {
+        return Err(not_yet());
+    }
+    Ok(crate::timecode::Timeline::new(ms, len))
 }
 
 /// The routes: `/keys/{match}/{period}` and `/healthz` (the key server), the preview page
@@ -85,13 +128,18 @@ async fn dev_token(
         .get("session")
         .filter(|s| !s.is_empty() && s.len() <= 64)
         .map_or("preview", String::as_str);
-    tracing::info!("dev token issued for match {match_id}, session {session}");
-    (
-        [
-            (header::CONTENT_TYPE, "text/plain"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        dev.issue(match_id, session),
-    )
-        .into_response()
+    match dev.issue(match_id, session) {
+        Ok(token) => {
+            tracing::info!("dev token issued for match {match_id}");
+            (
+                [
+                    (header::CONTENT_TYPE, "text/plain"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                token,
+            )
+                .into_response()
+        }
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
 }
