@@ -101,6 +101,7 @@ fn playlists(c: &mut Criterion) {
                 iv: [s as u8; 16],
             }),
             signature: None,
+            gap: false,
         });
     }
     c.bench_function("render a 30-segment live playlist", |b| {

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub spool_objects: Gauge,
     pub spool_bytes: Gauge,
     pub origin_errors: Counter,
+    pub objects_quarantined: Counter,
     pub origin_down: Gauge,
     pub seeded_windows: Gauge,
     pub seeded_windows_total: Counter,
@@ -71,6 +72,7 @@ impl Metrics {
             spool_objects: Gauge::default(),
             spool_bytes: Gauge::default(),
             origin_errors: Counter::default(),
+            objects_quarantined: Counter::default(),
             origin_down: Gauge::default(),
             seeded_windows: Gauge::default(),
             seeded_windows_total: Counter::default(),
@@ -124,6 +126,11 @@ impl Metrics {
             "origin_errors",
             "Failed upload attempts",
             m.origin_errors.clone(),
+        );
+        registry.register(
+            "objects_quarantined",
+            "Objects the origin refused (4xx, or a permanent local error) and that went to the spool's dead letters",
+            m.objects_quarantined.clone(),
         );
         registry.register(
             "origin_down",

@@ -185,6 +185,7 @@ impl Observer {
             m.spool_bytes.set(self.publish.queued_bytes() as i64);
             m.origin_down.set(i64::from(self.publish.origin_down()));
             Metrics::catch_up(&m.origin_errors, self.publish.failed_attempts());
+            Metrics::catch_up(&m.objects_quarantined, self.publish.quarantined());
             Metrics::catch_up(
                 &m.tracker_announces,
                 crate::seed::tracker::ANNOUNCES.load(Ordering::Relaxed),

@@ -65,7 +65,8 @@ impl Source {
                         )?;
                         Ok(Some(bytes))
                     }
-                    Err(ureq::Error::Status(404, _)) => Ok(None),
+                    // The origin will not serve it (404, 403, 410, …): missing, as verify sees it.
+                    Err(ureq::Error::Status(400..=499, _)) => Ok(None),
                     Err(e) => Err(VerifyError::Fetch {
                         location: url,
                         message: e.to_string(),
@@ -316,6 +317,12 @@ impl Checker<'_> {
                     }
                 },
             };
+            if entry.gap {
+                self.problem(format!(
+                    "{rel}: {uri}: a gap (EXT-X-GAP): the origin refused this segment while the match was live"
+                ));
+                continue;
+            }
             if self.reported.contains(&seg_rel) {
                 continue; // Already named against its window manifest.
             }

@@ -48,7 +48,7 @@ fn sigterm_and_wait(mut child: Child, limit: Duration) -> Output {
 #[test]
 fn sigterm_finishes_the_segment_and_ends_the_playlists() {
     let out = tempfile::tempdir().unwrap();
-    let keys = keygen(out.path());
+    let keys = keygen(&scratch_dir("keys"));
     let child = start_live(out.path(), &keys, "live", "main=test:");
     let playlist = out.path().join("live/main/360p/index.m3u8");
     wait_for("the first live segment", Duration::from_secs(30), || {
@@ -95,7 +95,7 @@ fn sigterm_finishes_the_segment_and_ends_the_playlists() {
 #[test]
 fn sigterm_while_a_venue_never_calls_ends_the_slate_cleanly() {
     let out = tempfile::tempdir().unwrap();
-    let keys = keygen(out.path());
+    let keys = keygen(&scratch_dir("keys"));
     let port = free_udp_port();
     let child = start_live(
         out.path(),

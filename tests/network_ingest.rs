@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn run_args(out: &std::path::Path, angle: &str) -> Command {
-    let keys = keygen(out);
+    let keys = keygen(out.parent().expect("the origin has a parent"));
     let mut cmd = swarmpack();
     cmd.args(["run", "--match", "net", "--duration", "8"])
         .arg("--keys")
@@ -56,7 +56,7 @@ fn finish(mut child: std::process::Child, deadline: Duration) -> (bool, String) 
 fn assert_both_rungs(out: &std::path::Path, angle: &str) {
     for rung in ["360p", "180p"] {
         let dir = out.join("net").join(angle).join(rung);
-        let n = assert_playlist_segments_valid(&dir, &out.join("keys"), "net");
+        let n = assert_playlist_segments_valid(&dir, &out.parent().unwrap().join("keys"), "net");
         assert!(n >= 2, "{angle}/{rung}: {n} segments");
         assert!(media_playlist(&dir.join("index.m3u8")).end_list);
     }

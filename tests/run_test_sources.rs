@@ -9,7 +9,7 @@ use std::time::Duration;
 #[test]
 fn two_test_angles_two_rungs_are_keyframe_aligned_on_the_master_timecode() {
     let out = tempfile::tempdir().unwrap();
-    let keys = keygen(out.path());
+    let keys = keygen(&scratch_dir("keys"));
     let plain = tempfile::tempdir().unwrap();
     run_two_test_angles("final", &profile("demo.toml"), &keys, out.path(), 14);
 
@@ -105,7 +105,7 @@ fn two_test_angles_two_rungs_are_keyframe_aligned_on_the_master_timecode() {
 #[test]
 fn master_playlists_list_angles_as_video_alternatives() {
     let out = tempfile::tempdir().unwrap();
-    let keys = keygen(out.path());
+    let keys = keygen(&scratch_dir("keys"));
     let mut cmd = swarmpack();
     cmd.args(["run", "--match", "m", "--fast", "--duration", "2"])
         .arg("--keys")

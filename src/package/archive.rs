@@ -194,6 +194,7 @@ impl<'a> Archive<'a> {
                     discontinuity: prev.is_some_and(|p| p + 1 != s.seq),
                     key: key.clone(),
                     signature: Some(sign_listed(signer, match_id, s, key.as_ref())),
+                    gap: false,
                 });
                 prev = Some(s.seq);
                 first_seq = first_seq.min(s.seq);

@@ -315,6 +315,7 @@ impl Packager {
                 | self.restarted.remove(&key).is_some(),
             key: seg_key,
             signature,
+            gap: false,
         });
         self.out.push_back(Object {
             path,
@@ -328,6 +329,32 @@ impl Packager {
         });
         self.window_pending.extend(window_copy);
         Ok(())
+    }
+
+    /// The origin refused the object at `path` for good. A segment becomes a gap in its
+    /// playlist (EXT-X-GAP), and the playlist goes out again so players skip it.
+    pub fn mark_lost(&mut self, path: &str) {
+        let Some(rest) = path.strip_prefix(&format!("{}/", self.match_id)) else {
+            return;
+        };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(angle), Some(rung), Some(file)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let Some(seq) = file.strip_suffix(".ts").and_then(|n| n.parse().ok()) else {
+            return;
+        };
+        let key = (angle.to_string(), rung.to_string());
+        if let Some(playlist) = self.playlists.get_mut(&key)
+            && playlist.mark_gap(Seq(seq))
+        {
+            self.out.push_back(Object {
+                path: format!("{}/{angle}/{rung}/index.m3u8", self.match_id),
+                bytes: playlist.render().into_bytes(),
+                kind: ObjectKind::MediaPlaylist,
+            });
+        }
     }
 
     /// The match is over: every media playlist gets EXT-X-ENDLIST.

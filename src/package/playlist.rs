@@ -40,7 +40,12 @@ pub struct PlaylistEntry {
     pub key: Option<SegmentKey>,
     /// `#EXT-X-SWARMPACK-SEGMENT`, when the match signs its segments.
     pub signature: Option<SegmentSignature>,
+    /// Preceded by EXT-X-GAP (RFC 8216bis 4.4.4.7): the origin never got this segment.
+    pub gap: bool,
 }
+
+/// The EXT-X-GAP tag as m3u8-rs keeps it (it has no field for it).
+pub const GAP_TAG: &str = "X-GAP";
 
 /// A live media playlist that keeps the last `dvr_segments` entries.
 #[derive(Clone, Debug)]
@@ -100,6 +105,18 @@ impl LivePlaylist {
         }
     }
 
+    /// Marks the segment `seq` as a gap (it never reached the origin). Returns whether the
+    /// playlist still lists it.
+    pub fn mark_gap(&mut self, seq: Seq) -> bool {
+        match self.entries.iter_mut().find(|e| e.seq == seq) {
+            Some(e) => {
+                e.gap = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn end(&mut self) {
         self.ended = true;
     }
@@ -120,7 +137,15 @@ impl LivePlaylist {
                     keyformatversions: None,
                 }),
                 program_date_time: Some(e.pdt.to_datetime().with_timezone(&utc_offset())),
-                unknown_tags: e.signature.iter().map(SegmentSignature::to_tag).collect(),
+                unknown_tags: e
+                    .signature
+                    .iter()
+                    .map(SegmentSignature::to_tag)
+                    .chain(e.gap.then(|| m3u8_rs::ExtTag {
+                        tag: GAP_TAG.to_string(),
+                        rest: None,
+                    }))
+                    .collect(),
                 ..Default::default()
             })
             .collect();

@@ -120,6 +120,10 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
             discontinuity: s.discontinuity,
             key,
             signature,
+            gap: s
+                .unknown_tags
+                .iter()
+                .any(|t| t.tag == super::playlist::GAP_TAG),
         });
     }
     Ok(RestoredPlaylist {
@@ -203,6 +207,7 @@ mod tests {
                     iv: [seq as u8; 16],
                 }),
                 signature: None,
+                gap: false,
             });
         }
         let text = live.render();

@@ -161,6 +161,8 @@ pub struct TaggedEntry {
     pub key: Result<Option<SegmentKey>, String>,
     /// The `#EXT-X-SWARMPACK-SEGMENT` tag, if there is one.
     pub tag: Option<Result<SegmentSignature, TagError>>,
+    /// Marked EXT-X-GAP: the origin does not have it.
+    pub gap: bool,
 }
 
 impl TaggedEntry {
@@ -197,6 +199,10 @@ pub fn tagged_entries(playlist: &m3u8_rs::MediaPlaylist) -> Vec<TaggedEntry> {
                 uri: seg.uri.clone(),
                 key: key.clone(),
                 tag: SegmentSignature::find(&seg.unknown_tags),
+                gap: seg
+                    .unknown_tags
+                    .iter()
+                    .any(|t| t.tag == super::playlist::GAP_TAG),
             }
         })
         .collect()

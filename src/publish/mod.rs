@@ -45,6 +45,8 @@ pub struct PublisherConfig {
     pub max_in_flight: usize,
     /// Receives one event per object on the origin (latency measurement, metrics).
     pub events: Option<crossbeam_channel::Sender<Published>>,
+    /// Receives the path of every object the origin refused and that was given up.
+    pub lost: Option<crossbeam_channel::Sender<String>>,
 }
 
 impl Default for PublisherConfig {
@@ -53,6 +55,7 @@ impl Default for PublisherConfig {
             policy: RetryPolicy::default(),
             max_in_flight: 8,
             events: None,
+            lost: None,
         }
     }
 }
@@ -76,6 +79,7 @@ pub struct PublishStatus {
     queued_bytes: AtomicU64,
     published: AtomicU64,
     failed_attempts: AtomicU64,
+    quarantined: AtomicU64,
     origin_down: AtomicBool,
 }
 
@@ -92,6 +96,10 @@ impl PublishStatus {
     }
     pub fn failed_attempts(&self) -> u64 {
         self.failed_attempts.load(Ordering::Relaxed)
+    }
+    /// Objects the origin refused and that went to the spool's dead letters.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
     }
     pub fn origin_down(&self) -> bool {
         self.origin_down.load(Ordering::Relaxed)
@@ -198,6 +206,66 @@ impl Publisher {
     }
 }
 
+/// Why one upload attempt failed.
+struct UploadFailure {
+    /// The origin refused this object (or its record is damaged); see [`OriginError::is_refusal`].
+    refused: bool,
+    message: String,
+}
+
+/// After a failed attempt: retry the object, hold everything while the origin is down, or,
+/// once the origin has refused it [`queue::REFUSED_ATTEMPTS`] times, give it up to the
+/// spool's dead letters and report it lost, so nothing waits for it any more.
+fn failed(
+    schedule: &mut Schedule,
+    spool: &Spool,
+    status: &PublishStatus,
+    config: &PublisherConfig,
+    entry: Entry,
+    failure: UploadFailure,
+) {
+    status.failed_attempts.fetch_add(1, Ordering::Relaxed);
+    let message = failure.message;
+    let next = if failure.refused {
+        schedule.refused(entry.id, Instant::now(), rand::random())
+    } else {
+        schedule.failed(entry.id, Instant::now(), rand::random())
+    };
+    match next {
+        AfterFailure::Retry { attempt, of, after } => tracing::error!(
+            "{message} (attempt {attempt} of {of}; next in {} ms)",
+            after.as_millis()
+        ),
+        AfterFailure::Held { probe_after } => tracing::error!(
+            "{message}; origin treated as down: {} object(s) held in spool {}, next try in {} ms",
+            schedule.len(),
+            spool.dir().display(),
+            probe_after.as_millis()
+        ),
+        AfterFailure::GivenUp(entry) => {
+            status.quarantined.fetch_add(1, Ordering::Relaxed);
+            match spool.quarantine(&entry, &message) {
+                Ok(kept) => tracing::error!(
+                    "{message}; refused {} times, {} is given up and kept in {} (the match goes on without it)",
+                    queue::REFUSED_ATTEMPTS,
+                    entry.path,
+                    kept.display()
+                ),
+                Err(e) => {
+                    tracing::error!(
+                        "{message}; {} is given up, and cannot be kept either: {e}",
+                        entry.path
+                    );
+                    spool.remove(entry.id);
+                }
+            }
+            if let Some(lost) = &config.lost {
+                let _ = lost.send(entry.path);
+            }
+        }
+    }
+}
+
 /// How often the spool depth is logged while objects wait.
 const DEPTH_LOG_EVERY: Duration = Duration::from_secs(5);
 /// A backlog this deep is logged even while the origin is up.
@@ -222,11 +290,20 @@ async fn dispatch(
             let (origin, spool) = (origin.clone(), spool.clone());
             uploads.spawn(async move {
                 let result = match spool.read(&entry) {
-                    Ok(bytes) => origin
-                        .put(&entry.path, bytes.into())
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
+                    Ok(bytes) => {
+                        origin
+                            .put(&entry.path, bytes.into())
+                            .await
+                            .map_err(|e| UploadFailure {
+                                refused: e.is_refusal(),
+                                message: e.to_string(),
+                            })
+                    }
+                    // A damaged record can never be published: like a refusal, it goes.
+                    Err(e) => Err(UploadFailure {
+                        refused: true,
+                        message: e.to_string(),
+                    }),
                 };
                 (entry, result)
             });
@@ -297,21 +374,7 @@ async fn dispatch(
                             });
                         }
                     }
-                    Err(message) => {
-                        status.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                        match schedule.failed(entry.id, Instant::now(), rand::random()) {
-                            AfterFailure::Retry { attempt, of, after } => tracing::error!(
-                                "{message} (attempt {attempt} of {of}; next in {} ms)",
-                                after.as_millis()
-                            ),
-                            AfterFailure::Held { probe_after } => tracing::error!(
-                                "{message}; origin treated as down: {} object(s) held in spool {}, next try in {} ms",
-                                schedule.len(),
-                                spool.dir().display(),
-                                probe_after.as_millis()
-                            ),
-                        }
-                    }
+                    Err(failure) => failed(&mut schedule, &spool, &status, &config, entry, failure),
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}

@@ -41,7 +41,69 @@ pub enum OriginError {
         origin: String,
         path: String,
         message: String,
+        /// The origin refused this one object (a 4xx, or a permanent local error), as
+        /// opposed to being unreachable or failing as a whole.
+        refused: bool,
     },
+}
+
+impl OriginError {
+    /// Whether the origin refused this one object (see [`refuses_object`]), so retrying the
+    /// origin will not help it and nothing else should wait for it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, OriginError::Put { refused: true, .. })
+    }
+}
+
+/// Whether a failed upload is the origin refusing this one object rather than the origin
+/// being down. Refusals: HTTP 4xx other than 401 (credentials), 408 (timeout) and 429
+/// (throttling), and local errors that no retry fixes (a directory in the way, no
+/// permission, a bad name). Transport errors, timeouts and 5xx are the origin being down.
+pub fn refuses_object(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    match e {
+        E::PermissionDenied { .. }
+        | E::NotFound { .. }
+        | E::AlreadyExists { .. }
+        | E::Precondition { .. }
+        | E::InvalidPath { .. }
+        | E::NotSupported { .. } => true,
+        E::Unauthenticated { .. } => false,
+        _ => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            while let Some(s) = source {
+                if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                    use std::io::ErrorKind as K;
+                    if matches!(
+                        io.kind(),
+                        K::IsADirectory
+                            | K::NotADirectory
+                            | K::PermissionDenied
+                            | K::InvalidInput
+                            | K::InvalidFilename
+                            | K::ReadOnlyFilesystem
+                    ) {
+                        return true;
+                    }
+                }
+                if let Some(status) = http_status(&s.to_string())
+                    && (400..500).contains(&status)
+                    && ![401, 408, 429].contains(&status)
+                {
+                    return true;
+                }
+                source = s.source();
+            }
+            false
+        }
+    }
+}
+
+/// The status in object_store's HTTP error text ("… non-2xx status code: 413 Payload Too
+/// Large …"); its error type is not public, so the text is all there is to read.
+fn http_status(text: &str) -> Option<u16> {
+    let rest = text.split("status code: ").nth(1)?;
+    rest.get(..3)?.parse().ok()
 }
 
 const EXPECTED: &str = "file:///absolute/dir, file://relative/dir, http(s)://host[:port]/path/ \
@@ -182,6 +244,7 @@ impl Origin {
                 origin: self.describe.clone(),
                 path: path.to_string(),
                 message: self.scrub(&error_chain(&e)),
+                refused: refuses_object(&e),
             })
     }
 
@@ -276,6 +339,31 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[tokio::test]
+    async fn a_directory_in_the_way_is_a_refusal_and_a_dead_origin_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = Origin::local(tmp.path()).unwrap();
+        std::fs::create_dir_all(tmp.path().join("m/a/r/7.ts")).unwrap();
+        let e = o
+            .put("m/a/r/7.ts", Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert!(e.is_refusal(), "{e}");
+        assert!(o.put("m/a/r/8.ts", Bytes::from_static(b"x")).await.is_ok());
+        // Nothing listens on port 9: the origin is down, not refusing.
+        let down = Origin::open("http://127.0.0.1:9/").unwrap();
+        let e = down
+            .put("m/x.ts", Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert!(!e.is_refusal(), "{e}");
+        assert_eq!(
+            http_status("Server returned non-2xx status code: 413 Payload Too Large: "),
+            Some(413)
+        );
+        assert_eq!(http_status("connection refused"), None);
     }
 
     #[test]

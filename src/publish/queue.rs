@@ -82,7 +82,7 @@ struct Slot {
 }
 
 /// What a failed attempt leads to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AfterFailure {
     /// Tried again after `after`.
     Retry {
@@ -93,7 +93,14 @@ pub enum AfterFailure {
     /// Out of attempts: the origin is treated as down and objects wait in the spool; one
     /// object is tried again after `probe_after`.
     Held { probe_after: Duration },
+    /// The origin refused this object [`REFUSED_ATTEMPTS`] times: it leaves the queue (to the
+    /// spool's dead letters), and nothing waits for it any more.
+    GivenUp(Entry),
 }
+
+/// Attempts at an object the origin refuses (a 4xx) before it is given up. Refusals never
+/// count towards the origin being down.
+pub const REFUSED_ATTEMPTS: u32 = 3;
 
 /// The queue of objects still to publish.
 #[derive(Debug)]
@@ -265,6 +272,31 @@ impl Schedule {
         AfterFailure::Held { probe_after }
     }
 
+    /// The origin refused `id` (see [`REFUSED_ATTEMPTS`]); `jitter` is a uniform draw from 0..=1.
+    pub fn refused(&mut self, id: u64, now: Instant, jitter: f64) -> AfterFailure {
+        let policy = self.policy;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return AfterFailure::Held {
+                probe_after: policy.probe_delay(jitter),
+            };
+        };
+        slot.failures += 1;
+        if slot.failures < REFUSED_ATTEMPTS {
+            let after = policy.delay(slot.failures, jitter);
+            slot.state = State::Waiting {
+                not_before: Some(now + after),
+            };
+            return AfterFailure::Retry {
+                attempt: slot.failures,
+                of: REFUSED_ATTEMPTS,
+                after,
+            };
+        }
+        let slot = self.slots.remove(&id).expect("looked up above");
+        self.bytes -= slot.entry.len;
+        AfterFailure::GivenUp(slot.entry)
+    }
+
     /// When something may become ready without a new push or a finished attempt.
     pub fn next_wakeup(&self) -> Option<Instant> {
         let backoff = self
@@ -341,6 +373,50 @@ mod tests {
         );
         s.succeeded(1);
         assert_eq!(start_all(&mut s, now), vec![2]);
+    }
+
+    #[test]
+    fn a_refused_object_is_given_up_without_holding_the_origin_and_unblocks_its_playlist() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(RetryPolicy::default());
+        s.push(entry(1, "m/a/hi/10.ts", ObjectKind::Segment));
+        s.push(entry(2, "m/a/hi/index.m3u8", ObjectKind::MediaPlaylist));
+        s.push(entry(3, "m/a/hi/11.ts", ObjectKind::Segment));
+        assert_eq!(start_all(&mut s, t0), vec![1, 3]);
+        s.succeeded(3);
+        let mut t = t0;
+        for attempt in 1..REFUSED_ATTEMPTS {
+            match s.refused(1, t, 0.5) {
+                AfterFailure::Retry {
+                    attempt: a,
+                    of,
+                    after,
+                } => {
+                    assert_eq!((a, of), (attempt, REFUSED_ATTEMPTS));
+                    t += after;
+                }
+                other => panic!("attempt {attempt}: {other:?}"),
+            }
+            assert!(!s.origin_down(), "a refusal is not the origin being down");
+            assert_eq!(
+                start_all(&mut s, t),
+                vec![1],
+                "retried; the playlist still waits"
+            );
+        }
+        match s.refused(1, t, 0.5) {
+            AfterFailure::GivenUp(e) => assert_eq!(e.path, "m/a/hi/10.ts"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!s.origin_down());
+        assert_eq!(
+            start_all(&mut s, t),
+            vec![2],
+            "nothing waits for it any more"
+        );
+        s.succeeded(2);
+        assert!(s.is_empty());
+        assert_eq!(s.bytes(), 0);
     }
 
     #[test]

@@ -211,6 +211,29 @@ impl Spool {
         Ok(bytes)
     }
 
+    /// Moves a record the origin refused to `{spool}/dead-letter/`: its bytes as
+    /// `{id}.data` and `{id}.json` with the path, kind, length and `reason`, for an operator
+    /// to look at. The record leaves the queue.
+    pub fn quarantine(&self, entry: &Entry, reason: &str) -> Result<PathBuf, SpoolError> {
+        let dead = self.dir.join(DEAD_LETTER);
+        std::fs::create_dir_all(&dead)
+            .map_err(|e| self.io(format!("cannot create {}", dead.display()), e))?;
+        let data = dead.join(format!("{:016}.data", entry.id));
+        std::fs::rename(self.data_path(entry.id), &data)
+            .map_err(|e| self.io(format!("cannot move the record for {}", entry.path), e))?;
+        let note = serde_json::json!({
+            "path": entry.path,
+            "kind": entry.kind.name(),
+            "len": entry.len,
+            "reason": reason,
+        });
+        let json = dead.join(format!("{:016}.json", entry.id));
+        std::fs::write(&json, format!("{note:#}\n"))
+            .map_err(|e| self.io(format!("cannot write {}", json.display()), e))?;
+        let _ = std::fs::remove_file(self.meta_path(entry.id));
+        Ok(data)
+    }
+
     /// Forgets a record (published, or made obsolete by a newer copy).
     pub fn remove(&self, id: u64) {
         // Meta first: a crash in between leaves data without meta, which `open` discards.
@@ -218,6 +241,9 @@ impl Spool {
         let _ = std::fs::remove_file(self.data_path(id));
     }
 }
+
+/// Where records the origin refused are kept (`{spool}/dead-letter/`).
+pub const DEAD_LETTER: &str = "dead-letter";
 
 #[cfg(test)]
 mod tests {
@@ -242,6 +268,24 @@ mod tests {
         assert_eq!(spool.read(&b).unwrap(), b"two!");
         let d = spool.put("m/x", ObjectKind::Pointer, b"").unwrap();
         assert!(d.id > c.id, "ids keep increasing across runs");
+    }
+
+    #[test]
+    fn a_quarantined_record_leaves_the_queue_with_its_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(tmp.path()).unwrap();
+        let e = spool
+            .put("m/a/r/7.ts", ObjectKind::Segment, b"abc")
+            .unwrap();
+        let data = spool.quarantine(&e, "HTTP 403").unwrap();
+        assert_eq!(std::fs::read(&data).unwrap(), b"abc");
+        let note = std::fs::read_to_string(data.with_extension("json")).unwrap();
+        assert!(
+            note.contains("\"reason\": \"HTTP 403\"") && note.contains("m/a/r/7.ts"),
+            "{note}"
+        );
+        let (_, leftovers) = Spool::open(tmp.path()).unwrap();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]

@@ -141,6 +141,8 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         None => None,
     };
     let work_dir = cfg.spool.join(&cfg.match_id);
+    // Objects the origin refused for good: segments become gaps in their playlists.
+    let (lost_tx, lost_rx) = crossbeam_channel::unbounded::<String>();
     let origin_name = cfg.origin.describe().to_string();
     let publisher = Publisher::start(
         rt.handle(),
@@ -148,6 +150,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         &queue_dir(&cfg.spool, &cfg.match_id),
         PublisherConfig {
             events: metrics.clone().map(crate::metrics::latency_recorder),
+            lost: Some(lost_tx),
             ..PublisherConfig::default()
         },
     )?;
@@ -233,7 +236,10 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let packager_cpu_start = crate::observe::thread_cpu_time();
     let result = loop {
         observer.tick();
-        if let Err(e) = outlet.release() {
+        for path in lost_rx.try_iter() {
+            packager.mark_lost(&path);
+        }
+        if let Err(e) = outlet.forward(&mut packager, &mut report) {
             break Err(e);
         }
         let requests = stop_requests.load(Ordering::Relaxed);

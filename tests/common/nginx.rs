@@ -18,6 +18,11 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx with its config, temp files and document root (`www`) under `dir`.
     pub fn webdav(dir: &Path) -> Nginx {
+        Nginx::webdav_with(dir, "")
+    }
+
+    /// [`Nginx::webdav`] with `extra` (more `location` blocks) in its server block.
+    pub fn webdav_with(dir: &Path, extra: &str) -> Nginx {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,7 +36,7 @@ impl Nginx {
              events {{}}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    client_max_body_size 0;\n    \
+             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    client_max_body_size 0;\n    {extra}\n    \
              location / {{\n      dav_methods PUT DELETE MKCOL;\n      create_full_put_path on;\n      \
              dav_access user:rw group:r all:r;\n    }}\n  }}\n}}\n",
             root = root.display()

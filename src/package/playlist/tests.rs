@@ -32,6 +32,7 @@ fn entry(tl: &Timeline, seq: u64) -> PlaylistEntry {
         discontinuity: false,
         key: None,
         signature: None,
+        gap: false,
     }
 }
 
