@@ -485,7 +485,8 @@ fn run(
         RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
         | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
         | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. })
-        | RunError::Seed(swarmpack::seed::SeedError::MissingToken { .. }) => bad_input(e),
+        | RunError::Seed(swarmpack::seed::SeedError::MissingToken { .. })
+        | RunError::AlreadyRunning { .. } => bad_input(e),
         RunError::Interrupted => Failure {
             code: 130,
             error: e.into(),

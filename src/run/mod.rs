@@ -39,6 +39,57 @@ pub enum RunError {
     Runtime(std::io::Error),
     #[error("stopped at once by a second signal; the segment in progress was not published")]
     Interrupted,
+    #[error(
+        "match {match_id} is already running with this spool (pid {pid}, lock {lock}): two runs \
+         of one match on one spool would overwrite each other's objects and reuse keys and IVs"
+    )]
+    AlreadyRunning {
+        match_id: String,
+        pid: String,
+        lock: PathBuf,
+    },
+    #[error("{lock}: cannot take the run lock: {source}")]
+    Lock {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Holds `{spool}/{match}/run.lock` (an exclusive `flock`, released when the process ends,
+/// however it ends) and writes this process's pid into it.
+fn lock_match(work_dir: &Path, match_id: &str) -> Result<std::fs::File, RunError> {
+    use std::io::{Read, Seek, Write};
+    let lock = work_dir.join("run.lock");
+    let io = |source| RunError::Lock {
+        lock: lock.clone(),
+        source,
+    };
+    std::fs::create_dir_all(work_dir).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(RunError::AlreadyRunning {
+                match_id: match_id.to_string(),
+                pid: pid.trim().chars().take(20).collect(),
+                lock,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| write!(file, "{}", std::process::id()))
+        .map_err(io)?;
+    Ok(file)
 }
 
 /// Everything one match needs.
@@ -141,6 +192,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         None => None,
     };
     let work_dir = cfg.spool.join(&cfg.match_id);
+    let _lock = lock_match(&work_dir, &cfg.match_id)?;
     // Objects the origin refused for good: segments become gaps in their playlists.
     let (lost_tx, lost_rx) = crossbeam_channel::unbounded::<String>();
     let origin_name = cfg.origin.describe().to_string();
