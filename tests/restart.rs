@@ -155,3 +155,104 @@ fn a_sigkilled_match_continues_where_it_stopped() {
         "verify did not reach every window ({windows_on_origin}):\n{vlog}"
     );
 }
+
+/// Issue 14, item 5: after a SIGKILL, the newest segment of a window that had not closed is
+/// overwritten on the origin with random bytes of the same length. The restart must not sign
+/// them: its tag no longer describes the bytes, so the restored playlist stops before it, no
+/// manifest lists the forged bytes, and `verify` passes over what was published.
+#[test]
+fn a_forged_segment_of_the_open_window_is_not_signed_by_the_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 3, "http://127.0.0.1:9/", "");
+    let origin = tmp.path().join("origin");
+    let spool = tmp.path().join("spool");
+    let m = origin.join("cup");
+    let playlist = m.join("main/180p/index.m3u8");
+    let newest = || {
+        std::fs::read(&playlist)
+            .ok()
+            .and_then(|b| match m3u8_rs::parse_playlist_res(&b) {
+                Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p
+                    .segments
+                    .last()
+                    .and_then(|s| s.uri.trim_end_matches(".ts").parse::<u64>().ok()),
+                _ => None,
+            })
+    };
+    let mut first = Guard(
+        run_match(
+            "cup",
+            &profile,
+            &keys,
+            &format!("file://{}", origin.display()),
+        )
+        .args(["--angle", "main=test:", "--no-seed"])
+        .arg("--spool")
+        .arg(&spool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    // Kill right after a window's first segment: that window is surely open.
+    wait_for(
+        "a window's first segment after a closed window",
+        Duration::from_secs(40),
+        || m.join("live.json").exists() && newest().is_some_and(|s| s % 3 == 0),
+    );
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let forged_seq = newest().unwrap();
+    let forged_path = m.join(format!("main/180p/{forged_seq}.ts"));
+    let len = std::fs::metadata(&forged_path).unwrap().len() as usize;
+    let forged: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8 ^ 0x5a).collect();
+    std::fs::write(&forged_path, &forged).unwrap();
+    let forged_sha = {
+        let d = ring::digest::digest(&ring::digest::SHA256, &forged);
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+
+    let mut again = run_match(
+        "cup",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    );
+    again
+        .args(["--angle", "main=test:", "--no-seed", "--duration", "4"])
+        .arg("--spool")
+        .arg(&spool)
+        .env("RUST_LOG", "info,swarmpack=debug");
+    let out = run_with_deadline(again, Duration::from_secs(60));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{forged_seq}.ts: the bytes on the origin are not the ones its signed tag describes"
+        )),
+        "{log}"
+    );
+    // No manifest lists the forged bytes, and the playlist no longer names the segment.
+    for e in std::fs::read_dir(m.join("windows")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "json") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            assert!(
+                !text.contains(&forged_sha),
+                "{} signs the forged bytes",
+                e.path().display()
+            );
+        }
+    }
+    let uris: Vec<String> = media_playlist(&playlist)
+        .segments
+        .iter()
+        .map(|s| s.uri.clone())
+        .collect();
+    assert!(!uris.contains(&format!("{forged_seq}.ts")), "{uris:?}");
+    let report = assert_verifies(m.to_str().unwrap(), &keys);
+    assert!(report.contains("all verified"), "{report}");
+}
