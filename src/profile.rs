@@ -320,6 +320,18 @@ impl Checker<'_> {
 
     fn url(&self, field: &str, v: &str, schemes: &[&str]) -> Result<url::Url, ProfileError> {
         let expected = format!("an absolute URL with scheme {}", schemes.join(" or "));
+        // Pasted into playlists as written: a quote, a control character or white space
+        // would end the attribute or the line and inject tags.
+        if let Some(c) = v
+            .chars()
+            .find(|c| *c == '"' || c.is_control() || c.is_whitespace())
+        {
+            return Err(self.invalid(
+                field,
+                &format!("{expected}, without quotes, white space or control characters"),
+                format!("{v:?} (it has {c:?})"),
+            ));
+        }
         match url::Url::parse(v) {
             Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some() => Ok(u),
             _ => Err(self.invalid(field, &expected, format!("{v:?}"))),
@@ -360,6 +372,7 @@ impl Checker<'_> {
             }
             rungs.push(rung);
         }
+        self.bounds(&segment, &rungs)?;
         let encoder = self.encoder(&raw.encoder)?;
         let key_uri_base = match &raw.encryption {
             Some(e) => {
@@ -555,6 +568,8 @@ pub fn is_path_safe_name(s: &str) -> bool {
 pub fn path_safe_name_rule() -> &'static str {
     NAME_RULE
 }
+
+mod bounds;
 
 #[cfg(test)]
 mod tests;

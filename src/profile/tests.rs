@@ -247,3 +247,51 @@ fn path_safe_names() {
         assert!(!is_path_safe_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn windows_that_would_hold_gigabytes_are_refused_naming_the_largest_allowed() {
+    // 200 Mb/s, 6 s segments, windows of 1000: 150 GB per window in memory.
+    let text = MINIMAL
+        .replace("duration = 2.0", "duration = 6.0")
+        .replace("window = 5", "window = 1000")
+        .replace("video_kbps = 800", "video_kbps = 200000");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("segment.window") && e.contains("at most 1 segments"),
+        "{e}"
+    );
+    // The same ladder with a window of one segment fits; 900 kbit/s fits 1000 segments.
+    assert!(parse(&text.replace("window = 1000", "window = 1")).is_ok());
+    assert!(parse(&MINIMAL.replace("window = 5", "window = 1000")).is_ok());
+}
+
+#[test]
+fn a_dvr_window_that_makes_huge_playlists_is_refused() {
+    let text = MINIMAL
+        .replace("duration = 2.0", "duration = 1.0")
+        .replace("dvr = 60", "dvr = 86400");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("segment.dvr") && e.contains("at most 3000 s with 1 s segments"),
+        "{e}"
+    );
+    assert!(parse(&MINIMAL.replace("dvr = 60", "dvr = 6000")).is_ok());
+}
+
+#[test]
+fn urls_that_would_inject_playlist_attributes_are_refused() {
+    for (table, field) in [("encryption", "key_uri_base"), ("origin", "public_url")] {
+        for bad in [
+            "http://k/keys\\\",METHOD=NONE,X=\\\"",
+            "http://k/keys\\n#EXT-X-ENDLIST",
+            "http://k/ke ys",
+        ] {
+            let text = format!("{MINIMAL}[{table}]\n{field} = \"{bad}\"\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{table}.{field}")) && e.contains("without quotes"),
+                "{bad}: {e}"
+            );
+        }
+    }
+}
