@@ -113,4 +113,42 @@ fn serve_gives_ranges_keys_with_tokens_and_dev_tokens_only_when_asked() {
     let key2 = curl(&["-H", &format!("Authorization: Bearer {dev}"), &key_url]).stdout;
     assert_eq!(key2, key, "the dev token opens the same key");
     assert_eq!(status(&format!("{base}/dev-token?match=../x"), &[]), "400");
+
+    // Issue 14, item 10: dev tokens are signed with a development secret, so the production
+    // key server refuses them (and still takes a real token).
+    let kport = free_tcp_port();
+    let _keyserver = Guard(
+        swarmpack()
+            .arg("keyserver")
+            .arg("--keys")
+            .arg(&keys)
+            .args(["--listen", &format!("127.0.0.1:{kport}")])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the key server", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", kport)).is_ok()
+    });
+    let prod_url = format!("http://127.0.0.1:{kport}/keys/{key_path}");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    assert_eq!(status(&prod_url, &["-H", &bearer(&dev)]), "401");
+    assert_eq!(status(&prod_url, &["-H", &bearer(&token)]), "200");
+
+    // And --dev-tokens on a public address is refused unless forced.
+    let mut public = swarmpack();
+    public
+        .arg("serve")
+        .arg("--origin")
+        .arg(&origin)
+        .arg("--keys")
+        .arg(&keys)
+        .args([
+            "--listen",
+            &format!("0.0.0.0:{}", free_tcp_port()),
+            "--dev-tokens",
+        ]);
+    let out = run_with_deadline(public, Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--public-dev-tokens"), "{err}");
 }

@@ -31,6 +31,7 @@ pub(super) fn serve(
     keys: &std::path::Path,
     listen: &str,
     dev_tokens: bool,
+    public_dev_tokens: bool,
     spool: Option<&std::path::Path>,
     stop_requests: Arc<AtomicUsize>,
 ) -> Result<(), Failure> {
@@ -43,8 +44,14 @@ pub(super) fn serve(
     let keys = KeyDir::load(keys).map_err(bad_input)?;
     keys.ensure_outside(origin).map_err(bad_input)?;
     let addr = listen_addr(listen, "127.0.0.1:8080")?;
+    if dev_tokens && !addr.ip().is_loopback() && !public_dev_tokens {
+        return Err(bad_input(anyhow!(
+            "--dev-tokens with --listen {addr}: anyone who reaches this address could watch; \
+             listen on loopback (127.0.0.1), or add --public-dev-tokens if that is what you want"
+        )));
+    }
     let dev = dev_tokens.then(|| swarmpack::serve::DevTokens {
-        token_secret: keys.token_secret().to_vec(),
+        token_secret: swarmpack::keys::token::dev_secret(keys.token_secret()),
         origin: origin.to_path_buf(),
         now: Box::new(swarmpack::keys::server::system_now),
     });
@@ -58,7 +65,11 @@ pub(super) fn serve(
             "this build has no hls.js: the preview page cannot play (run scripts/setup, then rebuild)"
         );
     }
-    let app = swarmpack::serve::router(origin, spool, Arc::new(key_service(&keys)), dev);
+    let service = match dev_tokens {
+        true => key_service(&keys).accepting_dev_tokens(),
+        false => key_service(&keys),
+    };
+    let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev);
     drop(keys);
     serve_http(
         addr,

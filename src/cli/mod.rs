@@ -219,9 +219,13 @@ then open http://127.0.0.1:8080/?match=ID"
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long, value_name = "ADDR")]
         listen: String,
-        /// Turn on GET /dev-token (development and demos only).
+        /// Turn on GET /dev-token (development and demos only). Its tokens are signed with a
+        /// development secret: they open keys on this server only, never on `keyserver`.
         #[arg(long)]
         dev_tokens: bool,
+        /// Allow --dev-tokens on an address other than loopback (anyone who reaches it can watch).
+        #[arg(long, requires = "dev_tokens")]
+        public_dev_tokens: bool,
         /// The spool directory of the `run` on this machine (its --spool): the preview page
         /// then shows how many objects wait for the origin.
         #[arg(long, value_name = "DIR")]
@@ -321,12 +325,14 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             keys,
             listen,
             dev_tokens,
+            public_dev_tokens,
             spool,
         } => http::serve(
             &origin,
             &keys,
             &listen,
             dev_tokens,
+            public_dev_tokens,
             spool.as_deref(),
             stop_requests,
         ),

@@ -70,6 +70,16 @@ pub enum TokenError {
 /// Longest token accepted, in bytes (a guard against abuse, far above real tokens).
 pub const MAX_TOKEN_LEN: usize = 1024;
 
+/// The secret development tokens (`serve --dev-tokens`) are signed with: derived from the
+/// token secret, but a different key, so a production key server (which knows only the token
+/// secret) refuses every development token.
+pub fn dev_secret(token_secret: &[u8]) -> Vec<u8> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, token_secret);
+    hmac::sign(&key, b"swarmpack development tokens/1")
+        .as_ref()
+        .to_vec()
+}
+
 /// Signs `claims` with the token secret.
 pub fn issue(secret: &[u8], claims: &Claims) -> String {
     let body = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
@@ -180,6 +190,15 @@ mod tests {
                 "flip at {i} accepted"
             );
         }
+    }
+
+    #[test]
+    fn development_tokens_do_not_verify_with_the_production_secret() {
+        let dev = dev_secret(SECRET);
+        assert_ne!(dev.as_slice(), SECRET);
+        let t = issue(&dev, &claims());
+        assert_eq!(verify(SECRET, &t, 1500), Err(TokenError::Forged));
+        assert_eq!(verify(&dev, &t, 1500), Ok(claims()));
     }
 
     #[test]

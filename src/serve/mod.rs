@@ -26,7 +26,8 @@ pub const DEV_TOKEN_TTL: u64 = 3600;
 /// How far back a development token opens keys, in seconds (a generous DVR window).
 pub const DEV_TOKEN_LOOKBACK: u64 = 3600;
 
-/// What `/dev-token` needs: the token secret, the origin directory (the match's timing comes
+/// What `/dev-token` needs: the development token secret ([`token::dev_secret`]: production
+/// key servers refuse its tokens), the origin directory (the match's timing comes
 /// from its newest window manifest) and a clock (Unix seconds).
 pub struct DevTokens {
     pub token_secret: Vec<u8>,
