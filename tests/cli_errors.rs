@@ -344,3 +344,38 @@ fn seed_help_teaches_and_bad_flags_exit_2_naming_the_flag() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--origin"), "{err}");
 }
+
+#[test]
+fn secrets_readable_by_others_are_refused_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let k = keys.to_str().unwrap();
+    let args = [
+        "token",
+        "--keys",
+        k,
+        "--match",
+        "m",
+        "--session",
+        "s",
+        "--ttl",
+        "1h",
+        "--periods",
+        "1-2",
+    ];
+    assert_eq!(run_err(&args).0, 0, "0600 keys load");
+    for name in ["content.secret", "token.secret", "signing.pk8"] {
+        let path = keys.join(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (code, err) = run_err(&args);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{name}: mode 644 lets other users read this secret"
+            )) && err.contains("chmod 600"),
+            "{name}: {err}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}

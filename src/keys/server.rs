@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::collections::HashMap;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// A refusal: the HTTP status, a short reason for the body, and the detail for the server
 /// log only (a forger learns nothing from the body about why a token failed).
@@ -46,10 +47,11 @@ fn unauthorized(detail: &'static str) -> Denied {
 
 /// What the key server knows: the two secrets and a clock (Unix seconds).
 pub struct KeyService {
-    content_secret: Vec<u8>,
-    token_secret: Vec<u8>,
+    // Secrets are wiped from memory when the service is dropped.
+    content_secret: Zeroizing<Vec<u8>>,
+    token_secret: Zeroizing<Vec<u8>>,
     /// Also accepted: development tokens (`serve --dev-tokens` only).
-    dev_secret: Option<Vec<u8>>,
+    dev_secret: Option<Zeroizing<Vec<u8>>>,
     now: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
@@ -67,8 +69,8 @@ impl KeyService {
         now: Box<dyn Fn() -> u64 + Send + Sync>,
     ) -> Self {
         KeyService {
-            content_secret: content_secret.to_vec(),
-            token_secret: token_secret.to_vec(),
+            content_secret: Zeroizing::new(content_secret.to_vec()),
+            token_secret: Zeroizing::new(token_secret.to_vec()),
             dev_secret: None,
             now,
         }
@@ -77,7 +79,7 @@ impl KeyService {
     /// Also accepts development tokens (signed with [`token::dev_secret`]). Only for
     /// `serve --dev-tokens`: the production key server refuses them.
     pub fn accepting_dev_tokens(mut self) -> Self {
-        self.dev_secret = Some(token::dev_secret(&self.token_secret));
+        self.dev_secret = Some(Zeroizing::new(token::dev_secret(&self.token_secret)));
         self
     }
 

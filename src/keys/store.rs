@@ -8,6 +8,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 pub const CONTENT_SECRET: &str = "content.secret";
 pub const TOKEN_SECRET: &str = "token.secret";
@@ -30,6 +31,11 @@ pub enum KeyError {
     #[error("{dir}: no keys here; run `swarmpack keygen --out {dir}` first")]
     Missing { dir: PathBuf },
     #[error(
+        "{path}: mode {mode:o} lets other users read this secret; refusing to use it (as ssh does): \
+         chmod 600 {path}"
+    )]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error(
         "--keys {keys} lies inside the origin {origin}: the secrets would be published and served; \
          keep the keys directory outside the origin (only pubkey.pem belongs there, and swarmpack puts it there)"
     )]
@@ -39,9 +45,10 @@ pub enum KeyError {
 /// Loaded secrets. Debug output never shows them.
 pub struct KeyDir {
     pub dir: PathBuf,
-    content: Vec<u8>,
-    token: Vec<u8>,
-    pkcs8: Vec<u8>,
+    // Wiped from memory when dropped.
+    content: Zeroizing<Vec<u8>>,
+    token: Zeroizing<Vec<u8>>,
+    pkcs8: Zeroizing<Vec<u8>>,
     signing: Ed25519KeyPair,
 }
 
@@ -71,6 +78,22 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| io(path, e))
+}
+
+/// Refuses a secret file that its group or others may read or write (`keygen` writes 0600).
+fn private_file(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
 }
 
 /// SPKI PEM of a raw Ed25519 public key (RFC 8410).
@@ -136,7 +159,8 @@ impl KeyDir {
         }
         let read = |name: &str| {
             let p = dir.join(name);
-            std::fs::read(&p).map_err(|e| io(&p, e))
+            private_file(&p)?;
+            std::fs::read(&p).map(Zeroizing::new).map_err(|e| io(&p, e))
         };
         let content = read(CONTENT_SECRET)?;
         let token = read(TOKEN_SECRET)?;
