@@ -53,7 +53,7 @@ pub async fn run(
         .get(&format!("{live_path}.sig"))
         .await?
         .unwrap_or_default();
-    let pointer = resume::parse_pointer(&live_path, &live, &sig, &public_key)?;
+    let pointer = resume::parse_pointer(&live_path, match_id, &live, &sig, &public_key)?;
     let chain = walk_chain(origin, match_id, &pointer, &public_key).await?;
 
     let newest = &chain.last().expect("a chain has a window").0;

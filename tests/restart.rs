@@ -256,3 +256,87 @@ fn a_forged_segment_of_the_open_window_is_not_signed_by_the_restart() {
     let report = assert_verifies(m.to_str().unwrap(), &keys);
     assert!(report.contains("all verified"), "{report}");
 }
+
+/// Issue 14, item 6: a restart refuses another match's `live.json` (signed with the same
+/// key), refuses an older `live.json` put back on the origin (a rollback), and does not start
+/// afresh (forking the chain) when the origin cannot be read.
+#[test]
+fn a_restart_refuses_a_foreign_or_rolled_back_pointer_and_an_unreadable_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
+    let origin = tmp.path().join("origin");
+    let file_origin = format!("file://{}", origin.display());
+    let spool = tmp.path().join("spool");
+    let run = |match_id: &str, origin: &str, extra: &[&str]| {
+        let mut cmd = run_match(match_id, &profile, &keys, origin);
+        cmd.args([
+            "--angle",
+            "main=test:",
+            "--no-seed",
+            "--fast",
+            "--duration",
+            "4",
+        ])
+        .arg("--spool")
+        .arg(&spool)
+        .args(extra);
+        let out = run_with_deadline(cmd, Duration::from_secs(60));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, log) = run("cup", &file_origin, &[]);
+    assert_eq!(code, Some(0), "{log}");
+
+    // Another match's live.json, signed with the same key, is not this match's chain.
+    std::fs::create_dir_all(origin.join("other")).unwrap();
+    for f in ["live.json", "live.json.sig"] {
+        std::fs::copy(origin.join("cup").join(f), origin.join("other").join(f)).unwrap();
+    }
+    let (code, log) = run("other", &file_origin, &[]);
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains("names match \"cup\""), "{log}");
+
+    // A rollback: the live.json of the first run put back after a second run moved on.
+    let old: Vec<Vec<u8>> = ["live.json", "live.json.sig"]
+        .iter()
+        .map(|f| std::fs::read(origin.join("cup").join(f)).unwrap())
+        .collect();
+    // --fast media runs ahead of UTC: the next run's segments must come after these.
+    let playlist = origin.join("cup/main/180p/index.m3u8");
+    let last: u64 = media_playlist(&playlist)
+        .segments
+        .last()
+        .and_then(|s| s.uri.trim_end_matches(".ts").parse().ok())
+        .unwrap();
+    wait_for(
+        "UTC to pass the first run's media",
+        Duration::from_secs(20),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            now > last + 1
+        },
+    );
+    let (code, log) = run("cup", &file_origin, &[]);
+    assert_eq!(code, Some(0), "{log}");
+    for (f, bytes) in ["live.json", "live.json.sig"].iter().zip(&old) {
+        std::fs::write(origin.join("cup").join(f), bytes).unwrap();
+    }
+    let (code, log) = run("cup", &file_origin, &[]);
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains("(a rollback); refusing to extend it"), "{log}");
+
+    // An origin that cannot be read: wait, then stop rather than fork the chain.
+    let closed = format!("http://127.0.0.1:{}/", free_tcp_port());
+    let (code, log) = run("cup", &closed, &["--drain-timeout", "3s"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("starting afresh would fork its hash chain"),
+        "{log}"
+    );
+}

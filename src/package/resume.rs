@@ -20,6 +20,11 @@ pub enum ResumeError {
     ForeignPointer { path: String },
     #[error("{path}: {message}")]
     Pointer { path: String, message: String },
+    #[error(
+        "{path}: signed with this match's key but names match {found:?}: another match's live.json, \
+         refusing to extend its hash chain"
+    )]
+    ForeignMatch { path: String, found: String },
 }
 
 /// One media playlist as published.
@@ -54,9 +59,11 @@ impl Resume {
     }
 }
 
-/// Checks `live.json` against its signature and the match's Ed25519 public key.
+/// Checks `live.json` against its signature and the match's Ed25519 public key, and that it
+/// names `match_id`.
 pub fn parse_pointer(
     path: &str,
+    match_id: &str,
     bytes: &[u8],
     sig: &[u8],
     public_key: &[u8],
@@ -66,10 +73,17 @@ pub fn parse_pointer(
         .map_err(|_| ResumeError::ForeignPointer {
             path: path.to_string(),
         })?;
-    serde_json::from_slice(bytes).map_err(|e| ResumeError::Pointer {
+    let pointer: LivePointer = serde_json::from_slice(bytes).map_err(|e| ResumeError::Pointer {
         path: path.to_string(),
         message: e.to_string(),
-    })
+    })?;
+    if pointer.match_id != match_id {
+        return Err(ResumeError::ForeignMatch {
+            path: path.to_string(),
+            found: pointer.match_id,
+        });
+    }
+    Ok(pointer)
 }
 
 /// Reads a published media playlist back into entries.
@@ -245,6 +259,7 @@ mod tests {
         let sig = pair.sign(body);
         let p = parse_pointer(
             "m/live.json",
+            "m",
             body,
             sig.as_ref(),
             pair.public_key().as_ref(),
@@ -253,8 +268,19 @@ mod tests {
         assert_eq!(p.windows, vec![7, 6]);
         let other = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let other = ring::signature::Ed25519KeyPair::from_pkcs8(other.as_ref()).unwrap();
+        assert!(matches!(
+            parse_pointer(
+                "o/live.json",
+                "o",
+                body,
+                sig.as_ref(),
+                pair.public_key().as_ref()
+            ),
+            Err(ResumeError::ForeignMatch { .. })
+        ));
         let e = parse_pointer(
             "m/live.json",
+            "m",
             body,
             sig.as_ref(),
             other.public_key().as_ref(),

@@ -189,6 +189,7 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     // What `publish::resume::load` reads back.
     let pointer = resume::parse_pointer(
         "final/live.json",
+        "final",
         &origin["final/live.json"],
         &origin["final/live.json.sig"],
         &public,

@@ -29,7 +29,7 @@ pub async fn load(
             .get(&format!("{live_path}.sig"))
             .await?
             .unwrap_or_default();
-        let pointer = resume::parse_pointer(&live_path, &live, &sig, public_key)?;
+        let pointer = resume::parse_pointer(&live_path, match_id, &live, &sig, public_key)?;
         state.closed = pointer.windows.iter().rev().copied().collect();
         state.newest_manifest_sha256 = Some(pointer.newest_manifest_sha256);
     }

@@ -1,6 +1,7 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
 mod outlet;
+mod resume;
 
 use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
 use crate::keys::KeyDir;
@@ -47,6 +48,24 @@ pub enum RunError {
         match_id: String,
         pid: String,
         lock: PathBuf,
+    },
+    #[error(
+        "origin {origin}: the match's earlier state cannot be read after {waited:?} ({message}); \
+         starting afresh would fork its hash chain, so the run stops: start it again once the origin answers"
+    )]
+    OriginUnreachable {
+        origin: String,
+        waited: Duration,
+        message: String,
+    },
+    #[error(
+        "{path} names window {found} as the newest, but this spool already published window {recorded}: \
+         an older live.json was put back (a rollback); refusing to extend it"
+    )]
+    Rollback {
+        path: String,
+        found: u64,
+        recorded: u64,
     },
     #[error("{lock}: cannot take the run lock: {source}")]
     Lock {
@@ -206,7 +225,14 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
             ..PublisherConfig::default()
         },
     )?;
-    resume(&cfg, &rt, &publisher, &angle_names, &mut packager)?;
+    resume::resume(
+        &cfg,
+        &rt,
+        &publisher,
+        &angle_names,
+        &mut packager,
+        &work_dir,
+    )?;
     let seeder = if cfg.seed {
         let per_window = cfg.profile.segment.window as usize;
         let keep = cfg.profile.segment.dvr_segments().div_ceil(per_window) + 1;
@@ -221,7 +247,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     } else {
         None
     };
-    let mut outlet = Outlet::new(publisher, seeder);
+    let mut outlet = Outlet::new(publisher, seeder, &work_dir);
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut angles = Vec::new();
@@ -394,75 +420,6 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         report.bytes
     );
     Ok(report)
-}
-
-/// Continues what an earlier run of this match published (after a crash or a stop): its
-/// playlists, its hash chain, the segments of its unclosed window. Leftovers in the spool go
-/// up first, so the origin is complete before it is read.
-fn resume(
-    cfg: &RunConfig,
-    rt: &tokio::runtime::Runtime,
-    publisher: &Publisher,
-    angles: &[String],
-    packager: &mut Packager,
-) -> Result<(), RunError> {
-    if let Err(e) = publisher.flush(cfg.drain_timeout) {
-        tracing::error!("{e}");
-    }
-    let renditions: Vec<(String, String)> = angles
-        .iter()
-        .flat_map(|a| {
-            cfg.profile
-                .rungs
-                .iter()
-                .map(move |r| (a.clone(), r.name.clone()))
-        })
-        .collect();
-    let timeline = cfg.profile.timeline();
-    let public_key = {
-        use ring::signature::KeyPair;
-        cfg.keys.signing_key().public_key().as_ref().to_vec()
-    };
-    let loaded = rt.block_on(crate::publish::resume::load(
-        &cfg.origin,
-        &cfg.match_id,
-        &renditions,
-        &public_key,
-        &timeline,
-    ));
-    let state = match loaded {
-        Ok(state) => state,
-        Err(crate::publish::resume::ResumeLoadError::Resume(e)) => return Err(e.into()),
-        Err(crate::publish::resume::ResumeLoadError::Origin(e)) => {
-            tracing::error!(
-                "{e}; starting without the match's earlier state: playlists start afresh and the \
-                 next window starts a new hash chain"
-            );
-            return Ok(());
-        }
-    };
-    if state.is_empty() {
-        return Ok(());
-    }
-    let last_seq = state
-        .playlists
-        .iter()
-        .filter_map(|(_, _, p)| p.entries.last().map(|e| e.seq))
-        .max();
-    tracing::warn!(
-        "continuing match {}: {} playlist(s) up to seq {}, {} published window(s) up to {}, {} segment(s) of an unclosed window; \
-         the next segments follow a discontinuity",
-        cfg.match_id,
-        state.playlists.len(),
-        last_seq.map_or("-".to_string(), |s| s.to_string()),
-        state.closed.len(),
-        state
-            .newest_closed()
-            .map_or("-".to_string(), |w| w.to_string()),
-        state.open_segments.len(),
-    );
-    packager.resume(state);
-    Ok(())
 }
 
 /// `{spool}/{match}/queue`: the publisher's spool records for one match (`serve --spool`

@@ -5,10 +5,12 @@
 //! a tracker answered, or a bounded wait ran out). Segments and media playlists never wait.
 
 use super::{RunError, RunReport};
+use crate::package::manifest::LivePointer;
 use crate::package::{Object, ObjectKind, Packager};
 use crate::publish::Publisher;
 use crate::seed::{Gate, Seeder};
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 enum Held {
@@ -21,6 +23,8 @@ pub(super) struct Outlet {
     pub seeder: Option<Seeder>,
     /// Window documents waiting for their window's gate, in the packager's order.
     held: VecDeque<Held>,
+    /// `{spool}/{match}`: where the newest window a `live.json` named is recorded.
+    work_dir: PathBuf,
 }
 
 /// Objects that describe a window and so wait for it to be seeded.
@@ -32,12 +36,26 @@ fn waits_for_seeder(kind: ObjectKind) -> bool {
 }
 
 impl Outlet {
-    pub fn new(publisher: Publisher, seeder: Option<Seeder>) -> Outlet {
+    pub fn new(publisher: Publisher, seeder: Option<Seeder>, work_dir: &Path) -> Outlet {
         Outlet {
             publisher,
             seeder,
             held: VecDeque::new(),
+            work_dir: work_dir.to_path_buf(),
         }
+    }
+
+    /// Hands one object to the publisher; a `live.json` also records its newest window.
+    fn submit(&self, object: &Object) -> Result<(), RunError> {
+        self.publisher.submit(object)?;
+        if object.kind == ObjectKind::Pointer
+            && object.path.ends_with("/live.json")
+            && let Ok(live) = serde_json::from_slice::<LivePointer>(&object.bytes)
+            && let Some(&newest) = live.windows.first()
+        {
+            super::resume::record_newest(&self.work_dir, newest);
+        }
+        Ok(())
     }
 
     /// Hands every pending object to the publisher, in the packager's order. Segments also
@@ -54,7 +72,7 @@ impl Outlet {
                 report.bytes += object.bytes.len() as u64;
             }
             let Some(seeder) = &self.seeder else {
-                self.publisher.submit(&object)?;
+                self.submit(&object)?;
                 continue;
             };
             match object.kind {
@@ -73,7 +91,7 @@ impl Outlet {
             if waits_for_seeder(object.kind) && !self.held.is_empty() {
                 self.held.push_back(Held::Object(object));
             } else {
-                self.publisher.submit(&object)?;
+                self.submit(&object)?;
             }
         }
         self.release()
@@ -94,7 +112,10 @@ impl Outlet {
                         ready.announced
                     );
                 }
-                Held::Object(object) => self.publisher.submit(object)?,
+                Held::Object(object) => {
+                    let object = object.clone();
+                    self.submit(&object)?
+                }
             }
             self.held.pop_front();
         }

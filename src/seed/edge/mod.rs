@@ -255,20 +255,20 @@ async fn round(
         .get(&format!("{live_path}.sig"))
         .await?
         .unwrap_or_default();
-    let pointer = crate::package::resume::parse_pointer(&live_path, &live, &sig, &cfg.public_key)
-        .map_err(|_| {
-        Fault::Input(EdgeError::WrongKey {
-            path: live_path.clone(),
-            pubkey: cfg.pubkey_path.clone(),
+    use crate::package::resume::{ResumeError, parse_pointer};
+    let pointer = parse_pointer(&live_path, m, &live, &sig, &cfg.public_key).map_err(|e| {
+        Fault::Input(match e {
+            ResumeError::ForeignMatch { found, .. } => EdgeError::ForeignPointer {
+                path: live_path.clone(),
+                found,
+                expected: m.clone(),
+            },
+            _ => EdgeError::WrongKey {
+                path: live_path.clone(),
+                pubkey: cfg.pubkey_path.clone(),
+            },
         })
     })?;
-    if &pointer.match_id != m {
-        return Err(Fault::Input(EdgeError::ForeignPointer {
-            path: live_path,
-            found: pointer.match_id,
-            expected: m.clone(),
-        }));
-    }
     for (link, doc) in new_windows(cfg, book, &pointer).await? {
         let w = link.window;
         let newest = doc.segments.iter().map(|s| s.seq).max().unwrap_or(0);

@@ -1,0 +1,127 @@
+//! Continuing what an earlier run of this match published (after a crash or a stop), and
+//! the spool's record of the newest window it published, which a restart checks the origin
+//! against.
+
+use super::{RunConfig, RunError};
+use crate::package::Packager;
+use crate::publish::Publisher;
+use crate::publish::resume::ResumeLoadError;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `{spool}/{match}/newest-window`: the newest window a `live.json` from this spool named.
+fn record_path(work_dir: &Path) -> PathBuf {
+    work_dir.join("newest-window")
+}
+
+/// Records that a `live.json` naming `window` as the newest went to the spool.
+pub(super) fn record_newest(work_dir: &Path, window: u64) {
+    let path = record_path(work_dir);
+    let tmp = path.with_extension("tmp");
+    let written =
+        std::fs::write(&tmp, window.to_string()).and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!(
+            "{}: {e}; a restart cannot check the origin for a rollback",
+            path.display()
+        );
+    }
+}
+
+fn recorded_newest(work_dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(record_path(work_dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Continues what an earlier run of this match published (after a crash or a stop): its
+/// playlists, its hash chain, the segments of its unclosed window. Leftovers in the spool go
+/// up first, so the origin is complete before it is read.
+pub(super) fn resume(
+    cfg: &RunConfig,
+    rt: &tokio::runtime::Runtime,
+    publisher: &Publisher,
+    angles: &[String],
+    packager: &mut Packager,
+    work_dir: &Path,
+) -> Result<(), RunError> {
+    if let Err(e) = publisher.flush(cfg.drain_timeout) {
+        tracing::error!("{e}");
+    }
+    let renditions: Vec<(String, String)> = angles
+        .iter()
+        .flat_map(|a| {
+            cfg.profile
+                .rungs
+                .iter()
+                .map(move |r| (a.clone(), r.name.clone()))
+        })
+        .collect();
+    let timeline = cfg.profile.timeline();
+    let public_key = {
+        use ring::signature::KeyPair;
+        cfg.keys.signing_key().public_key().as_ref().to_vec()
+    };
+    // An unreachable origin is waited for (up to --drain-timeout), never taken as "nothing
+    // published": starting afresh would fork the match's hash chain.
+    let started = Instant::now();
+    let state = loop {
+        let loaded = rt.block_on(crate::publish::resume::load(
+            &cfg.origin,
+            &cfg.match_id,
+            &renditions,
+            &public_key,
+            &timeline,
+        ));
+        match loaded {
+            Ok(state) => break state,
+            Err(ResumeLoadError::Resume(e)) => return Err(e.into()),
+            Err(ResumeLoadError::Origin(e)) if started.elapsed() < cfg.drain_timeout => {
+                tracing::warn!("{e}; the match's earlier state is needed first: retrying in 2 s");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Err(ResumeLoadError::Origin(e)) => {
+                return Err(RunError::OriginUnreachable {
+                    origin: cfg.origin.describe().to_string(),
+                    waited: started.elapsed(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    };
+    // The origin must not be behind what this spool published (after the flush above, it
+    // holds everything the spool did): an older live.json there is a rollback.
+    if let (Some(found), Some(recorded)) = (state.newest_closed(), recorded_newest(work_dir))
+        && found < recorded
+    {
+        return Err(RunError::Rollback {
+            path: format!("{}/live.json", cfg.match_id),
+            found,
+            recorded,
+        });
+    }
+    if state.is_empty() {
+        return Ok(());
+    }
+    let last_seq = state
+        .playlists
+        .iter()
+        .filter_map(|(_, _, p)| p.entries.last().map(|e| e.seq))
+        .max();
+    tracing::warn!(
+        "continuing match {}: {} playlist(s) up to seq {}, {} published window(s) up to {}, {} segment(s) of an unclosed window; \
+         the next segments follow a discontinuity",
+        cfg.match_id,
+        state.playlists.len(),
+        last_seq.map_or("-".to_string(), |s| s.to_string()),
+        state.closed.len(),
+        state
+            .newest_closed()
+            .map_or("-".to_string(), |w| w.to_string()),
+        state.open_segments.len(),
+    );
+    packager.resume(state);
+    Ok(())
+}
