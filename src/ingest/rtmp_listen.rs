@@ -209,7 +209,7 @@ fn serve(
                             request_id,
                             stream_key,
                             ..
-                        } if stream_key == expect.stream => {
+                        } if same_secret(&stream_key, &expect.stream) => {
                             tracing::info!(
                                 "angle {}: RTMP publisher accepted on /{}/…",
                                 expect.angle,
@@ -300,9 +300,28 @@ fn push(appsrc: &gst_app::AppSrc, bytes: Vec<u8>) -> Result<(), String> {
         .map_err(|e| format!("the pipeline stopped taking media: {e:?}"))
 }
 
+/// Whether a stream key matches, in time that does not depend on where they differ or on
+/// their lengths (the SHA-256 digests are compared in full).
+fn same_secret(given: &str, expected: &str) -> bool {
+    use crate::package::hex::sha256;
+    let (a, b) = (sha256(given.as_bytes()), sha256(expected.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_keys_match_exactly() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cret", "s3creT"));
+        assert!(!same_secret("s3cre", "s3cret"));
+        assert!(!same_secret("", "s3cret"));
+    }
 
     #[test]
     fn flv_tags_are_framed_and_retimed() {
