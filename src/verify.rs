@@ -38,44 +38,53 @@ impl Source {
         }
     }
 
-    /// The object at `rel`, or None if it does not exist.
+    /// The object at `rel`, or None if it does not exist. `rel` must be a plain relative
+    /// path (no `..`, not absolute), and at most [`MAX_OBJECT`] bytes are read: what a
+    /// manifest names is not trusted before its bytes check.
     fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, VerifyError> {
-        match self {
-            Source::Dir(dir) => match std::fs::read(dir.join(rel)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(VerifyError::Fetch {
-                    location: dir.join(rel).display().to_string(),
-                    message: e.to_string(),
-                }),
+        use std::io::Read;
+        let location = match self {
+            Source::Dir(dir) => dir.join(rel).display().to_string(),
+            Source::Http(base) => format!("{base}{rel}"),
+        };
+        let fetch = |message: String| VerifyError::Fetch {
+            location: location.clone(),
+            message,
+        };
+        checked_relative(rel).map_err(|e| fetch(e.to_string()))?;
+        let reader: Box<dyn Read> = match self {
+            Source::Dir(dir) => match std::fs::File::open(dir.join(rel)) {
+                Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Box::new(f),
+                Ok(_) => return Err(fetch("not a regular file".into())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(fetch(e.to_string())),
             },
-            Source::Http(base) => {
-                let url = format!("{base}{rel}");
-                match ureq::get(&url)
-                    .timeout(std::time::Duration::from_secs(30))
-                    .call()
-                {
-                    Ok(resp) => {
-                        let mut bytes = Vec::new();
-                        std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).map_err(
-                            |e| VerifyError::Fetch {
-                                location: url.clone(),
-                                message: e.to_string(),
-                            },
-                        )?;
-                        Ok(Some(bytes))
-                    }
-                    // The origin will not serve it (404, 403, 410, …): missing, as verify sees it.
-                    Err(ureq::Error::Status(400..=499, _)) => Ok(None),
-                    Err(e) => Err(VerifyError::Fetch {
-                        location: url,
-                        message: e.to_string(),
-                    }),
-                }
-            }
+            Source::Http(_) => match ureq::get(&location)
+                .timeout(std::time::Duration::from_secs(30))
+                .call()
+            {
+                Ok(resp) => Box::new(resp.into_reader()),
+                // The origin will not serve it (404, 403, 410, …): missing, as verify sees it.
+                Err(ureq::Error::Status(400..=499, _)) => return Ok(None),
+                Err(e) => return Err(fetch(e.to_string())),
+            },
+        };
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_OBJECT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fetch(e.to_string()))?;
+        if bytes.len() as u64 > MAX_OBJECT {
+            return Err(fetch(format!(
+                "larger than {MAX_OBJECT} bytes; no object of a match is"
+            )));
         }
+        Ok(Some(bytes))
     }
 }
+
+/// The largest object `verify` reads (a segment of a 200 Mb/s rung for 6 s is 150 MB).
+pub const MAX_OBJECT: u64 = 256 * 1024 * 1024;
 
 /// Reads a raw Ed25519 public key from SPKI PEM (`pubkey.pem`).
 pub fn read_pubkey(path: &std::path::Path) -> Result<Vec<u8>, VerifyError> {
@@ -156,6 +165,15 @@ impl Checker<'_> {
         let mut files = Vec::new();
         for s in &doc.segments {
             self.report.segments += 1;
+            let expected = format!("{}/{}/{}.ts", s.angle, s.rung, s.seq);
+            if s.path != expected || checked_relative(&s.path).is_err() {
+                self.reported.insert(s.path.clone());
+                self.problem(format!(
+                    "{rel}: lists path {:?}, expected {expected}; not read",
+                    s.path
+                ));
+                continue;
+            }
             let Some(data) = self.src.get(&s.path)? else {
                 self.reported.insert(s.path.clone());
                 self.problem(format!("{}: missing (listed in {rel})", s.path));

@@ -313,3 +313,51 @@ fn a_removed_tag_is_named() {
         "{out}"
     );
 }
+
+/// Issue 14, item 9: a manifest is not trusted before its signature checks. One naming a
+/// path outside the match is not read, and one linking back to itself does not loop.
+#[test]
+fn a_tampered_manifest_cannot_make_verify_read_outside_the_match_or_loop() {
+    let (_t, dir) = copy_of_match();
+    let w = windows(&dir);
+    let (first, newest) = (w[1], *w.last().unwrap());
+    let path = dir.join(format!("windows/{first}.json"));
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    doc["segments"][0]["path"] = "../../../../../../etc/passwd".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let looped = dir.join(format!("windows/{newest}.json"));
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&looped).unwrap()).unwrap();
+    doc["prev_window"] = newest.into();
+    std::fs::write(&looped, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+
+    let mut cmd = swarmpack();
+    cmd.arg("verify")
+        .arg(&dir)
+        .arg("--pubkey")
+        .arg(dir.join("pubkey.pem"));
+    let out = run_with_deadline(cmd, std::time::Duration::from_secs(60));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!("windows/{newest}.json: signature does not verify")),
+        "{report}"
+    );
+    // Checked on its own (the chain cannot reach it past the looping manifest).
+    let mut cmd = swarmpack();
+    cmd.arg("verify")
+        .arg(&dir)
+        .arg("--pubkey")
+        .arg(dir.join("pubkey.pem"))
+        .args(["--window", &first.to_string()]);
+    let out = run_with_deadline(cmd, std::time::Duration::from_secs(60));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("lists path \"../../../../../../etc/passwd\"")
+            && report.contains("not read"),
+        "{report}"
+    );
+    assert!(!report.contains("root:"), "{report}");
+}
