@@ -408,4 +408,6 @@ impl Packager {
 }
 
 #[cfg(test)]
+mod robustness;
+#[cfg(test)]
 mod tests;
