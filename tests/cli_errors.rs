@@ -296,7 +296,8 @@ fn run_time_setup_failures_name_what_failed() {
     let (code, err) = run(args);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("spool /proc/swarmpack-spool/m/queue: cannot create the directory"),
+        err.contains("spool /proc/swarmpack-spool/m: cannot create the directory")
+            && err.contains("No such file or directory"),
         "{err}"
     );
 }

@@ -67,9 +67,11 @@ pub enum RunError {
         found: u64,
         recorded: u64,
     },
-    #[error("{lock}: cannot take the run lock: {source}")]
+    #[error("spool {dir}: cannot create the directory or take its run lock {lock}")]
     Lock {
+        dir: PathBuf,
         lock: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 }
@@ -80,6 +82,7 @@ fn lock_match(work_dir: &Path, match_id: &str) -> Result<std::fs::File, RunError
     use std::io::{Read, Seek, Write};
     let lock = work_dir.join("run.lock");
     let io = |source| RunError::Lock {
+        dir: work_dir.to_path_buf(),
         lock: lock.clone(),
         source,
     };
