@@ -248,53 +248,58 @@ impl Schedule {
 
     /// An attempt at `id` failed at `now`; `jitter` is a uniform draw from 0..=1.
     pub fn failed(&mut self, id: u64, now: Instant, jitter: f64) -> AfterFailure {
-        let policy = self.policy;
-        let Some(slot) = self.slots.get_mut(&id) else {
-            return AfterFailure::Held {
-                probe_after: policy.probe_delay(jitter),
-            };
-        };
-        slot.failures += 1;
-        if slot.failures < policy.attempts && self.down_until.is_none() {
-            let after = policy.delay(slot.failures, jitter);
-            slot.state = State::Waiting {
-                not_before: Some(now + after),
-            };
-            return AfterFailure::Retry {
-                attempt: slot.failures,
-                of: policy.attempts,
-                after,
-            };
+        let (attempts, holding) = (self.policy.attempts, self.down_until.is_some());
+        if let Some(retry) = self.retry(id, now, jitter, attempts, holding) {
+            return retry;
         }
-        let probe_after = policy.probe_delay(jitter);
-        slot.state = State::Waiting { not_before: None };
-        self.down_until = Some(now + probe_after);
+        let probe_after = self.policy.probe_delay(jitter);
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.state = State::Waiting { not_before: None };
+            self.down_until = Some(now + probe_after);
+        }
         AfterFailure::Held { probe_after }
     }
 
     /// The origin refused `id` (see [`REFUSED_ATTEMPTS`]); `jitter` is a uniform draw from 0..=1.
     pub fn refused(&mut self, id: u64, now: Instant, jitter: f64) -> AfterFailure {
-        let policy = self.policy;
-        let Some(slot) = self.slots.get_mut(&id) else {
-            return AfterFailure::Held {
-                probe_after: policy.probe_delay(jitter),
-            };
-        };
-        slot.failures += 1;
-        if slot.failures < REFUSED_ATTEMPTS {
-            let after = policy.delay(slot.failures, jitter);
-            slot.state = State::Waiting {
-                not_before: Some(now + after),
-            };
-            return AfterFailure::Retry {
-                attempt: slot.failures,
-                of: REFUSED_ATTEMPTS,
-                after,
-            };
+        if let Some(retry) = self.retry(id, now, jitter, REFUSED_ATTEMPTS, false) {
+            return retry;
         }
-        let slot = self.slots.remove(&id).expect("looked up above");
-        self.bytes -= slot.entry.len;
-        AfterFailure::GivenUp(slot.entry)
+        match self.slots.remove(&id) {
+            Some(slot) => {
+                self.bytes -= slot.entry.len;
+                AfterFailure::GivenUp(slot.entry)
+            }
+            None => AfterFailure::Held {
+                probe_after: self.policy.probe_delay(jitter),
+            },
+        }
+    }
+
+    /// Counts a failed attempt at `id`; while it has attempts left (of `attempts`) and the
+    /// origin is not being held, schedules the next one after a back-off.
+    fn retry(
+        &mut self,
+        id: u64,
+        now: Instant,
+        jitter: f64,
+        attempts: u32,
+        holding: bool,
+    ) -> Option<AfterFailure> {
+        let slot = self.slots.get_mut(&id)?;
+        slot.failures += 1;
+        if slot.failures >= attempts || holding {
+            return None;
+        }
+        let after = self.policy.delay(slot.failures, jitter);
+        slot.state = State::Waiting {
+            not_before: Some(now + after),
+        };
+        Some(AfterFailure::Retry {
+            attempt: slot.failures,
+            of: attempts,
+            after,
+        })
     }
 
     /// When something may become ready without a new push or a finished attempt.
