@@ -64,8 +64,9 @@ pub(super) fn resume(
         use ring::signature::KeyPair;
         cfg.keys.signing_key().public_key().as_ref().to_vec()
     };
-    // An unreachable origin is waited for (up to --drain-timeout), never taken as "nothing
-    // published": starting afresh would fork the match's hash chain.
+    // Once this spool has published a window, an unreachable origin is waited for (up to
+    // --drain-timeout), never taken as "nothing published": starting afresh would fork the
+    // match's hash chain.
     let started = Instant::now();
     let state = loop {
         let loaded = rt.block_on(crate::publish::resume::load(
@@ -78,6 +79,15 @@ pub(super) fn resume(
         match loaded {
             Ok(state) => break state,
             Err(ResumeLoadError::Resume(e)) => return Err(e.into()),
+            // No chain from this spool yet: nothing can fork; go on air and spool.
+            Err(ResumeLoadError::Origin(e)) if recorded_newest(work_dir).is_none() => {
+                tracing::warn!(
+                    "{e}; this spool has not published a window of match {} yet, so the match starts \
+                     and its objects wait in the spool",
+                    cfg.match_id
+                );
+                return Ok(());
+            }
             Err(ResumeLoadError::Origin(e)) if started.elapsed() < cfg.drain_timeout => {
                 tracing::warn!("{e}; the match's earlier state is needed first: retrying in 2 s");
                 std::thread::sleep(Duration::from_secs(2));
