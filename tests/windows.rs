@@ -105,7 +105,7 @@ fn windows_are_signed_chained_and_served_by_their_torrents() {
             "{text}"
         );
         assert!(
-            text.contains("trackers udp://127.0.0.1:6969/announce"),
+            text.contains("trackers http://127.0.0.1:8000/announce"),
             "{text}"
         );
         assert!(text.contains("progress_ppm 1000000"), "window {w}: {text}");
