@@ -2,11 +2,14 @@
 //! ports chosen by the OS, and processes that are killed when the test ends.
 #![allow(dead_code)]
 
+mod libtorrent;
 pub mod nginx;
 mod tags;
 pub mod tracker;
 mod venue;
 
+#[allow(unused_imports)] // Used by the swarm tests, not by every test crate.
+pub use libtorrent::*;
 pub use tags::*;
 pub use venue::*;
 
@@ -111,55 +114,6 @@ pub fn wait_or_show(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Asserts every file in `got` is byte-identical to the file of the same name in `origin`;
-/// returns how many there are.
-pub fn assert_same_files(got: &Path, origin: &Path) -> usize {
-    let mut files = 0;
-    for e in std::fs::read_dir(got).unwrap().flatten() {
-        let theirs = std::fs::read(origin.join(e.file_name())).unwrap();
-        assert!(
-            std::fs::read(e.path()).unwrap() == theirs,
-            "{} differs from the origin's",
-            e.path().display()
-        );
-        files += 1;
-    }
-    files
-}
-
-/// `tests/py/lt_swarm.py`: scrapes every tracker in `scrapes` until each counts
-/// `min_complete` seeders, then downloads `torrent` with its web seeds removed into `save`.
-/// Returns its JSON report.
-pub fn lt_swarm(
-    torrent: &Path,
-    save: &Path,
-    scrapes: &[String],
-    min_complete: u32,
-) -> serde_json::Value {
-    let out = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_swarm.py"))
-        .arg(torrent)
-        .arg(save)
-        .arg(scrapes.join(","))
-        .args(["60", &min_complete.to_string()])
-        .output()
-        .expect("python3-libtorrent is installed (scripts/setup)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lt_swarm.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap()
-}
-
-/// Whether a libtorrent helper's JSON report lists `addr` among the peers it met.
-pub fn met_peer(report: &serde_json::Value, addr: &str) -> bool {
-    report["peers"]
-        .as_array()
-        .is_some_and(|peers| peers.iter().any(|p| p.as_str() == Some(addr)))
 }
 
 /// Makes a deterministic H.264 + AAC clip with ffmpeg (`ext` picks the container).
@@ -564,24 +518,6 @@ pub fn scrape(port: u16) -> Option<String> {
     let (head, body) = text.split_once("\r\n\r\n")?;
     head.contains("application/openmetrics-text")
         .then(|| body.to_string())
-}
-
-/// `tests/py/lt_check.py TORRENT SAVE_PATH` (libtorrent loads the torrent and rechecks it
-/// against the files); panics unless it ran, and returns what it printed.
-pub fn lt_check(torrent: &Path, save: &Path) -> String {
-    let lt = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lt_check.py"))
-        .arg(torrent)
-        .arg(save)
-        .output()
-        .expect("python3-libtorrent is installed (scripts/setup)");
-    let text = String::from_utf8_lossy(&lt.stdout).into_owned();
-    assert!(
-        lt.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&lt.stderr)
-    );
-    text
 }
 
 /// openssl checks `file`'s Ed25519 signature (`file` with `.json.sig` for `.json`) against
