@@ -129,10 +129,13 @@ try {
     // The newest window: both signatures verified in the browser, infohash and magnet shown.
     await page.waitForSelector('#live-status[data-state="verified"]', { timeout: 30000 });
     await page.waitForSelector('#sig-status[data-state="verified"]', { timeout: 30000 });
-    seen.window = await page.textContent('#win-number');
-    seen.infohash_v1 = await page.textContent('#ih-v1');
-    seen.infohash_v2 = await page.textContent('#ih-v2');
-    seen.magnet = await page.getAttribute('#magnet', 'href');
+    // Read in one turn of the page: a newer window may replace these between two reads.
+    Object.assign(seen, await page.evaluate(() => ({
+      window: document.querySelector('#win-number').textContent,
+      infohash_v1: document.querySelector('#ih-v1').textContent,
+      infohash_v2: document.querySelector('#ih-v2').textContent,
+      magnet: document.querySelector('#magnet').getAttribute('href'),
+    })));
     assert.match(seen.infohash_v1, /^[0-9a-f]{40}$/);
     assert.match(seen.infohash_v2, /^[0-9a-f]{64}$/);
     assert.ok(seen.magnet.startsWith(`magnet:?xt=urn:btih:${seen.infohash_v1}`), seen.magnet);
