@@ -100,24 +100,20 @@ impl Outlet {
     /// Publishes the held documents whose gates have opened.
     pub fn release(&mut self) -> Result<(), RunError> {
         while let Some(front) = self.held.front_mut() {
-            match front {
-                Held::Gate(gate) => {
-                    let Some(ready) = gate.poll() else {
-                        return Ok(());
-                    };
-                    tracing::debug!(
-                        "window {}: seeder ready (complete {}, tracker answered {}); publishing its torrent and manifest",
-                        gate.window,
-                        ready.complete,
-                        ready.announced
-                    );
-                }
-                Held::Object(object) => {
-                    let object = object.clone();
-                    self.submit(&object)?
-                }
+            if let Held::Gate(gate) = front {
+                let Some(ready) = gate.poll() else {
+                    return Ok(());
+                };
+                tracing::debug!(
+                    "window {}: seeder ready (complete {}, tracker answered {}); publishing its torrent and manifest",
+                    gate.window,
+                    ready.complete,
+                    ready.announced
+                );
             }
-            self.held.pop_front();
+            if let Some(Held::Object(object)) = self.held.pop_front() {
+                self.submit(&object)?;
+            }
         }
         Ok(())
     }
