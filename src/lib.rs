@@ -6,6 +6,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod archive;
+pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;

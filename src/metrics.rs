@@ -235,9 +235,13 @@ where
             }
         }),
     );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("metrics server stopped: {e}");
-    }
+    crate::http::serve(
+        listener,
+        app,
+        std::future::pending(),
+        crate::http::Limits::standard(),
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -115,18 +115,14 @@ fn serve_http(
             .with_context(|| format!("cannot listen on {addr}"))
             .map_err(runtime)?;
         tracing::info!("{what} on http://{addr}{path}");
-        let what = what.to_string();
-        let stopping = what.clone();
+        let stopping = what.to_string();
         let stop = async move {
             while stop_requests.load(std::sync::atomic::Ordering::Relaxed) == 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             tracing::info!("{stopping} stopping");
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .with_context(|| format!("{what} failed"))
-            .map_err(runtime)
+        swarmpack::http::serve(listener, app, stop, swarmpack::http::Limits::standard()).await;
+        Ok(())
     })
 }
