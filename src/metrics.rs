@@ -22,6 +22,11 @@ pub struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Angle {
     pub angle: String,
 }
@@ -46,6 +51,7 @@ pub struct Metrics {
     pub windows_unseeded: Counter,
     pub tracker_announces: Counter,
     pub tracker_errors: Counter,
+    pub rtmp_refused: Family<Reason, Counter>,
 }
 
 impl Metrics {
@@ -80,6 +86,7 @@ impl Metrics {
             windows_unseeded: Counter::default(),
             tracker_announces: Counter::default(),
             tracker_errors: Counter::default(),
+            rtmp_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +173,11 @@ impl Metrics {
             "tracker_errors",
             "Announces that failed or were refused",
             m.tracker_errors.clone(),
+        );
+        registry.register(
+            "rtmp_refused",
+            "rtmp-listen:// connections and publishes refused, by reason",
+            m.rtmp_refused.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -194,6 +194,15 @@ impl Observer {
                 &m.tracker_errors,
                 crate::seed::tracker::ERRORS.load(Ordering::Relaxed),
             );
+            for (reason, n) in crate::ingest::rtmp::refused() {
+                if n > 0 {
+                    let reason = reason.to_string();
+                    Metrics::catch_up(
+                        &m.rtmp_refused.get_or_create(&metrics::Reason { reason }),
+                        n,
+                    );
+                }
+            }
             if let Some(seed) = &self.seed {
                 m.seeded_windows.set(seed.seeding() as i64);
                 Metrics::catch_up(&m.seeded_windows_total, seed.seeded_total());

@@ -216,6 +216,116 @@ fn rtmp_listen_takes_a_push_and_refuses_wrong_keys() {
     assert_both_rungs(&out, "obs");
 }
 
+/// Issue 14 item 2: an idle connection and a slow-loris one (a handshake byte every 300 ms)
+/// are held open on the venue port; ffmpeg's push still goes on air within 5 s, both are
+/// cut off at the handshake deadline, and the refusals are counted.
+#[test]
+fn rtmp_listen_goes_on_air_past_idle_and_slow_loris_connections() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let metrics_port = free_tcp_port();
+    let out = tmp.path().join("origin");
+    let log = tmp.path().join("run.log");
+    let mut cmd = run_args(
+        &out,
+        &format!("obs=rtmp-listen://127.0.0.1:{port}/live/s3cret"),
+    );
+    cmd.args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+        .stderr(std::fs::File::create(&log).unwrap());
+    let swarm = cmd.spawn().unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_or_show(
+        "the RTMP listener",
+        Duration::from_secs(20),
+        || log_text().contains("waiting for the feed"),
+        log_text,
+    );
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut loris = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripping = {
+        let stop = stop.clone();
+        let mut loris = loris.try_clone().unwrap();
+        std::thread::spawn(move || {
+            // C0 (version 3), then C1 one byte at a time.
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let byte = if sent == 0 { 3u8 } else { 0u8 };
+                if loris.write_all(&[byte]).is_err() {
+                    return sent;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            sent
+        })
+    };
+    let pushed = Instant::now();
+    let _ffmpeg = Guard(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-t", "10"])
+            .args(VenueEncoder::live_picture())
+            .args(["-f", "flv", &format!("rtmp://127.0.0.1:{port}/live/s3cret")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_or_show(
+        "ffmpeg's push on air within 5 s",
+        Duration::from_secs(5),
+        || log_text().contains("RTMP publisher accepted on /live/…"),
+        log_text,
+    );
+    let on_air = pushed.elapsed();
+    // The server closes both held connections at the handshake deadline.
+    for (what, conn) in [("idle", &mut idle), ("slow-loris", &mut loris)] {
+        conn.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(
+            closed,
+            "the {what} connection was never closed:\n{}",
+            log_text()
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let dripped = dripping.join().unwrap();
+    assert!(
+        dripped < 1537,
+        "the slow-loris client got its whole C1 in ({dripped} bytes)"
+    );
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    wait_or_show(
+        "both deadlines counted",
+        Duration::from_secs(10),
+        || {
+            ureq::get(&metrics_url)
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .is_some_and(|m| m.contains("swarmpack_rtmp_refused_total{reason=\"deadline\"} 2"))
+        },
+        log_text,
+    );
+    let (ok, _) = finish(swarm, Duration::from_secs(60));
+    let stderr = log_text();
+    assert!(ok, "swarmpack failed:\n{stderr}");
+    assert!(stderr.contains("no RTMP handshake within 5 s"), "{stderr}");
+    assert!(stderr.contains("feed is live"), "{stderr}");
+    eprintln!("on air {on_air:?} after the push started");
+    assert_both_rungs(&out, "obs");
+}
+
 #[test]
 fn rtmp_listen_on_a_busy_port_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

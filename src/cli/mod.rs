@@ -76,7 +76,9 @@ file:/abs/path.mp4                   any file GStreamer decodes; real-time unles
 srt://HOST:PORT?mode=listener        wait for a venue encoder to call in (MPEG-TS over SRT)\n  \
 srt://HOST:PORT?mode=caller          call a venue encoder; add &latency=MS (default 125)\n  \
 rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, MediaMTX)\n  \
-rtmp-listen://ADDR:PORT/APP/STREAM   accept a push from OBS, vMix or ffmpeg (STREAM is the key)\n\n\
+rtmp-listen://ADDR:PORT/APP/STREAM   accept a push from OBS, vMix or ffmpeg (STREAM is the key;\n                                       \
+ one publisher on air, handshake within 5 s, publish within\n                                       \
+ 10 s, 3 wrong keys from an address refuse it for 10 s+)\n\n\
 Output on the origin: MATCH/master.m3u8 (angles as video alternatives), \
 MATCH/ANGLE/master.m3u8, MATCH/ANGLE/RUNG/index.m3u8 and MATCH/ANGLE/RUNG/SEQ.ts.\n\n\
 SRT and RTMP-pull feeds that stall or drop go on a slate (SIGNAL LOST, angle, timecode) at \

@@ -78,7 +78,7 @@ pub struct AngleIngest {
     bus_thread: Option<std::thread::JoinHandle<()>>,
     bus_stop: Arc<std::sync::atomic::AtomicBool>,
     /// The RTMP server of an `rtmp-listen://` feed.
-    rtmp: Option<super::rtmp_listen::RtmpListener>,
+    rtmp: Option<super::rtmp::RtmpListener>,
 }
 
 /// Per-angle state shared by its probes and sinks.
@@ -198,12 +198,12 @@ impl AngleIngest {
                         element: "rtmpin (an appsrc)".into(),
                     }
                 })?;
-                let expect = super::rtmp_listen::Expect {
+                let expect = super::rtmp::Expect {
                     angle: angle.to_string(),
                     app: app.clone(),
                     stream: stream.clone(),
                 };
-                let listener = super::rtmp_listen::RtmpListener::start(addr, *port, expect, appsrc)
+                let listener = super::rtmp::RtmpListener::start(addr, *port, expect, appsrc)
                     .map_err(|source| IngestError::Listen {
                         angle: angle.to_string(),
                         addr: format!("{addr}:{port}"),

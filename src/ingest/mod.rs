@@ -5,7 +5,7 @@
 pub mod describe;
 pub mod feed;
 pub mod ladder;
-pub mod rtmp_listen;
+pub mod rtmp;
 pub mod source;
 pub mod template;
 
