@@ -92,6 +92,79 @@ fn srt_listener_takes_a_venue_encoder_push() {
     assert_both_rungs(&out, "venue");
 }
 
+/// Issue 14 item 12: an SRT listener with a passphrase (from a 0600 file) and 256-bit keys.
+/// Callers without it or with a wrong one are rejected by SRT's handshake; the right one goes
+/// on air; the passphrase appears in no log and not in `--print-pipeline`.
+#[test]
+fn srt_listener_with_a_passphrase_takes_only_the_right_caller() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = make_clip(tmp.path(), 15, "ts");
+    let pass = tmp.path().join("srt.pass");
+    std::fs::write(&pass, "venue-secret-42\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_udp_port();
+    let out = tmp.path().join("origin");
+    let angle = format!(
+        "venue=srt://127.0.0.1:{port}?mode=listener&passphrase-file={}&pbkeylen=32",
+        pass.display()
+    );
+    let printed = run_with_deadline(
+        {
+            std::fs::create_dir(tmp.path().join("print")).unwrap();
+            let mut c = run_args(&tmp.path().join("print").join("origin"), &angle);
+            c.arg("--print-pipeline");
+            c
+        },
+        Duration::from_secs(30),
+    );
+    let printed_text = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.status.success() && printed_text.contains("srt://127.0.0.1"));
+    assert!(!printed_text.contains("venue-secret"), "{printed_text}");
+
+    let swarm = run_args(&out, &angle).spawn().unwrap();
+    let call = |extra: &str| {
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-i"])
+            .arg(&clip)
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(format!("srt://127.0.0.1:{port}?mode=caller{extra}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Each refused caller fails with SRT's own reason (retried while the listener comes up).
+    for (extra, reason) in [
+        ("", "Password required"),
+        ("&passphrase=wrong-secret-99", "Incorrect passphrase"),
+    ] {
+        let start = Instant::now();
+        loop {
+            let out = call(extra).wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(!out.status.success(), "a caller with [{extra}] was let in");
+            if err.contains(reason) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "never refused with {reason:?}: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let _sender = Guard(call("&passphrase=venue-secret-42&pbkeylen=32"));
+    let (ok, stderr) = finish(swarm, Duration::from_secs(60));
+    assert!(ok, "swarmpack failed:\n{stderr}");
+    assert!(stderr.contains("feed is live"), "{stderr}");
+    assert!(
+        !stderr.contains("venue-secret"),
+        "the passphrase in the log: {stderr}"
+    );
+    assert_both_rungs(&out, "venue");
+}
+
 #[test]
 fn rtmp_pull_from_nginx_rtmp() {
     let tmp = tempfile::tempdir().unwrap();

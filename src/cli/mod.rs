@@ -75,6 +75,8 @@ test:                                built-in moving picture with angle name, ti
 file:/abs/path.mp4                   any file GStreamer decodes; real-time unless --fast\n  \
 srt://HOST:PORT?mode=listener        wait for a venue encoder to call in (MPEG-TS over SRT)\n  \
 srt://HOST:PORT?mode=caller          call a venue encoder; add &latency=MS (default 125)\n  \
+SRT encryption, either mode:         &passphrase-file=/abs/path (0600) or &passphrase=P, and\n                                       \
+&pbkeylen=16|24|32 (the passphrase is never printed)\n  \
 rtmp://HOST[:PORT]/APP/STREAM        pull from an RTMP server (nginx-rtmp, MediaMTX)\n  \
 rtmp-listen://ADDR:PORT/APP/STREAM   accept a push from OBS, vMix or ffmpeg (STREAM is the key;\n                                       \
  one publisher on air, handshake within 5 s, publish within\n                                       \
@@ -90,7 +92,8 @@ signal stops at once. After a crash, run the same command again: the match conti
         after_help = "Examples:\n  \
 swarmpack run --match final --profile profiles/demo.toml --angle main=test: --angle pov=test: --duration 30\n  \
 swarmpack run --match final --profile profiles/esports-1080p.toml \\\n      \
---angle stage='srt://0.0.0.0:9000?mode=listener' --angle caster=rtmp://relay/live/caster \\\n      \
+--angle stage='srt://0.0.0.0:9000?mode=listener&passphrase-file=/etc/swarmpack/srt.pass' \\\n      \
+--angle caster=rtmp://relay/live/caster \\\n      \
 --origin file:///srv/origin"
     )]
     Run(RunArgs),

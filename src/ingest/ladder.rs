@@ -115,6 +115,13 @@ impl AngleIngest {
                 description: description.clone(),
             })?;
         pipeline.set_property("name", format!("angle-{angle}"));
+        if let SourceSpec::Srt {
+            encryption: Some(encryption),
+            ..
+        } = spec
+        {
+            super::srt::install(&pipeline, encryption);
+        }
         let find = |name: &str| {
             pipeline.by_name(name).ok_or_else(|| IngestError::Missing {
                 angle: angle.to_string(),

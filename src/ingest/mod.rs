@@ -7,6 +7,7 @@ pub mod feed;
 pub mod ladder;
 pub mod rtmp;
 pub mod source;
+pub mod srt;
 pub mod template;
 
 use crate::package::EncodedSegment;

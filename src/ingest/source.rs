@@ -18,7 +18,8 @@ pub enum SourceError {
     },
 }
 
-const FORMS: &str = "test:, file:/abs/path, srt://HOST:PORT?mode=listener|caller[&latency=MS], \
+const FORMS: &str = "test:, file:/abs/path, \
+                     srt://HOST:PORT?mode=listener|caller[&latency=MS][&passphrase=P|&passphrase-file=/abs/path][&pbkeylen=16|24|32], \
                      rtmp://HOST[:PORT]/APP/STREAM or rtmp-listen://ADDR:PORT/APP/STREAM";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub enum SourceSpec {
         mode: SrtMode,
         /// Receiver latency in milliseconds.
         latency_ms: u32,
+        /// AES encryption of the SRT link.
+        encryption: Option<super::srt::Encryption>,
     },
     /// RTMP pull.
     Rtmp { url: String },
@@ -58,7 +61,7 @@ impl SourceSpec {
     pub fn parse(angle: &str, uri: &str) -> Result<SourceSpec, SourceError> {
         let bad = |problem: String| SourceError::BadUri {
             angle: angle.to_string(),
-            uri: uri.to_string(),
+            uri: super::srt::redacted(uri),
             problem,
             expected: FORMS,
         };
@@ -89,6 +92,8 @@ impl SourceSpec {
                 let port = parsed.port().ok_or_else(|| bad("missing port".into()))?;
                 let mut mode = SrtMode::Caller;
                 let mut latency_ms = 125;
+                let mut passphrase = None;
+                let mut pbkeylen = None;
                 for (k, v) in parsed.query_pairs() {
                     match (k.as_ref(), v.as_ref()) {
                         ("mode", "listener") => mode = SrtMode::Listener,
@@ -103,14 +108,40 @@ impl SourceSpec {
                                 .filter(|ms| (20..=10_000).contains(ms))
                                 .ok_or_else(|| bad(format!("latency={v} (use 20..10000 ms)")))?;
                         }
+                        ("passphrase", v) if passphrase.is_none() => {
+                            passphrase = Some(super::srt::Passphrase::new(v).map_err(bad)?);
+                        }
+                        ("passphrase-file", v) if passphrase.is_none() => {
+                            let path = std::path::Path::new(v);
+                            if !path.is_absolute() {
+                                return Err(bad(format!("passphrase-file={v} must be absolute")));
+                            }
+                            passphrase =
+                                Some(super::srt::Passphrase::from_file(path).map_err(bad)?);
+                        }
+                        ("passphrase" | "passphrase-file", _) => {
+                            return Err(bad("give the passphrase once".into()));
+                        }
+                        ("pbkeylen", v) => pbkeylen = Some(super::srt::pbkeylen(v).map_err(bad)?),
                         (k, _) => return Err(bad(format!("unknown parameter {k:?}"))),
                     }
                 }
+                let encryption = match (passphrase, pbkeylen) {
+                    (Some(passphrase), pbkeylen) => Some(super::srt::Encryption {
+                        passphrase,
+                        pbkeylen: pbkeylen.unwrap_or(0),
+                    }),
+                    (None, Some(_)) => {
+                        return Err(bad("pbkeylen needs a passphrase".into()));
+                    }
+                    (None, None) => None,
+                };
                 Ok(SourceSpec::Srt {
                     host,
                     port,
                     mode,
                     latency_ms,
+                    encryption,
                 })
             }
             "rtmp" | "rtmps" => {
@@ -186,6 +217,7 @@ impl SourceSpec {
                 port,
                 mode,
                 latency_ms,
+                ..
             } => {
                 let mode = match mode {
                     SrtMode::Listener => "listener",
@@ -258,7 +290,8 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9000,
                 mode: SrtMode::Listener,
-                latency_ms: 125
+                latency_ms: 125,
+                encryption: None,
             }
         );
         assert_eq!(
@@ -267,13 +300,56 @@ mod tests {
                 host: "venue".into(),
                 port: 9000,
                 mode: SrtMode::Caller,
-                latency_ms: 400
+                latency_ms: 400,
+                encryption: None,
             }
         );
         assert!(err("srt://h:1?mode=rendezvous").contains("mode=rendezvous"));
         assert!(err("srt://h?mode=caller").contains("missing port"));
         assert!(err("srt://h:1?latency=5").contains("latency=5"));
-        assert!(err("srt://h:1?passphrase=x").contains("unknown parameter \"passphrase\""));
+        assert!(err("srt://h:1?foo=x").contains("unknown parameter \"foo\""));
+    }
+
+    #[test]
+    fn srt_encryption() {
+        let spec = SourceSpec::parse(
+            "a",
+            "srt://h:1?mode=listener&passphrase=venue-secret-42&pbkeylen=32",
+        )
+        .unwrap();
+        let SourceSpec::Srt {
+            encryption: Some(e),
+            ..
+        } = &spec
+        else {
+            panic!("{spec:?}");
+        };
+        assert_eq!(e.pbkeylen, 32);
+        assert!(!format!("{spec:?}").contains("venue-secret"));
+        let e = err("srt://h:1?passphrase=short&latency=5");
+        assert!(e.contains("10 to 79") && !e.contains("short"), "{e}");
+        let e = err("srt://h:1?passphrase=venue-secret-42&latency=5");
+        assert!(
+            e.contains("passphrase=(hidden)") && !e.contains("venue-secret"),
+            "{e}"
+        );
+        assert!(err("srt://h:1?pbkeylen=16").contains("pbkeylen needs a passphrase"));
+        assert!(err("srt://h:1?passphrase-file=rel.txt").contains("must be absolute"));
+        // Encryption never reaches the pipeline description.
+        let f = Fragments::builtin();
+        let top = crate::profile::Rung {
+            name: "360p".into(),
+            width: 640,
+            height: 360,
+            fps: 30,
+            video_kbps: 800,
+            audio_kbps: 96,
+        };
+        let t = spec.fragment(&f, "a", &top, false).unwrap();
+        assert!(
+            !t.contains("passphrase") && !t.contains("venue-secret"),
+            "{t}"
+        );
     }
 
     #[test]

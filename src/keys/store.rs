@@ -81,7 +81,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
 }
 
 /// Refuses a secret file that its group or others may read or write (`keygen` writes 0600).
-fn private_file(path: &Path) -> Result<(), KeyError> {
+pub fn private_file(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| io(path, e))?
