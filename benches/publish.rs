@@ -8,7 +8,8 @@
 //! - segment *and* a playlist naming it on the origin (what a viewer needs);
 //! - for the last segment of a window: its manifest, signature, torrent and `live.json` too.
 //!
-//! Run: `cargo bench --bench publish` (SEQS=120 PACE_MS=250 by default).
+//! Run: `cargo bench --bench publish` (SEQS=120 PACE_MS=250 by default; SPOOL=buffered
+//! measures the spool without fsync, the default is fsync).
 
 #[path = "../tests/common/nginx.rs"]
 mod nginx;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use swarmpack::keys::KeyDir;
 use swarmpack::package::{EncodedSegment, ObjectKind};
 use swarmpack::profile::Profile;
-use swarmpack::publish::{Origin, Published, Publisher, PublisherConfig};
+use swarmpack::publish::{Durability, Origin, Published, Publisher, PublisherConfig};
 use swarmpack::timecode::Seq;
 
 const PROFILE: &str = r#"
@@ -103,6 +104,10 @@ fn main() {
         &tmp.path().join("spool"),
         PublisherConfig {
             events: Some(tx),
+            durability: match std::env::var("SPOOL").as_deref() {
+                Ok("buffered") => Durability::Buffered,
+                _ => Durability::Fsync,
+            },
             ..PublisherConfig::default()
         },
     )
@@ -125,6 +130,7 @@ fn main() {
     // path → when its segment was closed; window close → when.
     let mut closed_at: HashMap<String, Instant> = HashMap::new();
     let mut window_closed: Vec<(Instant, Vec<String>)> = Vec::new();
+    let mut submits = Vec::new();
     let started = Instant::now();
     for i in 0..seqs {
         let seq = Seq(first.0 + i);
@@ -163,7 +169,9 @@ fn main() {
                         }
                         _ => {}
                     }
+                    let t = Instant::now();
                     publisher.submit(&object).unwrap();
+                    submits.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
                 if !documents.is_empty() {
                     window_closed.push((t0, documents));
@@ -231,6 +239,7 @@ fn main() {
         pace.as_millis(),
         events.len()
     );
+    report("spool write of one object (submit)", submits);
     report("segment closed -> segment on origin", seg);
     report("segment closed -> segment + playlist on origin", visible);
     report(

@@ -93,7 +93,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.slots);
         s.total -= 1;
         if let Some(n) = s.by_address.get_mut(&self.address) {
             *n -= 1;
@@ -105,7 +105,7 @@ impl Drop for Slot {
 }
 
 fn take_slot(slots: &Arc<Mutex<Slots>>, address: IpAddr, limits: &Limits) -> Option<Slot> {
-    let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = crate::sync::lock(slots);
     let from_address = s.by_address.get(&address).copied().unwrap_or(0);
     if s.total >= limits.connections || from_address >= limits.per_address {
         s.refused_since_warning += 1;

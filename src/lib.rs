@@ -17,5 +17,6 @@ pub mod publish;
 pub mod run;
 pub mod seed;
 pub mod serve;
+pub mod sync;
 pub mod timecode;
 pub mod verify;

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub tracker_announces: Counter,
     pub tracker_errors: Counter,
     pub rtmp_refused: Family<Reason, Counter>,
+    pub spool_write_failures: Counter,
+    pub spool_memory_bytes: Gauge,
 }
 
 impl Metrics {
@@ -87,6 +89,8 @@ impl Metrics {
             tracker_announces: Counter::default(),
             tracker_errors: Counter::default(),
             rtmp_refused: Family::default(),
+            spool_write_failures: Counter::default(),
+            spool_memory_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -178,6 +182,16 @@ impl Metrics {
             "rtmp_refused",
             "rtmp-listen:// connections and publishes refused, by reason",
             m.rtmp_refused.clone(),
+        );
+        registry.register(
+            "spool_write_failures",
+            "Objects the spool's disk refused (full, read-only, failing); held in memory instead",
+            m.spool_write_failures.clone(),
+        );
+        registry.register(
+            "spool_memory_bytes",
+            "Bytes the spool holds in memory because its disk refused them",
+            m.spool_memory_bytes.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -33,6 +33,9 @@ impl Source {
     pub fn parse(s: &str) -> Source {
         if s.starts_with("http://") || s.starts_with("https://") {
             Source::Http(format!("{}/", s.trim_end_matches('/')))
+        } else if let Some(path) = s.strip_prefix("file://") {
+            // The form `run --origin` takes.
+            Source::Dir(PathBuf::from(path))
         } else {
             Source::Dir(PathBuf::from(s))
         }
@@ -384,6 +387,14 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
         digests: HashMap::new(),
         reported: HashSet::new(),
     };
+    if let Source::Dir(dir) = src
+        && !dir.is_dir()
+    {
+        return Err(VerifyError::Fetch {
+            location: dir.display().to_string(),
+            message: "not a directory (expected the match directory on the origin)".into(),
+        });
+    }
     let Some(live) = c.signed("live.json")? else {
         c.problem("live.json: missing; nothing points at the newest window".into());
         return Ok(c.report);
@@ -457,4 +468,26 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
         c.playlists(&match_id)?;
     }
     Ok(c.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_take_the_forms_run_takes() {
+        assert!(
+            matches!(Source::parse("file:///srv/o/final"), Source::Dir(d) if d == std::path::Path::new("/srv/o/final"))
+        );
+        assert!(matches!(Source::parse("/srv/o/final"), Source::Dir(_)));
+        assert!(
+            matches!(Source::parse("http://h/o/final"), Source::Http(u) if u == "http://h/o/final/")
+        );
+        let missing = Source::parse("file:///no/such/match");
+        let e = verify(&missing, &[0; 32], None).err().unwrap().to_string();
+        assert!(
+            e.contains("/no/such/match") && e.contains("not a directory"),
+            "{e}"
+        );
+    }
 }

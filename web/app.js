@@ -5,6 +5,8 @@
 
 const $ = (sel) => document.querySelector(sel);
 const REFRESH_MS = 2000;
+// A match ID as swarmpack accepts one: it is only ever a path segment on this server.
+const MATCH_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 const state = {
   match: null,
@@ -329,13 +331,23 @@ function pemToDer(pem) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
-async function loadPubkey(match) {
+/**
+ * The key every signature is checked against: the one `serve --keys` pins at
+ * /.preview/pubkey.pem, never the pubkey.pem of the origin under check. `&pin=SHA256` (hex of
+ * the key's SPKI DER, as `openssl pkey -pubin -outform DER | sha256sum` prints it) also pins
+ * it against the server.
+ */
+async function loadPubkey() {
   if (!window.isSecureContext || !crypto.subtle) {
     return { reason: 'cannot verify here: not a secure context (open the page on localhost or over https)' };
   }
-  const pem = await fetchOk(`/${match}/pubkey.pem`);
+  const der = pemToDer(await fetchOk('/.preview/pubkey.pem'));
+  const pin = new URLSearchParams(location.search).get('pin');
+  if (pin && hex(await crypto.subtle.digest('SHA-256', der)) !== pin.toLowerCase()) {
+    return { reason: 'not verified: the server\'s public key does not match &pin= in the address' };
+  }
   try {
-    const key = await crypto.subtle.importKey('spki', pemToDer(pem), { name: 'Ed25519' }, false, ['verify']);
+    const key = await crypto.subtle.importKey('spki', der, { name: 'Ed25519' }, false, ['verify']);
     return { key };
   } catch (e) {
     return { reason: `cannot verify here: this browser's WebCrypto has no Ed25519 (${e.name}); use swarmpack verify` };
@@ -360,7 +372,7 @@ async function check(bytes, sig) {
 
 async function refreshWindow() {
   const m = state.match;
-  if (!state.pubkey) state.pubkey = await loadPubkey(m);
+  if (!state.pubkey) state.pubkey = await loadPubkey();
   const [liveBytes, liveSig] = await Promise.all([
     fetchOk(`/${m}/live.json`, 'bytes'),
     fetchOk(`/${m}/live.json.sig`, 'bytes'),
@@ -379,20 +391,25 @@ async function refreshWindow() {
     const digest = hex(await crypto.subtle.digest('SHA-256', manBytes));
     chain = digest === live.newest_manifest_sha256 ? ' · named by live.json' : '';
   }
-  const manResult = await check(manBytes, manSig);
-  showSig($('#sig-status'), manifest.match === m ? manResult : 'bad', chain);
+  const manResult = manifest.match === m ? await check(manBytes, manSig) : 'bad';
+  showSig($('#sig-status'), manResult, chain);
   state.segmentDuration = manifest.segment_duration;
   const angles = new Set(manifest.segments.map((s) => s.angle)).size;
   const rungs = new Set(manifest.segments.map((s) => s.rung)).size;
   $('#win-number').textContent =
     `${w} · from ${manifest.start_pdt.slice(11, 19)} UTC · ${manifest.segments.length} segments ` +
     `(${angles} angle${angles === 1 ? '' : 's'} × ${rungs} rung${rungs === 1 ? '' : 's'})${live.ended ? ' · ended' : ''}`;
+  // Infohashes and links only from a window whose signatures verified and that live.json names.
+  const trusted = liveResult === 'verified' && manResult === 'verified' && chain !== '';
   const t = manifest.torrent;
-  $('#ih-v1').textContent = t.infohash_v1;
-  $('#ih-v2').textContent = t.infohash_v2;
-  $('#ih-v2').title = t.infohash_v2;
-  $('#magnet').href = t.magnet;
-  $('#torrent').href = `/${m}/${t.path}`;
+  const hidden = '(not shown: not verified)';
+  $('#ih-v1').textContent = trusted ? t.infohash_v1 : hidden;
+  $('#ih-v2').textContent = trusted ? t.infohash_v2 : hidden;
+  $('#ih-v2').title = trusted ? t.infohash_v2 : '';
+  for (const [id, href] of [['#magnet', t.magnet], ['#torrent', `/${m}/${t.path}`]]) {
+    if (trusted) $(id).setAttribute('href', href);
+    else $(id).removeAttribute('href');
+  }
 }
 
 function size(bytes) {
@@ -447,6 +464,9 @@ function parseAngles(master) {
 async function pickMatch() {
   const matches = await (await fetch('/.preview/matches.json', { cache: 'no-store' })).json();
   const wanted = new URLSearchParams(location.search).get('match');
+  if (wanted && !MATCH_ID.test(wanted)) {
+    throw new Error(`?match=${wanted} is not a match ID (a-z, 0-9, '-' and '_', up to 32 characters)`);
+  }
   const sel = $('#match');
   sel.length = 0;
   const names = matches.map((x) => x.name);
@@ -469,7 +489,13 @@ async function start() {
       : 'hls.js is missing from this swarmpack build: run scripts/setup (npm ci in web/) and rebuild.');
     return;
   }
-  const match = await pickMatch();
+  let match;
+  try {
+    match = await pickMatch();
+  } catch (e) {
+    notice(e.message);
+    return;
+  }
   if (!match) {
     notice('No match under the origin yet: start `swarmpack run` with this origin. Retrying…');
     setTimeout(start, REFRESH_MS);

@@ -69,7 +69,8 @@ pub(super) fn serve(
         true => key_service(&keys).accepting_dev_tokens(),
         false => key_service(&keys),
     };
-    let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev);
+    let pinned = swarmpack::serve::preview::PinnedKey(keys.public_pem());
+    let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev, pinned);
     drop(keys);
     serve_http(
         addr,

@@ -238,6 +238,13 @@ then open http://127.0.0.1:8080/?match=ID"
     },
 }
 
+/// How the spool writes objects (see `run --help`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SpoolDurability {
+    Fsync,
+    Buffered,
+}
+
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Match ID: the top directory on the origin (a-z, 0-9, '-', '_').
@@ -269,6 +276,12 @@ pub struct RunArgs {
     /// At the end, wait this long for the spool to drain to the origin: 30s, 2m.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub drain_timeout: String,
+    /// fsync: every spooled object survives a power cut (flushed before it is queued).
+    /// buffered: it survives a crash of swarmpack, and the OS flushes it (a power cut may lose
+    /// the newest seconds). docs/PERFORMANCE.md has the cost of each. A full spool disk never
+    /// stops the match: objects are held in memory (up to 512 MiB) and published from there.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "fsync")]
+    pub spool_durability: SpoolDurability,
     /// Do not seed windows (overrides the profile's [seed] enabled).
     #[arg(long)]
     pub no_seed: bool,
@@ -482,6 +495,10 @@ fn run(
             origin,
             spool: args.spool.clone(),
             drain_timeout,
+            durability: match args.spool_durability {
+                SpoolDurability::Fsync => swarmpack::publish::Durability::Fsync,
+                SpoolDurability::Buffered => swarmpack::publish::Durability::Buffered,
+            },
             seed,
             metrics,
             status_line,

@@ -385,7 +385,7 @@ fn install_keyframe_probe(pad: &gst::Pad, state: Arc<AngleState>) {
             // Frame-rate conversion can repeat the last frame past the stop at EOS.
             return gst::PadProbeReturn::Drop;
         }
-        let mut next = next_boundary.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = crate::sync::lock(&next_boundary);
         let boundary = *next.get_or_insert_with(|| timeline.boundary_at_or_after(stamped));
         if utc < boundary {
             return gst::PadProbeReturn::Ok;
@@ -424,7 +424,7 @@ fn attach_sink(
         let state = state.clone();
         let events = events.clone();
         move |sink: &gst_app::AppSink| {
-            let mut asm = assembler.lock().unwrap_or_else(|p| p.into_inner());
+            let mut asm = crate::sync::lock(&assembler);
             while let Some(obj) = sink.try_pull_object(gst::ClockTime::ZERO) {
                 if let Some(sample) = obj.downcast_ref::<gst::Sample>() {
                     if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
@@ -463,7 +463,7 @@ fn attach_sink(
                     Some(stop) if stop.0 <= video_end || video_end == 0 => stop,
                     _ => UtcNs(video_end),
                 };
-                let mut asm = assembler.lock().unwrap_or_else(|p| p.into_inner());
+                let mut asm = crate::sync::lock(&assembler);
                 if let Some(segment) = asm.finish(Some(end)) {
                     let _ = events.send(IngestEvent::Segment(segment));
                 }

@@ -12,7 +12,7 @@ pub mod spool;
 use crate::package::{Object, ObjectKind};
 pub use origin::{Origin, OriginError};
 use queue::{AfterFailure, Entry, RetryPolicy, Schedule};
-pub use spool::{Spool, SpoolError};
+pub use spool::{Durability, Spool, SpoolError, SpoolStats};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct PublisherConfig {
     pub events: Option<crossbeam_channel::Sender<Published>>,
     /// Receives the path of every object the origin refused and that was given up.
     pub lost: Option<crossbeam_channel::Sender<String>>,
+    /// Whether the spool waits for stable storage.
+    pub durability: Durability,
 }
 
 impl Default for PublisherConfig {
@@ -56,9 +58,13 @@ impl Default for PublisherConfig {
             max_in_flight: 8,
             events: None,
             lost: None,
+            durability: DEFAULT_DURABILITY,
         }
     }
 }
+
+/// The spool's default durability (docs/PERFORMANCE.md has the measurement behind it).
+pub const DEFAULT_DURABILITY: Durability = Durability::Fsync;
 
 /// One object that reached the origin.
 #[derive(Clone, Debug)]
@@ -81,6 +87,7 @@ pub struct PublishStatus {
     failed_attempts: AtomicU64,
     quarantined: AtomicU64,
     origin_down: AtomicBool,
+    spool: Arc<SpoolStats>,
 }
 
 impl PublishStatus {
@@ -97,9 +104,18 @@ impl PublishStatus {
     pub fn failed_attempts(&self) -> u64 {
         self.failed_attempts.load(Ordering::Relaxed)
     }
-    /// Objects the origin refused and that went to the spool's dead letters.
+    /// Objects the origin refused, and damaged records, that went to the spool's dead letters.
     pub fn quarantined(&self) -> u64 {
         self.quarantined.load(Ordering::Relaxed)
+            + self.spool.damaged_at_open.load(Ordering::Relaxed)
+    }
+    /// Records the spool's disk refused.
+    pub fn spool_write_failures(&self) -> u64 {
+        self.spool.write_failures.load(Ordering::Relaxed)
+    }
+    /// Bytes the spool holds in memory because its disk refused them.
+    pub fn spool_memory_bytes(&self) -> u64 {
+        self.spool.memory_bytes.load(Ordering::Relaxed)
     }
     pub fn origin_down(&self) -> bool {
         self.origin_down.load(Ordering::Relaxed)
@@ -135,7 +151,7 @@ impl Publisher {
         spool_dir: &Path,
         config: PublisherConfig,
     ) -> Result<Publisher, PublishError> {
-        let (spool, leftovers) = Spool::open(spool_dir)?;
+        let (spool, leftovers) = Spool::open(spool_dir, config.durability)?;
         let spool = Arc::new(spool);
         if !leftovers.is_empty() {
             let bytes: u64 = leftovers.iter().map(|e| e.len).sum();
@@ -150,7 +166,10 @@ impl Publisher {
         for e in leftovers {
             tx.send(Msg::Queued(e, now)).expect("receiver alive");
         }
-        let status = Arc::new(PublishStatus::default());
+        let status = Arc::new(PublishStatus {
+            spool: spool.stats(),
+            ..PublishStatus::default()
+        });
         let describe = origin.describe().to_string();
         rt.spawn(dispatch(origin, spool.clone(), rx, config, status.clone()));
         Ok(Publisher {

@@ -4,16 +4,63 @@
 //!
 //! One record per object: `{id:016}.data` (the bytes), then `{id:016}.meta` (JSON: path,
 //! kind, length), written last and renamed into place, so a record without its `.meta` was
-//! interrupted before it was queued and is discarded. Records are not fsynced: they survive
-//! the process dying (SIGKILL, a crash) and rely on the OS for power loss, which keeps the
-//! publish latency down.
+//! interrupted before it was queued and is discarded.
+//!
+//! - **Durability.** With [`Durability::Fsync`] the data, the meta and the directory are
+//!   flushed to stable storage before `put` returns, so a record survives a power cut. With
+//!   [`Durability::Buffered`] records survive the process dying (SIGKILL, a crash) and rely
+//!   on the OS for power loss. docs/PERFORMANCE.md has the measured cost.
+//! - **Damage.** A record whose `.meta` is empty or unreadable (a power cut without fsync) is
+//!   moved to the dead letters at open, with the reason, instead of stopping the match.
+//! - **A full disk.** When a record cannot be written (no space, quota, a read-only or
+//!   failing disk), the object is held in memory instead, up to [`MEMORY_BUDGET`], and
+//!   published from there: the match stays on air, an error is logged every 10 s and
+//!   counted, and a crash while the disk is full loses what memory holds. Past the budget
+//!   `put` fails.
 
 use super::queue::Entry;
 use crate::package::ObjectKind;
+use crate::sync::lock;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bytes held in memory while the disk refuses records.
+pub const MEMORY_BUDGET: u64 = 512 * 1024 * 1024;
+/// How often a disk that keeps refusing records is logged.
+const DISK_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether `put` waits for stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the data, the meta and the directory: survives a power cut.
+    Fsync,
+    /// Leave flushing to the OS: survives the process dying, not a power cut.
+    Buffered,
+}
+
+/// Counters of the spool's faults, readable from any thread.
+#[derive(Debug, Default)]
+pub struct SpoolStats {
+    /// Records the disk refused (each then held in memory, or lost past the budget).
+    pub write_failures: AtomicU64,
+    /// Bytes held in memory now.
+    pub memory_bytes: AtomicU64,
+    /// Damaged records moved to the dead letters when the spool was opened.
+    pub damaged_at_open: AtomicU64,
+}
+
+/// Objects the disk refused, held until published.
+#[derive(Debug, Default)]
+struct Memory {
+    held: HashMap<u64, Vec<u8>>,
+    bytes: u64,
+    last_logged: Option<Instant>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -21,6 +68,18 @@ pub enum SpoolError {
     Io {
         dir: PathBuf,
         action: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "spool {dir}: cannot write the record for {path}, and memory already holds {held} bytes \
+         of the {budget} the spool may keep there while its disk refuses records"
+    )]
+    Full {
+        dir: PathBuf,
+        path: String,
+        held: u64,
+        budget: u64,
+        #[source]
         source: std::io::Error,
     },
     #[error("spool {dir}: record {file} is damaged: {reason}")]
@@ -82,11 +141,16 @@ struct Meta {
 pub struct Spool {
     dir: PathBuf,
     next_id: AtomicU64,
+    durability: Durability,
+    memory: Mutex<Memory>,
+    memory_budget: u64,
+    stats: Arc<SpoolStats>,
 }
 
 impl Spool {
     /// Opens (creating) `dir` and returns the records left by an earlier run, oldest first.
-    pub fn open(dir: &Path) -> Result<(Spool, Vec<Entry>), SpoolError> {
+    /// Damaged records go to the dead letters (logged and counted).
+    pub fn open(dir: &Path, durability: Durability) -> Result<(Spool, Vec<Entry>), SpoolError> {
         let io = |action: &str, source| SpoolError::Io {
             dir: dir.to_path_buf(),
             action: action.to_string(),
@@ -114,10 +178,17 @@ impl Spool {
         let spool = Spool {
             dir: dir.to_path_buf(),
             next_id: AtomicU64::new(0),
+            durability,
+            memory: Mutex::default(),
+            memory_budget: MEMORY_BUDGET,
+            stats: Arc::default(),
         };
         let mut entries = Vec::new();
         for id in &found {
-            entries.push(spool.read_meta(*id)?);
+            match spool.read_meta(*id) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => spool.quarantine_damaged(*id, &e)?,
+            }
         }
         // Data without meta: a write that never completed (never queued, never published).
         for id in datas.iter().filter(|id| found.binary_search(id).is_err()) {
@@ -130,6 +201,35 @@ impl Spool {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The spool's fault counters.
+    pub fn stats(&self) -> Arc<SpoolStats> {
+        self.stats.clone()
+    }
+
+    /// Moves a record whose `.meta` cannot be read to the dead letters, with `damage`.
+    fn quarantine_damaged(&self, id: u64, damage: &SpoolError) -> Result<(), SpoolError> {
+        let dead = self.dir.join(DEAD_LETTER);
+        std::fs::create_dir_all(&dead)
+            .map_err(|e| self.io(format!("cannot create {}", dead.display()), e))?;
+        for ext in ["data", "meta"] {
+            let from = self.dir.join(format!("{id:016}.{ext}"));
+            if from.exists() {
+                std::fs::rename(&from, dead.join(format!("{id:016}.{ext}")))
+                    .map_err(|e| self.io(format!("cannot move {}", from.display()), e))?;
+            }
+        }
+        let note = serde_json::json!({ "reason": damage.to_string() });
+        let json = dead.join(format!("{id:016}.json"));
+        std::fs::write(&json, format!("{note:#}\n"))
+            .map_err(|e| self.io(format!("cannot write {}", json.display()), e))?;
+        self.stats.damaged_at_open.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            "{damage}; moved to {} (the match goes on without it)",
+            dead.display()
+        );
+        Ok(())
     }
 
     fn data_path(&self, id: u64) -> PathBuf {
@@ -168,7 +268,8 @@ impl Spool {
         })
     }
 
-    /// Stores one object and returns its queue entry.
+    /// Stores one object and returns its queue entry: on disk, or in memory while the disk
+    /// refuses records (see the module documentation).
     pub fn put(&self, path: &str, kind: ObjectKind, bytes: &[u8]) -> Result<Entry, SpoolError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
@@ -177,28 +278,102 @@ impl Spool {
             kind,
             len: bytes.len() as u64,
         };
-        std::fs::write(self.data_path(id), bytes)
-            .map_err(|e| self.io(format!("cannot write the record for {path}"), e))?;
+        match self.write_record(&entry, bytes) {
+            Ok(()) => {
+                let mut memory = lock(&self.memory);
+                if memory.last_logged.take().is_some() {
+                    tracing::info!(
+                        "spool {}: the disk takes records again ({} object(s) still in memory)",
+                        self.dir.display(),
+                        memory.held.len()
+                    );
+                }
+                Ok(entry)
+            }
+            Err(source) => self.hold_in_memory(entry, bytes, source),
+        }
+    }
+
+    fn write_record(&self, entry: &Entry, bytes: &[u8]) -> std::io::Result<()> {
+        let id = entry.id;
         let meta = serde_json::to_vec(&Meta {
             path: entry.path.clone(),
-            kind: kind.name().to_string(),
+            kind: entry.kind.name().to_string(),
             len: entry.len,
         })
         .expect("plain struct serializes");
         let tmp = self.dir.join(format!("{id:016}.tmp"));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&meta))
-            .and_then(|()| std::fs::rename(&tmp, self.meta_path(id)));
-        written.map_err(|e| {
+        let written = self
+            .write_file(&self.data_path(id), bytes)
+            .and_then(|()| self.write_file(&tmp, &meta))
+            .and_then(|()| std::fs::rename(&tmp, self.meta_path(id)))
+            .and_then(|()| match self.durability {
+                Durability::Fsync => std::fs::File::open(&self.dir)?.sync_all(),
+                Durability::Buffered => Ok(()),
+            });
+        if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(self.meta_path(id));
             let _ = std::fs::remove_file(self.data_path(id));
-            self.io(format!("cannot write the record for {path}"), e)
-        })?;
+        }
+        written
+    }
+
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let mut f = std::fs::File::create(path)?;
+        f.write_all(bytes)?;
+        match self.durability {
+            Durability::Fsync => f.sync_data(),
+            Durability::Buffered => Ok(()),
+        }
+    }
+
+    fn hold_in_memory(
+        &self,
+        entry: Entry,
+        bytes: &[u8],
+        source: std::io::Error,
+    ) -> Result<Entry, SpoolError> {
+        self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+        let mut memory = lock(&self.memory);
+        if memory.bytes + entry.len > self.memory_budget {
+            return Err(SpoolError::Full {
+                dir: self.dir.clone(),
+                path: entry.path,
+                held: memory.bytes,
+                budget: self.memory_budget,
+                source,
+            });
+        }
+        memory.bytes += entry.len;
+        memory.held.insert(entry.id, bytes.to_vec());
+        self.stats
+            .memory_bytes
+            .store(memory.bytes, Ordering::Relaxed);
+        if memory
+            .last_logged
+            .is_none_or(|t| t.elapsed() >= DISK_LOG_EVERY)
+        {
+            memory.last_logged = Some(Instant::now());
+            tracing::error!(
+                "spool {}: cannot write the record for {} ({source}); holding {} object(s), \
+                 {} bytes in memory (at most {}) and publishing from there: the \
+                 match stays on air, but a crash now loses them. Free space on this disk.",
+                self.dir.display(),
+                entry.path,
+                memory.held.len(),
+                memory.bytes,
+                self.memory_budget
+            );
+        }
         Ok(entry)
     }
 
     /// The bytes of a queued object.
     pub fn read(&self, entry: &Entry) -> Result<Vec<u8>, SpoolError> {
+        if let Some(bytes) = lock(&self.memory).held.get(&entry.id) {
+            return Ok(bytes.clone());
+        }
         let bytes = std::fs::read(self.data_path(entry.id))
             .map_err(|e| self.io(format!("cannot read the record for {}", entry.path), e))?;
         if bytes.len() as u64 != entry.len {
@@ -219,8 +394,11 @@ impl Spool {
         std::fs::create_dir_all(&dead)
             .map_err(|e| self.io(format!("cannot create {}", dead.display()), e))?;
         let data = dead.join(format!("{:016}.data", entry.id));
-        std::fs::rename(self.data_path(entry.id), &data)
-            .map_err(|e| self.io(format!("cannot move the record for {}", entry.path), e))?;
+        match self.forget_in_memory(entry.id) {
+            Some(bytes) => std::fs::write(&data, bytes),
+            None => std::fs::rename(self.data_path(entry.id), &data),
+        }
+        .map_err(|e| self.io(format!("cannot move the record for {}", entry.path), e))?;
         let note = serde_json::json!({
             "path": entry.path,
             "kind": entry.kind.name(),
@@ -236,9 +414,24 @@ impl Spool {
 
     /// Forgets a record (published, or made obsolete by a newer copy).
     pub fn remove(&self, id: u64) {
+        if self.forget_in_memory(id).is_some() {
+            return;
+        }
         // Meta first: a crash in between leaves data without meta, which `open` discards.
         let _ = std::fs::remove_file(self.meta_path(id));
         let _ = std::fs::remove_file(self.data_path(id));
+    }
+}
+
+impl Spool {
+    fn forget_in_memory(&self, id: u64) -> Option<Vec<u8>> {
+        let mut memory = lock(&self.memory);
+        let bytes = memory.held.remove(&id)?;
+        memory.bytes -= bytes.len() as u64;
+        self.stats
+            .memory_bytes
+            .store(memory.bytes, Ordering::Relaxed);
+        Some(bytes)
     }
 }
 
@@ -252,7 +445,7 @@ mod tests {
     #[test]
     fn records_survive_reopening_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let (spool, left) = Spool::open(dir.path()).unwrap();
+        let (spool, left) = Spool::open(dir.path(), Durability::Fsync).unwrap();
         assert!(left.is_empty());
         let a = spool
             .put("m/a/hi/1.ts", ObjectKind::Segment, b"one")
@@ -263,7 +456,7 @@ mod tests {
         let c = spool.put("m/a/hi/2.ts", ObjectKind::Segment, b"3").unwrap();
         spool.remove(a.id);
         drop(spool);
-        let (spool, left) = Spool::open(dir.path()).unwrap();
+        let (spool, left) = Spool::open(dir.path(), Durability::Fsync).unwrap();
         assert_eq!(left, vec![b.clone(), c.clone()]);
         assert_eq!(spool.read(&b).unwrap(), b"two!");
         let d = spool.put("m/x", ObjectKind::Pointer, b"").unwrap();
@@ -273,7 +466,7 @@ mod tests {
     #[test]
     fn a_quarantined_record_leaves_the_queue_with_its_reason() {
         let tmp = tempfile::tempdir().unwrap();
-        let (spool, _) = Spool::open(tmp.path()).unwrap();
+        let (spool, _) = Spool::open(tmp.path(), Durability::Fsync).unwrap();
         let e = spool
             .put("m/a/r/7.ts", ObjectKind::Segment, b"abc")
             .unwrap();
@@ -284,7 +477,7 @@ mod tests {
             note.contains("\"reason\": \"HTTP 403\"") && note.contains("m/a/r/7.ts"),
             "{note}"
         );
-        let (_, leftovers) = Spool::open(tmp.path()).unwrap();
+        let (_, leftovers) = Spool::open(tmp.path(), Durability::Fsync).unwrap();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
@@ -292,7 +485,7 @@ mod tests {
     fn depth_counts_complete_records_only() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(depth(&dir.path().join("none")), Depth::default());
-        let (spool, _) = Spool::open(dir.path()).unwrap();
+        let (spool, _) = Spool::open(dir.path(), Durability::Fsync).unwrap();
         let a = spool.put("m/1.ts", ObjectKind::Segment, b"12345").unwrap();
         spool.put("m/2.ts", ObjectKind::Segment, b"678").unwrap();
         std::fs::write(dir.path().join("0000000000000099.data"), b"half").unwrap();
@@ -306,12 +499,12 @@ mod tests {
     #[test]
     fn half_written_records_are_discarded() {
         let dir = tempfile::tempdir().unwrap();
-        let (spool, _) = Spool::open(dir.path()).unwrap();
+        let (spool, _) = Spool::open(dir.path(), Durability::Fsync).unwrap();
         let a = spool
             .put("m/a/hi/1.ts", ObjectKind::Segment, b"one")
             .unwrap();
         std::fs::remove_file(spool.meta_path(a.id)).unwrap();
-        let (_, left) = Spool::open(dir.path()).unwrap();
+        let (_, left) = Spool::open(dir.path(), Durability::Fsync).unwrap();
         assert!(left.is_empty());
         assert!(!spool.data_path(a.id).exists());
     }
@@ -319,7 +512,7 @@ mod tests {
     #[test]
     fn damage_is_reported_with_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (spool, _) = Spool::open(dir.path()).unwrap();
+        let (spool, _) = Spool::open(dir.path(), Durability::Fsync).unwrap();
         let a = spool
             .put("m/a/hi/1.ts", ObjectKind::Segment, b"one")
             .unwrap();
@@ -329,8 +522,60 @@ mod tests {
             e.contains(&format!("{:016}.data", a.id)) && e.contains("expected 3"),
             "{e}"
         );
-        std::fs::write(spool.meta_path(a.id), b"{").unwrap();
-        let e = Spool::open(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("is damaged"), "{e}");
+        // A damaged or empty .meta (a power cut before the OS wrote it) goes to the dead
+        // letters with its reason; the rest of the spool opens.
+        std::fs::write(spool.meta_path(a.id), b"").unwrap();
+        let b = spool
+            .put("m/a/hi/2.ts", ObjectKind::Segment, b"two")
+            .unwrap();
+        let (reopened, left) = Spool::open(dir.path(), Durability::Fsync).unwrap();
+        assert_eq!(left, vec![b]);
+        assert_eq!(reopened.stats().damaged_at_open.load(Ordering::Relaxed), 1);
+        let dead = dir.path().join(DEAD_LETTER);
+        assert!(dead.join(format!("{:016}.data", a.id)).exists());
+        let note = std::fs::read_to_string(dead.join(format!("{:016}.json", a.id))).unwrap();
+        assert!(note.contains("is damaged"), "{note}");
+    }
+
+    #[test]
+    fn a_disk_that_refuses_records_is_bridged_in_memory_up_to_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        let (mut spool, _) = Spool::open(&spool_dir, Durability::Fsync).unwrap();
+        spool.memory_budget = 10;
+        let on_disk = spool.put("m/1.ts", ObjectKind::Segment, b"disk").unwrap();
+        // The disk goes away (as a full or failing one refuses every write).
+        std::fs::remove_dir_all(&spool_dir).unwrap();
+        let a = spool.put("m/2.ts", ObjectKind::Segment, b"abcdef").unwrap();
+        let b = spool.put("m/3.ts", ObjectKind::Segment, b"ghij").unwrap();
+        let stats = spool.stats();
+        assert_eq!(stats.write_failures.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.memory_bytes.load(Ordering::Relaxed), 10);
+        assert_eq!(spool.read(&a).unwrap(), b"abcdef");
+        let e = spool.put("m/4.ts", ObjectKind::Segment, b"k").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SpoolError::Full {
+                    held: 10,
+                    budget: 10,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("m/4.ts"), "{e}");
+        spool.remove(a.id);
+        assert_eq!(stats.memory_bytes.load(Ordering::Relaxed), 4);
+        assert!(spool.put("m/5.ts", ObjectKind::Segment, b"lm").is_ok());
+        // The disk is back: records go there again.
+        std::fs::create_dir_all(&spool_dir).unwrap();
+        let c = spool.put("m/6.ts", ObjectKind::Segment, b"nop").unwrap();
+        assert!(spool.data_path(c.id).exists());
+        assert_eq!(spool.read(&b).unwrap(), b"ghij");
+        assert!(
+            spool.read(&on_disk).is_err(),
+            "that record went with the disk"
+        );
     }
 }

@@ -126,6 +126,8 @@ pub struct RunConfig {
     pub spool: PathBuf,
     /// How long the end of the match waits for the spool to drain.
     pub drain_timeout: Duration,
+    /// Whether the spool waits for stable storage.
+    pub durability: crate::publish::Durability,
     /// Seed windows in-process (the profile's `[seed]`, unless turned off).
     pub seed: bool,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
@@ -225,6 +227,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         PublisherConfig {
             events: metrics.clone().map(crate::metrics::latency_recorder),
             lost: Some(lost_tx),
+            durability: cfg.durability,
             ..PublisherConfig::default()
         },
     )?;

@@ -484,19 +484,23 @@ async fn open_gate(
 
 /// Registers `infohash` with a whitelist API. Failures are logged (the tracker may then
 /// refuse the announce), never fatal; the token never reaches a log.
+/// The whitelist call for `infohash`. The API token goes in an `Authorization: Bearer` header
+/// (torrust-tracker accepts it since PR #1367), never in the URL, where HTTP clients, proxies
+/// and debug logs print it.
+fn whitelist_request(wl: &Whitelist, infohash: &str) -> ureq::Request {
+    let req = ureq::post(&format!("{}/{infohash}", wl.api)).timeout(Duration::from_secs(5));
+    match &wl.token {
+        Some(t) => req.set("Authorization", &format!("Bearer {t}")),
+        None => req,
+    }
+}
+
 async fn register(wl: &Whitelist, infohash: &str) {
-    let url = format!("{}/{infohash}", wl.api);
-    let token = wl.token.clone();
-    let call = tokio::task::spawn_blocking(move || {
-        let mut req = ureq::post(&url).timeout(Duration::from_secs(5));
-        if let Some(t) = &token {
-            req = req.query("token", t);
-        }
-        match req.call() {
-            Ok(resp) => Ok(resp.status()),
-            Err(ureq::Error::Status(code, _)) => Err(format!("HTTP status {code}")),
-            Err(ureq::Error::Transport(t)) => Err(format!("{}", t.kind())),
-        }
+    let req = whitelist_request(wl, infohash);
+    let call = tokio::task::spawn_blocking(move || match req.call() {
+        Ok(resp) => Ok(resp.status()),
+        Err(ureq::Error::Status(code, _)) => Err(format!("HTTP status {code}")),
+        Err(ureq::Error::Transport(t)) => Err(format!("{}", t.kind())),
     })
     .await;
     match call {
@@ -509,6 +513,17 @@ async fn register(wl: &Whitelist, infohash: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_whitelist_token_never_goes_in_the_url() {
+        let wl = Whitelist {
+            api: "http://tracker:1212/api/v1/whitelist".into(),
+            token: Some("MyAccessToken".into()),
+        };
+        let req = whitelist_request(&wl, "ab12");
+        assert_eq!(req.url(), "http://tracker:1212/api/v1/whitelist/ab12");
+        assert_eq!(req.header("Authorization"), Some("Bearer MyAccessToken"));
+    }
 
     #[test]
     fn window_numbers_come_from_torrent_paths() {

@@ -20,7 +20,7 @@ const KEEP: usize = 4096;
 
 /// Records that a tracker answered an announce for `info_hash` (hex).
 pub fn record_answer(info_hash: &str) {
-    let mut map = ANSWERED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = crate::sync::lock(&ANSWERED);
     let map = map.get_or_insert_with(HashMap::new);
     if map.len() >= KEEP {
         let mut times: Vec<Instant> = map.values().copied().collect();
@@ -33,7 +33,7 @@ pub fn record_answer(info_hash: &str) {
 
 /// Whether some tracker has answered for `info_hash` (hex) since `since`.
 pub fn answered(info_hash: &str, since: Instant) -> bool {
-    let map = ANSWERED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = crate::sync::lock(&ANSWERED);
     map.as_ref()
         .and_then(|m| m.get(&info_hash.to_ascii_lowercase()))
         .is_some_and(|t| *t >= since)

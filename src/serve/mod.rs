@@ -93,14 +93,16 @@ fn match_timeline(match_dir: &Path) -> Result<crate::timecode::Timeline, String>
 /// The routes: `/keys/{match}/{period}` and `/healthz` (the key server), the preview page
 /// (`/` and `/.preview/…`; `spool` is the run's `--spool` directory, for its depth),
 /// `/dev-token` when `dev_tokens` is given, and every other path from the `origin` directory.
+/// `pinned` is the match public key from `--keys`, which the page verifies with.
 pub fn router(
     origin: &Path,
     spool: Option<&Path>,
     keys: Arc<KeyService>,
     dev_tokens: Option<DevTokens>,
+    pinned: preview::PinnedKey,
 ) -> Router {
     let files = tower_http::services::ServeDir::new(origin).append_index_html_on_directories(false);
-    let page = preview::routes(origin.to_path_buf(), spool.map(Path::to_path_buf));
+    let page = preview::routes(origin.to_path_buf(), spool.map(Path::to_path_buf), pinned);
     let mut app = server::router(keys).merge(page);
     if let Some(dev) = dev_tokens {
         app = app.merge(

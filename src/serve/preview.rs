@@ -72,10 +72,31 @@ struct Dirs {
     spool: Option<PathBuf>,
 }
 
+/// The public key from `serve --keys`, which the page checks every signature against: never
+/// the `pubkey.pem` of the origin it checks.
+#[derive(Clone)]
+pub struct PinnedKey(pub String);
+
 /// The page's routes; `origin` is read for `/.preview/matches.json`, `spool` (the directory
-/// given to `run --spool`) for `/.preview/spool.json`.
-pub fn routes(origin: PathBuf, spool: Option<PathBuf>) -> Router {
+/// given to `run --spool`) for `/.preview/spool.json`; `/.preview/pubkey.pem` is `pinned`.
+pub fn routes(origin: PathBuf, spool: Option<PathBuf>, pinned: PinnedKey) -> Router {
+    let pem = Arc::new(pinned.0);
     Router::new()
+        .route(
+            "/.preview/pubkey.pem",
+            get(move || {
+                let pem = pem.clone();
+                async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/x-pem-file"),
+                            (header::CACHE_CONTROL, "no-store"),
+                        ],
+                        pem.as_str().to_string(),
+                    )
+                }
+            }),
+        )
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),

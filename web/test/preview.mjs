@@ -5,13 +5,17 @@
 //        --rungs 360p,180p --expect play|key-error|no-ed25519 --screenshot FILE.png
 //
 // key-error also tampers with the window manifest on its way to the page (one hex digit of
-// its infohash), so the page must call that signature bad and still verify live.json;
+// its infohash) and forges the rest as an attacker who holds the origin would: it signs the
+// tampered manifest with a key of its own and serves that key as the origin's pubkey.pem.
+// The page checks against the key `serve --keys` pins, so it must call that signature bad,
+// still verify live.json, and show no infohash or magnet;
 // no-ed25519 takes Ed25519 out of the page's WebCrypto, so the page must say it cannot verify.
 //
 // Exits non-zero with the failed check; on success prints one JSON line of what it saw.
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
+import { generateKeyPairSync, sign } from 'node:crypto';
 
 const { values: arg } = parseArgs({
   options: {
@@ -46,12 +50,21 @@ try {
   });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   if (arg.expect === 'key-error') {
+    const tamper = (text) => text.replace(/("infohash_v1":\s*"[0-9a-f]{39})([0-9a-f])/,
+      (_, head, last) => head + (last === '0' ? '1' : '0'));
+    const forger = generateKeyPairSync('ed25519');
     await page.route(/\/windows\/\d+\.json$/, async (route) => {
       const response = await route.fetch();
-      const text = (await response.text()).replace(/("infohash_v1":\s*"[0-9a-f]{39})([0-9a-f])/,
-        (_, head, last) => head + (last === '0' ? '1' : '0'));
-      await route.fulfill({ response, body: text });
+      await route.fulfill({ response, body: tamper(await response.text()) });
     });
+    await page.route(/\/windows\/\d+\.json\.sig$/, async (route) => {
+      const original = await page.request.get(route.request().url().replace(/\.sig$/, ''));
+      const forged = sign(null, Buffer.from(tamper(await original.text())), forger.privateKey);
+      await route.fulfill({ status: 200, contentType: 'application/octet-stream', body: forged });
+    });
+    await page.route(/\/[a-z0-9_-]+\/pubkey\.pem$/, (route) =>
+      route.fulfill({ status: 200, contentType: 'application/x-pem-file',
+        body: forger.publicKey.export({ type: 'spki', format: 'pem' }) }));
   }
   if (arg.expect === 'no-ed25519') {
     await page.addInitScript(() => {
@@ -86,6 +99,10 @@ try {
     await page.waitForSelector('#sig-status[data-state="bad"]', { timeout: 30000 });
     await page.waitForSelector('#live-status[data-state="verified"]', { timeout: 30000 });
     seen.sig_status = await page.textContent('#sig-status');
+    // Nothing from the unverified manifest is offered.
+    assert.match(await page.textContent('#ih-v1'), /not shown/);
+    assert.equal(await page.getAttribute('#magnet', 'href'), null, 'a magnet from an unverified manifest');
+    assert.equal(await page.getAttribute('#torrent', 'href'), null, 'a torrent from an unverified manifest');
     assert.equal(await page.getAttribute('#token-status', 'data-state'), 'none', 'no token without --dev-tokens');
     await page.waitForSelector('#big-error[data-kind="key"]', { state: 'visible', timeout: 30000 });
     seen.big_error = await page.textContent('#big-error');
@@ -166,6 +183,16 @@ try {
     }
   }
   if (arg.screenshot) await page.screenshot({ path: arg.screenshot });
+  if (arg.expect === 'play') {
+    // ?match= that is not a match ID (here one that would make /{match}/… another host's
+    // address) is refused, and nothing is fetched from elsewhere.
+    const elsewhere = new URL(arg.url);
+    elsewhere.searchParams.set('match', '/127.0.0.2:9/x');
+    await page.goto(elsewhere.toString());
+    await page.waitForSelector('#notice:not([hidden])', { timeout: 10000 });
+    seen.bad_match = await page.textContent('#notice');
+    assert.match(seen.bad_match, /is not a match ID/);
+  }
   assert.deepEqual(foreign, [], 'the page asked for something outside its server');
   assert.deepEqual(pageErrors, [], 'the page threw');
 } finally {

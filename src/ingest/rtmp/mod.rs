@@ -26,6 +26,7 @@ mod conversation;
 mod flv;
 mod guard;
 
+use crate::sync::lock;
 use conversation::{Conversation, Refusal, Step};
 use gst::prelude::*;
 use std::io::{Read, Write};
@@ -88,7 +89,7 @@ struct Shared {
 
 impl Shared {
     fn guard(&self) -> std::sync::MutexGuard<'_, guard::Guard> {
-        self.guard.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.guard)
     }
 }
 
@@ -304,10 +305,6 @@ fn converse(
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Frames one message as an FLV tag and hands it to the pipeline.
