@@ -64,7 +64,12 @@ pub struct Profile {
     pub encoder: EncoderConfig,
     pub encryption: EncryptionConfig,
     pub origin: OriginConfig,
+    /// BitTorrent trackers (`http(s)://`, `udp://`): in every torrent and magnet, announced by
+    /// the seeder.
     pub trackers: Vec<Tracker>,
+    /// WebTorrent trackers (`ws(s)://`): signalling for the fans' browsers only
+    /// (published in `{match}/p2p.json`; never in a torrent, which libtorrent could not use).
+    pub webrtc_trackers: Vec<String>,
     pub seed: SeedConfig,
 }
 
@@ -392,42 +397,7 @@ impl Checker<'_> {
             }
             None => DEFAULT_PUBLIC_URL.to_string(),
         };
-        let mut trackers = Vec::new();
-        for (i, t) in raw.tracker.iter().enumerate() {
-            self.url(
-                &format!("tracker[{i}].announce"),
-                &t.announce,
-                &["http", "https", "udp"],
-            )?;
-            if let Some(api) = &t.whitelist_api {
-                self.url(
-                    &format!("tracker[{i}].whitelist_api"),
-                    api,
-                    &["http", "https"],
-                )?;
-            }
-            if let Some(var) = &t.whitelist_token_env {
-                let ok = !var.is_empty()
-                    && var
-                        .bytes()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
-                if !ok || t.whitelist_api.is_none() {
-                    return Err(self.invalid(
-                        format!("tracker[{i}].whitelist_token_env"),
-                        "the name of an environment variable (A-Z, 0-9, _), with whitelist_api set",
-                        format!("{var:?}"),
-                    ));
-                }
-            }
-            trackers.push(Tracker {
-                announce: t.announce.clone(),
-                whitelist_api: t
-                    .whitelist_api
-                    .as_ref()
-                    .map(|a| a.trim_end_matches('/').to_string()),
-                whitelist_token_env: t.whitelist_token_env.clone(),
-            });
-        }
+        let (trackers, webrtc_trackers) = self.trackers(&raw.tracker)?;
         let seed = self.seed(raw.seed.as_ref())?;
         Ok(Profile {
             name: raw.name,
@@ -437,6 +407,7 @@ impl Checker<'_> {
             encryption: EncryptionConfig { key_uri_base },
             origin: OriginConfig { public_url },
             trackers,
+            webrtc_trackers,
             seed,
         })
     }
@@ -570,6 +541,7 @@ pub fn path_safe_name_rule() -> &'static str {
 }
 
 mod bounds;
+mod trackers;
 
 #[cfg(test)]
 mod tests;

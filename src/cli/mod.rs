@@ -202,10 +202,12 @@ AES-128 key of that window to a request with a valid token for that match (Beare
     /// Follow a match on its origin, verify every window, and seed it (an edge seeder).
     #[command(long_about = seed::LONG_ABOUT, after_help = seed::EXAMPLE)]
     Seed(seed::SeedArgs),
-    /// Serve a local origin directory, the key server and the operator preview page.
+    /// Serve a local origin directory, the key server, the operator preview and the fans' player.
     #[command(
         long_about = "Serve a match day from one process on one address:\n\n  \
 /                        the operator preview page (?match=ID, ?token=TOKEN)\n  \
+/watch?match=ID          the fans' player: hls.js with p2p-media-loader, segments shared between\n                           \
+browsers over WebRTC, each checked against its signed tag before it plays\n  \
 /keys/{match}/{period}   the key server (and /healthz)\n  \
 /dev-token?match=ID      a viewer token valid for an hour; only with --dev-tokens\n  \
 anything else            the origin directory, with byte ranges (the torrents' BEP 19 web seed)\n\n\

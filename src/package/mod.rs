@@ -43,6 +43,19 @@ pub enum ObjectKind {
     Pad,
 }
 
+/// `{match}/p2p.json`: how the fans' browsers find each other. The swarm ID depends on the
+/// match alone, so it survives a restart of `run`; each angle and rung is its own swarm under
+/// it (`{swarm}/{angle}`, and p2p-media-loader adds the rung's stream).
+pub fn p2p_json(match_id: &str, trackers: &[String]) -> String {
+    let doc = serde_json::json!({
+        "format": 1,
+        "match": match_id,
+        "swarm": format!("swarmpack/{match_id}"),
+        "trackers": trackers,
+    });
+    format!("{doc:#}\n")
+}
+
 impl ObjectKind {
     pub const ALL: [ObjectKind; 8] = [
         ObjectKind::Segment,
@@ -185,6 +198,10 @@ impl Packager {
         out.push_back(master(
             format!("{match_id}/master.m3u8"),
             playlist::render_master(&playlist::match_master(profile, angles)),
+        ));
+        out.push_back(master(
+            format!("{match_id}/p2p.json"),
+            p2p_json(match_id, &profile.webrtc_trackers),
         ));
         let angle_master = playlist::render_master(&playlist::angle_master(profile));
         let mut playlists = HashMap::new();

@@ -35,6 +35,7 @@ fn masters_first_then_each_segment_before_its_playlist() {
         first,
         vec![
             ("final/master.m3u8".into(), ObjectKind::MasterPlaylist),
+            ("final/p2p.json".into(), ObjectKind::MasterPlaylist),
             ("final/cam1/master.m3u8".into(), ObjectKind::MasterPlaylist),
             ("final/cam2/master.m3u8".into(), ObjectKind::MasterPlaylist),
         ]
@@ -316,4 +317,13 @@ fn every_segment_line_carries_a_signature_that_verifies_the_moment_it_is_publish
             seq - 9
         );
     }
+}
+
+#[test]
+fn p2p_json_names_a_swarm_that_depends_on_the_match_alone() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&super::p2p_json("final", &["ws://127.0.0.1:8000".into()])).unwrap();
+    assert_eq!(doc["swarm"], "swarmpack/final");
+    assert_eq!(doc["trackers"][0], "ws://127.0.0.1:8000");
+    assert_eq!(super::p2p_json("final", &[]), super::p2p_json("final", &[]));
 }

@@ -205,13 +205,30 @@ fn encoder_choices_are_listed() {
 
 #[test]
 fn urls_are_checked_by_scheme() {
-    let text = format!("{MINIMAL}\n[[tracker]]\nannounce = \"wss://t.example/announce\"\n");
+    let text = format!("{MINIMAL}\n[[tracker]]\nannounce = \"ftp://t.example/announce\"\n");
     let e = parse(&text).unwrap_err().to_string();
     assert!(
         e.contains(
-            "`tracker[0].announce`: expected an absolute URL with scheme http or https or udp"
+            "`tracker[0].announce`: expected an absolute URL with scheme http or https or udp or ws or wss"
         ),
         "{e}"
+    );
+    // ws(s):// trackers are the browsers' (p2p.json), never the torrents'.
+    let text = format!(
+        "{MINIMAL}\n[[tracker]]\nannounce = \"wss://t.example\"\n[[tracker]]\nannounce = \"udp://t.example:6969/announce\"\n"
+    );
+    let p = parse(&text).unwrap();
+    assert_eq!(p.webrtc_trackers, vec!["wss://t.example".to_string()]);
+    assert_eq!(p.trackers.len(), 1);
+    assert_eq!(p.trackers[0].announce, "udp://t.example:6969/announce");
+    let text = format!(
+        "{MINIMAL}\n[[tracker]]\nannounce = \"wss://t.example\"\nwhitelist_api = \"http://t.example/api\"\n"
+    );
+    assert!(
+        parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("tracker[0].whitelist_api")
     );
     let text = format!("{MINIMAL}\n[origin]\npublic_url = \"cdn.example.com\"\n");
     assert!(

@@ -3,10 +3,11 @@
 //! a BEP 19 web seed), the key server's routes, and, with `--dev-tokens`, a development-only
 //! `GET /dev-token?match=ID` that hands out short viewer tokens.
 //!
-//! The preview page at `/` is [`preview`]. The routes are [`router`]; binding, logging and
-//! stopping are the CLI's.
+//! The preview page at `/` is [`preview`], the fans' player at `/watch` is [`watch`]. The
+//! routes are [`router`]; binding, logging and stopping are the CLI's.
 
 pub mod preview;
+pub mod watch;
 
 use crate::keys::server::{self, KeyService};
 use crate::keys::token::{self, Claims};
@@ -103,7 +104,7 @@ pub fn router(
 ) -> Router {
     let files = tower_http::services::ServeDir::new(origin).append_index_html_on_directories(false);
     let page = preview::routes(origin.to_path_buf(), spool.map(Path::to_path_buf), pinned);
-    let mut app = server::router(keys).merge(page);
+    let mut app = server::router(keys).merge(page).merge(watch::routes());
     if let Some(dev) = dev_tokens {
         app = app.merge(
             Router::new()

@@ -2,7 +2,7 @@
 //! the binary with the hls.js that `npm ci` put in `web/node_modules` (see `build.rs`), so the
 //! page needs nothing beyond this server: no CDN, no external fonts or scripts.
 //!
-//! Routes: `/` (the page), `/.preview/{app.js,app.css,hls.min.js}`,
+//! Routes: `/` (the page), `/.preview/{app.js,app.css,shared.js,hls.min.js,pubkey.pem}`,
 //! `/.preview/matches.json` (the matches under the origin, newest first) and, when `serve`
 //! knows the run's spool directory, `/.preview/spool.json?match=ID` (objects not yet on the
 //! origin). `.preview` cannot clash with a match: match names have no dots.
@@ -21,6 +21,7 @@ use std::time::SystemTime;
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const SHARED_JS: &str = include_str!("../../web/shared.js");
 /// Empty when the build found no `web/node_modules/hls.js` (build.rs warns).
 const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 
@@ -109,13 +110,17 @@ pub fn routes(origin: PathBuf, spool: Option<PathBuf>, pinned: PinnedKey) -> Rou
             "/.preview/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
+        .route(
+            "/.preview/shared.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SHARED_JS) }),
+        )
         .route("/.preview/hls.min.js", get(hls_js))
         .route("/.preview/matches.json", get(list_matches))
         .route("/.preview/spool.json", get(spool_depth))
         .with_state(Arc::new(Dirs { origin, spool }))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -1,0 +1,187 @@
+//! The fans' player (`/watch`), peer to peer between real browsers (issue 15's "Done when"): a
+//! live demo-profile match, the `bittorrent-tracker` server as the WebTorrent tracker, and
+//! headless Chromium viewers through playwright-core (`web/test/watch.mjs` drives them and
+//! reports each page's `window.swarmpack` counters).
+//!
+//! 1. Four viewers join one after another, each in its own browser context, with an evil peer
+//!    among them that corrupts every segment it uploads. Every viewer plays without a stall
+//!    over 1 s; the later joiners take bytes from peers; the viewers together fetch fewer
+//!    bytes over HTTP than they played; the evil peer's segments are rejected; and no viewer
+//!    hands hls.js a segment whose bytes do not match its signed tag.
+//! 2. The same swarm with validation switched off on one viewer (the page's
+//!    `window.swarmpack.validate` replaced by "accept everything"), joining after the evil
+//!    peer, whose segments it starts with:
+//!    that viewer's own check of what hls.js received counts corrupted segments. So the check
+//!    in (1) can fail, and it is validation that keeps it at zero.
+//! 3. Without a token, the page shows the key server's 401 and plays nothing.
+
+mod common;
+
+use common::tracker::Tracker;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+/// Runs the viewers; returns what the driver saw (one JSON object).
+fn viewers(url: &str, args: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(web_dir())
+        .arg("test/watch.mjs")
+        .args(["--url", url])
+        .args(args);
+    let out = run_with_deadline(cmd, Duration::from_secs(240));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the viewers failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = stdout.lines().last().unwrap_or("");
+    eprintln!("{args:?}: {seen}");
+    serde_json::from_str(seen).unwrap()
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+#[test]
+fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
+    assert!(
+        web_dir()
+            .join("node_modules/p2p-media-loader-core")
+            .is_dir()
+            && Path::new("/usr/bin/chromium").is_file(),
+        "web/node_modules or /usr/bin/chromium missing: run scripts/setup"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let tracker = Tracker::start(&tmp.path().join("tracker.log"));
+    let port = free_tcp_port();
+    let text = std::fs::read_to_string(profile("demo.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", tracker.port));
+    let profile = tmp.path().join("watch.toml");
+    std::fs::write(&profile, text).unwrap();
+    let origin = tmp.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    let mut run = run_match(
+        "fans",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    );
+    run.args(["--angle", "main=test:", "--no-seed", "--duration", "300"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("run.log")).unwrap());
+    let _run = Guard(run.spawn().unwrap());
+    let m = origin.join("fans");
+    wait_for("4 segments", Duration::from_secs(60), || {
+        live_with_segments(&m, 2, 4)
+    });
+    let p2p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join("p2p.json")).unwrap()).unwrap();
+    assert_eq!(p2p["swarm"], "swarmpack/fans");
+    assert_eq!(
+        p2p["trackers"][0],
+        format!("ws://127.0.0.1:{}", tracker.port)
+    );
+    let url = format!("http://127.0.0.1:{port}/watch?match=fans");
+
+    // 1. Four viewers and an evil peer.
+    let server = serve(&origin, &keys, port, &["--dev-tokens".as_ref()]);
+    let seen = viewers(
+        &url,
+        &[
+            "--viewers",
+            "4",
+            "--stagger-ms",
+            "5000",
+            "--watch-ms",
+            "30000",
+            "--evil",
+        ],
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "the pages threw");
+    let pages = seen["viewers"].as_array().unwrap();
+    assert_eq!(pages.len(), 4);
+    let (mut http, mut played, mut rejected) = (0.0, 0.0, 0.0);
+    for (i, v) in pages.iter().enumerate() {
+        assert_eq!(v["playing"], true, "viewer {i} is not playing: {v}");
+        assert!(
+            num(v, "currentTime") > 20.0,
+            "viewer {i} barely played: {v}"
+        );
+        assert!(num(v, "stallSeconds") <= 1.0, "viewer {i} stalled: {v}");
+        assert_eq!(
+            num(v, "unverifiedPlayed"),
+            0.0,
+            "viewer {i} played a segment that does not verify: {v}"
+        );
+        assert!(num(v, "verifiedPlayed") >= 5.0, "viewer {i}: {v}");
+        if i >= 2 {
+            assert!(
+                num(v, "p2pBytes") > 0.0,
+                "viewer {i} (a later joiner) took nothing from peers: {v}"
+            );
+        }
+        http += num(v, "httpBytes");
+        played += num(v, "playedBytes");
+        rejected += num(v, "p2pRejected");
+    }
+    assert!(
+        http < played,
+        "the viewers fetched {http} bytes over HTTP for {played} played"
+    );
+    assert!(
+        rejected > 0.0,
+        "no viewer rejected the evil peer's segments: {seen}"
+    );
+    eprintln!(
+        "offload over 4 viewers: {:.0}%",
+        100.0 * (1.0 - http / played)
+    );
+
+    // 2. Validation off on one viewer, next to the evil peer: its own check catches it.
+    let seen = viewers(
+        &url,
+        &[
+            "--viewers",
+            "1",
+            "--stagger-ms",
+            "8000",
+            "--watch-ms",
+            "20000",
+            "--evil-first",
+            "--no-validation-on",
+            "0",
+        ],
+    );
+    let victim = &seen["viewers"][0];
+    assert!(
+        num(victim, "unverifiedPlayed") > 0.0,
+        "with validation off, the evil peer's segments should have reached hls.js: {seen}"
+    );
+    drop(server);
+
+    // 3. No token: the key server's 401, nothing plays.
+    let _server = serve(&origin, &keys, port, &[]);
+    let seen = viewers(
+        &url,
+        &["--viewers", "1", "--stagger-ms", "0", "--watch-ms", "12000"],
+    );
+    let v = &seen["viewers"][0];
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("401")),
+        "no 401 shown: {v}"
+    );
+    assert!(num(v, "currentTime") < 0.5, "played without a key: {v}");
+}

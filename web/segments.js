@@ -1,0 +1,73 @@
+// The #EXT-X-SWARMPACK-SEGMENT tags of a media playlist, and the check of a segment's bytes
+// against its tag: length, SHA-256 and the Ed25519 signature over six lines (CONTRACT.md,
+// "Segment signatures in media playlists"):
+//   swarmpack-segment/1, the path below the origin root, the length, the SHA-256 (hex), the
+//   key URI as the playlist writes it, the IV as 32 lowercase hex digits.
+// Pure apart from WebCrypto, so node runs it too (web/test/segments.mjs).
+
+function attrs(text) {
+  const out = {};
+  for (const m of text.matchAll(/([A-Z0-9-]+)=("[^"]*"|[^,]*)/g)) out[m[1]] = m[2].replace(/^"|"$/g, '');
+  return out;
+}
+
+/**
+ * Every tagged segment of a media playlist, by absolute URL: `{path, bytes, sha256, sig,
+ * keyUri, iv}`. `base` is the playlist's own URL; `root` the origin root the paths are below.
+ */
+export function parseMediaPlaylist(text, base, root) {
+  const out = new Map();
+  let key = { uri: '', iv: '' };
+  let tag = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#EXT-X-KEY:')) {
+      const a = attrs(line.slice('#EXT-X-KEY:'.length));
+      key = a.METHOD === 'NONE' ? { uri: '', iv: '' } : { uri: a.URI || '', iv: (a.IV || '').replace(/^0x/i, '').toLowerCase() };
+    } else if (line.startsWith('#EXT-X-SWARMPACK-SEGMENT:')) {
+      const a = attrs(line.slice('#EXT-X-SWARMPACK-SEGMENT:'.length));
+      tag = { bytes: Number(a.BYTES), sha256: (a.SHA256 || '').toLowerCase(), sig: a.SIG || '' };
+    } else if (line && !line.startsWith('#')) {
+      const url = new URL(line, base).href;
+      const path = decodeURIComponent(url.startsWith(root) ? url.slice(root.length) : new URL(url).pathname.slice(1));
+      if (tag) out.set(url, { path, ...tag, keyUri: key.uri, iv: key.iv });
+      tag = null;
+    }
+  }
+  return out;
+}
+
+export function hexOf(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function base64url(text) {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  return Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+}
+
+/** The exact bytes the tag's SIG signs. */
+export function message(e) {
+  return new TextEncoder().encode(`swarmpack-segment/1\n${e.path}\n${e.bytes}\n${e.sha256}\n${e.keyUri}\n${e.iv}\n`);
+}
+
+/**
+ * Whether `data` is the segment `entry` describes, signed by `key` (a WebCrypto Ed25519 public
+ * key). The signature of a tag is checked once and remembered on the entry.
+ */
+export async function verifySegment(entry, data, key) {
+  if (!entry || !key || data.byteLength !== entry.bytes) return false;
+  if (hexOf(await crypto.subtle.digest('SHA-256', data)) !== entry.sha256) return false;
+  if (!entry.signed) {
+    let sig;
+    try {
+      sig = base64url(entry.sig);
+    } catch {
+      return false;
+    }
+    entry.signed = sig.length === 64
+      ? crypto.subtle.verify({ name: 'Ed25519' }, key, sig, message(entry))
+      : Promise.resolve(false);
+  }
+  return entry.signed;
+}

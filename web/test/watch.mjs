@@ -1,0 +1,113 @@
+// Drives the fans' player (/watch) in headless Chromium, several viewers in their own browser
+// contexts joining one after another, and reports what each saw (window.swarmpack.stats). Run
+// by tests/watch_p2p.rs:
+//
+//   node web/test/watch.mjs --url http://127.0.0.1:PORT/watch?match=ID --viewers 4
+//        [--stagger-ms 4000] [--watch-ms 30000] [--evil | --evil-first] [--no-validation-on 0]
+//
+// --evil adds one more viewer whose browser corrupts every WebRTC message it sends that is
+// large enough to carry segment data (a byte flipped in the middle): an evil peer (after the
+// first viewer; --evil-first: before everyone, so it holds what the next viewers start with). Each page
+// also checks, on its own, every segment hls.js received (FRAG_LOADED) against its signed tag,
+// and counts the ones that do not match as `unverifiedPlayed`: the check that must fail when
+// validation is switched off (--no-validation-on N turns it off on viewer N, to prove that).
+//
+// Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes], evil: stats}.
+import { chromium } from 'playwright-core';
+import { parseArgs } from 'node:util';
+
+const { values: arg } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    viewers: { type: 'string', default: '4' },
+    'stagger-ms': { type: 'string', default: '4000' },
+    'watch-ms': { type: 'string', default: '30000' },
+    evil: { type: 'boolean', default: false },
+    'evil-first': { type: 'boolean', default: false },
+    'no-validation-on': { type: 'string' },
+    chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+  },
+});
+if (!arg.url) {
+  console.error('usage: --url URL [--viewers N] [--evil]');
+  process.exit(2);
+}
+const n = Number(arg.viewers);
+const browser = await chromium.launch({
+  executablePath: arg.chromium,
+  headless: true,
+  // Offline machine: no background connections, no sandbox as root, autoplay without a click;
+  // WebRTC host candidates as plain IPs (no mDNS names, which nothing here resolves).
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
+    '--disable-features=WebRtcHideLocalIpsWithMdns'],
+});
+
+// The evil peer: every large binary WebRTC message it sends has a byte flipped.
+function corruptUploads() {
+  const send = RTCDataChannel.prototype.send;
+  RTCDataChannel.prototype.send = function (data) {
+    const size = data && (data.byteLength ?? data.size ?? data.length);
+    if (size > 1000 && (data instanceof ArrayBuffer || ArrayBuffer.isView(data))) {
+      const bytes = new Uint8Array(data instanceof ArrayBuffer ? data.slice(0) : data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+      bytes[bytes.length >> 1] ^= 0xff;
+      return send.call(this, bytes);
+    }
+    return send.call(this, data);
+  };
+}
+
+const pages = [];
+const errors = [];
+// Validation switched off, from before the page's own script runs: window.swarmpack.validate
+// accepts everything.
+function acceptEverything() {
+  Object.defineProperty(window, 'swarmpack', {
+    configurable: true,
+    set(v) {
+      v.validate = async () => true;
+      Object.defineProperty(window, 'swarmpack', { value: v, writable: true, configurable: true });
+    },
+  });
+}
+
+async function open(name, evil, noValidation = false) {
+  const context = await browser.newContext({ viewport: { width: 960, height: 540 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(`${name}: ${e}`));
+  if (process.env.WATCH_CONSOLE) page.on('console', (m) => console.error(`${name}: ${m.text()}`));
+  if (evil) await page.addInitScript(corruptUploads);
+  if (noValidation) await page.addInitScript(acceptEverything);
+  await page.goto(arg.url);
+  pages.push({ name, page, evil });
+}
+
+try {
+  if (arg['evil-first']) {
+    await open('evil', true);
+    await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
+  }
+  for (let i = 0; i < n; i++) {
+    await open(`viewer${i}`, false, arg['no-validation-on'] === String(i));
+    if (i === 0 && arg.evil) await open('evil', true);
+    await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
+  }
+  await new Promise((r) => setTimeout(r, Number(arg['watch-ms'])));
+  const out = { viewers: [], evil: null, errors };
+  for (const { name, page, evil } of pages) {
+    const seen = await page.evaluate(() => ({
+      ...window.swarmpack.stats,
+      unverifiedPlayed: window.swarmpack.unverifiedPlayed || 0,
+      verifiedPlayed: window.swarmpack.verifiedPlayed || 0,
+      playedBytes: window.swarmpack.playedBytes || 0,
+      currentTime: document.querySelector('video').currentTime,
+      p2pState: document.querySelector('#p2p-state').textContent,
+      error: document.querySelector('#error').hidden ? null : document.querySelector('#error').textContent,
+    }));
+    if (evil) out.evil = { name, ...seen };
+    else out.viewers.push({ name, ...seen });
+  }
+  console.log(JSON.stringify(out));
+} finally {
+  await browser.close();
+}
