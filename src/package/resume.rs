@@ -73,6 +73,17 @@ pub fn parse_pointer(
         .map_err(|_| ResumeError::ForeignPointer {
             path: path.to_string(),
         })?;
+    parse_pointer_unsigned(path, match_id, bytes)
+}
+
+/// Parses `live.json` without its signature, checking only that it names `match_id`. For a
+/// torn pair only (a crash between `live.json` and `live.json.sig`): what it says must then be
+/// checked against the signed window manifests it names.
+pub fn parse_pointer_unsigned(
+    path: &str,
+    match_id: &str,
+    bytes: &[u8],
+) -> Result<LivePointer, ResumeError> {
     let pointer: LivePointer = serde_json::from_slice(bytes).map_err(|e| ResumeError::Pointer {
         path: path.to_string(),
         message: e.to_string(),

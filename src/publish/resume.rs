@@ -29,7 +29,12 @@ pub async fn load(
             .get(&format!("{live_path}.sig"))
             .await?
             .unwrap_or_default();
-        let pointer = resume::parse_pointer(&live_path, match_id, &live, &sig, public_key)?;
+        let pointer = match resume::parse_pointer(&live_path, match_id, &live, &sig, public_key) {
+            Err(ResumeError::ForeignPointer { .. }) => {
+                torn_pointer(origin, match_id, &live_path, &live, public_key).await?
+            }
+            other => other?,
+        };
         state.closed = pointer.windows.iter().rev().copied().collect();
         state.newest_manifest_sha256 = Some(pointer.newest_manifest_sha256);
     }
@@ -80,4 +85,58 @@ pub async fn load(
             .push((angle.clone(), rung.clone(), restored));
     }
     Ok(state)
+}
+
+/// `live.json` whose signature does not match it. A crash between writing `live.json` and
+/// `live.json.sig` leaves such a pair, and so does a forger. It is taken only as far as the
+/// signed window manifests bear it out: its newest window must be a manifest signed with this
+/// match's key whose SHA-256 is the one it names, and only the windows reached by walking the
+/// chain back from there are kept. Anything else is the foreign pointer it looks like.
+async fn torn_pointer(
+    origin: &Origin,
+    match_id: &str,
+    live_path: &str,
+    live: &[u8],
+    public_key: &[u8],
+) -> Result<crate::package::manifest::LivePointer, ResumeLoadError> {
+    use crate::package::chain;
+    let foreign = || {
+        ResumeLoadError::Resume(ResumeError::ForeignPointer {
+            path: live_path.to_string(),
+        })
+    };
+    let Ok(mut pointer) = resume::parse_pointer_unsigned(live_path, match_id, live) else {
+        return Err(foreign());
+    };
+    let mut link = chain::head(&pointer).ok_or_else(foreign)?;
+    let mut kept = Vec::new();
+    for _ in 0..pointer.windows.len() {
+        let path = format!("{match_id}/{}", link.path());
+        let (Some(file), Some(sig)) = (
+            origin.get(&path).await?,
+            origin.get(&format!("{path}.sig")).await?,
+        ) else {
+            break;
+        };
+        match chain::check(match_id, &link, &file, &sig, public_key) {
+            Ok((doc, prev)) => {
+                kept.push(doc.window);
+                match prev {
+                    Some(p) => link = p,
+                    None => break,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let Some(newest) = kept.first().copied() else {
+        return Err(foreign());
+    };
+    pointer.windows.retain(|w| kept.contains(w));
+    tracing::warn!(
+        "{live_path}: its signature does not match it, but the newest window it names ({newest}) \
+         is this match's, signed and chained: a crash between live.json and live.json.sig; \
+         continuing (the next live.json is signed afresh)"
+    );
+    Ok(pointer)
 }
