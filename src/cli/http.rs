@@ -60,6 +60,11 @@ pub(super) fn serve(
             "--dev-tokens: GET /dev-token gives anyone who reaches {addr} a viewer token"
         );
     }
+    if !swarmpack::serve::watch::has_p2p() {
+        tracing::warn!(
+            "this build has no p2p-media-loader: /watch cannot load (run scripts/setup, then rebuild)"
+        );
+    }
     if !swarmpack::serve::preview::has_player() {
         tracing::warn!(
             "this build has no hls.js: the preview page cannot play (run scripts/setup, then rebuild)"
