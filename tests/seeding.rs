@@ -4,9 +4,10 @@
 //!
 //! Debian's opentracker is built in whitelist mode (`-w FILE`, reloaded on SIGHUP), so it
 //! refuses torrents nobody registered. `tests/py/whitelist_api.py` puts a torrust-style
-//! `POST /api/v1/whitelist/{infohash}?token=` API in front of those files, and the profile
-//! asks swarmpack to register each window there before announcing it: the announces only
-//! succeed if registration comes first and carries the token.
+//! `POST /api/v1/whitelist/{infohash}` API (token in `Authorization: Bearer`, refused in the
+//! URL) in front of those files, and the profile asks swarmpack to register each window there
+//! before announcing it: the announces only succeed if registration comes first and carries
+//! the token the right way.
 
 mod common;
 

@@ -37,6 +37,8 @@ window.swarmpack = {
   verifiedPlayed: 0,
   unverifiedPlayed: 0,
   playedBytes: 0,
+  // Seconds from the page's start to the first frame playing (benchmarks).
+  startupSeconds: null,
   /** The check every peer segment passes before hls.js may have it. */
   validate: async (url, _range, data) => {
     const entry = segments.get(url);
@@ -72,6 +74,7 @@ function watchPlayback(video) {
   let stalledAt = null;
   let started = false;
   video.addEventListener('playing', () => {
+    if (!started) window.swarmpack.startupSeconds = performance.now() / 1000;
     started = true;
     stats.playing = true;
     if (stalledAt !== null) stats.stallSeconds += (performance.now() - stalledAt) / 1000;

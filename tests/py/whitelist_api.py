@@ -3,10 +3,11 @@
 
 Usage: whitelist_api.py PORT TOKEN FILE:PID [FILE:PID ...]
 
-POST /api/v1/whitelist/{infohash}?token=TOKEN appends the 40-hex infohash to every FILE and
-sends SIGHUP to every opentracker PID (opentracker reloads its whitelist on SIGHUP), then
-answers 200. A wrong or missing token gets 401, a malformed infohash 400. Each request is
-printed as one line: "ok INFOHASH", "denied" or "bad PATH".
+POST /api/v1/whitelist/{infohash} with "Authorization: Bearer TOKEN" (torrust-tracker 3.x,
+PR #1367) appends the 40-hex infohash to every FILE and sends SIGHUP to every opentracker PID
+(opentracker reloads its whitelist on SIGHUP), then answers 200. A wrong or missing token gets
+401, a token in the query string (where logs print it) 400, a malformed infohash 400. Each
+request is printed as one line: "ok INFOHASH", "denied", "token in URL" or "bad PATH".
 """
 import os
 import signal
@@ -22,9 +23,11 @@ PREFIX = "/api/v1/whitelist/"
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)
-        given = urllib.parse.parse_qs(url.query).get("token", [""])[0]
+        given = self.headers.get("Authorization", "")
         infohash = url.path[len(PREFIX):] if url.path.startswith(PREFIX) else ""
-        if given != token:
+        if "token" in urllib.parse.parse_qs(url.query):
+            self.answer(400, "token in URL")
+        elif given != "Bearer " + token:
             self.answer(401, "denied")
         elif len(infohash) != 40 or any(c not in "0123456789abcdef" for c in infohash):
             self.answer(400, "bad " + url.path)

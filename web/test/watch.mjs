@@ -100,6 +100,7 @@ try {
       unverifiedPlayed: window.swarmpack.unverifiedPlayed || 0,
       verifiedPlayed: window.swarmpack.verifiedPlayed || 0,
       playedBytes: window.swarmpack.playedBytes || 0,
+      startupSeconds: window.swarmpack.startupSeconds,
       currentTime: document.querySelector('video').currentTime,
       p2pState: document.querySelector('#p2p-state').textContent,
       error: document.querySelector('#error').hidden ? null : document.querySelector('#error').textContent,
