@@ -11,11 +11,15 @@ import { MATCH_ID, fetchOk, getToken, keyErrorText, loadPubkey, parseAngles } fr
 import { parseMediaPlaylist, verifySegment } from '/.watch/segments.js';
 
 const $ = (sel) => document.querySelector(sel);
-// Policy, in segments of the match: the player sits LIVE_SYNC segments behind the live edge;
-// the next HTTP_AHEAD segments after the playhead come over HTTP when no peer has them, and
-// everything from there to the live edge comes from peers.
-const LIVE_SYNC = 4;
-const HTTP_AHEAD = 1;
+// Policy, in segments of the match (docs/PERFORMANCE.md has the measurement behind it): the
+// player sits LIVE_SYNC segments behind the live edge. The next URGENT segment after the
+// playhead comes over HTTP at once when no peer has it. Up to SHARED segments ahead, a
+// segment no peer has yet is fetched over HTTP by one viewer in about N, chosen at random by
+// p2p-media-loader, and the others take it from peers. Everything up to the live edge that a
+// peer has comes from peers.
+const LIVE_SYNC = 8;
+const URGENT = 1;
+const SHARED = 7;
 
 const stats = {
   httpBytes: 0,
@@ -112,8 +116,8 @@ function playerConfig(segmentSeconds) {
         isP2PDisabled: !p2pOn,
         swarmId: state.p2p ? `${state.p2p.swarm}/${state.angle}` : undefined,
         announceTrackers: state.p2p ? state.p2p.trackers : [],
-        highDemandTimeWindow: HTTP_AHEAD * segmentSeconds,
-        httpDownloadTimeWindow: HTTP_AHEAD * segmentSeconds,
+        highDemandTimeWindow: URGENT * segmentSeconds,
+        httpDownloadTimeWindow: SHARED * segmentSeconds,
         p2pDownloadTimeWindow: LIVE_SYNC * segmentSeconds,
         // A joining viewer waits up to one segment for peers before its first HTTP fetch:
         // the segments it starts with are ones earlier viewers already hold.
@@ -245,10 +249,11 @@ async function start() {
   }
   const s = state.segmentSeconds;
   $('#policy').textContent =
-    `The player sits about ${LIVE_SYNC * s} s (${LIVE_SYNC} segments) behind live. At the start ` +
-    `it waits up to ${s} s for peers. Then the next ${HTTP_AHEAD * s} s after the playhead come ` +
-    'over HTTP when no peer has them; everything further ahead comes from peers, and a segment ' +
-    'peers do not deliver in time comes over HTTP.';
+    `The player sits about ${LIVE_SYNC * s} s (${LIVE_SYNC} segments) behind live, and at the ` +
+    `start waits up to ${s} s for peers. The next ${URGENT * s} s after the playhead come over ` +
+    `HTTP when no peer has them. Up to ${SHARED * s} s ahead, one viewer in a few fetches a new ` +
+    'segment over HTTP and the others take it from peers; everything further ahead that a peer ' +
+    'has comes from peers.';
   const angles = parseAngles(master);
   for (const angle of angles) {
     const b = document.createElement('button');
