@@ -5,21 +5,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-/// `swarmpack serve --origin ORIGIN --keys KEYS --listen 127.0.0.1:PORT`.
-fn serve(origin: &Path, keys: &Path, port: u16) -> Command {
-    let mut cmd = swarmpack();
-    cmd.arg("serve")
-        .arg("--origin")
-        .arg(origin)
-        .arg("--keys")
-        .arg(keys)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd
-}
 
 #[test]
 fn serve_and_run_refuse_keys_inside_the_origin() {
@@ -30,7 +16,7 @@ fn serve_and_run_refuse_keys_inside_the_origin() {
     assert!(keys.starts_with(&origin));
 
     let port = free_tcp_port();
-    let out = run_with_deadline(serve(&origin, &keys, port), Duration::from_secs(20));
+    let out = run_with_deadline(serve_command(&origin, &keys, port), Duration::from_secs(20));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("lies inside the origin"), "{err}");
@@ -53,7 +39,7 @@ fn serve_and_run_refuse_keys_inside_the_origin() {
 
     // Keys beside the origin are fine.
     let outside = keygen(&tmp.path().join("elsewhere"));
-    let _ok = Guard(serve(&origin, &outside, port).spawn().unwrap());
+    let _ok = Guard(serve_command(&origin, &outside, port).spawn().unwrap());
     wait_for("serve to listen", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });

@@ -414,19 +414,23 @@ pub fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
     path
 }
 
-/// `swarmpack serve` on a loopback port, waited for: `extra` adds flags (`--dev-tokens`,
-/// `--spool DIR`).
-pub fn serve(origin: &Path, keys: &Path, port: u16, extra: &[&std::ffi::OsStr]) -> Guard {
+/// `swarmpack serve --origin ORIGIN --keys KEYS --listen 127.0.0.1:PORT`, not started.
+pub fn serve_command(origin: &Path, keys: &Path, port: u16) -> Command {
     let mut cmd = swarmpack();
     cmd.arg("serve")
         .arg("--origin")
         .arg(origin)
         .arg("--keys")
         .arg(keys)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd
+}
+
+/// `swarmpack serve` on a loopback port, waited for: `extra` adds flags (`--dev-tokens`,
+/// `--spool DIR`).
+pub fn serve(origin: &Path, keys: &Path, port: u16, extra: &[&std::ffi::OsStr]) -> Guard {
+    let mut cmd = serve_command(origin, keys, port);
+    cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::null());
     let guard = Guard(cmd.spawn().unwrap());
     wait_for("serve to listen", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
