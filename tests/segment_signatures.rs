@@ -1,7 +1,7 @@
 //! Every segment line of every media playlist of a live match carries an
 //! `#EXT-X-SWARMPACK-SEGMENT` tag whose signed message, rebuilt from the contract, openssl
 //! verifies with the match's public key, while the match is still on air; `swarmpack verify`
-//! and the browser's check (web/segments.js, run in node) agree.
+//! and the browser's check (web/player/segments.js, run in node) agree.
 
 mod common;
 
@@ -65,7 +65,7 @@ fn openssl_verifies_every_segment_tag_of_a_live_match() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(stderr.contains("segment tag(s): all verified"), "{stderr}");
-    // The browser's check (web/segments.js, what /watch runs before hls.js gets a peer's
+    // The browser's check (web/player/segments.js, what /watch runs before hls.js gets a peer's
     // segment) agrees too, and refuses a flipped byte, another path, IV or key.
     let node = std::process::Command::new("node")
         .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web"))
@@ -77,7 +77,7 @@ fn openssl_verifies_every_segment_tag_of_a_live_match() {
         .unwrap();
     assert!(
         node.status.success(),
-        "web/segments.js disagrees:\n{}{}",
+        "web/player/segments.js disagrees:\n{}{}",
         String::from_utf8_lossy(&node.stdout),
         String::from_utf8_lossy(&node.stderr)
     );

@@ -114,6 +114,44 @@ fn serve_gives_ranges_keys_with_tokens_and_dev_tokens_only_when_asked() {
     assert_eq!(key2, key, "the dev token opens the same key");
     assert_eq!(status(&format!("{base}/dev-token?match=../x"), &[]), "400");
 
+    // Issue 15: what a site embedding the player loads from here answers any origin; the
+    // dev tokens do not.
+    let allowed = |url: &str| {
+        let head = curl(&[
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Origin: http://fans.test",
+            url,
+        ]);
+        String::from_utf8_lossy(&head.stdout)
+            .to_lowercase()
+            .contains("access-control-allow-origin: *")
+    };
+    for path in [
+        format!("/cup/main/180p/{}", first.uri),
+        "/cup/main/180p/index.m3u8".into(),
+        "/.player/player.js".into(),
+        "/.player/p2pml-hlsjs.js".into(),
+        "/.player/pubkey.pem".into(),
+    ] {
+        assert!(allowed(&format!("{base}{path}")), "{path}: no CORS");
+    }
+    assert!(!allowed(&format!("{base}/dev-token?match=cup")));
+    assert_eq!(
+        curl(&[&format!("{base}/.player/pubkey.pem")]).stdout,
+        std::fs::read(keys.join("pubkey.pem")).unwrap(),
+        "the pinned key is the one serve --keys was given"
+    );
+    // The p2p-media-loader bundle imports its core by a path, not a bare name that only an
+    // import map (which an embedding site has not got) resolves.
+    let hlsjs = curl(&[&format!("{base}/.player/p2pml-hlsjs.js")]).stdout;
+    let hlsjs = String::from_utf8_lossy(&hlsjs);
+    assert!(hlsjs.contains(r#"from "./p2pml-core.js""#));
+    assert!(!hlsjs.contains(r#"from "p2p-media-loader-core""#));
+
     // Issue 14, item 10: dev tokens are signed with a development secret, so the production
     // key server refuses them (and still takes a real token).
     let kport = free_tcp_port();

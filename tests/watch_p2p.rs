@@ -4,7 +4,8 @@
 //! reports each page's `window.swarmpack` counters).
 //!
 //! 1. Four viewers join one after another, each in its own browser context, with an evil peer
-//!    among them that corrupts every segment it uploads. Every viewer plays without a stall
+//!    among them that corrupts every segment it uploads. The last is a page of another site
+//!    that embeds the player from `/.player/player.js`. Every viewer plays without a stall
 //!    over 1 s; the later joiners take bytes from peers; the viewers together fetch fewer
 //!    bytes over HTTP than they played; the evil peer's segments are rejected; and no viewer
 //!    hands hls.js a segment whose bytes do not match its signed tag.
@@ -108,11 +109,16 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
             "--watch-ms",
             "30000",
             "--evil",
+            "--embed-last",
         ],
     );
     assert_eq!(seen["errors"], serde_json::json!([]), "the pages threw");
     let pages = seen["viewers"].as_array().unwrap();
     assert_eq!(pages.len(), 4);
+    // The last viewer is another site's page with the player embedded (README): it loads
+    // across origins and is held to everything the others are.
+    assert_eq!(pages[3]["origin"], "http://localhost:9", "{}", pages[3]);
+    assert_eq!(pages[0]["origin"], format!("http://127.0.0.1:{port}"));
     let (mut http, mut played, mut rejected) = (0.0, 0.0, 0.0);
     for (i, v) in pages.iter().enumerate() {
         assert_eq!(v["playing"], true, "viewer {i} is not playing: {v}");

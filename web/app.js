@@ -2,7 +2,7 @@
 // keeps the master timecode (PDT), the rung in use, and the newest window with its Ed25519
 // signatures checked in the browser (WebCrypto). Talks only to the server that served it.
 /* global Hls */
-import { MATCH_ID, fetchOk, getToken, hex, keyErrorText, loadPubkey, parseAngles } from './shared.js';
+import { MATCH_ID, fetchOk, getToken, hex, keyErrorText, loadPubkey, parseAngles } from '/.player/shared.js';
 
 const $ = (sel) => document.querySelector(sel);
 const REFRESH_MS = 2000;
@@ -318,7 +318,7 @@ async function check(bytes, sig) {
 
 async function refreshWindow() {
   const m = state.match;
-  if (!state.pubkey) state.pubkey = await loadPubkey();
+  if (!state.pubkey) state.pubkey = await loadPubkey(new URLSearchParams(location.search).get('pin'));
   const [liveBytes, liveSig] = await Promise.all([
     fetchOk(`/${m}/live.json`, 'bytes'),
     fetchOk(`/${m}/live.json.sig`, 'bytes'),

@@ -60,21 +60,21 @@ pub(super) fn serve(
             "--dev-tokens: GET /dev-token gives anyone who reaches {addr} a viewer token"
         );
     }
-    if !swarmpack::serve::watch::has_p2p() {
+    if !swarmpack::serve::player::has_p2p() {
         tracing::warn!(
-            "this build has no p2p-media-loader: /watch cannot load (run scripts/setup, then rebuild)"
+            "this build has no p2p-media-loader: the player at /watch cannot load (run scripts/setup, then rebuild)"
         );
     }
-    if !swarmpack::serve::preview::has_player() {
+    if !swarmpack::serve::player::has_hls() {
         tracing::warn!(
-            "this build has no hls.js: the preview page cannot play (run scripts/setup, then rebuild)"
+            "this build has no hls.js: neither /watch nor the preview page can play (run scripts/setup, then rebuild)"
         );
     }
     let service = match dev_tokens {
         true => key_service(&keys).accepting_dev_tokens(),
         false => key_service(&keys),
     };
-    let pinned = swarmpack::serve::preview::PinnedKey(keys.public_pem());
+    let pinned = swarmpack::serve::player::PinnedKey(keys.public_pem());
     let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev, pinned);
     drop(keys);
     serve_http(

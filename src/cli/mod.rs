@@ -208,10 +208,13 @@ AES-128 key of that window to a request with a valid token for that match (Beare
 /                        the operator preview page (?match=ID, ?token=TOKEN)\n  \
 /watch?match=ID          the fans' player: hls.js with p2p-media-loader, segments shared between\n                           \
 browsers over WebRTC, each checked against its signed tag before it plays\n  \
+/.player/player.js       that player as a module other sites mount (README: embedding); it and the\n                           \
+origin's files answer any origin (CORS)\n  \
 /keys/{match}/{period}   the key server (and /healthz)\n  \
 /dev-token?match=ID      a viewer token valid for an hour; only with --dev-tokens\n  \
 anything else            the origin directory, with byte ranges (the torrents' BEP 19 web seed)\n\n\
 The preview page plays every angle, has a large player whose angle switch keeps the master timecode, and shows the rung in use, the master timecode, and the newest window with its Ed25519 signatures checked in the browser, its infohash and magnet link. With --spool (the run's spool directory on the same machine) it also shows how many objects wait for the origin. With --dev-tokens the page fetches its own viewer token; anyone who reaches the server could then watch, so it is off by default. Open the page on localhost or over https: browsers verify signatures only in a secure context.\n\n\
+The fans' player sits 8 segments behind live (16 s with 2 s segments). A joining viewer waits up to one segment for peers before its first HTTP fetch. The next segment after the playhead comes over HTTP at once when no peer has it; up to 7 segments ahead, about one viewer in N fetches a new segment over HTTP and the others take it from peers; everything a peer has comes from peers. Measured with scripts/swarm-bench --browsers (docs/PERFORMANCE.md): 80% from peers with 6 viewers, no stall.\n\n\
 Example, beside `swarmpack run ... --origin file://$PWD/out --spool ./spool`:\n\n  \
 swarmpack serve --origin ./out --keys ./keys --listen 127.0.0.1:8080 --spool ./spool --dev-tokens\n\n\
 then open http://127.0.0.1:8080/?match=ID"

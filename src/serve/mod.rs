@@ -3,9 +3,11 @@
 //! a BEP 19 web seed), the key server's routes, and, with `--dev-tokens`, a development-only
 //! `GET /dev-token?match=ID` that hands out short viewer tokens.
 //!
-//! The preview page at `/` is [`preview`], the fans' player at `/watch` is [`watch`]. The
-//! routes are [`router`]; binding, logging and stopping are the CLI's.
+//! The preview page at `/` is [`preview`], the fans' page at `/watch` is [`watch`], and the
+//! player it mounts, which other sites can embed, is [`player`]. The routes are [`router`];
+//! binding, logging and stopping are the CLI's.
 
+pub mod player;
 pub mod preview;
 pub mod watch;
 
@@ -93,18 +95,23 @@ fn match_timeline(match_dir: &Path) -> Result<crate::timecode::Timeline, String>
 
 /// The routes: `/keys/{match}/{period}` and `/healthz` (the key server), the preview page
 /// (`/` and `/.preview/…`; `spool` is the run's `--spool` directory, for its depth),
-/// `/dev-token` when `dev_tokens` is given, and every other path from the `origin` directory.
-/// `pinned` is the match public key from `--keys`, which the page verifies with.
+/// `/dev-token` when `dev_tokens` is given, the fans' page (`/watch`) and player
+/// (`/.player/…`), and every other path from the `origin` directory. `pinned` is the match
+/// public key from `--keys`, which the pages verify with. The player and the origin's files
+/// answer any origin (CORS), so other sites can embed the player.
 pub fn router(
     origin: &Path,
     spool: Option<&Path>,
     keys: Arc<KeyService>,
     dev_tokens: Option<DevTokens>,
-    pinned: preview::PinnedKey,
+    pinned: player::PinnedKey,
 ) -> Router {
     let files = tower_http::services::ServeDir::new(origin).append_index_html_on_directories(false);
-    let page = preview::routes(origin.to_path_buf(), spool.map(Path::to_path_buf), pinned);
-    let mut app = server::router(keys).merge(page).merge(watch::routes());
+    let page = preview::routes(origin.to_path_buf(), spool.map(Path::to_path_buf));
+    let mut app = server::router(keys)
+        .merge(page)
+        .merge(watch::routes())
+        .merge(player::routes(pinned));
     if let Some(dev) = dev_tokens {
         app = app.merge(
             Router::new()
@@ -112,7 +119,11 @@ pub fn router(
                 .with_state(Arc::new(dev)),
         );
     }
-    app.fallback_service(files)
+    app.merge(
+        Router::new()
+            .fallback_service(files)
+            .layer(player::public_cors()),
+    )
 }
 
 /// `GET /dev-token?match=ID[&session=S]`: a viewer token as plain text. Development only:

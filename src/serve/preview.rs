@@ -1,8 +1,9 @@
 //! The operator preview page at `/`: plain HTML, CSS and JavaScript from `web/`, compiled into
-//! the binary with the hls.js that `npm ci` put in `web/node_modules` (see `build.rs`), so the
-//! page needs nothing beyond this server: no CDN, no external fonts or scripts.
+//! the binary. It plays with the hls.js and checks signatures with the helpers and pinned key
+//! under `/.player/` ([`super::player`]), so the page needs nothing beyond this server: no CDN,
+//! no external fonts or scripts.
 //!
-//! Routes: `/` (the page), `/.preview/{app.js,app.css,shared.js,hls.min.js,pubkey.pem}`,
+//! Routes: `/` (the page), `/.preview/{app.js,app.css}`,
 //! `/.preview/matches.json` (the matches under the origin, newest first) and, when `serve`
 //! knows the run's spool directory, `/.preview/spool.json?match=ID` (objects not yet on the
 //! origin). `.preview` cannot clash with a match: match names have no dots.
@@ -21,14 +22,6 @@ use std::time::SystemTime;
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
-const SHARED_JS: &str = include_str!("../../web/shared.js");
-/// Empty when the build found no `web/node_modules/hls.js` (build.rs warns).
-const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
-
-/// Whether this build carries hls.js (the page cannot play without it).
-pub fn has_player() -> bool {
-    !HLS_JS.is_empty()
-}
 
 /// One match found under the origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,31 +66,10 @@ struct Dirs {
     spool: Option<PathBuf>,
 }
 
-/// The public key from `serve --keys`, which the page checks every signature against: never
-/// the `pubkey.pem` of the origin it checks.
-#[derive(Clone)]
-pub struct PinnedKey(pub String);
-
 /// The page's routes; `origin` is read for `/.preview/matches.json`, `spool` (the directory
-/// given to `run --spool`) for `/.preview/spool.json`; `/.preview/pubkey.pem` is `pinned`.
-pub fn routes(origin: PathBuf, spool: Option<PathBuf>, pinned: PinnedKey) -> Router {
-    let pem = Arc::new(pinned.0);
+/// given to `run --spool`) for `/.preview/spool.json`.
+pub fn routes(origin: PathBuf, spool: Option<PathBuf>) -> Router {
     Router::new()
-        .route(
-            "/.preview/pubkey.pem",
-            get(move || {
-                let pem = pem.clone();
-                async move {
-                    (
-                        [
-                            (header::CONTENT_TYPE, "application/x-pem-file"),
-                            (header::CACHE_CONTROL, "no-store"),
-                        ],
-                        pem.as_str().to_string(),
-                    )
-                }
-            }),
-        )
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
@@ -110,11 +82,6 @@ pub fn routes(origin: PathBuf, spool: Option<PathBuf>, pinned: PinnedKey) -> Rou
             "/.preview/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
-        .route(
-            "/.preview/shared.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SHARED_JS) }),
-        )
-        .route("/.preview/hls.min.js", get(hls_js))
         .route("/.preview/matches.json", get(list_matches))
         .route("/.preview/spool.json", get(spool_depth))
         .with_state(Arc::new(Dirs { origin, spool }))
@@ -127,24 +94,6 @@ pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response 
             (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
-    )
-        .into_response()
-}
-
-async fn hls_js() -> Response {
-    if !has_player() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this swarmpack was built without hls.js: run scripts/setup (npm ci in web/) and rebuild\n",
-        )
-            .into_response();
-    }
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=3600"),
-        ],
-        HLS_JS,
     )
         .into_response()
 }

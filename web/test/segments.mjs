@@ -1,11 +1,11 @@
-// Checks web/segments.js against a real origin: every tagged segment of one media playlist
+// Checks web/player/segments.js against a real origin: every tagged segment of one media playlist
 // verifies, and one flipped byte, a wrong path or another key fails. Run by
 // tests/segment_signatures.rs:
 //   node web/test/segments.mjs ORIGIN_DIR MATCH/ANGLE/RUNG PUBKEY.pem
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { webcrypto, generateKeyPairSync } from 'node:crypto';
-import { parseMediaPlaylist, verifySegment } from '../segments.js';
+import { parseMediaPlaylist, verifySegment } from '../player/segments.js';
 
 const [origin, rendition, pubkeyPath] = process.argv.slice(2);
 const root = 'http://origin.test/';

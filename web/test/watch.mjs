@@ -4,6 +4,7 @@
 //
 //   node web/test/watch.mjs --url http://127.0.0.1:PORT/watch?match=ID --viewers 4
 //        [--stagger-ms 4000] [--watch-ms 30000] [--evil | --evil-first] [--no-validation-on 0]
+//        [--embed-last]
 //
 // --evil adds one more viewer whose browser corrupts every WebRTC message it sends that is
 // large enough to carry segment data (a byte flipped in the middle): an evil peer (after the
@@ -11,6 +12,11 @@
 // also checks, on its own, every segment hls.js received (FRAG_LOADED) against its signed tag,
 // and counts the ones that do not match as `unverifiedPlayed`: the check that must fail when
 // validation is switched off (--no-validation-on N turns it off on viewer N, to prove that).
+//
+// --embed-last makes the last viewer a page of another site (http://localhost:9, served by
+// playwright, not the swarmpack server) that mounts the player from /.player/player.js as the
+// README shows, with a viewer token the "site" fetched from /dev-token: the embedded player
+// must load across origins and share with the others.
 //
 // Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes], evil: stats}.
 import { chromium } from 'playwright-core';
@@ -25,6 +31,7 @@ const { values: arg } = parseArgs({
     evil: { type: 'boolean', default: false },
     'evil-first': { type: 'boolean', default: false },
     'no-validation-on': { type: 'string' },
+    'embed-last': { type: 'boolean', default: false },
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
   },
 });
@@ -71,14 +78,42 @@ function acceptEverything() {
   });
 }
 
-async function open(name, evil, noValidation = false) {
-  const context = await browser.newContext({ viewport: { width: 960, height: 540 } });
+// Another site's page with the player embedded, as in the README.
+const FAN_SITE = 'http://localhost:9/final.html';
+async function embedPage() {
+  const server = new URL(arg.url);
+  const match = server.searchParams.get('match');
+  const r = await fetch(`${server.origin}/dev-token?match=${match}&session=fansite`);
+  if (!r.ok) throw new Error(`/dev-token: HTTP ${r.status}`);
+  const token = (await r.text()).trim();
+  return `<!doctype html>
+<meta charset="utf-8"><title>Grand final · a fan site</title>
+<h1>Grand final</h1>
+<div id="match"></div>
+<script type="module">
+  import { mount } from '${server.origin}/.player/player.js';
+  window.swarmpack = mount(document.querySelector('#match'), { match: '${match}', token: '${token}' });
+</script>`;
+}
+
+async function open(name, evil, noValidation = false, embed = false) {
+  // The fan site is served by playwright, so Chromium takes it for a public page, which may
+  // reach the loopback server only with Local Network Access granted (a public site would
+  // embed from a public swarmpack server and need nothing).
+  const context = await browser.newContext({
+    viewport: { width: 960, height: 540 },
+    permissions: embed ? ['local-network-access'] : [],
+  });
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(`${name}: ${e}`));
   if (process.env.WATCH_CONSOLE) page.on('console', (m) => console.error(`${name}: ${m.text()}`));
   if (evil) await page.addInitScript(corruptUploads);
   if (noValidation) await page.addInitScript(acceptEverything);
-  await page.goto(arg.url);
+  if (embed) {
+    const body = await embedPage();
+    await context.route(FAN_SITE, (route) => route.fulfill({ contentType: 'text/html', body }));
+  }
+  await page.goto(embed ? FAN_SITE : arg.url);
   pages.push({ name, page, evil });
 }
 
@@ -88,7 +123,8 @@ try {
     await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
   }
   for (let i = 0; i < n; i++) {
-    await open(`viewer${i}`, false, arg['no-validation-on'] === String(i));
+    const embed = arg['embed-last'] && i === n - 1;
+    await open(embed ? `embedded${i}` : `viewer${i}`, false, arg['no-validation-on'] === String(i), embed);
     if (i === 0 && arg.evil) await open('evil', true);
     await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
   }
@@ -102,8 +138,9 @@ try {
       playedBytes: window.swarmpack.playedBytes || 0,
       startupSeconds: window.swarmpack.startupSeconds,
       currentTime: document.querySelector('video').currentTime,
-      p2pState: document.querySelector('#p2p-state').textContent,
-      error: document.querySelector('#error').hidden ? null : document.querySelector('#error').textContent,
+      p2pState: document.querySelector('.sp-p2p').textContent,
+      error: document.querySelector('.sp-error').hidden ? null : document.querySelector('.sp-error').textContent,
+      origin: location.origin,
     }));
     if (evil) out.evil = { name, ...seen };
     else out.viewers.push({ name, ...seen });

@@ -4,6 +4,7 @@
 //   swarmpack-segment/1, the path below the origin root, the length, the SHA-256 (hex), the
 //   key URI as the playlist writes it, the IV as 32 lowercase hex digits.
 // Pure apart from WebCrypto, so node runs it too (web/test/segments.mjs).
+import { hex } from './shared.js';
 
 function attrs(text) {
   const out = {};
@@ -37,10 +38,6 @@ export function parseMediaPlaylist(text, base, root) {
   return out;
 }
 
-export function hexOf(buffer) {
-  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 function base64url(text) {
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
   return Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
@@ -57,7 +54,7 @@ export function message(e) {
  */
 export async function verifySegment(entry, data, key) {
   if (!entry || !key || data.byteLength !== entry.bytes) return false;
-  if (hexOf(await crypto.subtle.digest('SHA-256', data)) !== entry.sha256) return false;
+  if (hex(await crypto.subtle.digest('SHA-256', data)) !== entry.sha256) return false;
   if (!entry.signed) {
     let sig;
     try {

@@ -1,4 +1,4 @@
-// What the operator preview (app.js) and the fans' player (watch.js) share: the match ID
+// What the operator preview (app.js) and the fans' player (player.js, watch.js) share: the match ID
 // rule, fetching, the viewer token, the pinned public key and the playlists' angles.
 
 // A match ID as swarmpack accepts one: it is only ever a path segment on this server.
@@ -42,16 +42,15 @@ export function pemToDer(pem) {
 
 /**
  * The key every signature is checked against: the one `serve --keys` pins at
- * /.preview/pubkey.pem, never the pubkey.pem of the origin under check. `&pin=SHA256` (hex of
- * the key's SPKI DER, as `openssl pkey -pubin -outform DER | sha256sum` prints it) also pins
- * it against the server.
+ * /.player/pubkey.pem on the server this module came from, never the pubkey.pem of the origin
+ * under check. `pin` (hex SHA-256 of the key's SPKI DER, as
+ * `openssl pkey -pubin -outform DER | sha256sum` prints it) also pins it against the server.
  */
-export async function loadPubkey() {
+export async function loadPubkey(pin) {
   if (!window.isSecureContext || !crypto.subtle) {
     return { reason: 'cannot verify here: not a secure context (open the page on localhost or over https)' };
   }
-  const der = pemToDer(await fetchOk('/.preview/pubkey.pem'));
-  const pin = new URLSearchParams(location.search).get('pin');
+  const der = pemToDer(await fetchOk(new URL('pubkey.pem', import.meta.url)));
   if (pin && hex(await crypto.subtle.digest('SHA-256', der)) !== pin.toLowerCase()) {
     return { reason: 'not verified: the server\'s public key does not match &pin= in the address' };
   }

@@ -1,0 +1,357 @@
+// swarmpack's player for fans, as a module any page can mount (web/watch.js is the page
+// `serve` answers /watch with; the README shows a site embedding it):
+//
+//   import { mount } from 'https://swarm.example/.player/player.js';
+//   const player = mount(document.querySelector('#match'), { match: 'final', token });
+//
+// One angle plays large, with angle and rung choice, and segments are shared between viewers'
+// browsers with p2p-media-loader (WebRTC, signalled through the WebTorrent tracker the match's
+// p2p.json names). Every segment a peer sends is checked against its #EXT-X-SWARMPACK-SEGMENT
+// tag (SHA-256 and the match's Ed25519 signature, with the key `serve --keys` pins) before
+// hls.js sees a byte; a failing one is thrown away, fetched over HTTP instead, and its peer
+// dropped (p2p-media-loader closes a peer whose segment fails validation). A browser without
+// Ed25519 in WebCrypto turns peer-to-peer off for itself and says so.
+//
+// Everything (playlists, segments, p2p.json, the pinned key, hls.js and p2p-media-loader)
+// comes from the swarmpack server this module was loaded from, which answers them with CORS.
+/* global Hls */
+import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
+import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
+import { parseMediaPlaylist, verifySegment } from './segments.js';
+
+const HERE = new URL('.', import.meta.url);
+const ROOT = new URL('/', import.meta.url).href;
+
+// Policy, in segments of the match (docs/PERFORMANCE.md has the measurement behind it): the
+// player sits LIVE_SYNC segments behind the live edge. The next URGENT segment after the
+// playhead comes over HTTP at once when no peer has it. Up to SHARED segments ahead, a
+// segment no peer has yet is fetched over HTTP by one viewer in about N, chosen at random by
+// p2p-media-loader, and the others take it from peers. Everything up to the live edge that a
+// peer has comes from peers.
+export const LIVE_SYNC = 8;
+export const URGENT = 1;
+export const SHARED = 7;
+
+const TEMPLATE = `
+<div class="sp-stage">
+  <video muted playsinline controls autoplay></video>
+  <div class="sp-error" hidden></div>
+</div>
+<nav class="sp-controls">
+  <span class="sp-angles" aria-label="Camera angle"></span>
+  <label>Quality <select class="sp-rung"><option value="-1">auto</option></select></label>
+  <span class="sp-p2p" data-state="pending">peer-to-peer…</span>
+</nav>
+<section class="sp-stats" aria-label="Delivery">
+  <dl>
+    <dt>From peers</dt><dd class="sp-share">–</dd>
+    <dt>Peers</dt><dd class="sp-peers">0</dd>
+    <dt>Rejected from peers</dt><dd class="sp-rejected">0</dd>
+    <dt>Stalls</dt><dd class="sp-stalls">0</dd>
+    <dt>Behind live</dt><dd class="sp-behind">–</dd>
+  </dl>
+  <p class="sp-policy"></p>
+  <p class="sp-notice" hidden></p>
+</section>`;
+
+let hlsLoading = null;
+/** hls.js (a classic script, window.Hls) from this server, loaded once per page. */
+function loadHls() {
+  if (window.Hls) return Promise.resolve();
+  hlsLoading ??= new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = new URL('hls.min.js', HERE).href;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`${s.src} did not load`));
+    document.head.append(s);
+  });
+  return hlsLoading;
+}
+
+function addStylesheet() {
+  const href = new URL('player.css', HERE).href;
+  if ([...document.styleSheets].some((s) => s.href === href)) return;
+  const link = document.createElement('link');
+  link.rel = 'stylesheet';
+  link.href = href;
+  document.head.append(link);
+}
+
+/**
+ * Mounts a player for `options.match` in `element` and returns it at once; it starts playing
+ * as soon as the match is on the origin (it retries until then).
+ *
+ * options: `match` (the match ID), `token` (a viewer token: keys need one), `angle` (the one to
+ * start with; the first by default), `pin` (hex SHA-256 of the match key's SPKI DER: refuse a
+ * server whose pinned key differs).
+ *
+ * The returned player has `stats` (CONTRACT.md: httpBytes, p2pBytes, p2pRejected, peers,
+ * stalls, stallSeconds, behindLiveSeconds, playing), `verifiedPlayed`/`unverifiedPlayed`/
+ * `playedBytes` (what hls.js was handed, checked again on its own), `startupSeconds`,
+ * `play(angle)`, `destroy()`, and `validate(url, range, bytes)`, the check every peer segment
+ * passes.
+ */
+export function mount(element, options = {}) {
+  addStylesheet();
+  element.classList.add('swarmpack-player');
+  element.innerHTML = TEMPLATE;
+  const $ = (cls) => element.querySelector(`.sp-${cls}`);
+  const video = $('stage video');
+  const stats = {
+    httpBytes: 0,
+    p2pBytes: 0,
+    p2pRejected: 0,
+    peers: 0,
+    stalls: 0,
+    stallSeconds: 0,
+    behindLiveSeconds: null,
+    playing: false,
+  };
+  const segments = new Map(); // segment URL -> its tag (segments.js)
+  const state = { token: options.token || null, key: null, p2p: null, hls: null, angle: null, keyUris: new Set(), segmentSeconds: 2, timers: [] };
+
+  const player = {
+    stats,
+    verifiedPlayed: 0,
+    unverifiedPlayed: 0,
+    playedBytes: 0,
+    // Seconds from the page's start to the first frame playing (benchmarks).
+    startupSeconds: null,
+    validate: async (url, _range, data) => {
+      const entry = segments.get(url);
+      const ok = await verifySegment(entry, data, state.key);
+      // A segment whose tag this page has not read yet is not taken either, but it is not
+      // the peer's fault.
+      if (!ok && entry) stats.p2pRejected += 1;
+      return ok;
+    },
+    play: (angle) => play(angle),
+    destroy: () => {
+      for (const t of state.timers) clearInterval(t);
+      if (state.hls) state.hls.destroy();
+      state.hls = null;
+      element.innerHTML = '';
+    },
+  };
+
+  function notice(text) {
+    $('notice').hidden = !text;
+    $('notice').textContent = text || '';
+  }
+
+  function p2pState(on, text) {
+    $('p2p').dataset.state = on ? 'on' : 'off';
+    $('p2p').textContent = text;
+  }
+
+  function showStats() {
+    const total = stats.httpBytes + stats.p2pBytes;
+    $('share').textContent = total ? `${Math.round((100 * stats.p2pBytes) / total)}%` : '–';
+    $('peers').textContent = String(stats.peers);
+    $('rejected').textContent = String(stats.p2pRejected);
+    $('stalls').textContent = stats.stalls ? `${stats.stalls} (${stats.stallSeconds.toFixed(1)} s)` : '0';
+    $('behind').textContent = stats.behindLiveSeconds === null ? '–' : `${stats.behindLiveSeconds.toFixed(1)} s`;
+  }
+
+  function watchPlayback() {
+    let stalledAt = null;
+    let started = false;
+    video.addEventListener('playing', () => {
+      if (!started) player.startupSeconds = performance.now() / 1000;
+      started = true;
+      stats.playing = true;
+      if (stalledAt !== null) stats.stallSeconds += (performance.now() - stalledAt) / 1000;
+      stalledAt = null;
+    });
+    video.addEventListener('waiting', () => {
+      stats.playing = false;
+      if (started && stalledAt === null) {
+        stalledAt = performance.now();
+        stats.stalls += 1;
+      }
+    });
+    state.timers.push(setInterval(() => {
+      const date = state.hls && state.hls.playingDate;
+      if (date) stats.behindLiveSeconds = (Date.now() - date.getTime()) / 1000;
+      showStats();
+    }, 500));
+  }
+
+  function playerConfig() {
+    const s = state.segmentSeconds;
+    const p2pOn = Boolean(state.key && state.p2p && state.p2p.trackers.length);
+    return {
+      liveSyncDurationCount: LIVE_SYNC,
+      // Transmuxing on the main thread: hls.js then keeps each loaded segment's bytes (a
+      // worker would take them), so the player can check what it was handed (FRAG_LOADED).
+      enableWorker: false,
+      xhrSetup: (xhr, url) => {
+        if (state.token && state.keyUris.has(url)) {
+          if (!xhr.readyState) xhr.open('GET', url, true);
+          xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+        }
+      },
+      p2p: {
+        core: {
+          isP2PDisabled: !p2pOn,
+          swarmId: state.p2p ? `${state.p2p.swarm}/${state.angle}` : undefined,
+          announceTrackers: state.p2p ? state.p2p.trackers : [],
+          highDemandTimeWindow: URGENT * s,
+          httpDownloadTimeWindow: SHARED * s,
+          p2pDownloadTimeWindow: LIVE_SYNC * s,
+          // A joining viewer waits up to one segment for peers before its first HTTP fetch:
+          // the segments it starts with are ones earlier viewers already hold.
+          httpDownloadInitialTimeoutMs: 1000 * s,
+          validateP2PSegment: (url, range, data) => player.validate(url, range, data),
+          // Loopback and LAN peers need no STUN server; none is contacted.
+          rtcConfig: { iceServers: [] },
+        },
+        onHlsJsCreated: (hls) => {
+          hls.p2pEngine.addEventListener('onChunkDownloaded', (bytes, source) => {
+            if (source === 'p2p') stats.p2pBytes += bytes;
+            else stats.httpBytes += bytes;
+          });
+          hls.p2pEngine.addEventListener('onPeerConnect', () => {
+            stats.peers += 1;
+          });
+          hls.p2pEngine.addEventListener('onPeerClose', () => {
+            stats.peers = Math.max(0, stats.peers - 1);
+          });
+        },
+      },
+    };
+  }
+
+  function onLevelLoaded(data) {
+    const text = data.networkDetails && data.networkDetails.responseText;
+    if (typeof text === 'string') {
+      for (const [url, entry] of parseMediaPlaylist(text, data.details.url, ROOT)) {
+        if (!segments.has(url)) segments.set(url, entry);
+      }
+    }
+    for (const frag of data.details.fragments) {
+      const uri = frag.decryptdata && frag.decryptdata.uri;
+      if (uri) state.keyUris.add(uri);
+    }
+  }
+
+  function onError(hls, data) {
+    const keyFail = data.details === Hls.ErrorDetails.KEY_LOAD_ERROR || data.details === Hls.ErrorDetails.KEY_LOAD_TIMEOUT;
+    if (keyFail) {
+      const code = (data.response && data.response.code) || (data.networkDetails && data.networkDetails.status);
+      $('error').hidden = false;
+      $('error').textContent = keyErrorText(code, false);
+      $('error').dataset.kind = 'key';
+    }
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+    else setTimeout(() => state.hls === hls && hls.startLoad(), keyFail ? 5000 : 2000);
+  }
+
+  function play(angle) {
+    if (state.hls) state.hls.destroy();
+    state.angle = angle;
+    for (const b of element.querySelectorAll('.sp-angles button')) b.setAttribute('aria-pressed', String(b.dataset.angle === angle));
+    const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
+    const hls = new HlsWithP2P(playerConfig());
+    state.hls = hls;
+    hls.on(Hls.Events.LEVEL_LOADED, (_, data) => onLevelLoaded(data));
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      const sel = $('rung');
+      sel.length = 1;
+      hls.levels.forEach((level, i) => sel.append(new Option(`${level.height}p · ${Math.round(level.bitrate / 1000)} kb/s`, String(i))));
+      sel.onchange = () => {
+        hls.currentLevel = Number(sel.value);
+      };
+    });
+    hls.on(Hls.Events.FRAG_LOADED, async (_, data) => {
+      const payload = data.payload;
+      if (!payload || !state.key) return;
+      player.playedBytes += payload.byteLength;
+      const ok = await verifySegment(segments.get(data.frag.url), payload, state.key);
+      if (ok) player.verifiedPlayed += 1;
+      else player.unverifiedPlayed += 1;
+    });
+    hls.on(Hls.Events.FRAG_DECRYPTED, () => {
+      $('error').hidden = true;
+    });
+    hls.on(Hls.Events.ERROR, (_, data) => onError(hls, data));
+    hls.loadSource(new URL(`${options.match}/${angle}/master.m3u8`, ROOT).href);
+    hls.attachMedia(video);
+    video.play().catch(() => {});
+  }
+
+  /** The target duration of the match's first media playlist (2 s when it cannot be read). */
+  async function segmentSeconds(match, master) {
+    try {
+      const any = parseAngles(master)[0];
+      const media = await fetchOk(new URL(`${match}/${any}/master.m3u8`, ROOT));
+      const first = /^([^#\s][^\n]*index\.m3u8)$/m.exec(media);
+      const text = first ? await fetchOk(new URL(`${match}/${any}/${first[1]}`, ROOT)) : '';
+      const target = /#EXT-X-TARGETDURATION:(\d+)/.exec(text);
+      if (target) return Number(target[1]);
+    } catch {
+      // keep the default
+    }
+    return 2;
+  }
+
+  async function start() {
+    const match = options.match;
+    if (!match || !MATCH_ID.test(match)) {
+      notice('No match given: the match ID is a-z, 0-9, "-" and "_", up to 32 characters.');
+      return;
+    }
+    let master;
+    try {
+      await loadHls();
+      master = await fetchOk(new URL(`${match}/master.m3u8`, ROOT));
+    } catch (e) {
+      notice(`Waiting for match ${match} (${e.message}). Retrying…`);
+      state.timers.push(setTimeout(start, 2000));
+      return;
+    }
+    if (!Hls.isSupported()) {
+      notice('This browser cannot play this stream (no Media Source Extensions).');
+      return;
+    }
+    notice(null);
+    const pub = await loadPubkey(options.pin);
+    state.key = pub.key || null;
+    try {
+      state.p2p = JSON.parse(await fetchOk(new URL(`${match}/p2p.json`, ROOT)));
+    } catch {
+      state.p2p = null;
+    }
+    state.segmentSeconds = await segmentSeconds(match, master);
+    if (!state.key) {
+      p2pState(false, 'peer-to-peer off: this browser cannot check segment signatures');
+      notice(`Everything comes from the origin: ${pub.reason}`);
+    } else if (!state.p2p || !state.p2p.trackers.length) {
+      p2pState(false, 'peer-to-peer off: the match names no WebRTC tracker');
+    } else {
+      p2pState(true, 'peer-to-peer on · every peer segment verified');
+    }
+    const s = state.segmentSeconds;
+    $('policy').textContent =
+      `The player sits about ${LIVE_SYNC * s} s (${LIVE_SYNC} segments) behind live, and at the ` +
+      `start waits up to ${s} s for peers. The next ${URGENT * s} s after the playhead come over ` +
+      `HTTP when no peer has them. Up to ${SHARED * s} s ahead, one viewer in a few fetches a new ` +
+      'segment over HTTP and the others take it from peers; everything further ahead that a peer ' +
+      'has comes from peers.';
+    const angles = parseAngles(master);
+    for (const angle of angles) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.angle = angle;
+      b.textContent = angle;
+      b.onclick = () => play(angle);
+      $('angles').append(b);
+    }
+    watchPlayback();
+    play(angles.includes(options.angle) ? options.angle : angles[0]);
+  }
+
+  start();
+  return player;
+}
