@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 /// (what npm installed, the name it gets in OUT_DIR)
-const PLAYER_FILES: [(&str, &str); 3] = [
+const PLAYER_FILES: [(&str, &str); 4] = [
     ("web/node_modules/hls.js/dist/hls.min.js", "hls.min.js"),
     (
         "web/node_modules/p2p-media-loader-core/dist/p2p-media-loader-core.es.min.js",
@@ -20,6 +20,8 @@ const PLAYER_FILES: [(&str, &str); 3] = [
         "web/node_modules/p2p-media-loader-hlsjs/dist/p2p-media-loader-hlsjs.es.min.js",
         "p2pml-hlsjs.js",
     ),
+    // Ed25519 for browsers whose WebCrypto has none (pure JS, no dependencies).
+    ("web/node_modules/@noble/ed25519/index.js", "ed25519.js"),
 ];
 
 fn main() {

@@ -66,7 +66,8 @@ fn openssl_verifies_every_segment_tag_of_a_live_match() {
     );
     assert!(stderr.contains("segment tag(s): all verified"), "{stderr}");
     // The browser's check (web/player/segments.js, what /watch runs before hls.js gets a peer's
-    // segment) agrees too, and refuses a flipped byte, another path, IV or key.
+    // segment) agrees too, and refuses a flipped byte, another path, IV, signature or key, with WebCrypto and with
+    // the pure-JS Ed25519 fallback.
     let node = std::process::Command::new("node")
         .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web"))
         .arg("test/segments.mjs")

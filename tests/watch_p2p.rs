@@ -5,7 +5,8 @@
 //!
 //! 1. Four viewers join one after another, each in its own browser context, with an evil peer
 //!    among them that corrupts every segment it uploads. The last is a page of another site
-//!    that embeds the player from `/.player/player.js`. Every viewer plays without a stall
+//!    that embeds the player from `/.player/player.js`, and the second has a browser whose
+//!    WebCrypto lacks Ed25519 (it checks with the pure-JS fallback). Every viewer plays without a stall
 //!    over 1 s; the later joiners take bytes from peers; the viewers together fetch fewer
 //!    bytes over HTTP than they played; the evil peer's segments are rejected; and no viewer
 //!    hands hls.js a segment whose bytes do not match its signed tag.
@@ -110,6 +111,8 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
             "30000",
             "--evil",
             "--embed-last",
+            "--no-webcrypto-ed25519-on",
+            "1",
         ],
     );
     assert_eq!(seen["errors"], serde_json::json!([]), "the pages threw");
@@ -119,6 +122,22 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
     // across origins and is held to everything the others are.
     assert_eq!(pages[3]["origin"], "http://localhost:9", "{}", pages[3]);
     assert_eq!(pages[0]["origin"], format!("http://127.0.0.1:{port}"));
+    // Viewer 1's browser has no Ed25519 in WebCrypto: it checks with the pure-JS fallback,
+    // says so, and is held to the same checks (every segment it played verified).
+    assert!(
+        pages[1]["p2pState"]
+            .as_str()
+            .is_some_and(|s| s.contains("verified (pure-JS Ed25519)")),
+        "{}",
+        pages[1]
+    );
+    assert!(
+        pages[0]["p2pState"]
+            .as_str()
+            .is_some_and(|s| !s.contains("pure-JS")),
+        "{}",
+        pages[0]
+    );
     let (mut http, mut played, mut rejected) = (0.0, 0.0, 0.0);
     for (i, v) in pages.iter().enumerate() {
         assert_eq!(v["playing"], true, "viewer {i} is not playing: {v}");

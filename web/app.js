@@ -2,7 +2,7 @@
 // keeps the master timecode (PDT), the rung in use, and the newest window with its Ed25519
 // signatures checked in the browser (WebCrypto). Talks only to the server that served it.
 /* global Hls */
-import { MATCH_ID, fetchOk, getToken, hex, keyErrorText, loadPubkey, parseAngles } from '/.player/shared.js';
+import { MATCH_ID, fetchOk, getToken, hex, keyErrorText, loadPubkey, parseAngles, verifyEd25519 } from '/.player/shared.js';
 
 const $ = (sel) => document.querySelector(sel);
 const REFRESH_MS = 2000;
@@ -312,7 +312,7 @@ function showSig(el, result, extra = '') {
 
 async function check(bytes, sig) {
   if (!state.pubkey.key) return 'unsupported';
-  const ok = await crypto.subtle.verify({ name: 'Ed25519' }, state.pubkey.key, sig, bytes);
+  const ok = await verifyEd25519(state.pubkey.key, sig, bytes);
   return ok ? 'verified' : 'bad';
 }
 

@@ -2,7 +2,7 @@
 //! `player.js` (the player), `player.css`, `shared.js` and `segments.js` (its helpers, which
 //! the preview page uses too), `hls.min.js` and p2p-media-loader's two ES bundles (from
 //! `web/node_modules`, pinned by `web/package-lock.json` and put in `OUT_DIR` by `build.rs`),
-//! and `pubkey.pem`, the match key `serve --keys` pins, which every signature is checked
+//! `ed25519.js` (@noble/ed25519, for browsers without Ed25519 in WebCrypto), and `pubkey.pem`, the match key `serve --keys` pins, which every signature is checked
 //! against.
 //!
 //! These routes and the origin's files answer any origin (CORS `*`, GET and HEAD): a site that
@@ -26,6 +26,8 @@ const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 /// Empty when the build found no `web/node_modules/p2p-media-loader-*` (build.rs warns).
 const P2PML_CORE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/p2pml-core.js"));
 const P2PML_HLSJS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/p2pml-hlsjs.js"));
+/// @noble/ed25519; empty when the build found none (build.rs warns).
+const ED25519_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ed25519.js"));
 
 /// Whether this build carries hls.js (neither page can play without it).
 pub fn has_hls() -> bool {
@@ -75,6 +77,10 @@ pub fn routes(pinned: PinnedKey) -> Router {
         .route(
             "/.player/p2pml-hlsjs.js",
             get(|| async { bundle(P2PML_HLSJS, "p2p-media-loader") }),
+        )
+        .route(
+            "/.player/ed25519.js",
+            get(|| async { bundle(ED25519_JS, "@noble/ed25519") }),
         )
         .route(
             "/.player/pubkey.pem",

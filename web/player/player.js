@@ -10,7 +10,8 @@
 // tag (SHA-256 and the match's Ed25519 signature, with the key `serve --keys` pins) before
 // hls.js sees a byte; a failing one is thrown away, fetched over HTTP instead, and its peer
 // dropped (p2p-media-loader closes a peer whose segment fails validation). A browser without
-// Ed25519 in WebCrypto turns peer-to-peer off for itself and says so.
+// Ed25519 in WebCrypto checks with @noble/ed25519 (pure JS, from npm) and says so; one that
+// cannot check at all (no secure context) turns peer-to-peer off for itself and says so.
 //
 // Everything (playlists, segments, p2p.json, the pinned key, hls.js and p2p-media-loader)
 // comes from the swarmpack server this module was loaded from, which answers them with CORS.
@@ -330,7 +331,7 @@ export function mount(element, options = {}) {
     } else if (!state.p2p || !state.p2p.trackers.length) {
       p2pState(false, 'peer-to-peer off: the match names no WebRTC tracker');
     } else {
-      p2pState(true, 'peer-to-peer on · every peer segment verified');
+      p2pState(true, `peer-to-peer on · every peer segment verified${pub.via === 'WebCrypto' ? '' : ` (${pub.via})`}`);
     }
     const s = state.segmentSeconds;
     $('policy').textContent =

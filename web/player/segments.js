@@ -4,7 +4,7 @@
 //   swarmpack-segment/1, the path below the origin root, the length, the SHA-256 (hex), the
 //   key URI as the playlist writes it, the IV as 32 lowercase hex digits.
 // Pure apart from WebCrypto, so node runs it too (web/test/segments.mjs).
-import { hex } from './shared.js';
+import { hex, verifyEd25519 } from './shared.js';
 
 function attrs(text) {
   const out = {};
@@ -49,8 +49,9 @@ export function message(e) {
 }
 
 /**
- * Whether `data` is the segment `entry` describes, signed by `key` (a WebCrypto Ed25519 public
- * key). The signature of a tag is checked once and remembered on the entry.
+ * Whether `data` is the segment `entry` describes, signed by `key` (an Ed25519 public key as
+ * shared.js's loadPubkey gives it). The signature of a tag is checked once and remembered on
+ * the entry.
  */
 export async function verifySegment(entry, data, key) {
   if (!entry || !key || data.byteLength !== entry.bytes) return false;
@@ -63,7 +64,7 @@ export async function verifySegment(entry, data, key) {
       return false;
     }
     entry.signed = sig.length === 64
-      ? crypto.subtle.verify({ name: 'Ed25519' }, key, sig, message(entry))
+      ? verifyEd25519(key, sig, message(entry))
       : Promise.resolve(false);
   }
   return entry.signed;

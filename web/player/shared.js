@@ -56,10 +56,34 @@ export async function loadPubkey(pin) {
   }
   try {
     const key = await crypto.subtle.importKey('spki', der, { name: 'Ed25519' }, false, ['verify']);
-    return { key };
+    return { key, via: 'WebCrypto' };
   } catch (e) {
-    return { reason: `cannot verify here: this browser's WebCrypto has no Ed25519 (${e.name}); use swarmpack verify` };
+    // No Ed25519 in this browser's WebCrypto: @noble/ed25519 (pure JS, from npm, served
+    // beside this module) checks the signatures instead.
+    const raw = rawEd25519(der);
+    if (!raw) return { reason: 'cannot verify here: the pinned key is not an Ed25519 key' };
+    try {
+      return { key: { raw, noble: await import('./ed25519.js') }, via: 'pure-JS Ed25519' };
+    } catch (e2) {
+      return { reason: `cannot verify here: no Ed25519 in WebCrypto (${e.name}) and ${e2.message}` };
+    }
   }
+}
+
+const ED25519_SPKI_PREFIX = '302a300506032b6570032100';
+
+/** The 32-byte public key inside an Ed25519 SubjectPublicKeyInfo (RFC 8410), or null. */
+export function rawEd25519(der) {
+  return der.length === 44 && hex(der.slice(0, 12)) === ED25519_SPKI_PREFIX ? der.slice(12) : null;
+}
+
+/**
+ * Whether `sig` is `key`'s Ed25519 signature of `message`; `key` is what loadPubkey gave: a
+ * WebCrypto key, or `{raw, noble}` (strict RFC 8032 checks, as WebCrypto and OpenSSL make).
+ */
+export async function verifyEd25519(key, sig, message) {
+  if (key.noble) return key.noble.verifyAsync(sig, message, key.raw, { zip215: false }).catch(() => false);
+  return crypto.subtle.verify({ name: 'Ed25519' }, key, sig, message);
 }
 
 /** Angle names, in order, from the match's multivariant playlist (EXT-X-MEDIA URIs). */

@@ -4,7 +4,7 @@
 //
 //   node web/test/watch.mjs --url http://127.0.0.1:PORT/watch?match=ID --viewers 4
 //        [--stagger-ms 4000] [--watch-ms 30000] [--evil | --evil-first] [--no-validation-on 0]
-//        [--embed-last]
+//        [--embed-last] [--no-webcrypto-ed25519-on N]
 //
 // --evil adds one more viewer whose browser corrupts every WebRTC message it sends that is
 // large enough to carry segment data (a byte flipped in the middle): an evil peer (after the
@@ -12,6 +12,9 @@
 // also checks, on its own, every segment hls.js received (FRAG_LOADED) against its signed tag,
 // and counts the ones that do not match as `unverifiedPlayed`: the check that must fail when
 // validation is switched off (--no-validation-on N turns it off on viewer N, to prove that).
+//
+// --no-webcrypto-ed25519-on N gives viewer N a browser whose WebCrypto has no Ed25519 (as
+// some still ship): its player must check with the pure-JS fallback and say so.
 //
 // --embed-last makes the last viewer a page of another site (http://localhost:9, served by
 // playwright, not the swarmpack server) that mounts the player from /.player/player.js as the
@@ -32,6 +35,7 @@ const { values: arg } = parseArgs({
     'evil-first': { type: 'boolean', default: false },
     'no-validation-on': { type: 'string' },
     'embed-last': { type: 'boolean', default: false },
+    'no-webcrypto-ed25519-on': { type: 'string' },
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
   },
 });
@@ -78,6 +82,18 @@ function acceptEverything() {
   });
 }
 
+// A WebCrypto without Ed25519: importing or verifying with it fails, as in such browsers.
+function noWebCryptoEd25519() {
+  const subtle = crypto.subtle;
+  const isEd = (alg) => (typeof alg === 'string' ? alg : alg && alg.name) === 'Ed25519';
+  for (const method of ['importKey', 'verify']) {
+    const real = subtle[method].bind(subtle);
+    subtle[method] = (...a) => (a.some(isEd)
+      ? Promise.reject(new DOMException('Unrecognized name', 'NotSupportedError'))
+      : real(...a));
+  }
+}
+
 // Another site's page with the player embedded, as in the README.
 const FAN_SITE = 'http://localhost:9/final.html';
 async function embedPage() {
@@ -96,7 +112,7 @@ async function embedPage() {
 </script>`;
 }
 
-async function open(name, evil, noValidation = false, embed = false) {
+async function open(name, evil, noValidation = false, embed = false, noEd25519 = false) {
   // The fan site is served by playwright, so Chromium takes it for a public page, which may
   // reach the loopback server only with Local Network Access granted (a public site would
   // embed from a public swarmpack server and need nothing).
@@ -109,6 +125,7 @@ async function open(name, evil, noValidation = false, embed = false) {
   if (process.env.WATCH_CONSOLE) page.on('console', (m) => console.error(`${name}: ${m.text()}`));
   if (evil) await page.addInitScript(corruptUploads);
   if (noValidation) await page.addInitScript(acceptEverything);
+  if (noEd25519) await page.addInitScript(noWebCryptoEd25519);
   if (embed) {
     const body = await embedPage();
     await context.route(FAN_SITE, (route) => route.fulfill({ contentType: 'text/html', body }));
@@ -124,7 +141,8 @@ try {
   }
   for (let i = 0; i < n; i++) {
     const embed = arg['embed-last'] && i === n - 1;
-    await open(embed ? `embedded${i}` : `viewer${i}`, false, arg['no-validation-on'] === String(i), embed);
+    await open(embed ? `embedded${i}` : `viewer${i}`, false, arg['no-validation-on'] === String(i), embed,
+      arg['no-webcrypto-ed25519-on'] === String(i));
     if (i === 0 && arg.evil) await open('evil', true);
     await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
   }
