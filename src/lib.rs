@@ -6,6 +6,8 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod archive;
+pub mod control;
+pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod keys;

@@ -103,7 +103,7 @@ fn key_service(keys: &KeyDir) -> KeyService {
 }
 
 /// Serves `app` on `addr` until the first SIGINT/SIGTERM.
-fn serve_http(
+pub(super) fn serve_http(
     addr: std::net::SocketAddr,
     app: axum::Router,
     what: &str,

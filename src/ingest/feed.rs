@@ -5,8 +5,8 @@
 //! the master timecode: frames before it are blackened (under the slate's text and timecode)
 //! and their audio muted, so a segment is either slate or feed, never half of each.
 
-use super::MatchClock;
 use super::ladder::{IngestError, running_time};
+use super::{IngestEvent, MatchClock};
 use crate::timecode::UtcNs;
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -41,12 +41,13 @@ impl Slate {
 /// Follows a network feed's `fallbacksrc` or a pushed feed's `fallbackswitch` (named "feed"):
 /// the slate overlays are shown while the feed is not running, a returning feed goes on air at
 /// the next boundary (element "hold" blackens video until then, "asrc" mutes audio), and
-/// every loss and return is logged.
+/// every loss and return is logged and sent to `events` ([`IngestEvent::Feed`]).
 pub(super) fn watch(
     feed: &gst::Element,
     pipeline: &gst::Pipeline,
     angle: &str,
     clock: Arc<MatchClock>,
+    events: crossbeam_channel::Sender<IngestEvent>,
 ) -> Result<(), IngestError> {
     let slate = Arc::new(Slate {
         angle: angle.to_string(),
@@ -73,12 +74,22 @@ pub(super) fn watch(
     let ever_live = AtomicBool::new(false);
     let told_waiting = AtomicBool::new(false);
     let told_retrying = AtomicBool::new(false);
+    let angle_arc: Arc<str> = angle.into();
     let apply = move |feed: &gst::Element| {
         let (running, status) = feed_status(feed);
         let angle = &slate.angle;
+        let tell = |live: bool| {
+            let _ = events.send(IngestEvent::Feed {
+                angle: angle_arc.clone(),
+                live,
+                status: status.to_string(),
+            });
+        };
         match (was_running.swap(running, Relaxed), running) {
             (false, true) => {
-                ever_live.store(true, Relaxed);
+                if ever_live.swap(true, Relaxed) {
+                    tell(true);
+                }
                 let now = feed.current_running_time().map_or(0, |t| t.nseconds());
                 let clock = &slate.clock;
                 let on_air = clock
@@ -98,7 +109,8 @@ pub(super) fn watch(
                 } else {
                     "reconnecting"
                 };
-                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, {then}")
+                tracing::warn!("angle {angle}: signal lost ({status}); slate on air, {then}");
+                tell(false);
             }
             (false, false) if !ever_live.load(Relaxed) => {
                 slate.show(true);

@@ -144,7 +144,7 @@ impl AngleIngest {
             }
         }
         if let Some(feed) = pipeline.by_name("feed") {
-            super::feed::watch(&feed, &pipeline, angle, state.clock.clone())?;
+            super::feed::watch(&feed, &pipeline, angle, state.clock.clone(), events.clone())?;
         }
         // A pushed RTMP stream carries the encoder's clock: it is moved onto ours once, at
         // its first buffer, so media lands on the master timecode when it arrives.

@@ -28,6 +28,13 @@ pub enum IngestEvent {
     RungEnded { angle: Arc<str>, rung: Arc<str> },
     /// The angle's pipeline failed; the message names the element.
     Error { angle: Arc<str>, message: String },
+    /// A network feed was lost (`live: false`, the slate goes on air) or came back after a
+    /// loss (`live: true`). Its first arrival is not an event.
+    Feed {
+        angle: Arc<str>,
+        live: bool,
+        status: String,
+    },
 }
 
 /// The match's shared time base: where running time 0 sits on the master timecode, and

@@ -1,5 +1,6 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
+mod events;
 mod outlet;
 mod resume;
 
@@ -66,6 +67,12 @@ pub enum RunError {
         path: String,
         found: u64,
         recorded: u64,
+    },
+    #[error("--events {path}: cannot open the events file")]
+    Events {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("spool {dir}: cannot create the directory or take its run lock {lock}")]
     Lock {
@@ -141,6 +148,9 @@ pub struct RunConfig {
     /// Run test and file feeds as fast as the machine allows.
     pub fast: bool,
     pub fragments: Fragments,
+    /// Append the match's events (feeds lost and restored, windows published, the origin down
+    /// and up) to this file as JSON lines ([`crate::events`]).
+    pub events: Option<PathBuf>,
 }
 
 /// What a finished match produced.
@@ -217,6 +227,16 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     };
     let work_dir = cfg.spool.join(&cfg.match_id);
     let _lock = lock_match(&work_dir, &cfg.match_id)?;
+    let event_log = match &cfg.events {
+        Some(path) => Some(crate::events::EventLog::open(path, &cfg.match_id).map_err(
+            |source| RunError::Events {
+                path: path.clone(),
+                source,
+            },
+        )?),
+        None => None,
+    };
+    let mut run_events = events::RunEvents::new(event_log, &cfg.match_id);
     // Objects the origin refused for good: segments become gaps in their playlists.
     let (lost_tx, lost_rx) = crossbeam_channel::unbounded::<String>();
     let origin_name = cfg.origin.describe().to_string();
@@ -225,7 +245,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         cfg.origin.clone(),
         &queue_dir(&cfg.spool, &cfg.match_id),
         PublisherConfig {
-            events: metrics.clone().map(crate::metrics::latency_recorder),
+            events: run_events.published_channel(metrics.clone()),
             lost: Some(lost_tx),
             durability: cfg.durability,
             ..PublisherConfig::default()
@@ -318,8 +338,10 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let grace = Duration::from_nanos(timeline.segment_ns()) + Duration::from_secs(5);
     // The packager runs on this thread: its CPU time is the packaging cost (scripts/bench).
     let packager_cpu_start = crate::observe::thread_cpu_time();
+    let publish_status = outlet.publisher.status();
     let result = loop {
         observer.tick();
+        run_events.origin(publish_status.origin_down());
         for path in lost_rx.try_iter() {
             packager.mark_lost(&path);
         }
@@ -402,6 +424,11 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                     message,
                 });
             }
+            IngestEvent::Feed {
+                angle,
+                live,
+                status,
+            } => run_events.feed(&angle, live, &status),
         }
     };
     angles.into_iter().for_each(AngleIngest::shutdown);
@@ -416,6 +443,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     packager.finish();
     outlet.forward(&mut packager, &mut report)?;
     outlet.close(cfg.drain_timeout)?;
+    run_events.ended(report.segments);
     let packager_cpu = crate::observe::thread_cpu_time()
         .zip(packager_cpu_start)
         .map_or(0.0, |(end, start)| end.saturating_sub(start).as_secs_f64());

@@ -212,7 +212,8 @@ impl Conversation {
                     stream_key,
                     ..
                 } => {
-                    let (code, why, refusal) = if !same_secret(&stream_key, &self.key) {
+                    let (code, why, refusal) = if !crate::keys::same_secret(&stream_key, &self.key)
+                    {
                         (
                             "NetStream.Publish.BadName",
                             "wrong stream key",
@@ -285,15 +286,6 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Refusal> {
 
 /// Whether a stream key matches, in time that does not depend on where they differ or on
 /// their lengths (the SHA-256 digests are compared in full).
-fn same_secret(given: &str, expected: &str) -> bool {
-    use crate::package::hex::sha256;
-    let (a, b) = (sha256(given.as_bytes()), sha256(expected.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
 mod tests;

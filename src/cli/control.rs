@@ -1,0 +1,161 @@
+//! `swarmpack control`: the match controller (see `swarmpack::control`).
+
+use super::{Failure, bad_input, runtime};
+use anyhow::{Context, anyhow};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use swarmpack::control::supervise::Launcher;
+use swarmpack::control::webhook::{Outbox, Secret};
+use swarmpack::control::{Controller, api, store::Store};
+
+pub const LONG_ABOUT: &str = "Run matches for the bracket software or the producer's console: \
+a JSON API that starts each match as its own `swarmpack run` process, watches it, restarts it \
+when it dies, stops it on request, and reports what happens by webhooks signed as the Standard \
+Webhooks spec has them.\n\n\
+API (every request: Authorization: Bearer $SWARMPACK_API_TOKEN):\n  \
+POST   /v1/matches          {\"match\",\"profile\",\"angles\":{\"name\":\"uri\"},\"origin\",\"duration\"?}\n                         \
+with Idempotency-Key: a retry returns the first answer\n  \
+GET    /v1/matches          every match and its state\n  \
+GET    /v1/matches/ID       state, feeds, newest window and seq, spool depth, last error\n  \
+DELETE /v1/matches/ID       a clean stop, as SIGTERM on `run`\n\n\
+Profiles are the .toml files in --profiles, by name. Runs get --spool STATE/spool and write \
+their log to STATE/matches/ID/run.log. A run that dies is restarted after 1, 2, 4, 8, 16 s; \
+after 5 crashes in a row without publishing a window (or a run refusing its input, exit 2) the \
+match is failed.\n\n\
+Webhooks (SWARMPACK_WEBHOOK_URL, SWARMPACK_WEBHOOK_SECRET=whsec_…): match.started, match.live, \
+feed.lost, feed.restored, window.published, origin.down, origin.up, match.ended, match.failed; \
+each with one stable id, delivered at least once from STATE/outbox, retried with backoff and \
+jitter.\n\n\
+Stopping the controller (Ctrl-C, SIGTERM, or a crash) leaves the matches running: started \
+again with the same --state, it adopts the runs still alive and restarts the ones that died.";
+
+pub const EXAMPLE: &str = "Example:\n  \
+export SWARMPACK_API_TOKEN=$(openssl rand -hex 24)\n  \
+export SWARMPACK_WEBHOOK_URL=https://bracket.example/hooks SWARMPACK_WEBHOOK_SECRET=whsec_$(openssl rand -base64 32)\n  \
+swarmpack control --listen 127.0.0.1:8600 --state /var/lib/swarmpack --keys ./keys --profiles ./profiles\n  \
+curl -H \"Authorization: Bearer $SWARMPACK_API_TOKEN\" -H 'Idempotency-Key: final-1' \\\n       \
+-d '{\"match\":\"final\",\"profile\":\"demo\",\"angles\":{\"main\":\"test:\"},\"origin\":\"file:///srv/origin\"}' \\\n       \
+http://127.0.0.1:8600/v1/matches";
+
+#[derive(clap::Args)]
+pub struct ControlArgs {
+    /// Address of the API, e.g. 127.0.0.1:8600.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// The controller's state: matches, idempotency keys, the webhook outbox, the runs' spool.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// Match secrets from `swarmpack keygen`, for every run.
+    #[arg(long, value_name = "DIR", default_value = "./keys")]
+    pub keys: PathBuf,
+    /// The profiles a request may name (NAME.toml).
+    #[arg(long, value_name = "DIR", default_value = "./profiles")]
+    pub profiles: PathBuf,
+    /// The API's bearer token (at least 16 characters).
+    #[arg(long, env = "SWARMPACK_API_TOKEN", hide_env_values = true)]
+    pub api_token: String,
+    /// Where webhooks go (POST); without it none are sent.
+    #[arg(long, env = "SWARMPACK_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// The webhooks' signing secret, whsec_<base64>.
+    #[arg(long, env = "SWARMPACK_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+}
+
+pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
+    let addr: std::net::SocketAddr = args.listen.parse().map_err(|_| {
+        bad_input(anyhow!(
+            "--listen {:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8600",
+            args.listen
+        ))
+    })?;
+    if args.api_token.trim().len() < 16 {
+        return Err(bad_input(anyhow!(
+            "SWARMPACK_API_TOKEN: expected at least 16 characters (e.g. openssl rand -hex 24)"
+        )));
+    }
+    swarmpack::keys::KeyDir::load(&args.keys).map_err(bad_input)?;
+    if !args.profiles.is_dir() {
+        return Err(bad_input(anyhow!(
+            "--profiles {}: not a directory of profile .toml files",
+            args.profiles.display()
+        )));
+    }
+    let webhook = match (&args.webhook_url, &args.webhook_secret) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(bad_input(anyhow!(
+                "SWARMPACK_WEBHOOK_URL is set but SWARMPACK_WEBHOOK_SECRET is not: webhooks are always signed"
+            )));
+        }
+        (Some(url), Some(secret)) => {
+            url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    bad_input(anyhow!(
+                        "SWARMPACK_WEBHOOK_URL {url:?}: expected an http(s):// URL"
+                    ))
+                })?;
+            Some((url.clone(), Secret::parse(secret).map_err(bad_input)?))
+        }
+    };
+    let store = Store::open(&args.state).map_err(runtime)?;
+    let outbox = match &webhook {
+        Some(_) => Some(Outbox::open(&store.outbox_dir()).map_err(runtime)?),
+        None => None,
+    };
+    let launcher = Launcher {
+        exe: std::env::current_exe()
+            .context("cannot find the swarmpack binary to start runs with")
+            .map_err(runtime)?,
+        keys: std::fs::canonicalize(&args.keys).map_err(runtime)?,
+        spool: store.spool_dir(),
+    };
+    let outbox_dir = store.outbox_dir();
+    let controller = Controller::open(store, launcher, outbox);
+    let api = Arc::new(api::Api {
+        controller: std::sync::Mutex::new(controller),
+        token: args.api_token.trim().to_string(),
+        profiles: args.profiles.clone(),
+    });
+
+    // The supervisor: every half second, each match's events, exits and restarts.
+    let watched = api.clone();
+    let stop = stop_requests.clone();
+    std::thread::Builder::new()
+        .name("swarmpack-supervise".into())
+        .spawn(move || {
+            while stop.load(Ordering::Relaxed) == 0 {
+                swarmpack::sync::lock(&watched.controller).tick();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .map_err(runtime)?;
+    // The webhooks, on their own thread: a slow receiver never holds up the API.
+    if let Some((url, secret)) = webhook {
+        let outbox = Outbox::open(&outbox_dir).map_err(runtime)?;
+        let stop = stop_requests.clone();
+        tracing::info!("webhooks to {url}");
+        std::thread::Builder::new()
+            .name("swarmpack-webhooks".into())
+            .spawn(move || {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    swarmpack::control::deliver_due(&outbox, &url, &secret);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .map_err(runtime)?;
+    }
+    super::http::serve_http(
+        addr,
+        api::router(api),
+        "control API",
+        "/v1/matches",
+        stop_requests,
+    )?;
+    tracing::info!("controller stopped; its matches keep running (start it again to adopt them)");
+    Ok(())
+}

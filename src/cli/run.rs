@@ -1,0 +1,227 @@
+//! `swarmpack run`: its arguments, and turning them into a [`RunConfig`] (bad input exits 2).
+
+use super::{Failure, LogFormat, bad_input, runtime};
+use anyhow::anyhow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use swarmpack::ingest::{Fragments, SourceSpec};
+use swarmpack::keys::KeyDir;
+use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
+use swarmpack::publish::Origin;
+use swarmpack::run::{RunConfig, RunError};
+
+/// How the spool writes objects (see `run --help`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SpoolDurability {
+    Fsync,
+    Buffered,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Match ID: the top directory on the origin (a-z, 0-9, '-', '_').
+    #[arg(long = "match", value_name = "ID")]
+    pub match_id: String,
+    /// Profile TOML that selects the segment grid and the bitrate ladder (see profiles/).
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// A camera angle: NAME=URI. Repeat for each angle.
+    #[arg(long = "angle", value_name = "NAME=URI", required = true)]
+    pub angles: Vec<String>,
+    /// Match secrets from `swarmpack keygen`.
+    #[arg(long, value_name = "DIR", default_value = "./keys")]
+    pub keys: PathBuf,
+    /// Where to publish: file:///abs/dir, file://relative/dir, http(s)://host/path/ (WebDAV
+    /// PUT) or s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY from the environment).
+    #[arg(long, value_name = "URL", default_value = "file://./out")]
+    pub origin: String,
+    /// Local working directory: objects wait in SPOOL/MATCH/queue until the origin has them
+    /// (a restart publishes leftovers first); SPOOL/MATCH/seed is the seeder's copy.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./spool",
+        env = "SWARMPACK_SPOOL"
+    )]
+    pub spool: PathBuf,
+    /// At the end, wait this long for the spool to drain to the origin: 30s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub drain_timeout: String,
+    /// fsync: every spooled object survives a power cut (flushed before it is queued).
+    /// buffered: it survives a crash of swarmpack, and the OS flushes it (a power cut may lose
+    /// the newest seconds). docs/PERFORMANCE.md has the cost of each. A full spool disk never
+    /// stops the match: objects are held in memory (up to 512 MiB) and published from there.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "fsync")]
+    pub spool_durability: SpoolDurability,
+    /// Do not seed windows (overrides the profile's [seed] enabled).
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, e.g. 127.0.0.1:9300.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Where the seeder listens for peers, IP:PORT (overrides the profile's seed.listen;
+    /// port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", env = "SWARMPACK_SEED_LISTEN")]
+    pub seed_listen: Option<String>,
+    /// Stop after SECS of media, rounded up to whole segments (a clean end with ENDLIST).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Run test: and file: feeds as fast as the machine allows (media time runs ahead of UTC).
+    #[arg(long)]
+    pub fast: bool,
+    /// Directory of tuned pipeline fragments (*.gst) that replace the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub pipelines: Option<PathBuf>,
+    /// Print each angle's GStreamer pipeline (gst-launch-1.0 syntax) and exit.
+    #[arg(long)]
+    pub print_pipeline: bool,
+    /// Append the match's events to FILE, one JSON line each: feed.lost, feed.restored,
+    /// window.published, origin.down, origin.up (`swarmpack control` turns them into webhooks).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+}
+
+pub fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
+    let mut angles: Vec<(String, SourceSpec)> = Vec::new();
+    for spec in specs {
+        let (name, uri) = spec.split_once('=').ok_or_else(|| {
+            bad_input(anyhow!(
+                "--angle {spec}: expected NAME=URI, e.g. main=test:"
+            ))
+        })?;
+        if !is_path_safe_name(name) {
+            return Err(bad_input(anyhow!(
+                "--angle {spec}: angle name {name:?}: expected {}",
+                path_safe_name_rule()
+            )));
+        }
+        if angles.iter().any(|(n, _)| n == name) {
+            return Err(bad_input(anyhow!(
+                "--angle {spec}: angle {name:?} is given twice"
+            )));
+        }
+        let source = SourceSpec::parse(name, uri).map_err(bad_input)?;
+        angles.push((name.to_string(), source));
+    }
+    Ok(angles)
+}
+
+pub fn run(
+    args: RunArgs,
+    log_format: LogFormat,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    if !is_path_safe_name(&args.match_id) {
+        return Err(bad_input(anyhow!(
+            "--match {:?}: expected {}",
+            args.match_id,
+            path_safe_name_rule()
+        )));
+    }
+    let profile = Profile::load(&args.profile).map_err(bad_input)?;
+    let angles = parse_angles(&args.angles)?;
+    if let Some(d) = args.duration
+        && !(d > 0.0 && d.is_finite())
+    {
+        return Err(bad_input(anyhow!(
+            "--duration {d}: expected a positive number of seconds"
+        )));
+    }
+    let fragments = match &args.pipelines {
+        Some(dir) if !dir.is_dir() => {
+            return Err(bad_input(anyhow!(
+                "--pipelines {}: not a directory",
+                dir.display()
+            )));
+        }
+        Some(dir) => Fragments::from_dir(dir),
+        None => Fragments::builtin(),
+    };
+    if args.print_pipeline {
+        for (name, spec) in &angles {
+            let text =
+                swarmpack::ingest::describe::describe(name, spec, &profile, &fragments, args.fast)
+                    .map_err(bad_input)?;
+            println!("# angle {name}\ngst-launch-1.0 -e {text}\n");
+        }
+        return Ok(());
+    }
+    let mut profile = profile;
+    if let Some(listen) = &args.seed_listen {
+        profile.seed.listen = listen.parse().map_err(|_| {
+            bad_input(anyhow!(
+                "--seed-listen {listen:?}: expected IP:PORT, e.g. 0.0.0.0:6881"
+            ))
+        })?;
+    }
+    let metrics = match &args.metrics {
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            bad_input(anyhow!(
+                "--metrics {addr:?}: expected IP:PORT, e.g. 127.0.0.1:9300"
+            ))
+        })?),
+        None => None,
+    };
+    let drain_timeout = humantime::parse_duration(&args.drain_timeout).map_err(|e| {
+        bad_input(anyhow!(
+            "--drain-timeout {:?}: expected a duration like 30s or 2m ({e})",
+            args.drain_timeout
+        ))
+    })?;
+    let origin = Origin::open(&args.origin).map_err(|e| match e {
+        swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
+        e => runtime(e),
+    })?;
+    let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
+    if let Some(root) = origin.local_root() {
+        keys.ensure_outside(root).map_err(bad_input)?;
+    }
+    let seed = profile.seed.enabled && !args.no_seed;
+    let status_line =
+        log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = swarmpack::run::run(
+        RunConfig {
+            match_id: args.match_id.clone(),
+            profile,
+            angles,
+            origin,
+            spool: args.spool.clone(),
+            drain_timeout,
+            durability: match args.spool_durability {
+                SpoolDurability::Fsync => swarmpack::publish::Durability::Fsync,
+                SpoolDurability::Buffered => swarmpack::publish::Durability::Buffered,
+            },
+            seed,
+            metrics,
+            status_line,
+            keys,
+            duration_secs: args.duration,
+            fast: args.fast,
+            fragments,
+            events: args.events.clone(),
+        },
+        stop_requests,
+    )
+    .map_err(|e| match e {
+        RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
+        | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
+        | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. })
+        | RunError::Seed(swarmpack::seed::SeedError::MissingToken { .. })
+        | RunError::AlreadyRunning { .. }
+        | RunError::Events { .. } => bad_input(e),
+        RunError::Interrupted => Failure {
+            code: 130,
+            error: e.into(),
+        },
+        e => runtime(e),
+    })?;
+    if report.segments == 0 {
+        return Err(runtime(anyhow!(
+            "match {} produced no segments: check the feeds, no frame reached a segment boundary",
+            args.match_id
+        )));
+    }
+    Ok(())
+}

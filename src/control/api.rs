@@ -1,0 +1,223 @@
+//! The control API's routes (CONTRACT.md, "The control API"). Every request needs
+//! `Authorization: Bearer $SWARMPACK_API_TOKEN` (compared in constant time); errors are JSON
+//! `{"error": "..."}` naming the field.
+
+use super::Controller;
+use super::request::{self, Refusal};
+use super::store::{MatchRecord, Remembered};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+/// What the routes share.
+pub struct Api {
+    pub controller: Mutex<Controller>,
+    pub token: String,
+    pub profiles: std::path::PathBuf,
+}
+
+/// The largest request body taken.
+const MAX_BODY: usize = 64 * 1024;
+
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/v1/matches", post(create).get(list))
+        .route("/v1/matches/{id}", get(show).delete(stop))
+        .route("/v1/matches/{id}/markers", post(not_yet))
+        .route("/v1/matches/{id}/clips", post(not_yet))
+        .route("/v1/matches/{id}/archive", post(not_yet))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .with_state(api)
+}
+
+fn error(status: u16, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if given.is_empty() || !crate::keys::same_secret(given, &api.token) {
+        let mut resp = error(
+            401,
+            "expected Authorization: Bearer <the controller's SWARMPACK_API_TOKEN>",
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+/// What `GET` shows of a match.
+fn view(r: &MatchRecord, spool: &std::path::Path) -> serde_json::Value {
+    let id = &r.spec.match_id;
+    let angles: serde_json::Map<String, serde_json::Value> = r
+        .spec
+        .angles
+        .iter()
+        .map(|(name, uri)| {
+            let feed = r.feeds.get(name).map_or("live", String::as_str);
+            let feed = if r.state.is_running() { feed } else { "off" };
+            (
+                name.clone(),
+                json!({"uri": crate::ingest::srt::redacted(uri), "feed": feed}),
+            )
+        })
+        .collect();
+    let window_len = crate::profile::Profile::load(&r.spec.profile_file)
+        .map(|p| p.segment.window)
+        .unwrap_or(0);
+    let newest_seq = r
+        .newest_window
+        .filter(|_| window_len > 0)
+        .map(|w| (w + 1) * window_len - 1);
+    let spool_depth = std::fs::read_dir(crate::run::queue_dir(spool, id))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "meta"))
+                .count()
+        })
+        .unwrap_or(0);
+    json!({
+        "match": id,
+        "state": r.state,
+        "profile": r.spec.profile,
+        "origin": r.spec.origin,
+        "angles": angles,
+        "newest_window": r.newest_window,
+        "newest_seq": newest_seq,
+        "spool_depth": spool_depth,
+        "runs": r.runs,
+        "pid": r.pid,
+        "last_error": r.last_error,
+        "created": r.created,
+        "playback": playback(r),
+    })
+}
+
+fn playback(r: &MatchRecord) -> serde_json::Value {
+    let base = r.spec.public_url.trim_end_matches('/');
+    let id = &r.spec.match_id;
+    json!({
+        "master": format!("{base}/{id}/master.m3u8"),
+        "watch": format!("{base}/watch?match={id}"),
+        "preview": format!("{base}/?match={id}"),
+    })
+}
+
+async fn create(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map(str::to_string));
+    let key = match key {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k),
+        Some(_) => {
+            return error(
+                400,
+                "Idempotency-Key: expected 1 to 255 visible ASCII characters",
+            );
+        }
+    };
+    let api2 = api.clone();
+    tokio::task::spawn_blocking(move || create_blocking(&api2, key, &body))
+        .await
+        .unwrap_or_else(|e| error(500, format!("internal error: {e}")))
+}
+
+fn create_blocking(api: &Api, key: Option<String>, body: &[u8]) -> Response {
+    let mut c = crate::sync::lock(&api.controller);
+    let fingerprint = request::fingerprint(body);
+    if let Some(key) = &key
+        && let Some(first) = c.store().remembered(key)
+    {
+        if first.fingerprint != fingerprint {
+            return error(
+                422,
+                "Idempotency-Key: this key was used with another request body; use a new key for a new request",
+            );
+        }
+        let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
+        return (status, axum::Json(first.body)).into_response();
+    }
+    let spec = match request::parse(body, &api.profiles) {
+        Ok(spec) => spec,
+        Err(Refusal { status, message }) => return error(status, message),
+    };
+    if c.is_running(&spec.match_id) {
+        return error(
+            409,
+            format!(
+                "match: {:?} is already running; stop it first (DELETE /v1/matches/{})",
+                spec.match_id, spec.match_id
+            ),
+        );
+    }
+    let record = match c.create(spec) {
+        Ok(r) => r.clone(),
+        Err(e) => return error(500, format!("{e}: {}", e.source)),
+    };
+    let answer = json!({
+        "match": record.spec.match_id,
+        "state": record.state,
+        "playback": playback(&record),
+    });
+    if let Some(key) = &key {
+        let remembered = Remembered {
+            fingerprint,
+            status: 201,
+            body: answer.clone(),
+        };
+        if let Err(e) = c.store().remember(key, &remembered) {
+            tracing::error!("{e}: {}", e.source);
+        }
+    }
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+async fn list(State(api): State<Arc<Api>>) -> Response {
+    let c = crate::sync::lock(&api.controller);
+    let spool = c.store().spool_dir();
+    let all: Vec<serde_json::Value> = c.all().map(|r| view(r, &spool)).collect();
+    axum::Json(json!({"matches": all})).into_response()
+}
+
+async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    let c = crate::sync::lock(&api.controller);
+    let spool = c.store().spool_dir();
+    match c.get(&id) {
+        Some(r) => axum::Json(view(r, &spool)).into_response(),
+        None => error(404, format!("match: no match {id:?} here")),
+    }
+}
+
+async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    let mut c = crate::sync::lock(&api.controller);
+    let spool = c.store().spool_dir();
+    match c.stop(&id) {
+        Some(r) => (StatusCode::ACCEPTED, axum::Json(view(r, &spool))).into_response(),
+        None => error(404, format!("match: no match {id:?} here")),
+    }
+}
+
+async fn not_yet() -> Response {
+    error(
+        501,
+        "not in this version of swarmpack: markers, clips and archive over the API come with a later release (`swarmpack archive` works from the command line)",
+    )
+}

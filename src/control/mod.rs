@@ -1,0 +1,367 @@
+//! `swarmpack control`: starts and watches matches for the bracket software or the producer's
+//! console, over a JSON API ([`api`]), and tells them what happens by signed webhooks
+//! ([`webhook`]).
+//!
+//! Each match is its own `swarmpack run` process ([`supervise`]), so one match's crash never
+//! touches another. A run that dies is started again (the run picks the match up where its
+//! spool and the origin left it) after 1, 2, 4, 8 and 16 s; after [`MAX_CRASHES`] crashes in a
+//! row without a window published, the match is failed. The controller's own state is on disk
+//! ([`store`]): restarted, it adopts the runs still alive and restarts the ones that died, and
+//! it never starts a second run of a match that is running (the run's spool lock also refuses
+//! one).
+//!
+//! Events: `run` writes feed, window and origin events to `events.jsonl` in the match's state
+//! directory; the controller adds `match.started`, `match.live` (the first window published),
+//! `match.ended` (the run's clean end) and `match.failed`, and queues them all in the outbox.
+
+pub mod api;
+pub mod request;
+pub mod store;
+pub mod supervise;
+pub mod webhook;
+
+use crate::events::{Event, EventType};
+use request::MatchSpec;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::process::Child;
+use store::{MatchRecord, MatchState, Store};
+use supervise::Launcher;
+use webhook::Outbox;
+
+/// Crashes in a row (no window published in between) before a match is failed.
+pub const MAX_CRASHES: u32 = 5;
+
+pub struct Controller {
+    store: Store,
+    launcher: Launcher,
+    matches: BTreeMap<String, MatchRecord>,
+    /// Runs this controller started (adopted ones are watched through their run lock).
+    children: HashMap<String, Child>,
+    outbox: Option<Outbox>,
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Controller {
+    /// Opens the state and adopts what is running. `outbox` is None without a webhook URL.
+    pub fn open(store: Store, launcher: Launcher, outbox: Option<Outbox>) -> Controller {
+        let matches = store.load_all();
+        let mut c = Controller {
+            store,
+            launcher,
+            matches,
+            children: HashMap::new(),
+            outbox,
+        };
+        for (id, r) in &c.matches {
+            if r.state.is_running() {
+                match c.launcher.running(id) {
+                    Some(pid) => tracing::info!("match {id}: adopted its run (pid {pid})"),
+                    None => tracing::warn!("match {id}: its run is gone; restarting it"),
+                }
+            }
+        }
+        c.tick();
+        c
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn get(&self, id: &str) -> Option<&MatchRecord> {
+        self.matches.get(id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &MatchRecord> {
+        self.matches.values()
+    }
+
+    /// Whether a run of `id` is going (or starting, or stopping).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.matches.get(id).is_some_and(|r| r.state.is_running())
+            || self.launcher.running(id).is_some()
+    }
+
+    /// Starts a match (the caller checked it is not running).
+    pub fn create(&mut self, spec: MatchSpec) -> Result<&MatchRecord, store::StoreError> {
+        let id = spec.match_id.clone();
+        let next_event = self.matches.get(&id).map_or(0, |r| r.next_event);
+        let record = MatchRecord {
+            spec,
+            state: MatchState::Starting,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            runs: 0,
+            crashes: 0,
+            pid: None,
+            last_error: None,
+            events_offset: self.matches.get(&id).map_or(0, |r| r.events_offset),
+            newest_window: None,
+            feeds: BTreeMap::new(),
+            stop_requested: false,
+            live_announced: false,
+            next_event,
+            restart_after_ms: 0,
+        };
+        self.matches.insert(id.clone(), record);
+        self.start_run(&id);
+        let r = &self.matches[&id];
+        self.store.save(r)?;
+        Ok(r)
+    }
+
+    /// Asks the match's run to stop cleanly.
+    pub fn stop(&mut self, id: &str) -> Option<&MatchRecord> {
+        let running = self.launcher.running(id);
+        let r = self.matches.get_mut(id)?;
+        if r.state.is_running() {
+            r.stop_requested = true;
+            r.state = MatchState::Stopping;
+            if let Some(pid) = running.filter(|p| *p > 0).or(r.pid) {
+                supervise::terminate(pid);
+            }
+            tracing::info!("match {id}: stopping");
+            if let Err(e) = self.store.save(r) {
+                tracing::error!("{e}");
+            }
+        }
+        self.matches.get(id)
+    }
+
+    /// Queues one of the controller's own events (id `evt_{match}_c{n}`).
+    fn own_event(&mut self, id: &str, kind: EventType, mut data: serde_json::Value) {
+        let Some(r) = self.matches.get_mut(id) else {
+            return;
+        };
+        data["match"] = json!(id);
+        let event = Event::new(format!("evt_{id}_c{}", r.next_event), kind, data);
+        r.next_event += 1;
+        tracing::info!("match {id}: {kind:?}");
+        if let Some(outbox) = &mut self.outbox
+            && let Err(e) = outbox.enqueue(event)
+        {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn start_run(&mut self, id: &str) {
+        let Some(r) = self.matches.get(id) else {
+            return;
+        };
+        let dir = self.store.match_dir(id);
+        match self.launcher.start(&r.spec, &dir) {
+            Ok(child) => {
+                let pid = child.id();
+                self.children.insert(id.to_string(), child);
+                let r = self.matches.get_mut(id).expect("present");
+                r.pid = Some(pid);
+                r.runs += 1;
+                let run = r.runs;
+                tracing::info!("match {id}: run {run} started (pid {pid})");
+                if run == 1 {
+                    self.own_event(id, EventType::MatchStarted, json!({"pid": pid}));
+                }
+            }
+            Err(e) => {
+                let r = self.matches.get_mut(id).expect("present");
+                r.last_error = Some(format!("cannot start swarmpack run: {e}"));
+                r.crashes += 1;
+                tracing::error!("match {id}: cannot start swarmpack run: {e}");
+            }
+        }
+    }
+
+    /// Reads the run's new events: queues them and applies what they say to the record.
+    fn read_events(&mut self, id: &str) {
+        let path = self.store.match_dir(id).join("events.jsonl");
+        let Some(r) = self.matches.get(id) else {
+            return;
+        };
+        let offset = r.events_offset;
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let Some(fresh) = bytes.get(offset as usize..) else {
+            return;
+        };
+        let (events, used, bad) = crate::events::read_lines(fresh);
+        for at in bad {
+            tracing::warn!(
+                "{}: a line at {} does not parse",
+                path.display(),
+                offset as usize + at
+            );
+        }
+        let mut live = false;
+        for e in events {
+            let r = self.matches.get_mut(id).expect("present");
+            match e.kind {
+                EventType::WindowPublished => {
+                    r.newest_window = e.data["window"].as_u64().or(r.newest_window);
+                    r.crashes = 0;
+                    live = true;
+                }
+                EventType::FeedLost | EventType::FeedRestored => {
+                    if let Some(angle) = e.data["angle"].as_str() {
+                        let feed = if e.kind == EventType::FeedLost {
+                            "lost"
+                        } else {
+                            "live"
+                        };
+                        r.feeds.insert(angle.to_string(), feed.to_string());
+                    }
+                }
+                EventType::MatchEnded => {
+                    r.state = MatchState::Ended;
+                }
+                _ => {}
+            }
+            if let Some(outbox) = &mut self.outbox
+                && let Err(err) = outbox.enqueue(e)
+            {
+                tracing::error!("{err}");
+            }
+        }
+        let r = self.matches.get_mut(id).expect("present");
+        if live && !r.live_announced {
+            r.live_announced = true;
+            if r.state == MatchState::Starting {
+                r.state = MatchState::Live;
+            }
+            self.own_event(id, EventType::MatchLive, json!({}));
+        } else if live && r.state == MatchState::Starting {
+            r.state = MatchState::Live;
+        }
+        let r = self.matches.get_mut(id).expect("present");
+        r.events_offset = offset + used as u64;
+    }
+
+    /// One look at every match: new events, runs that ended or died, restarts due.
+    pub fn tick(&mut self) {
+        let ids: Vec<String> = self.matches.keys().cloned().collect();
+        for id in ids {
+            let before = serde_json::to_vec(&self.matches[&id]).ok();
+            self.watch(&id);
+            if serde_json::to_vec(&self.matches[&id]).ok() != before
+                && let Err(e) = self.store.save(&self.matches[&id])
+            {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    fn watch(&mut self, id: &str) {
+        if !self.matches[id].state.is_running() {
+            return;
+        }
+        // A child of ours is reaped here; an adopted run is seen through its run lock.
+        let exited = match self.children.get_mut(id) {
+            Some(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status.code()),
+                Ok(None) => None,
+                Err(_) => Some(None),
+            },
+            None => self.launcher.running(id).is_none().then_some(None),
+        };
+        self.read_events(id);
+        let Some(code) = exited else {
+            return;
+        };
+        self.children.remove(id);
+        // Anything written just before the end.
+        self.read_events(id);
+        if let Some(pid) = self.launcher.running(id) {
+            // Another run of this match holds its spool (one started just before a controller
+            // restart, say): that one is the match's run now.
+            tracing::info!("match {id}: adopted its run (pid {pid})");
+            self.matches.get_mut(id).expect("present").pid = Some(pid);
+            return;
+        }
+        let log = self.store.match_dir(id).join("run.log");
+        let r = self.matches.get_mut(id).expect("present");
+        r.pid = None;
+        if r.state == MatchState::Ended || (r.stop_requested && code == Some(0)) {
+            r.state = MatchState::Ended;
+            let segments = json!({"runs": r.runs});
+            self.own_event(id, EventType::MatchEnded, segments);
+            return;
+        }
+        let now = now_ms();
+        if r.restart_after_ms == 0 {
+            r.crashes += 1;
+            r.last_error = supervise::last_error(&log).or_else(|| {
+                Some(format!(
+                    "the run exited ({code:?}) without ending the match"
+                ))
+            });
+            // Bad input (exit 2) will not get better by trying again.
+            if r.crashes > MAX_CRASHES || code == Some(2) {
+                r.state = MatchState::Failed;
+                let error = r.last_error.clone();
+                tracing::error!("match {id}: failed after {} run(s): {error:?}", r.runs);
+                self.own_event(id, EventType::MatchFailed, json!({"error": error}));
+                return;
+            }
+            let wait = 1000i64 << (r.crashes - 1).min(4);
+            r.restart_after_ms = now + wait;
+            tracing::warn!(
+                "match {id}: its run died ({}); restarting in {} s",
+                r.last_error.as_deref().unwrap_or("?"),
+                wait / 1000
+            );
+        }
+        if now >= r.restart_after_ms {
+            r.restart_after_ms = 0;
+            self.start_run(id);
+        } else {
+            // Not yet: the exit stays noted until the restart is due.
+            self.children.remove(id);
+        }
+    }
+}
+
+/// Delivers the outbox's due webhooks to `url`, once; returns how many went out. A receiver
+/// that is down or answers anything but 2xx gets the event again later
+/// ([`Outbox::failed`]).
+pub fn deliver_due(outbox: &Outbox, url: &str, secret: &webhook::Secret) -> usize {
+    let mut sent = 0;
+    for (path, pending) in outbox.due(now_ms()) {
+        let now = chrono::Utc::now().timestamp();
+        let mut req = ureq::post(url)
+            .timeout(std::time::Duration::from_secs(10))
+            .set("content-type", "application/json");
+        for (name, value) in webhook::headers(secret, &pending.event, now) {
+            req = req.set(name, &value);
+        }
+        match req.send_bytes(&pending.event.body()) {
+            Ok(_) => {
+                outbox.delivered(&path);
+                sent += 1;
+            }
+            Err(e) => {
+                let id = pending.event.id.clone();
+                let why = match &e {
+                    ureq::Error::Status(code, _) => format!("HTTP {code}"),
+                    ureq::Error::Transport(t) => t.to_string(),
+                };
+                match outbox.failed(&path, pending, now_ms(), rand::random::<f64>()) {
+                    Some(wait) => tracing::warn!(
+                        "webhook {id} to {url}: {why}; next attempt in {:.1} s",
+                        wait.as_secs_f64()
+                    ),
+                    None => tracing::error!(
+                        "webhook {id} to {url}: {why}; given up after {} attempts (kept in outbox/dead)",
+                        webhook::MAX_ATTEMPTS
+                    ),
+                }
+                // The rest would likely fail the same way: they wait for the next round.
+                break;
+            }
+        }
+    }
+    sent
+}

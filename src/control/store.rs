@@ -1,0 +1,215 @@
+//! The controller's state on disk (`--state DIR`), so a restarted controller carries on:
+//!
+//! - `matches/{id}/match.json`: each match's request and state; beside it the run's
+//!   `events.jsonl` (`run --events`) and `run.log` (its stderr);
+//! - `idempotency/{sha256 of key}.json`: the first answer to each `Idempotency-Key`;
+//! - `outbox/`: webhooks not yet delivered ([`super::webhook::Outbox`]);
+//! - `spool/`: the runs' `--spool` (their run locks tell which are alive).
+//!
+//! Every file is written whole (a temporary file, fsync, rename) and readable by its owner
+//! only.
+
+use super::request::MatchSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where a match is (CONTRACT.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchState {
+    Starting,
+    Live,
+    Stopping,
+    Ended,
+    Failed,
+}
+
+impl MatchState {
+    /// Whether a run of the match is (or should be) going.
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            MatchState::Starting | MatchState::Live | MatchState::Stopping
+        )
+    }
+}
+
+/// One match as the controller keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MatchRecord {
+    pub spec: MatchSpec,
+    pub state: MatchState,
+    /// RFC 3339 UTC of the request that started it.
+    pub created: String,
+    /// Runs started for this match, the first included.
+    pub runs: u32,
+    /// Crashes since the last run that published a window.
+    pub crashes: u32,
+    /// The pid of the current run.
+    pub pid: Option<u32>,
+    pub last_error: Option<String>,
+    /// How far `events.jsonl` has been read.
+    pub events_offset: u64,
+    pub newest_window: Option<u64>,
+    /// Angle name to "live" or "lost", from the run's feed events.
+    pub feeds: BTreeMap<String, String>,
+    pub stop_requested: bool,
+    /// Whether `match.live` went out.
+    pub live_announced: bool,
+    /// The next number for the controller's own event ids (`evt_{match}_c{n}`).
+    pub next_event: u64,
+    /// Unix milliseconds before which a crashed run is not restarted.
+    #[serde(default)]
+    pub restart_after_ms: i64,
+}
+
+/// The first answer to one `Idempotency-Key`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Remembered {
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// Writes `bytes` to `path` whole: a temporary file beside it (mode 0600), fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("controller state {path}")]
+pub struct StoreError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating, mode 0700) the state directory.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        for sub in ["matches", "idempotency", "outbox", "spool"] {
+            let path = dir.join(sub);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .map_err(|source| StoreError { path, source })?;
+        }
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.join("spool")
+    }
+    pub fn match_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("matches").join(id)
+    }
+
+    /// Every match recorded, by ID. Unreadable records are logged and skipped.
+    pub fn load_all(&self) -> BTreeMap<String, MatchRecord> {
+        let mut out = BTreeMap::new();
+        let Ok(entries) = std::fs::read_dir(self.dir.join("matches")) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let path = e.path().join("match.json");
+            match std::fs::read(&path).map(|b| serde_json::from_slice::<MatchRecord>(&b)) {
+                Ok(Ok(r)) => {
+                    out.insert(r.spec.match_id.clone(), r);
+                }
+                Ok(Err(err)) => tracing::error!("{}: unreadable, skipped: {err}", path.display()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => tracing::error!("{}: {err}", path.display()),
+            }
+        }
+        out
+    }
+
+    pub fn save(&self, record: &MatchRecord) -> Result<(), StoreError> {
+        let dir = self.match_dir(&record.spec.match_id);
+        let path = dir.join("match.json");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|_| {
+                write_atomic(
+                    &path,
+                    &serde_json::to_vec_pretty(record).expect("a record serialises"),
+                )
+            })
+            .map_err(|source| StoreError { path, source })
+    }
+
+    fn idempotency_path(&self, key: &str) -> PathBuf {
+        let name = crate::package::hex::encode(&crate::package::hex::sha256(key.as_bytes()));
+        self.dir.join("idempotency").join(format!("{name}.json"))
+    }
+
+    pub fn remembered(&self, key: &str) -> Option<Remembered> {
+        let bytes = std::fs::read(self.idempotency_path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn remember(&self, key: &str, answer: &Remembered) -> Result<(), StoreError> {
+        let path = self.idempotency_path(key);
+        write_atomic(&path, &serde_json::to_vec(answer).expect("json"))
+            .map_err(|source| StoreError { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn records_and_answers_survive_reopening_and_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let answer = Remembered {
+            fingerprint: "ab".into(),
+            status: 201,
+            body: serde_json::json!({"match": "final"}),
+        };
+        store.remember("key-1", &answer).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.remembered("key-1"), Some(answer));
+        assert_eq!(store.remembered("key-2"), None);
+        let mode = std::fs::metadata(store.idempotency_path("key-1"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        let mode = std::fs::metadata(dir.path().join("outbox"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}

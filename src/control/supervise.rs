@@ -1,0 +1,189 @@
+//! The runs themselves: starting `swarmpack run` for a match as a process of its own (its own
+//! process group, so neither a crash nor a Ctrl-C of the controller reaches it), telling
+//! whether it is alive, and stopping it.
+//!
+//! Whether a run is alive is read from its spool's run lock (`{spool}/{match}/run.lock`, an
+//! exclusive `flock` that `run` holds for its whole life and the kernel drops when it dies),
+//! so a restarted controller tells a live run from a dead one without trusting an old pid.
+
+use super::request::MatchSpec;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// What the controller needs to start runs.
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    /// The swarmpack binary.
+    pub exe: PathBuf,
+    pub keys: PathBuf,
+    /// The runs' `--spool`.
+    pub spool: PathBuf,
+}
+
+impl Launcher {
+    /// The `run` command for `spec`, its events going to `events` and its stderr to `log`.
+    pub fn command(&self, spec: &MatchSpec, events: &Path) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("run")
+            .args(["--match", &spec.match_id])
+            .arg("--profile")
+            .arg(&spec.profile_file)
+            .args(["--origin", &spec.origin])
+            .arg("--keys")
+            .arg(&self.keys)
+            .arg("--spool")
+            .arg(&self.spool)
+            .arg("--events")
+            .arg(events)
+            .args(["--log-format", "json"]);
+        // Several matches on one machine: each seeder takes a free port.
+        if let Ok(profile) = crate::profile::Profile::load(&spec.profile_file) {
+            cmd.args([
+                "--seed-listen",
+                &std::net::SocketAddr::new(profile.seed.listen.ip(), 0).to_string(),
+            ]);
+        }
+        for (name, uri) in &spec.angles {
+            cmd.args(["--angle", &format!("{name}={uri}")]);
+        }
+        if let Some(d) = spec.duration {
+            cmd.args(["--duration", &d.to_string()]);
+        }
+        cmd
+    }
+
+    /// Starts a run of `spec` in `dir` (the match's state directory).
+    pub fn start(&self, spec: &MatchSpec, dir: &Path) -> std::io::Result<Child> {
+        std::fs::create_dir_all(dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("run.log"))?;
+        self.command(spec, &dir.join("events.jsonl"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+    }
+
+    /// Whether a run of `match_id` holds its spool's run lock, and its pid.
+    pub fn running(&self, match_id: &str) -> Option<u32> {
+        let lock = self.spool.join(match_id).join("run.lock");
+        let file = std::fs::File::open(&lock).ok()?;
+        match file.try_lock() {
+            Ok(()) => None,
+            Err(std::fs::TryLockError::WouldBlock) => std::fs::read_to_string(&lock)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .or(Some(0)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!("{}: {e}", lock.display());
+                None
+            }
+        }
+    }
+}
+
+/// Asks process `pid` to stop cleanly (SIGTERM: `run` ends at the next boundary).
+pub fn terminate(pid: u32) {
+    if pid > 1 {
+        // SAFETY: kill only sends a signal.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+}
+
+/// The last error a run logged (its stderr is JSON lines), for `GET` and `match.failed`.
+pub fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read(log).ok()?;
+    let tail = &text[text.len().saturating_sub(64 * 1024)..];
+    String::from_utf8_lossy(tail)
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["level"] == "ERROR").then(|| v["fields"]["message"].as_str().map(str::to_string))?
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_command_carries_the_request() {
+        let spec = MatchSpec {
+            match_id: "final".into(),
+            profile: "demo".into(),
+            profile_file: Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"),
+            angles: vec![
+                ("main".into(), "test:".into()),
+                ("pov".into(), "test:".into()),
+            ],
+            origin: "file:///srv/o".into(),
+            duration: Some(30.0),
+            public_url: "http://127.0.0.1:8080/".into(),
+        };
+        let l = Launcher {
+            exe: "/bin/swarmpack".into(),
+            keys: "/k".into(),
+            spool: "/s".into(),
+        };
+        let cmd = l.command(&spec, Path::new("/e.jsonl"));
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        for part in [
+            "run --match final --profile",
+            "--origin file:///srv/o --keys /k --spool /s --events /e.jsonl",
+            "--seed-listen 0.0.0.0:0",
+            "--angle main=test: --angle pov=test: --duration 30",
+        ] {
+            assert!(joined.contains(part), "{joined}");
+        }
+    }
+
+    #[test]
+    fn a_held_run_lock_means_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Launcher {
+            exe: "/bin/true".into(),
+            keys: "/k".into(),
+            spool: dir.path().into(),
+        };
+        assert_eq!(l.running("final"), None);
+        std::fs::create_dir_all(dir.path().join("final")).unwrap();
+        let lock = dir.path().join("final/run.lock");
+        std::fs::write(&lock, "4242").unwrap();
+        assert_eq!(l.running("final"), None, "a lock file nobody holds");
+        let held = std::fs::File::open(&lock).unwrap();
+        held.lock().unwrap();
+        assert_eq!(l.running("final"), Some(4242));
+        drop(held);
+        assert_eq!(l.running("final"), None);
+    }
+
+    #[test]
+    fn the_last_error_comes_from_the_json_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        std::fs::write(
+            &log,
+            concat!(
+                r#"{"level":"ERROR","fields":{"message":"old"}}"#,
+                "\n",
+                r#"{"level":"ERROR","fields":{"message":"angle main: feed failed"}}"#,
+                "\n",
+                r#"{"level":"INFO","fields":{"message":"bye"}}"#,
+                "\nnot json\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(last_error(&log).as_deref(), Some("angle main: feed failed"));
+    }
+}
