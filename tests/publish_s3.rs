@@ -9,25 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// moto_server from the venv scripts/setup made (the version is read from scripts/setup).
+/// moto_server from the venv scripts/setup made.
 fn moto_server() -> PathBuf {
-    let setup =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup"))
-            .unwrap();
-    let version = setup
-        .lines()
-        .find_map(|l| l.strip_prefix("MOTO_VERSION="))
-        .expect("scripts/setup pins MOTO_VERSION");
-    let tools = std::env::var("SWARMPACK_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/swarmpack"));
-    let bin = tools.join(format!("moto-{version}/bin/moto_server"));
-    assert!(
-        bin.is_file(),
-        "{} missing: run scripts/setup",
-        bin.display()
-    );
-    bin
+    setup_tool("MOTO_VERSION", "moto", "moto_server")
 }
 
 #[test]

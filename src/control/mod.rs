@@ -11,8 +11,9 @@
 //! one).
 //!
 //! Events: `run` writes feed, window and origin events to `events.jsonl` in the match's state
-//! directory; the controller adds `match.started`, `match.live` (the first window published),
-//! `match.ended` (the run's clean end) and `match.failed`, and queues them all in the outbox.
+//! directory, and `match.ended` at its clean end; the controller adds `match.started`,
+//! `match.live` (the first window published) and `match.failed`, and queues them all in the
+//! outbox.
 
 pub mod api;
 pub mod request;
@@ -284,10 +285,15 @@ impl Controller {
         let log = self.store.match_dir(id).join("run.log");
         let r = self.matches.get_mut(id).expect("present");
         r.pid = None;
-        if r.state == MatchState::Ended || (r.stop_requested && code == Some(0)) {
+        if r.state == MatchState::Ended {
+            // The run's own match.ended (its clean end) went out with its events.
+            tracing::info!("match {id}: ended");
+            return;
+        }
+        if r.stop_requested && code == Some(0) {
             r.state = MatchState::Ended;
-            let segments = json!({"runs": r.runs});
-            self.own_event(id, EventType::MatchEnded, segments);
+            let runs = json!({"runs": r.runs});
+            self.own_event(id, EventType::MatchEnded, runs);
             return;
         }
         let now = now_ms();

@@ -529,3 +529,26 @@ pub fn scrape(port: u16) -> Option<String> {
 pub fn openssl_verifies(pubkey: &Path, file: &Path) -> bool {
     openssl_verifies_sig(pubkey, file, &file.with_extension("json.sig"))
 }
+
+/// A program from a venv that scripts/setup made under `$SWARMPACK_TOOLS` (default
+/// `~/.cache/swarmpack`): `{name}-{version}/bin/{program}`, the version read from the
+/// `{pin}=` line of scripts/setup.
+pub fn setup_tool(pin: &str, name: &str, program: &str) -> PathBuf {
+    let setup =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup"))
+            .unwrap();
+    let version = setup
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{pin}=")))
+        .unwrap_or_else(|| panic!("scripts/setup pins {pin}"));
+    let tools = std::env::var("SWARMPACK_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/swarmpack"));
+    let bin = tools.join(format!("{name}-{version}/bin/{program}"));
+    assert!(
+        bin.is_file(),
+        "{} missing: run scripts/setup",
+        bin.display()
+    );
+    bin
+}

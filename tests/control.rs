@@ -1,0 +1,421 @@
+//! `swarmpack control` end to end (issue 16): the API over HTTP with curl, real runs, and a
+//! webhook receiver that checks every delivery with the Standard Webhooks reference library
+//! (`tests/py/webhook_receiver.py`, the `standardwebhooks` package from PyPI).
+//!
+//! One match goes through its life: refused requests (no token, bad JSON, an unknown
+//! profile, a duplicate angle), an idempotent create and its retry (one run), live, its run
+//! killed (restarted by the controller, one discontinuity in the playlists), the receiver
+//! down for 10 s, the controller killed with SIGKILL and started again (it adopts the run),
+//! and a clean stop. Every event the run and the controller wrote reaches the receiver,
+//! signed.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One API call with curl: the status and the JSON answer.
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "20",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn bearer() -> String {
+    format!("Authorization: Bearer {TOKEN}")
+}
+
+fn get(port: u16, id: &str) -> serde_json::Value {
+    call(port, "GET", &format!("/v1/matches/{id}"), &[bearer()], None).1
+}
+
+struct Setup {
+    tmp: tempfile::TempDir,
+    keys: PathBuf,
+    profiles: PathBuf,
+    state: PathBuf,
+    origin: PathBuf,
+}
+
+fn controller(s: &Setup, port: u16, hook_port: u16) -> Guard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.tmp.path().join("control.log"))
+        .unwrap();
+    Guard(
+        swarmpack()
+            .arg("control")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--state")
+            .arg(&s.state)
+            .arg("--keys")
+            .arg(&s.keys)
+            .arg("--profiles")
+            .arg(&s.profiles)
+            .env("SWARMPACK_API_TOKEN", TOKEN)
+            .env(
+                "SWARMPACK_WEBHOOK_URL",
+                format!("http://127.0.0.1:{hook_port}/hooks"),
+            )
+            .env("SWARMPACK_WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn receiver(port: u16, log: &Path) -> Guard {
+    let python = setup_tool("WEBHOOKS_VERSION", "standardwebhooks", "python");
+    let guard = Guard(
+        Command::new(python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/webhook_receiver.py"))
+            .args([&port.to_string(), SECRET])
+            .arg(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the webhook receiver", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    guard
+}
+
+/// What the receiver took: (verified ok, id, type) per delivery.
+fn received(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Kills a run the controller started (its own process group) when the test ends.
+struct KillPid(u32);
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        unsafe_kill(self.0, "KILL");
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[test]
+fn a_match_runs_through_the_control_api_with_signed_webhooks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let profiles = tmp.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    small_profile(
+        &profiles,
+        2,
+        "http://127.0.0.1:9/",
+        "[seed]\nenabled = false\n",
+    );
+    let s = Setup {
+        keys,
+        profiles,
+        state: tmp.path().join("state"),
+        origin: tmp.path().join("origin"),
+        tmp,
+    };
+    let hook_port = free_tcp_port();
+    let hook_log = s.tmp.path().join("hooks.jsonl");
+    let hooks = receiver(hook_port, &hook_log);
+    let port = free_tcp_port();
+    let mut ctl = controller(&s, port, hook_port);
+    wait_for("the controller", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    // Refused requests, each naming its problem.
+    let body = format!(
+        r#"{{"match":"final","profile":"small","angles":{{"main":"test:"}},"origin":"file://{}","duration":120}}"#,
+        s.origin.display()
+    );
+    let (code, answer) = call(port, "POST", "/v1/matches", &[], Some(&body));
+    assert_eq!(code, 401, "{answer}");
+    let wrong = "Authorization: Bearer test-token-wrong-0123456789".to_string();
+    assert_eq!(call(port, "GET", "/v1/matches", &[wrong], None).0, 401);
+    let refused = |b: &str| call(port, "POST", "/v1/matches", &[bearer()], Some(b));
+    let (code, answer) = refused("{\"match\": ");
+    assert_eq!(code, 400, "{answer}");
+    let (code, answer) = refused(&body.replace("\"small\"", "\"nope\""));
+    assert_eq!(code, 422);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("profile: unknown profile \"nope\": expected one of small"),
+        "{answer}"
+    );
+    let (code, answer) =
+        refused(&body.replace(r#"{"main":"test:"}"#, r#"{"main":"test:","main":"test:"}"#));
+    assert_eq!(code, 422);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate angle \"main\""),
+        "{answer}"
+    );
+
+    // Create, with an idempotency key; the retry gets the same answer and starts nothing.
+    let key = "Idempotency-Key: final-create-1".to_string();
+    let (code, first) = call(
+        port,
+        "POST",
+        "/v1/matches",
+        &[bearer(), key.clone()],
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{first}");
+    assert_eq!(first["match"], "final");
+    assert_eq!(
+        first["playback"]["master"],
+        "http://127.0.0.1:9/final/master.m3u8"
+    );
+    let spaced = body.replace(",", ", ");
+    let (code, again) = call(
+        port,
+        "POST",
+        "/v1/matches",
+        &[bearer(), key.clone()],
+        Some(&spaced),
+    );
+    assert_eq!((code, &again), (201, &first), "the retry's answer");
+    let other = body.replace("120", "121");
+    let (code, answer) = call(
+        port,
+        "POST",
+        "/v1/matches",
+        &[bearer(), key.clone()],
+        Some(&other),
+    );
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+    let (code, answer) = call(port, "POST", "/v1/matches", &[bearer()], Some(&body));
+    assert_eq!(code, 409, "a second start of a running match: {answer}");
+    let (_, all) = call(port, "GET", "/v1/matches", &[bearer()], None);
+    assert_eq!(all["matches"].as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(get(port, "final")["runs"], 1);
+
+    // Live.
+    wait_for("the match to go live", Duration::from_secs(90), || {
+        get(port, "final")["state"] == "live"
+    });
+    let live = get(port, "final");
+    assert_eq!(live["angles"]["main"]["feed"], "live", "{live}");
+    assert!(live["newest_window"].as_u64().is_some(), "{live}");
+    let pid = live["pid"].as_u64().unwrap() as u32;
+    let _kill_first = KillPid(pid);
+
+    // The run dies: the controller starts it again, and the playlists carry on after one
+    // discontinuity.
+    unsafe_kill(pid, "KILL");
+    wait_for("a second run", Duration::from_secs(30), || {
+        let m = get(port, "final");
+        m["runs"] == 2 && m["pid"].as_u64().is_some_and(|p| p as u32 != pid)
+    });
+    let pid2 = get(port, "final")["pid"].as_u64().unwrap() as u32;
+    let _kill_second = KillPid(pid2);
+    let playlist = s.origin.join("final/main/180p/index.m3u8");
+    wait_for(
+        "segments after the restart",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(&playlist).is_ok_and(|t| {
+                t.split("#EXT-X-DISCONTINUITY\n")
+                    .nth(1)
+                    .is_some_and(|after| after.matches(".ts").count() >= 3)
+            })
+        },
+    );
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+
+    // The receiver is down for 10 s: the webhooks of that time come later.
+    drop(hooks);
+    std::thread::sleep(Duration::from_secs(10));
+    let hooks = receiver(hook_port, &hook_log);
+
+    // The controller is killed and started again: it adopts the run.
+    ctl.0.kill().unwrap();
+    ctl.0.wait().unwrap();
+    ctl = controller(&s, port, hook_port);
+    wait_for("the controller again", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let adopted = get(port, "final");
+    assert_eq!(adopted["state"], "live", "{adopted}");
+    assert_eq!(
+        adopted["runs"], 2,
+        "the run was adopted, not started again: {adopted}"
+    );
+    assert_eq!(adopted["pid"].as_u64(), Some(u64::from(pid2)), "{adopted}");
+
+    // A clean stop.
+    let (code, stopping) = call(port, "DELETE", "/v1/matches/final", &[bearer()], None);
+    assert_eq!(code, 202, "{stopping}");
+    wait_for("the match to end", Duration::from_secs(60), || {
+        get(port, "final")["state"] == "ended"
+    });
+    assert!(
+        std::fs::read_to_string(&playlist)
+            .unwrap()
+            .contains("#EXT-X-ENDLIST")
+    );
+
+    // Every event the runs and the controller wrote reached the receiver, verified.
+    let run_events: Vec<String> =
+        std::fs::read_to_string(s.state.join("matches/final/events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    wait_or_show(
+        "every webhook delivered",
+        Duration::from_secs(60),
+        || {
+            let got = received(&hook_log);
+            let ids: Vec<&str> = got.iter().filter_map(|r| r["id"].as_str()).collect();
+            run_events.iter().all(|id| ids.contains(&id.as_str()))
+                && got.iter().any(|r| r["type"] == "match.ended")
+        },
+        || {
+            format!(
+                "run events {run_events:?}\nreceived {:?}\ncontrol log:\n{}",
+                received(&hook_log),
+                std::fs::read_to_string(s.tmp.path().join("control.log")).unwrap_or_default()
+            )
+        },
+    );
+    let got = received(&hook_log);
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &got {
+        *kinds
+            .entry(r["type"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    eprintln!("webhooks received: {kinds:?}");
+    assert!(
+        got.iter().all(|r| r["ok"] == true),
+        "a delivery failed the Standard Webhooks check: {got:?}"
+    );
+    for kind in [
+        "match.started",
+        "match.live",
+        "window.published",
+        "match.ended",
+    ] {
+        assert!(
+            got.iter().any(|r| r["type"] == kind),
+            "no {kind} among {got:?}"
+        );
+    }
+    let controller_ids: Vec<&str> = got
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .filter(|i| i.starts_with("evt_final_c"))
+        .collect();
+    // The controller's own: match.started and match.live.
+    for n in 0..2 {
+        let id = format!("evt_final_c{n}");
+        assert!(
+            controller_ids.contains(&id.as_str()),
+            "{id} never arrived: {got:?}"
+        );
+    }
+    assert_eq!(
+        got.iter().filter(|r| r["type"] == "match.ended").count(),
+        1,
+        "{got:?}"
+    );
+    let log = std::fs::read_to_string(s.tmp.path().join("control.log")).unwrap();
+    assert!(
+        log.contains("next attempt in"),
+        "no delivery failed while the receiver was down: {log}"
+    );
+    let outbox = std::fs::read_dir(s.state.join("outbox"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(outbox, 0, "webhooks left undelivered");
+
+    // The receiver's check can fail: a delivery signed with another secret is refused.
+    let forged = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .args(["-H", "webhook-id: evt_forged", "-H"])
+        .arg(format!("webhook-timestamp: {}", chrono_now()))
+        .args([
+            "-H",
+            "webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ])
+        .args([
+            "--data-binary",
+            r#"{"type":"match.ended","timestamp":"x","data":{}}"#,
+        ])
+        .arg(format!("http://127.0.0.1:{hook_port}/hooks"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&forged.stdout), "401");
+    assert_eq!(received(&hook_log).last().unwrap()["ok"], false);
+    drop(hooks);
+    drop(ctl);
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
