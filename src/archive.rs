@@ -3,7 +3,7 @@
 //! signed whole-match manifest (`package::archive` builds them).
 
 use crate::keys::KeyDir;
-use crate::package::archive::{Archive, ArchiveError, Distribution};
+use crate::package::archive::{Archive, ArchiveError, ClipRange, Distribution, Layout};
 use crate::package::chain;
 use crate::package::manifest::{self, WindowManifest};
 use crate::package::resume::{self, ResumeError};
@@ -22,6 +22,17 @@ pub enum ArchiveRunError {
     NoMatch { match_id: String, origin: String },
     #[error("{path}: {problem}")]
     Chain { path: String, problem: String },
+    #[error("clip {label}: {problem}")]
+    Clip { label: String, problem: String },
+}
+
+/// A highlight to cut: whole segments overlapping `from`..`to` (RFC 3339, the master
+/// timecode), published under `{match}/clips/{label}/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClipRequest {
+    pub label: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// What the archive holds.
@@ -37,6 +48,69 @@ pub async fn run(
     origin: &Origin,
     match_id: &str,
     keys: &KeyDir,
+) -> Result<ArchiveReport, ArchiveRunError> {
+    package(origin, match_id, keys, None).await
+}
+
+/// Cuts a highlight package of `match_id` on `origin` (a live match or an ended one): VOD
+/// playlists naming the match's own segments (same keys, same segment signatures), a hybrid
+/// torrent with the origin as web seed, and a signed `clip.json`, under `clips/{label}/`.
+pub async fn clip(
+    origin: &Origin,
+    match_id: &str,
+    keys: &KeyDir,
+    request: &ClipRequest,
+) -> Result<ArchiveReport, ArchiveRunError> {
+    package(origin, match_id, keys, Some(request)).await
+}
+
+/// The segments `first..=last` a clip of `request` takes, on the grid of the match.
+fn clip_range(
+    request: &ClipRequest,
+    segment_duration: f64,
+) -> Result<(ClipRange, u64, u64), ArchiveRunError> {
+    let bad = |problem: String| ArchiveRunError::Clip {
+        label: request.label.clone(),
+        problem,
+    };
+    if !crate::profile::is_path_safe_name(&request.label) {
+        return Err(bad(format!(
+            "the label must be {}",
+            crate::profile::path_safe_name_rule()
+        )));
+    }
+    let parse = |what: &str, text: &str| {
+        crate::timecode::UtcNs::parse_rfc3339(text).ok_or_else(|| {
+            bad(format!(
+                "{what} {text:?}: expected an RFC 3339 UTC time, e.g. 2026-12-01T20:15:00Z"
+            ))
+        })
+    };
+    let (from, to) = (parse("from", &request.from)?, parse("to", &request.to)?);
+    if to <= from {
+        return Err(bad(format!(
+            "to {} is not after from {}",
+            request.to, request.from
+        )));
+    }
+    let timeline = crate::timecode::Timeline::new((segment_duration * 1000.0).round() as u64, 1);
+    let first = timeline.seq_at(from).0;
+    let last = timeline.seq_at(crate::timecode::UtcNs(to.0 - 1)).0;
+    let range = ClipRange {
+        label: request.label.clone(),
+        from: request.from.clone(),
+        to: request.to.clone(),
+        first_seq: first,
+        last_seq: last,
+    };
+    Ok((range, first, last))
+}
+
+async fn package(
+    origin: &Origin,
+    match_id: &str,
+    keys: &KeyDir,
+    clip: Option<&ClipRequest>,
 ) -> Result<ArchiveReport, ArchiveRunError> {
     let public_key = {
         use ring::signature::KeyPair;
@@ -58,7 +132,31 @@ pub async fn run(
 
     let newest = &chain.last().expect("a chain has a window").0;
     let dist = Distribution::from_magnet(&newest.torrent.magnet);
-    let mut plan = Archive::new(match_id, &chain, &dist)?;
+    let (chain, layout) = match clip {
+        None => (chain, Layout::archive()),
+        Some(request) => {
+            let (range, first, last) = clip_range(request, newest.segment_duration)?;
+            let cut = crate::package::archive::cut(&chain, first, last);
+            if cut.is_empty() {
+                let seqs = chain
+                    .iter()
+                    .flat_map(|(d, _)| d.segments.iter().map(|s| s.seq));
+                let (lo, hi) = (seqs.clone().min(), seqs.max());
+                return Err(ArchiveRunError::Clip {
+                    label: request.label.clone(),
+                    problem: format!(
+                        "no published segment between {} and {} (seq {first}..={last}; the origin holds seq {}..={})",
+                        request.from,
+                        request.to,
+                        lo.unwrap_or(0),
+                        hi.unwrap_or(0)
+                    ),
+                });
+            }
+            (cut, Layout::clip(range))
+        }
+    };
+    let mut plan = Archive::new(match_id, &chain, &dist, layout)?;
     // One segment in memory at a time: checked and hashed, then dropped.
     let paths: Vec<String> = plan.segments().map(str::to_string).collect();
     for (i, path) in paths.iter().enumerate() {

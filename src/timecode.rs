@@ -35,6 +35,14 @@ impl UtcNs {
         UtcNs(self.0 + Self::FRAME_SLACK_NS)
     }
 
+    /// An RFC 3339 date-time (any offset), as the API and `clip --from` take the master
+    /// timecode; None when it does not parse or is before 1970.
+    pub fn parse_rfc3339(text: &str) -> Option<UtcNs> {
+        let t = DateTime::parse_from_rfc3339(text.trim()).ok()?;
+        let ns = t.timestamp_nanos_opt()?;
+        u64::try_from(ns).ok().map(UtcNs)
+    }
+
     /// The instant as a chrono UTC date-time, for EXT-X-PROGRAM-DATE-TIME.
     pub fn to_datetime(self) -> DateTime<Utc> {
         let secs = (self.0 / NS_PER_SEC) as i64;

@@ -1,6 +1,7 @@
 //! `swarmpack archive` after a match: VOD playlists that ffmpeg plays through (keys from the
 //! key server with a viewer token), a signed whole-match manifest that openssl verifies, and a
-//! whole-match torrent that libtorrent finds 100% complete against the origin.
+//! whole-match torrent that libtorrent finds 100% complete against the origin. Then `clip`
+//! cuts a highlight package from the same segments, checked the same ways.
 
 mod common;
 
@@ -157,6 +158,94 @@ fn archive_publishes_vod_playlists_a_signed_manifest_and_a_whole_match_torrent()
         text.contains(&format!("webseeds http://127.0.0.1:{web_port}/")),
         "{text}"
     );
+
+    // A highlight: whole segments 2, 3 and 4 of the match (from the PDT of segment 2 to that
+    // of segment 5), without re-encoding.
+    let live = media_playlist(&m.join("main/180p/index.m3u8"));
+    let pdt = |i: usize| live.segments[i].program_date_time.unwrap().to_rfc3339();
+    let clip = |label: &str, from: &str, to: &str| {
+        let mut cmd = swarmpack();
+        cmd.args(["clip", "--match", "cup", "--origin", &origin])
+            .args(["--label", label, "--from", from, "--to", to])
+            .arg("--keys")
+            .arg(&keys);
+        run_with_deadline(cmd, Duration::from_secs(60))
+    };
+    let out = clip("best", &pdt(2), &pdt(5));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "clip failed:\n{log}");
+    assert!(log.contains("highlight cup/clips/best/"), "{log}");
+    let c = m.join("clips/best");
+    for angle in ["main", "pov"] {
+        let vod = media_playlist(&c.join(angle).join("180p/vod.m3u8"));
+        assert_eq!(vod.segments.len(), 3, "{angle}");
+        assert!(vod.end_list, "{angle}");
+        assert_eq!(
+            vod.segments[0].uri,
+            format!("../../../../{angle}/180p/{}", live.segments[2].uri),
+            "the highlight names the match's own segments"
+        );
+        let tags = assert_segment_tags_verify(
+            &dir,
+            &c.join(format!("{angle}/180p/vod.m3u8")),
+            &keys.join("pubkey.pem"),
+        );
+        assert_eq!(tags, 3, "{angle}");
+    }
+    let play = Command::new("ffmpeg")
+        .args(["-v", "error", "-headers"])
+        .arg(format!("Authorization: Bearer {token}\r\n"))
+        .arg("-i")
+        .arg(format!(
+            "http://127.0.0.1:{web_port}/cup/clips/best/vod.m3u8"
+        ))
+        .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        play.status.success(),
+        "ffmpeg could not play the highlight:\n{}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    let frames: u64 = String::from_utf8_lossy(&play.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|n| n.trim().parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!((84..=96).contains(&frames), "3 s at 30 fps, got {frames}");
+    assert!(openssl_verifies(
+        &keys.join("pubkey.pem"),
+        &c.join("clip.json")
+    ));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.join("clip.json")).unwrap()).unwrap();
+    assert_eq!(doc["segments"], 6);
+    assert_eq!(doc["clip"]["label"], "best");
+    assert_eq!(doc["torrent"]["path"], "clips/best/clip.torrent");
+    let text = lt_check(&c.join("clip.torrent"), &dir);
+    assert!(text.contains("progress_ppm 1000000"), "{text}");
+    assert!(
+        text.contains(&format!("webseeds http://127.0.0.1:{web_port}/")),
+        "{text}"
+    );
+    // Bad cuts are refused, naming the problem.
+    for (label, from, to, says) in [
+        ("Best!", pdt(2), pdt(5), "the label must be"),
+        ("late", pdt(5), pdt(2), "is not after from"),
+        (
+            "never",
+            "2001-01-01T00:00:00Z".into(),
+            "2001-01-01T00:00:09Z".into(),
+            "no published segment",
+        ),
+        ("soon", "tomorrow".into(), pdt(2), "expected an RFC 3339"),
+    ] {
+        let out = clip(label, &from, &to);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{label}: {log}");
+        assert!(log.contains(says), "{label}: {log}");
+    }
 
     // A segment altered on the origin is caught against its window manifest.
     let victim = m

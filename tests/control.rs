@@ -253,6 +253,49 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
     let pid = live["pid"].as_u64().unwrap() as u32;
     let _kill_first = KillPid(pid);
 
+    // A highlight of the live match: segments 1 and 2 of its playlist.
+    let playlist = s.origin.join("final/main/180p/index.m3u8");
+    wait_for("4 segments", Duration::from_secs(30), || {
+        live_with_segments(&s.origin.join("final"), 1, 4)
+    });
+    let pl = media_playlist(&playlist);
+    let pdt = |i: usize| pl.segments[i].program_date_time.unwrap().to_rfc3339();
+    let clip = format!(
+        r#"{{"label":"first-blood","start":"{}","end":"{}"}}"#,
+        pdt(1),
+        pdt(3)
+    );
+    let (code, answer) = call(
+        port,
+        "POST",
+        "/v1/matches/final/clips",
+        &[bearer()],
+        Some(&clip),
+    );
+    assert_eq!(code, 202, "{answer}");
+    let (code, answer) = call(
+        port,
+        "POST",
+        "/v1/matches/nope/clips",
+        &[bearer()],
+        Some(&clip),
+    );
+    assert_eq!(code, 404, "{answer}");
+    let (code, answer) = call(
+        port,
+        "POST",
+        "/v1/matches/final/clips",
+        &[bearer()],
+        Some(r#"{"label":"x","start":"later","end":"2026-01-01T00:00:00Z"}"#),
+    );
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("start: "),
+        "{answer}"
+    );
+    let (code, answer) = call(port, "POST", "/v1/matches/final/archive", &[bearer()], None);
+    assert_eq!(code, 409, "archive of a live match: {answer}");
+
     // The run dies: the controller starts it again, and the playlists carry on after one
     // discontinuity.
     unsafe_kill(pid, "KILL");
@@ -309,6 +352,10 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
             .contains("#EXT-X-ENDLIST")
     );
 
+    // The archive of the ended match.
+    let (code, answer) = call(port, "POST", "/v1/matches/final/archive", &[bearer()], None);
+    assert_eq!(code, 202, "{answer}");
+
     // Every event the runs and the controller wrote reached the receiver, verified.
     let run_events: Vec<String> =
         std::fs::read_to_string(s.state.join("matches/final/events.jsonl"))
@@ -328,7 +375,9 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
             let got = received(&hook_log);
             let ids: Vec<&str> = got.iter().filter_map(|r| r["id"].as_str()).collect();
             run_events.iter().all(|id| ids.contains(&id.as_str()))
-                && got.iter().any(|r| r["type"] == "match.ended")
+                && ["match.ended", "clip.ready", "archive.ready"]
+                    .iter()
+                    .all(|kind| got.iter().any(|r| r["type"] == *kind))
         },
         || {
             format!(
@@ -366,8 +415,8 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         .filter_map(|r| r["id"].as_str())
         .filter(|i| i.starts_with("evt_final_c"))
         .collect();
-    // The controller's own: match.started and match.live.
-    for n in 0..2 {
+    // The controller's own: match.started, match.live, clip.ready and archive.ready.
+    for n in 0..4 {
         let id = format!("evt_final_c{n}");
         assert!(
             controller_ids.contains(&id.as_str()),
@@ -384,6 +433,27 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         log.contains("next attempt in"),
         "no delivery failed while the receiver was down: {log}"
     );
+    // The highlight: signed (openssl) and complete against the origin (libtorrent).
+    let c = s.origin.join("final/clips/first-blood");
+    assert!(openssl_verifies(
+        &s.keys.join("pubkey.pem"),
+        &c.join("clip.json")
+    ));
+    let text = lt_check(&c.join("clip.torrent"), &s.origin);
+    assert!(text.contains("progress_ppm 1000000"), "{text}");
+    assert_eq!(
+        media_playlist(&c.join("main/180p/vod.m3u8")).segments.len(),
+        2
+    );
+    let ready = got.iter().find(|r| r["type"] == "clip.ready").unwrap();
+    assert_eq!(
+        ready["data"]["manifest"],
+        "final/clips/first-blood/clip.json"
+    );
+    assert!(openssl_verifies(
+        &s.keys.join("pubkey.pem"),
+        &s.origin.join("final/archive.json")
+    ));
     let outbox = std::fs::read_dir(s.state.join("outbox"))
         .unwrap()
         .flatten()

@@ -187,6 +187,36 @@ hash, the playlists and the torrent's infohashes).",
     /// Start, watch and stop matches over a JSON API, with signed webhooks.
     #[command(long_about = control::LONG_ABOUT, after_help = control::EXAMPLE)]
     Control(control::ControlArgs),
+    /// Cut a highlight package from a match's published segments, without re-encoding.
+    #[command(
+        long_about = "Cut a highlight from a match on its origin, live or ended: the whole \
+segments that overlap --from..--to (the master timecode, RFC 3339 UTC; the PDTs of the \
+playlists), checked against the signed window manifests, and published under \
+MATCH/clips/LABEL/: VOD playlists that name the match's own segments (same keys, same \
+#EXT-X-SWARMPACK-SEGMENT signatures: viewers need a token as for the match), vod.m3u8 \
+multivariant playlists, clip.torrent (hybrid v1+v2, the origin as web seed, so any client or \
+`swarmpack seed` can seed it) and clip.json with its Ed25519 signature clip.json.sig.",
+        after_help = "Example:\n  swarmpack clip --match final --from 2026-12-01T20:15:00Z --to 2026-12-01T20:15:30Z \\\n      --label ace-round-7 --origin file:///srv/origin --keys ./keys"
+    )]
+    Clip {
+        #[arg(long = "match", value_name = "ID")]
+        match_id: String,
+        /// Start of the highlight (RFC 3339, e.g. 2026-12-01T20:15:00Z).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// End of the highlight (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// The highlight's name: its directory under MATCH/clips/ (a-z, 0-9, '-', '_').
+        #[arg(long, value_name = "LABEL")]
+        label: String,
+        /// The match's origin, as given to `run` (file://, http(s)://, s3://).
+        #[arg(long, value_name = "URL")]
+        origin: String,
+        /// Match secrets from `swarmpack keygen` (the signing key signs clip.json).
+        #[arg(long, value_name = "DIR", default_value = "./keys")]
+        keys: PathBuf,
+    },
     /// Serve content keys to viewers with a valid token: GET /keys/{match}/{period}.
     #[command(
         long_about = "Serve content keys: GET /keys/{match}/{period} returns the 16-byte \
@@ -299,7 +329,20 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             match_id,
             origin,
             keys,
-        } => archive(&match_id, &origin, &keys),
+        } => archive(&match_id, &origin, &keys, None),
+        Command::Clip {
+            match_id,
+            from,
+            to,
+            label,
+            origin,
+            keys,
+        } => archive(
+            &match_id,
+            &origin,
+            &keys,
+            Some(swarmpack::archive::ClipRequest { label, from, to }),
+        ),
         Command::Verify {
             target,
             pubkey,
@@ -330,7 +373,13 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
     }
 }
 
-fn archive(match_id: &str, origin: &str, keys: &std::path::Path) -> Result<(), Failure> {
+/// `archive`, or with `clip` a highlight package.
+fn archive(
+    match_id: &str,
+    origin: &str,
+    keys: &std::path::Path,
+    clip: Option<swarmpack::archive::ClipRequest>,
+) -> Result<(), Failure> {
     if !is_path_safe_name(match_id) {
         return Err(bad_input(anyhow!(
             "--match {match_id:?}: expected {}",
@@ -346,11 +395,20 @@ fn archive(match_id: &str, origin: &str, keys: &std::path::Path) -> Result<(), F
         .enable_all()
         .build()
         .map_err(runtime)?;
-    let report = rt
-        .block_on(swarmpack::archive::run(&origin, match_id, &keys))
-        .map_err(runtime)?;
+    let report = match &clip {
+        None => rt.block_on(swarmpack::archive::run(&origin, match_id, &keys)),
+        Some(request) => rt.block_on(swarmpack::archive::clip(&origin, match_id, &keys, request)),
+    }
+    .map_err(|e| match e {
+        swarmpack::archive::ArchiveRunError::Clip { .. } => bad_input(e),
+        e => runtime(e),
+    })?;
+    let what = match &clip {
+        None => format!("archived match {match_id}"),
+        Some(c) => format!("highlight {match_id}/clips/{}/", c.label),
+    };
     tracing::info!(
-        "archived match {match_id} on {}: {} window(s), {} segment(s), {} object(s) published",
+        "{what} on {}: {} window(s), {} segment(s), {} object(s) published",
         origin.describe(),
         report.windows,
         report.segments,

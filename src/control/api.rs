@@ -30,8 +30,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/matches", post(create).get(list))
         .route("/v1/matches/{id}", get(show).delete(stop))
         .route("/v1/matches/{id}/markers", post(not_yet))
-        .route("/v1/matches/{id}/clips", post(not_yet))
-        .route("/v1/matches/{id}/archive", post(not_yet))
+        .route("/v1/matches/{id}/clips", post(clip))
+        .route("/v1/matches/{id}/archive", post(archive))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize))
         .with_state(api)
@@ -215,9 +215,56 @@ async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// `POST …/clips`: 202, then `clip.ready` once the highlight is on the origin.
+async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let clip = match request::parse_clip(&body) {
+        Ok(c) => c,
+        Err(Refusal { status, message }) => return error(status, message),
+    };
+    let mut c = crate::sync::lock(&api.controller);
+    if c.get(&id).is_none() {
+        return error(404, format!("match: no match {id:?} here"));
+    }
+    match c.start_job(&id, Some((&clip.label, &clip.start, &clip.end))) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "match": id,
+                "label": clip.label,
+                "state": "cutting",
+                "manifest": format!("{id}/clips/{}/clip.json", clip.label),
+            })),
+        )
+            .into_response(),
+        Err(e) => error(500, format!("cannot start swarmpack clip: {e}")),
+    }
+}
+
+/// `POST …/archive`: for an ended match, 202, then `archive.ready`.
+async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    let mut c = crate::sync::lock(&api.controller);
+    let Some(r) = c.get(&id) else {
+        return error(404, format!("match: no match {id:?} here"));
+    };
+    if r.state.is_running() {
+        return error(
+            409,
+            format!("match: {id:?} is still running; archive it once it has ended"),
+        );
+    }
+    match c.start_job(&id, None) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"match": id, "state": "archiving", "manifest": format!("{id}/archive.json")})),
+        )
+            .into_response(),
+        Err(e) => error(500, format!("cannot start swarmpack archive: {e}")),
+    }
+}
+
 async fn not_yet() -> Response {
     error(
         501,
-        "not in this version of swarmpack: markers, clips and archive over the API come with a later release (`swarmpack archive` works from the command line)",
+        "not in this version of swarmpack: markers over the API come with a later release",
     )
 }

@@ -39,7 +39,17 @@ pub struct Controller {
     matches: BTreeMap<String, MatchRecord>,
     /// Runs this controller started (adopted ones are watched through their run lock).
     children: HashMap<String, Child>,
+    /// Highlight and archive jobs under way.
+    jobs: Vec<Job>,
     outbox: Option<Outbox>,
+}
+
+/// A `swarmpack clip` or `swarmpack archive` the API started.
+struct Job {
+    match_id: String,
+    /// The highlight's label; None for the archive.
+    label: Option<String>,
+    child: Child,
 }
 
 /// Unix milliseconds now.
@@ -56,6 +66,7 @@ impl Controller {
             launcher,
             matches,
             children: HashMap::new(),
+            jobs: Vec::new(),
             outbox,
         };
         for (id, r) in &c.matches {
@@ -131,6 +142,76 @@ impl Controller {
             }
         }
         self.matches.get(id)
+    }
+
+    /// Starts cutting a highlight (`clip`: label, from, to) or archiving the match; its
+    /// `clip.ready` or `archive.ready` follows when it is on the origin.
+    pub fn start_job(&mut self, id: &str, clip: Option<(&str, &str, &str)>) -> std::io::Result<()> {
+        let Some(r) = self.matches.get(id) else {
+            return Err(std::io::Error::other("no such match"));
+        };
+        let child = self
+            .launcher
+            .start_job(&r.spec, &self.store.match_dir(id), clip)?;
+        let label = clip.map(|(l, ..)| l.to_string());
+        tracing::info!(
+            "match {id}: {} started (pid {})",
+            label
+                .as_deref()
+                .map_or("archive".into(), |l| format!("highlight {l}")),
+            child.id()
+        );
+        self.jobs.push(Job {
+            match_id: id.to_string(),
+            label,
+            child,
+        });
+        Ok(())
+    }
+
+    /// Jobs that finished: their ready events, or the failure logged.
+    fn reap_jobs(&mut self) {
+        let mut done = Vec::new();
+        self.jobs.retain_mut(|job| match job.child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                done.push((job.match_id.clone(), job.label.clone(), status.success()));
+                false
+            }
+            Err(_) => false,
+        });
+        for (id, label, ok) in done {
+            let log = self.store.match_dir(&id).join("jobs.log");
+            let what = label
+                .as_deref()
+                .map_or("archive".into(), |l| format!("highlight {l}"));
+            if !ok {
+                let why = supervise::last_error(&log).unwrap_or_else(|| "see jobs.log".into());
+                tracing::error!("match {id}: {what} failed: {why}");
+                if let Some(r) = self.matches.get_mut(&id) {
+                    r.last_error = Some(format!("{what}: {why}"));
+                }
+                continue;
+            }
+            let (kind, data) = match &label {
+                Some(l) => (
+                    EventType::ClipReady,
+                    json!({"label": l, "manifest": format!("{id}/clips/{l}/clip.json"),
+                           "torrent": format!("{id}/clips/{l}/clip.torrent"),
+                           "master": format!("{id}/clips/{l}/vod.m3u8")}),
+                ),
+                None => (
+                    EventType::ArchiveReady,
+                    json!({"manifest": format!("{id}/archive.json"),
+                           "torrent": format!("{id}/archive.torrent"),
+                           "master": format!("{id}/vod.m3u8")}),
+                ),
+            };
+            self.own_event(&id, kind, data);
+            if let Err(e) = self.store.save(&self.matches[&id]) {
+                tracing::error!("{e}");
+            }
+        }
     }
 
     /// Queues one of the controller's own events (id `evt_{match}_c{n}`).
@@ -243,6 +324,7 @@ impl Controller {
 
     /// One look at every match: new events, runs that ended or died, restarts due.
     pub fn tick(&mut self) {
+        self.reap_jobs();
         let ids: Vec<String> = self.matches.keys().cloned().collect();
         for id in ids {
             let before = serde_json::to_vec(&self.matches[&id]).ok();

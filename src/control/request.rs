@@ -190,6 +190,49 @@ fn check_origin(url: &str) -> Result<(), Refusal> {
     }
 }
 
+/// A highlight to cut (`POST /v1/matches/{id}/clips`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipBody {
+    pub label: String,
+    pub start: String,
+    pub end: String,
+}
+
+/// Checks a `POST …/clips` body: a label that can be a directory name, and RFC 3339 times
+/// with `end` after `start`.
+pub fn parse_clip(body: &[u8]) -> Result<ClipBody, Refusal> {
+    let clip: ClipBody = serde_json::from_slice(body).map_err(|e| {
+        let status = if e.is_syntax() || e.is_eof() {
+            400
+        } else {
+            422
+        };
+        Refusal::new(
+            status,
+            format!("body: {e} (expected {{\"label\", \"start\", \"end\"}}, times in RFC 3339)"),
+        )
+    })?;
+    if !is_path_safe_name(&clip.label) {
+        return Err(Refusal::field(
+            "label",
+            format!("{:?}: expected {}", clip.label, path_safe_name_rule()),
+        ));
+    }
+    let time = |field: &str, text: &str| {
+        crate::timecode::UtcNs::parse_rfc3339(text).ok_or_else(|| {
+            Refusal::field(
+                field,
+                format!("{text:?}: expected an RFC 3339 UTC time, e.g. 2026-12-01T20:15:00Z"),
+            )
+        })
+    };
+    if time("end", &clip.end)? <= time("start", &clip.start)? {
+        return Err(Refusal::field("end", "expected a time after start"));
+    }
+    Ok(clip)
+}
+
 /// The request's identity for `Idempotency-Key`: the SHA-256 of its JSON with keys sorted and
 /// no spacing, so the same request sent with other formatting is the same request.
 pub fn fingerprint(body: &[u8]) -> String {
@@ -285,6 +328,34 @@ mod tests {
             .message
             .contains("demo")
         );
+    }
+
+    #[test]
+    fn clip_bodies_name_their_problem() {
+        let ok = parse_clip(
+            br#"{"label":"ace","start":"2026-12-01T20:15:00Z","end":"2026-12-01T20:15:30Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.label, "ace");
+        for (body, says) in [
+            (
+                r#"{"label":"Ace!","start":"2026-12-01T20:15:00Z","end":"2026-12-01T20:15:30Z"}"#,
+                "label: ",
+            ),
+            (
+                r#"{"label":"ace","start":"now","end":"2026-12-01T20:15:30Z"}"#,
+                "start: \"now\"",
+            ),
+            (
+                r#"{"label":"ace","start":"2026-12-01T20:15:30Z","end":"2026-12-01T20:15:00Z"}"#,
+                "end: expected a time after start",
+            ),
+            (r#"{"label":"ace"}"#, "missing field `start`"),
+        ] {
+            let r = parse_clip(body.as_bytes()).unwrap_err();
+            assert_eq!(r.status, 422, "{body}");
+            assert!(r.message.contains(says), "{body}: {r}");
+        }
     }
 
     #[test]

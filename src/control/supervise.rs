@@ -68,6 +68,36 @@ impl Launcher {
             .spawn()
     }
 
+    /// Starts `swarmpack clip` (with `clip`: label, from, to) or `swarmpack archive` for
+    /// `spec`'s match; its log goes to `jobs.log` in `dir`.
+    pub fn start_job(
+        &self,
+        spec: &MatchSpec,
+        dir: &Path,
+        clip: Option<(&str, &str, &str)>,
+    ) -> std::io::Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("jobs.log"))?;
+        let mut cmd = Command::new(&self.exe);
+        match clip {
+            Some((label, from, to)) => cmd
+                .arg("clip")
+                .args(["--label", label, "--from", from, "--to", to]),
+            None => cmd.arg("archive"),
+        };
+        cmd.args(["--match", &spec.match_id, "--origin", &spec.origin])
+            .arg("--keys")
+            .arg(&self.keys)
+            .args(["--log-format", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+    }
+
     /// Whether a run of `match_id` holds its spool's run lock, and its pid.
     pub fn running(&self, match_id: &str) -> Option<u32> {
         let lock = self.spool.join(match_id).join("run.lock");

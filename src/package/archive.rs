@@ -39,6 +39,75 @@ pub struct ArchiveManifest {
     pub playlists: Vec<String>,
     pub segments: usize,
     pub torrent: TorrentRef,
+    /// Set on a highlight package (`{match}/clips/{label}/clip.json`): what it was cut from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipRange>,
+}
+
+/// The cut a highlight package was made with: whole segments `first_seq..=last_seq`, the
+/// ones that overlap the requested `from`..`to` (RFC 3339 UTC, the master timecode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipRange {
+    pub label: String,
+    pub from: String,
+    pub to: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Where the archive's objects go below the match, and what they are called: the whole-match
+/// archive beside the live playlists, or a highlight package in `clips/{label}/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// "" or `clips/{label}/`.
+    dir: String,
+    /// The way from a VOD playlist back to the match directory ("" beside the segments).
+    up: String,
+    torrent: &'static str,
+    manifest: &'static str,
+    clip: Option<ClipRange>,
+}
+
+impl Layout {
+    /// `{match}/{angle}/{rung}/vod.m3u8`, `archive.torrent`, `archive.json`.
+    pub fn archive() -> Layout {
+        Layout {
+            dir: String::new(),
+            up: String::new(),
+            torrent: "archive.torrent",
+            manifest: "archive.json",
+            clip: None,
+        }
+    }
+
+    /// `{match}/clips/{label}/{angle}/{rung}/vod.m3u8` naming the match's own segments,
+    /// `clip.torrent` and `clip.json` there.
+    pub fn clip(range: ClipRange) -> Layout {
+        Layout {
+            dir: format!("clips/{}/", range.label),
+            up: "../../../../".into(),
+            torrent: "clip.torrent",
+            manifest: "clip.json",
+            clip: Some(range),
+        }
+    }
+}
+
+/// The windows of `chain` cut to the segments `first..=last` (windows left with none are
+/// dropped); each keeps the SHA-256 of its whole manifest, which the package cites.
+pub fn cut(
+    chain: &[(WindowManifest, String)],
+    first: u64,
+    last: u64,
+) -> Vec<(WindowManifest, String)> {
+    chain
+        .iter()
+        .filter_map(|(doc, sha)| {
+            let mut doc = doc.clone();
+            doc.segments.retain(|s| (first..=last).contains(&s.seq));
+            (!doc.segments.is_empty()).then(|| (doc, sha.clone()))
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -90,6 +159,7 @@ impl Distribution {
 /// flat however long the match was.
 pub struct Archive<'a> {
     match_id: String,
+    layout: Layout,
     windows: &'a [(WindowManifest, String)],
     dist: Distribution,
     timeline: Timeline,
@@ -106,6 +176,7 @@ impl<'a> Archive<'a> {
         match_id: &str,
         windows: &'a [(WindowManifest, String)],
         dist: &Distribution,
+        layout: Layout,
     ) -> Result<Archive<'a>, ArchiveError> {
         let first = windows.first().ok_or(ArchiveError::Empty)?;
         let timeline = Timeline::new((first.0.segment_duration * 1000.0).round() as u64, 1);
@@ -118,6 +189,7 @@ impl<'a> Archive<'a> {
         let max = order.iter().map(|s| s.length).max().unwrap_or(0);
         Ok(Archive {
             match_id: match_id.to_string(),
+            layout,
             windows,
             dist: dist.clone(),
             timeline,
@@ -204,7 +276,13 @@ impl<'a> Archive<'a> {
             vod.end();
             let mut m3u8 = vod.to_m3u8();
             m3u8.playlist_type = Some(m3u8_rs::MediaPlaylistType::Vod);
-            let rel = format!("{angle}/{rung}/vod.m3u8");
+            let up = &self.layout.up;
+            if !up.is_empty() {
+                for seg in &mut m3u8.segments {
+                    seg.uri = format!("{up}{angle}/{rung}/{}", seg.uri);
+                }
+            }
+            let rel = format!("{}{angle}/{rung}/vod.m3u8", self.layout.dir);
             out.push(Object {
                 path: format!("{match_id}/{rel}"),
                 bytes: render_media(&m3u8).into_bytes(),
@@ -214,7 +292,11 @@ impl<'a> Archive<'a> {
         }
         let mut masters_out = Vec::new();
         for (path, live) in masters {
-            let rel = path.replace("master.m3u8", "vod.m3u8");
+            let rel = format!(
+                "{}{}",
+                self.layout.dir,
+                path.replace("master.m3u8", "vod.m3u8")
+            );
             out.push(Object {
                 path: format!("{match_id}/{rel}"),
                 bytes: vod_master(path, live)?.into_bytes(),
@@ -229,7 +311,10 @@ impl<'a> Archive<'a> {
             trackers: dist.trackers.clone(),
             web_seed: dist.web_seed.clone(),
             creation_date: (start.0 / NS_PER_SEC) as i64,
-            comment: format!("swarmpack archive of match {match_id}"),
+            comment: match &self.layout.clip {
+                Some(c) => format!("swarmpack highlight {} of match {match_id}", c.label),
+                None => format!("swarmpack archive of match {match_id}"),
+            },
         };
         let t =
             torrent::assemble(&self.hashed, self.piece, &meta).map_err(|_| ArchiveError::Empty)?;
@@ -256,20 +341,21 @@ impl<'a> Archive<'a> {
             masters: masters_out,
             playlists,
             segments: self.order.len(),
+            clip: self.layout.clip.clone(),
             torrent: TorrentRef {
-                path: "archive.torrent".into(),
+                path: format!("{}{}", self.layout.dir, self.layout.torrent),
                 infohash_v1: manifest::hex(&t.v1),
                 infohash_v2: manifest::hex(&t.v2),
                 magnet: manifest::magnet(&t.v1, &t.v2, match_id, &dist.trackers, &dist.web_seed),
             },
         };
         out.push(Object {
-            path: format!("{match_id}/archive.torrent"),
+            path: format!("{match_id}/{}{}", self.layout.dir, self.layout.torrent),
             bytes: t.bytes,
             kind: ObjectKind::Torrent,
         });
         out.extend(Object::signed(
-            format!("{match_id}/archive.json"),
+            format!("{match_id}/{}{}", self.layout.dir, self.layout.manifest),
             manifest::to_file_bytes(&doc),
             ObjectKind::Manifest,
             signer,

@@ -82,11 +82,19 @@ pub fn assert_segment_tags_verify(origin_root: &Path, playlist: &Path, pubkey: &
                 attr(&value, "SHA256"),
                 attr(&value, "SIG"),
             );
-            let data = std::fs::read(playlist.parent().unwrap().join(line)).unwrap();
+            let file = playlist.parent().unwrap().join(line);
+            let data = std::fs::read(&file).unwrap();
+            // The path the tag signs: the segment's own, below the origin root, whichever
+            // playlist names it (a highlight's names `../../../../ANGLE/RUNG/SEQ.ts`).
+            let path = std::fs::canonicalize(&file)
+                .unwrap()
+                .strip_prefix(std::fs::canonicalize(origin_root).unwrap())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             assert_eq!(bytes, data.len().to_string(), "{rel_dir}/{line}: BYTES");
             assert_eq!(sha, sha256_hex(&data), "{rel_dir}/{line}: SHA256");
-            let msg =
-                format!("swarmpack-segment/1\n{rel_dir}/{line}\n{bytes}\n{sha}\n{key_uri}\n{iv}\n");
+            let msg = format!("swarmpack-segment/1\n{path}\n{bytes}\n{sha}\n{key_uri}\n{iv}\n");
             let (m, s) = (scratch.path().join("msg"), scratch.path().join("sig"));
             std::fs::write(&m, msg.as_bytes()).unwrap();
             std::fs::write(&s, base64url_decode(sig)).unwrap();
