@@ -305,7 +305,6 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
     });
     let pid2 = get(port, "final")["pid"].as_u64().unwrap() as u32;
     let _kill_second = KillPid(pid2);
-    let playlist = s.origin.join("final/main/180p/index.m3u8");
     wait_for(
         "segments after the restart",
         Duration::from_secs(60),
