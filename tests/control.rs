@@ -296,6 +296,64 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
     let (code, answer) = call(port, "POST", "/v1/matches/final/archive", &[bearer()], None);
     assert_eq!(code, 409, "archive of a live match: {answer}");
 
+    // Markers: one at segment 2 (in the DVR window), one now (at the live edge, in a window
+    // still open): EXT-X-DATERANGE in the playlists, and the second in its window manifest.
+    let goal = format!(
+        r#"{{"label":"Goal blue","class":"goal","start":"{}"}}"#,
+        pdt(2)
+    );
+    let (code, past) = call(
+        port,
+        "POST",
+        "/v1/matches/final/markers",
+        &[bearer()],
+        Some(&goal),
+    );
+    assert_eq!(code, 201, "{past}");
+    let (code, now) = call(
+        port,
+        "POST",
+        "/v1/matches/final/markers",
+        &[bearer()],
+        Some(r#"{"label":"round 2","class":"round-end","duration":1.5}"#),
+    );
+    assert_eq!(code, 201, "{now}");
+    let (code, answer) = call(
+        port,
+        "POST",
+        "/v1/matches/final/markers",
+        &[bearer()],
+        Some(r#"{"label":"a\"quote"}"#),
+    );
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("label: "),
+        "{answer}"
+    );
+    let both = |p: &Path| {
+        let text = std::fs::read(p).unwrap_or_default();
+        let Ok(pl) = m3u8_rs::parse_media_playlist_res(&text) else {
+            return false;
+        };
+        let find = |id: &serde_json::Value| {
+            pl.segments.iter().find(|seg| {
+                seg.daterange
+                    .as_ref()
+                    .is_some_and(|d| Some(d.id.as_str()) == id.as_str())
+            })
+        };
+        find(&past["id"])
+            .is_some_and(|seg| seg.program_date_time.map(|t| t.to_rfc3339()) == Some(pdt(2)))
+            && find(&now["id"]).is_some()
+    };
+    let live_playlist = s.origin.join("final/main/180p/index.m3u8");
+    wait_or_show(
+        "both markers in the live playlist",
+        Duration::from_secs(20),
+        || both(&live_playlist),
+        || std::fs::read_to_string(&live_playlist).unwrap_or_default(),
+    );
+
     // The run dies: the controller starts it again, and the playlists carry on after one
     // discontinuity.
     unsafe_kill(pid, "KILL");
@@ -453,6 +511,28 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         &s.keys.join("pubkey.pem"),
         &s.origin.join("final/archive.json")
     ));
+    // The live marker is in its window's manifest, and so in the archive's VOD playlist.
+    let in_manifest = std::fs::read_dir(s.origin.join("final/windows"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .any(|e| {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            doc["markers"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["id"] == now["id"]))
+        });
+    assert!(
+        in_manifest,
+        "no window manifest carries marker {}",
+        now["id"]
+    );
+    let vod = std::fs::read_to_string(s.origin.join("final/main/180p/vod.m3u8")).unwrap();
+    assert!(
+        vod.contains(&format!("#EXT-X-DATERANGE:ID={}", now["id"])),
+        "{vod}"
+    );
     let outbox = std::fs::read_dir(s.state.join("outbox"))
         .unwrap()
         .flatten()

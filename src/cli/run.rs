@@ -81,6 +81,11 @@ pub struct RunArgs {
     /// window.published, origin.down, origin.up (`swarmpack control` turns them into webhooks).
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Follow FILE for markers, one JSON line each ({"id","label","class"?,"start","duration"?},
+    /// as `swarmpack control` writes them): each becomes an EXT-X-DATERANGE in every live
+    /// playlist and goes into its window's manifest.
+    #[arg(long, value_name = "FILE")]
+    pub markers: Option<PathBuf>,
 }
 
 pub fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
@@ -201,6 +206,7 @@ pub fn run(
             fast: args.fast,
             fragments,
             events: args.events.clone(),
+            markers: args.markers.clone(),
         },
         stop_requests,
     )

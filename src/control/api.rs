@@ -29,7 +29,7 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/v1/matches", post(create).get(list))
         .route("/v1/matches/{id}", get(show).delete(stop))
-        .route("/v1/matches/{id}/markers", post(not_yet))
+        .route("/v1/matches/{id}/markers", post(marker))
         .route("/v1/matches/{id}/clips", post(clip))
         .route("/v1/matches/{id}/archive", post(archive))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -262,9 +262,26 @@ async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
     }
 }
 
-async fn not_yet() -> Response {
-    error(
-        501,
-        "not in this version of swarmpack: markers over the API come with a later release",
-    )
+/// `POST …/markers`: 201 with the marker, which is in the live playlists from their next
+/// update.
+async fn marker(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let marker = match request::parse_marker(&body, &now) {
+        Ok(m) => m,
+        Err(Refusal { status, message }) => return error(status, message),
+    };
+    let mut c = crate::sync::lock(&api.controller);
+    let Some(r) = c.get(&id) else {
+        return error(404, format!("match: no match {id:?} here"));
+    };
+    if !r.state.is_running() {
+        return error(
+            409,
+            format!("match: {id:?} is not running; markers go into live playlists"),
+        );
+    }
+    match c.add_marker(&id, &marker) {
+        Ok(()) => (StatusCode::CREATED, axum::Json(json!(marker))).into_response(),
+        Err(e) => error(500, format!("cannot hand the marker to the run: {e}")),
+    }
 }

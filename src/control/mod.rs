@@ -144,6 +144,26 @@ impl Controller {
         self.matches.get(id)
     }
 
+    /// Hands a marker to the match's run (`run --markers`): it is in the live playlists from
+    /// their next update.
+    pub fn add_marker(
+        &mut self,
+        id: &str,
+        marker: &crate::package::marker::Marker,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(marker).expect("a marker serialises");
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.store.match_dir(id).join("markers.jsonl"))?;
+        // One write: the run never reads half a line as a whole one.
+        f.write_all(&line)?;
+        tracing::info!("match {id}: marker {} at {}", marker.label, marker.start);
+        Ok(())
+    }
+
     /// Starts cutting a highlight (`clip`: label, from, to) or archiving the match; its
     /// `clip.ready` or `archive.ready` follows when it is on the origin.
     pub fn start_job(&mut self, id: &str, clip: Option<(&str, &str, &str)>) -> std::io::Result<()> {

@@ -190,6 +190,41 @@ fn check_origin(url: &str) -> Result<(), Refusal> {
     }
 }
 
+/// A marker (`POST /v1/matches/{id}/markers`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkerBody {
+    label: String,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    duration: Option<f64>,
+}
+
+/// Checks a `POST …/markers` body; without `start` the marker is at `now` (RFC 3339).
+pub fn parse_marker(body: &[u8], now: &str) -> Result<crate::package::marker::Marker, Refusal> {
+    let m: MarkerBody = serde_json::from_slice(body).map_err(|e| {
+        let status = if e.is_syntax() || e.is_eof() {
+            400
+        } else {
+            422
+        };
+        Refusal::new(
+            status,
+            format!("body: {e} (expected {{\"label\", \"class\"?, \"start\"?, \"duration\"?}})"),
+        )
+    })?;
+    crate::package::marker::Marker::new(
+        &m.label,
+        m.class.as_deref(),
+        m.start.as_deref().unwrap_or(now),
+        m.duration,
+    )
+    .map_err(|e| Refusal::field(e.field, e.problem))
+}
+
 /// A highlight to cut (`POST /v1/matches/{id}/clips`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -36,6 +36,8 @@ impl Launcher {
             .arg(&self.spool)
             .arg("--events")
             .arg(events)
+            .arg("--markers")
+            .arg(events.with_file_name("markers.jsonl"))
             .args(["--log-format", "json"]);
         // Several matches on one machine: each seeder takes a free port.
         if let Ok(profile) = crate::profile::Profile::load(&spec.profile_file) {
@@ -170,7 +172,7 @@ mod tests {
         let joined = args.join(" ");
         for part in [
             "run --match final --profile",
-            "--origin file:///srv/o --keys /k --spool /s --events /e.jsonl",
+            "--origin file:///srv/o --keys /k --spool /s --events /e.jsonl --markers /markers.jsonl",
             "--seed-listen 0.0.0.0:0",
             "--angle main=test: --angle pov=test: --duration 30",
         ] {

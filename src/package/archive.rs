@@ -273,6 +273,11 @@ impl<'a> Archive<'a> {
                 let start = timeline.seq_start(Seq(s.seq)).0;
                 last_end = last_end.max(start + (s.duration * NS_PER_SEC as f64) as u64);
             }
+            for (doc, _) in self.windows {
+                for m in &doc.markers {
+                    vod.add_marker(m);
+                }
+            }
             vod.end();
             let mut m3u8 = vod.to_m3u8();
             m3u8.playlist_type = Some(m3u8_rs::MediaPlaylistType::Vod);

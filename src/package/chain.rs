@@ -105,6 +105,7 @@ mod tests {
 
     fn doc(window: u64, prev: Option<String>, prev_window: Option<u64>) -> WindowManifest {
         WindowManifest {
+            markers: Vec::new(),
             format: 1,
             match_id: "final".into(),
             window,

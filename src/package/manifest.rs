@@ -30,6 +30,9 @@ pub struct WindowManifest {
     /// match was down, before a restart); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_window: Option<u64>,
+    /// Markers that fall in the window (`EXT-X-DATERANGE` in the playlists); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<super::marker::Marker>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,6 +142,7 @@ mod tests {
 
     fn sample() -> WindowManifest {
         WindowManifest {
+            markers: Vec::new(),
             format: FORMAT,
             match_id: "final".into(),
             window: 179_537_040,

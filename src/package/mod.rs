@@ -11,6 +11,7 @@ pub mod codec;
 pub mod crypt;
 pub mod hex;
 pub mod manifest;
+pub mod marker;
 pub mod playlist;
 pub mod resume;
 pub mod segment;
@@ -346,6 +347,20 @@ impl Packager {
         });
         self.window_pending.extend(window_copy);
         Ok(())
+    }
+
+    /// Adds a marker to every live playlist (from its next update) and to the window
+    /// manifest of the window it falls in, if that window is still open. False when every
+    /// playlist had it already.
+    pub fn add_marker(&mut self, marker: &marker::Marker) -> bool {
+        let mut new = false;
+        for p in self.playlists.values_mut() {
+            new |= p.add_marker(marker);
+        }
+        if let Some(book) = self.windows.as_mut() {
+            book.add_marker(marker);
+        }
+        new
     }
 
     /// The origin refused the object at `path` for good. A segment becomes a gap in its

@@ -3,6 +3,7 @@
 //! angles as EXT-X-MEDIA TYPE=VIDEO alternatives (RFC 8216 §4.3.4.1).
 
 use crate::package::codec;
+use crate::package::marker::Marker;
 use crate::package::segment_sig::SegmentSignature;
 use crate::profile::{Profile, Rung};
 use crate::timecode::{NS_PER_SEC, Seq, Timeline, UtcNs};
@@ -56,6 +57,8 @@ pub struct LivePlaylist {
     /// Discontinuities that have slid out of the window (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuity_sequence: u64,
     ended: bool,
+    /// Markers by start, each written before the segment it falls in.
+    markers: Vec<(UtcNs, Marker)>,
 }
 
 impl LivePlaylist {
@@ -66,7 +69,30 @@ impl LivePlaylist {
             entries: VecDeque::new(),
             discontinuity_sequence: 0,
             ended: false,
+            markers: Vec::new(),
         }
+    }
+
+    /// Adds a marker (once per ID); false when it was there already or has no start.
+    pub fn add_marker(&mut self, marker: &Marker) -> bool {
+        let Some(at) = marker.start_ns() else {
+            return false;
+        };
+        if self.markers.iter().any(|(_, m)| m.id == marker.id) {
+            return false;
+        }
+        let i = self.markers.partition_point(|(t, _)| *t <= at);
+        self.markers.insert(i, (at, marker.clone()));
+        true
+    }
+
+    /// The markers that fall in the segment starting at `pdt` and lasting `duration` s.
+    fn markers_in(&self, pdt: UtcNs, duration: f64) -> impl Iterator<Item = &Marker> {
+        let end = UtcNs(pdt.0 + (duration * NS_PER_SEC as f64).round() as u64);
+        self.markers
+            .iter()
+            .filter(move |(t, _)| *t >= pdt && *t < end)
+            .map(|(_, m)| m)
     }
 
     /// The newest seq in the playlist.
@@ -87,6 +113,11 @@ impl LivePlaylist {
             {
                 self.discontinuity_sequence += 1;
             }
+        }
+        // Markers before the DVR window went with their segments.
+        if let Some(front) = self.entries.front() {
+            let from = front.pdt;
+            self.markers.retain(|(t, _)| *t >= from);
         }
     }
 
@@ -137,10 +168,10 @@ impl LivePlaylist {
                     keyformatversions: None,
                 }),
                 program_date_time: Some(e.pdt.to_datetime().with_timezone(&utc_offset())),
-                unknown_tags: e
-                    .signature
-                    .iter()
-                    .map(SegmentSignature::to_tag)
+                unknown_tags: self
+                    .markers_in(e.pdt, e.duration)
+                    .map(Marker::to_tag)
+                    .chain(e.signature.iter().map(SegmentSignature::to_tag))
                     .chain(e.gap.then(|| m3u8_rs::ExtTag {
                         tag: GAP_TAG.to_string(),
                         rest: None,

@@ -48,6 +48,8 @@ pub struct WindowBook {
     closed: Vec<u64>,
     /// Pad file lengths already published under `{match}/.pad/`.
     pads_published: HashSet<u64>,
+    /// Markers for windows not yet closed.
+    markers: Vec<super::marker::Marker>,
 }
 
 fn pdt(timeline: &Timeline, seq: Seq) -> String {
@@ -79,7 +81,37 @@ impl WindowBook {
             prev_manifest: None,
             closed: Vec::new(),
             pads_published: HashSet::new(),
+            markers: Vec::new(),
         }
+    }
+
+    /// A marker for the manifest of the window it falls in (once per ID).
+    pub fn add_marker(&mut self, marker: &super::marker::Marker) {
+        if !self.markers.iter().any(|m| m.id == marker.id) {
+            self.markers.push(marker.clone());
+        }
+    }
+
+    /// The markers that fall in window `w`, in time order; they leave the book.
+    fn take_markers(&mut self, w: u64) -> Vec<super::marker::Marker> {
+        let (first, last) = self.timeline.window_seqs(crate::timecode::WindowIndex(w));
+        let (from, to) = (
+            self.timeline.seq_start(first),
+            self.timeline.seq_start(Seq(last.0 + 1)),
+        );
+        let mut taken: Vec<_> = Vec::new();
+        self.markers.retain(|m| match m.start_ns() {
+            Some(t) if t < to => {
+                if t >= from {
+                    taken.push(m.clone());
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        taken.sort_by_key(|m| m.start_ns());
+        taken
     }
 
     /// Continues the chain an earlier run published: `closed` are its newest windows, oldest
@@ -156,7 +188,9 @@ impl WindowBook {
         };
         let t = torrent::build(&files, &meta).expect("a window with segments has files");
         let torrent_path = format!("windows/{w}.torrent");
+        let markers = self.take_markers(w);
         let doc = WindowManifest {
+            markers,
             format: FORMAT,
             match_id: self.match_id.clone(),
             window: w,

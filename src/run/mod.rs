@@ -1,6 +1,7 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
 mod events;
+mod markers;
 mod outlet;
 mod resume;
 
@@ -151,6 +152,8 @@ pub struct RunConfig {
     /// Append the match's events (feeds lost and restored, windows published, the origin down
     /// and up) to this file as JSON lines ([`crate::events`]).
     pub events: Option<PathBuf>,
+    /// Follow this file for markers (JSON lines) to put in the playlists and manifests.
+    pub markers: Option<PathBuf>,
 }
 
 /// What a finished match produced.
@@ -339,8 +342,12 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     // The packager runs on this thread: its CPU time is the packaging cost (scripts/bench).
     let packager_cpu_start = crate::observe::thread_cpu_time();
     let publish_status = outlet.publisher.status();
+    let mut marker_feed = cfg.markers.clone().map(markers::MarkerFeed::new);
     let result = loop {
         observer.tick();
+        if let Some(feed) = marker_feed.as_mut() {
+            feed.poll(&mut packager);
+        }
         run_events.origin(publish_status.origin_down());
         for path in lost_rx.try_iter() {
             packager.mark_lost(&path);

@@ -183,7 +183,9 @@ mod tests {
             for attr in ["src=\"", "href=\""] {
                 if let Some(at) = line.find(attr) {
                     let url = &line[at + attr.len()..];
-                    let own = url.starts_with("/.preview/") || url.starts_with('#');
+                    let own = url.starts_with("/.preview/")
+                        || url.starts_with("/.player/")
+                        || url.starts_with('#');
                     assert!(own, "external asset: {line}");
                 }
             }
