@@ -57,6 +57,8 @@ impl LossMatch {
                 &format!("file://{}", origin.display()),
             )
             .args(["--duration", &secs.to_string()])
+            .arg("--events")
+            .arg(tmp.path().join("events.jsonl"))
             .env("RUST_LOG", "info,swarmpack=debug")
             .args(["--angle", angle, "--angle", "pov=test:"])
             .stdout(Stdio::null())
@@ -75,6 +77,49 @@ impl LossMatch {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The run's `--events`, as "type angle" (feed events) or "type" (the others), in order.
+    fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log_path.with_file_name("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                match e["data"]["angle"].as_str() {
+                    Some(angle) => format!("{} {angle}", e["type"].as_str().unwrap()),
+                    None => e["type"].as_str().unwrap().to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// The feed events (what `swarmpack control` sends as webhooks) follow the feed watch:
+    /// one `feed.lost` per loss it logged and one `feed.restored` per return (its first
+    /// arrival is none), alternating, none for the other angle, and the clean end last.
+    fn assert_feed_events(&self, angle: &str) {
+        let log = self.log();
+        let losses = log.matches(&format!("angle {angle}: signal lost")).count();
+        let returns = log.matches(&format!("angle {angle}: feed is live")).count() - 1;
+        assert!(losses >= 1 && returns == losses, "{log}");
+        let events = self.events();
+        let feed: Vec<&str> = events
+            .iter()
+            .filter(|e| e.starts_with("feed."))
+            .map(String::as_str)
+            .collect();
+        let lost = format!("feed.lost {angle}");
+        let back = format!("feed.restored {angle}");
+        let want: Vec<&str> = (0..losses)
+            .flat_map(|_| [lost.as_str(), back.as_str()])
+            .collect();
+        assert_eq!(feed, want, "{events:?}");
+        assert!(events.iter().any(|e| e == "window.published"), "{events:?}");
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("match.ended"),
+            "{events:?}"
+        );
     }
 
     /// Waits for the match to end on its own (`--duration`) and asserts it exited 0.
@@ -116,6 +161,7 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
         m.log().matches("angle stage: feed is live").count() >= 2
     });
     m.wait_end();
+    m.assert_feed_events("stage");
 
     assert_no_gap(&m.origin.join("loss"), &m.keys, "loss", 34);
 
@@ -216,6 +262,7 @@ fn a_pushed_rtmp_feed_that_stops_is_bridged_by_a_slate() {
     m.wait_end();
     let log = m.log();
     assert_eq!(log.matches("angle obs: feed is live").count(), 2, "{log}");
+    m.assert_feed_events("obs");
 
     assert_no_gap(&m.origin.join("loss"), &m.keys, "loss", 28);
     let all = kinds(&m.origin.join("loss/obs/180p"), &m.keys);

@@ -101,6 +101,11 @@ pub(super) fn watch(
                     on_air.to_datetime().format("%H:%M:%S%.3fZ")
                 );
             }
+            // fallbacksrc reports "stopped" when the pipeline shuts down at the end of the
+            // match: not a loss.
+            (true, false) if status == "stopped" => {
+                tracing::debug!("angle {angle}: feed stopped with the pipeline");
+            }
             (true, false) => {
                 slate.hold_until.store(u64::MAX, Relaxed);
                 slate.show(true);
