@@ -473,3 +473,7 @@ pub fn deliver_due(outbox: &Outbox, url: &str, secret: &webhook::Secret) -> usiz
     }
     sent
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

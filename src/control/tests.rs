@@ -1,0 +1,94 @@
+//! The controller's life-cycle decisions, with a stand-in for `swarmpack` (a shell script)
+//! whose runs exit as each test needs.
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn spec() -> MatchSpec {
+    MatchSpec {
+        match_id: "final".into(),
+        profile: "demo".into(),
+        profile_file: Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"),
+        angles: vec![("main".into(), "test:".into())],
+        origin: "file:///nowhere".into(),
+        duration: None,
+        public_url: "http://127.0.0.1:9/".into(),
+    }
+}
+
+/// A controller whose `swarmpack` is a script that exits with `code`.
+fn controller(dir: &Path, code: i32) -> Controller {
+    let exe = dir.join("fake-swarmpack");
+    std::fs::write(&exe, format!("#!/bin/sh\nexit {code}\n")).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(&dir.join("state")).unwrap();
+    let outbox = Outbox::open(&store.outbox_dir()).unwrap();
+    let launcher = Launcher {
+        exe,
+        keys: dir.into(),
+        spool: store.spool_dir(),
+    };
+    Controller::open(store, launcher, Some(outbox))
+}
+
+fn tick_until(c: &mut Controller, what: &str, done: impl Fn(&Controller) -> bool) {
+    let start = std::time::Instant::now();
+    while !done(c) {
+        assert!(start.elapsed().as_secs() < 10, "never {what}");
+        c.tick();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn queued(dir: &Path) -> Vec<EventType> {
+    Outbox::open(&dir.join("state/outbox"))
+        .unwrap()
+        .due(i64::MAX)
+        .into_iter()
+        .map(|(_, p)| p.event.kind)
+        .collect()
+}
+
+#[test]
+fn a_run_that_refuses_its_input_fails_the_match_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 2);
+    c.create(spec()).unwrap();
+    tick_until(&mut c, "failed", |c| {
+        c.get("final").unwrap().state == MatchState::Failed
+    });
+    assert_eq!(c.get("final").unwrap().runs, 1, "no retry of bad input");
+    assert_eq!(
+        queued(dir.path()),
+        [EventType::MatchStarted, EventType::MatchFailed]
+    );
+    // The state is on disk: a new controller sees the failed match and starts nothing.
+    drop(c);
+    let c = controller(dir.path(), 2);
+    assert_eq!(c.get("final").unwrap().state, MatchState::Failed);
+}
+
+#[test]
+fn a_crashed_run_is_started_again_after_a_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 1);
+    c.create(spec()).unwrap();
+    tick_until(&mut c, "a restart scheduled", |c| {
+        c.get("final").unwrap().restart_after_ms > 0
+    });
+    let r = c.get("final").unwrap();
+    assert_eq!((r.runs, r.crashes), (1, 1));
+    assert!(
+        r.last_error
+            .as_deref()
+            .unwrap()
+            .contains("without ending the match")
+    );
+    assert!(r.state.is_running());
+    tick_until(&mut c, "a second run", |c| {
+        c.get("final").unwrap().runs == 2
+    });
+    // Started once: one match.started, however many runs.
+    assert_eq!(queued(dir.path()), [EventType::MatchStarted]);
+}
