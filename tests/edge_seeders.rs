@@ -54,7 +54,7 @@ impl EdgeSeeder {
             .args([
                 "seed", "--origin", origin, "--match", MATCH, "--poll", "250ms",
             ])
-            .args(["--wait-for-match", "60s"])
+            .args(["--wait-for-match", "60s", "--clip", "opening"])
             .arg("--pubkey")
             .arg(pubkey)
             .arg("--listen")
@@ -344,6 +344,31 @@ fn run_no_seed_with_two_edge_seeders_and_a_real_tracker() {
         "both seeders to seed the archive",
         Duration::from_secs(30),
         || a.log().contains("archive verified: ") && b.log().contains("archive verified: "),
+        || logs("", &a, &b),
+    );
+
+    // A highlight (`swarmpack clip`): both seeders were told to seed "opening" and do, once
+    // it is published and checked.
+    let live = media_playlist(&root.join(MATCH).join("main/180p/index.m3u8"));
+    let pdt = |i: usize| live.segments[i].program_date_time.unwrap().to_rfc3339();
+    let mut clip = swarmpack();
+    clip.args(["clip", "--match", MATCH, "--origin", &nginx.url()])
+        .args(["--label", "opening", "--from", &pdt(0), "--to", &pdt(2)])
+        .arg("--keys")
+        .arg(&keys);
+    let out = run_with_deadline(clip, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_or_show(
+        "both seeders to seed the highlight",
+        Duration::from_secs(30),
+        || {
+            a.log().contains("highlight opening verified: ")
+                && b.log().contains("highlight opening verified: ")
+        },
         || logs("", &a, &b),
     );
 

@@ -17,7 +17,9 @@ window manifests back to the windows it already holds, checks each manifest's si
 hash, fetches the window's torrent (its infohashes must be the signed ones) and every segment \
 (each length and SHA-256 must be the manifest's), and only then seeds the window. It announces \
 to the torrent's trackers, retires windows that leave live.json, and seeds MATCH/archive.torrent \
-once `swarmpack archive` has published it.\n\n\
+once `swarmpack archive` has published it, and each --clip LABEL's MATCH/clips/LABEL/clip.torrent \
+once `swarmpack clip` has (its signed clip.json, the windows it cites and every segment checked \
+first).\n\n\
 Nothing unverified is seeded: a failed check refuses that window, logs why, and counts it in \
 --metrics (swarmpack_edge_windows_refused_total). An unreachable origin is retried with back-off \
 while verified windows keep seeding. Verified files stay in --cache, so a restart seeds them again \
@@ -63,6 +65,10 @@ pub struct SeedArgs {
     /// 30m); without it an origin without the match is an error (exit 2).
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     wait_for_match: String,
+    /// A highlight package to seed once `swarmpack clip` (or the control API) has published
+    /// MATCH/clips/LABEL/; verified like the archive. Repeat for each.
+    #[arg(long = "clip", value_name = "LABEL")]
+    clips: Vec<String>,
 }
 
 pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
@@ -96,6 +102,11 @@ pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failu
     };
     let poll = duration("--poll", &args.poll)?;
     let wait_for_match = duration("--wait-for-match", &args.wait_for_match)?;
+    if let Some(bad) = args.clips.iter().find(|l| !is_path_safe_name(l)) {
+        return Err(bad_input(anyhow::anyhow!(
+            "--clip {bad:?}: expected a label of a-z, 0-9, '-' and '_'"
+        )));
+    }
     if args.keep_windows == 0 {
         return Err(bad_input(anyhow::anyhow!(
             "--keep-windows 0: expected at least 1"
@@ -112,6 +123,7 @@ pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failu
         poll: poll.max(Duration::from_millis(100)),
         keep_windows: args.keep_windows,
         wait_for_match,
+        clips: args.clips,
     };
     follow(cfg, stop_requests).map_err(|e| {
         if e.is_bad_input() {

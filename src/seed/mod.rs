@@ -125,11 +125,13 @@ impl Gate {
     }
 }
 
-/// What the engine seeds: one window, or the whole-match archive (never retired).
+/// What the engine seeds: one window, the whole-match archive, or a highlight package (the
+/// `n`th the edge seeder was asked for). Only windows are retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Slot {
     Window(u64),
     Archive,
+    Clip(u32),
 }
 
 enum Cmd {
@@ -292,7 +294,7 @@ impl Seeder {
         Gate {
             window: match slot {
                 Slot::Window(w) => w,
-                Slot::Archive => u64::MAX,
+                Slot::Archive | Slot::Clip(_) => u64::MAX,
             },
             rx,
             deadline: std::time::Instant::now()
@@ -429,6 +431,7 @@ fn describe(slot: Slot) -> String {
     match slot {
         Slot::Window(w) => format!("window {w}"),
         Slot::Archive => "the archive".to_string(),
+        Slot::Clip(n) => format!("highlight #{n}"),
     }
 }
 

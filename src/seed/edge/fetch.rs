@@ -300,31 +300,85 @@ pub(super) async fn prefetch(
     Ok(())
 }
 
-/// Seeds the whole-match archive once `archive` has published it. Returns whether it did.
-pub(super) async fn archive(
+/// A package of whole segments the edge seeds once it is published: the match's archive
+/// (`swarmpack archive`) or a highlight (`swarmpack clip`, `clips/{label}/`).
+pub(super) enum Package<'a> {
+    Archive,
+    /// The label, and its number among `seed --clip`s.
+    Clip(&'a str, u32),
+}
+
+impl Package<'_> {
+    fn dir(&self) -> String {
+        match self {
+            Package::Archive => String::new(),
+            Package::Clip(label, _) => format!("clips/{label}/"),
+        }
+    }
+    fn manifest(&self) -> String {
+        match self {
+            Package::Archive => "archive.json".into(),
+            Package::Clip(..) => format!("{}clip.json", self.dir()),
+        }
+    }
+    fn torrent(&self) -> String {
+        match self {
+            Package::Archive => "archive.torrent".into(),
+            Package::Clip(..) => format!("{}clip.torrent", self.dir()),
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            Package::Archive => "archive".into(),
+            Package::Clip(label, _) => format!("highlight {label}"),
+        }
+    }
+    fn slot(&self) -> Slot {
+        match self {
+            Package::Archive => Slot::Archive,
+            Package::Clip(_, n) => Slot::Clip(*n),
+        }
+    }
+}
+
+/// Seeds `package` once it is on the origin, after checking its signed manifest, every window
+/// manifest it cites and every segment. Returns whether it is done with it (seeded, or
+/// refused); false while it is not published yet.
+pub(super) async fn package(
     cfg: &EdgeConfig,
     seeder: &Seeder,
     metrics: &EdgeMetrics,
+    package: Package<'_>,
 ) -> Result<bool, Fault> {
-    let (file, sig) = document(cfg, "archive.json", None).await?;
+    let (what, manifest_rel) = (package.name(), package.manifest());
+    let (file, sig) = document(cfg, &manifest_rel, None).await?;
     if file.is_empty() {
         return Ok(false);
     }
     let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &cfg.public_key);
     let refuse = |why: String| {
-        tracing::error!("archive refused, not seeded: {why}");
+        tracing::error!("{what} refused, not seeded: {why}");
         metrics.windows_refused.inc();
         Ok(true)
     };
     if key.verify(&file, &sig).is_err() {
-        return refuse("archive.json: signature does not verify with this match's key".into());
+        return refuse(format!(
+            "{manifest_rel}: signature does not verify with this match's key"
+        ));
     }
     let doc: ArchiveManifest = match serde_json::from_slice(&file) {
         Ok(d) => d,
-        Err(e) => return refuse(format!("archive.json: {e}")),
+        Err(e) => return refuse(format!("{manifest_rel}: {e}")),
     };
     if doc.match_id != cfg.match_id {
-        return refuse(format!("archive.json names match {:?}", doc.match_id));
+        return refuse(format!("{manifest_rel} names match {:?}", doc.match_id));
+    }
+    if doc.torrent.path != package.torrent() {
+        return refuse(format!(
+            "{manifest_rel} names torrent {:?}, not {}",
+            doc.torrent.path,
+            package.torrent()
+        ));
     }
     for w in &doc.windows {
         let link = Link {
@@ -342,7 +396,7 @@ pub(super) async fn archive(
     }
     let torrent = match torrent_bytes(
         cfg,
-        "archive.torrent",
+        &package.torrent(),
         &doc.torrent.infohash_v1,
         &doc.torrent.infohash_v2,
     )
@@ -351,9 +405,9 @@ pub(super) async fn archive(
         Ok(t) => t,
         Err(Refusal(why)) => return refuse(why),
     };
-    drop(seeder.seed_slot(Slot::Archive, &torrent));
+    drop(seeder.seed_slot(package.slot(), &torrent));
     tracing::info!(
-        "archive verified: {} window(s), {} segment(s); seeding it (infohash {})",
+        "{what} verified: {} window(s), {} segment(s); seeding it (infohash {})",
         doc.windows.len(),
         doc.segments,
         doc.torrent.infohash_v1

@@ -16,7 +16,7 @@ use crate::package::chain::{self, Link};
 use crate::package::manifest::{LivePointer, WindowManifest};
 use crate::profile::SeedConfig;
 use crate::publish::{Origin, OriginError};
-use fetch::{archive, document, keep_document, prune_documents, window};
+use fetch::{Package, document, keep_document, package, prune_documents, window};
 pub use metrics::EdgeMetrics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +43,8 @@ pub struct EdgeConfig {
     pub keep_windows: u64,
     /// How long to wait for the match to appear on the origin before giving up (exit 2).
     pub wait_for_match: Duration,
+    /// Highlight packages (`clips/{label}/`) to seed once they are published.
+    pub clips: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,8 @@ struct Book {
     /// Segments already prefetched (or refused) by path.
     prefetched: std::collections::HashSet<String>,
     archive_seeded: bool,
+    /// Highlights seeded (or refused), by label.
+    clips_done: std::collections::HashSet<String>,
 }
 
 /// Follows the match until `stop_requests` counts a signal.
@@ -304,7 +308,14 @@ async fn round(
         });
     }
     if pointer.ended && !book.archive_seeded {
-        book.archive_seeded = archive(cfg, seeder, metrics).await?;
+        book.archive_seeded = package(cfg, seeder, metrics, Package::Archive).await?;
+    }
+    for (n, label) in cfg.clips.iter().enumerate() {
+        if !book.clips_done.contains(label)
+            && package(cfg, seeder, metrics, Package::Clip(label, n as u32)).await?
+        {
+            book.clips_done.insert(label.clone());
+        }
     }
     Ok(())
 }
