@@ -39,17 +39,10 @@ pub struct Controller {
     matches: BTreeMap<String, MatchRecord>,
     /// Runs this controller started (adopted ones are watched through their run lock).
     children: HashMap<String, Child>,
-    /// Highlight and archive jobs under way.
-    jobs: Vec<Job>,
+    /// Highlight and archive jobs this controller started, reaped once they end (what they
+    /// did is read from their exit files, see [`supervise::job_exit`]).
+    job_children: Vec<Child>,
     outbox: Option<Outbox>,
-}
-
-/// A `swarmpack clip` or `swarmpack archive` the API started.
-struct Job {
-    match_id: String,
-    /// The highlight's label; None for the archive.
-    label: Option<String>,
-    child: Child,
 }
 
 /// Unix milliseconds now.
@@ -66,7 +59,7 @@ impl Controller {
             launcher,
             matches,
             children: HashMap::new(),
-            jobs: Vec::new(),
+            job_children: Vec::new(),
             outbox,
         };
         for (id, r) in &c.matches {
@@ -118,6 +111,7 @@ impl Controller {
             live_announced: false,
             next_event,
             restart_after_ms: 0,
+            jobs: self.matches.get(&id).map_or(Vec::new(), |r| r.jobs.clone()),
         };
         self.matches.insert(id.clone(), record);
         self.start_run(&id);
@@ -170,64 +164,62 @@ impl Controller {
         let Some(r) = self.matches.get(id) else {
             return Err(std::io::Error::other("no such match"));
         };
+        let name = clip.map_or("archive".to_string(), |(l, ..)| format!("clip-{l}"));
         let child = self
             .launcher
-            .start_job(&r.spec, &self.store.match_dir(id), clip)?;
-        let label = clip.map(|(l, ..)| l.to_string());
-        tracing::info!(
-            "match {id}: {} started (pid {})",
-            label
-                .as_deref()
-                .map_or("archive".into(), |l| format!("highlight {l}")),
-            child.id()
-        );
-        self.jobs.push(Job {
-            match_id: id.to_string(),
-            label,
-            child,
-        });
+            .start_job(&r.spec, &self.store.match_dir(id), &name, clip)?;
+        tracing::info!("match {id}: {name} started (pid {})", child.id());
+        self.job_children.push(child);
+        let r = self.matches.get_mut(id).expect("present");
+        if !r.jobs.contains(&name) {
+            r.jobs.push(name);
+        }
+        if let Err(e) = self.store.save(r) {
+            tracing::error!("{e}");
+        }
         Ok(())
     }
 
-    /// Jobs that finished: their ready events, or the failure logged.
+    /// Jobs that finished (this controller's, or an earlier one's): their ready events, or
+    /// the failure noted.
     fn reap_jobs(&mut self) {
+        self.job_children
+            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         let mut done = Vec::new();
-        self.jobs.retain_mut(|job| match job.child.try_wait() {
-            Ok(None) => true,
-            Ok(Some(status)) => {
-                done.push((job.match_id.clone(), job.label.clone(), status.success()));
-                false
-            }
-            Err(_) => false,
-        });
-        for (id, label, ok) in done {
-            let log = self.store.match_dir(&id).join("jobs.log");
-            let what = label
-                .as_deref()
-                .map_or("archive".into(), |l| format!("highlight {l}"));
-            if !ok {
-                let why = supervise::last_error(&log).unwrap_or_else(|| "see jobs.log".into());
-                tracing::error!("match {id}: {what} failed: {why}");
-                if let Some(r) = self.matches.get_mut(&id) {
-                    r.last_error = Some(format!("{what}: {why}"));
+        for (id, r) in &self.matches {
+            let dir = self.store.match_dir(id);
+            for name in &r.jobs {
+                if let Some(code) = supervise::job_exit(&dir, name) {
+                    done.push((id.clone(), name.clone(), code == 0));
                 }
-                continue;
             }
-            let (kind, data) = match &label {
-                Some(l) => (
-                    EventType::ClipReady,
-                    json!({"label": l, "manifest": format!("{id}/clips/{l}/clip.json"),
-                           "torrent": format!("{id}/clips/{l}/clip.torrent"),
-                           "master": format!("{id}/clips/{l}/vod.m3u8")}),
-                ),
-                None => (
-                    EventType::ArchiveReady,
-                    json!({"manifest": format!("{id}/archive.json"),
-                           "torrent": format!("{id}/archive.torrent"),
-                           "master": format!("{id}/vod.m3u8")}),
-                ),
-            };
-            self.own_event(&id, kind, data);
+        }
+        for (id, name, ok) in done {
+            let r = self.matches.get_mut(&id).expect("present");
+            r.jobs.retain(|n| *n != name);
+            let label = name.strip_prefix("clip-").map(str::to_string);
+            if !ok {
+                let log = self.store.match_dir(&id).join("jobs.log");
+                let why = supervise::last_error(&log).unwrap_or_else(|| "see jobs.log".into());
+                tracing::error!("match {id}: {name} failed: {why}");
+                r.last_error = Some(format!("{name}: {why}"));
+            } else {
+                let (kind, data) = match &label {
+                    Some(l) => (
+                        EventType::ClipReady,
+                        json!({"label": l, "manifest": format!("{id}/clips/{l}/clip.json"),
+                               "torrent": format!("{id}/clips/{l}/clip.torrent"),
+                               "master": format!("{id}/clips/{l}/vod.m3u8")}),
+                    ),
+                    None => (
+                        EventType::ArchiveReady,
+                        json!({"manifest": format!("{id}/archive.json"),
+                               "torrent": format!("{id}/archive.torrent"),
+                               "master": format!("{id}/vod.m3u8")}),
+                    ),
+                };
+                self.own_event(&id, kind, data);
+            }
             if let Err(e) = self.store.save(&self.matches[&id]) {
                 tracing::error!("{e}");
             }

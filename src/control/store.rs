@@ -64,6 +64,9 @@ pub struct MatchRecord {
     /// Unix milliseconds before which a crashed run is not restarted.
     #[serde(default)]
     pub restart_after_ms: i64,
+    /// Highlight and archive jobs not yet finished: `archive` or `clip-{label}`.
+    #[serde(default)]
+    pub jobs: Vec<String>,
 }
 
 /// The first answer to one `Idempotency-Key`.

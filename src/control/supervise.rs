@@ -71,18 +71,30 @@ impl Launcher {
     }
 
     /// Starts `swarmpack clip` (with `clip`: label, from, to) or `swarmpack archive` for
-    /// `spec`'s match; its log goes to `jobs.log` in `dir`.
+    /// `spec`'s match, as the job `name`. Its log goes to `jobs.log` in `dir`, and its exit
+    /// code, once it ends, to `jobs/{name}.exit` there: a controller that restarted meanwhile
+    /// still learns how it went.
     pub fn start_job(
         &self,
         spec: &MatchSpec,
         dir: &Path,
+        name: &str,
         clip: Option<(&str, &str, &str)>,
     ) -> std::io::Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("jobs.log"))?;
-        let mut cmd = Command::new(&self.exe);
+        let exit = job_exit_file(dir, name);
+        std::fs::create_dir_all(exit.parent().unwrap_or(dir))?;
+        let _ = std::fs::remove_file(&exit);
+        // sh runs swarmpack ($0 and its arguments, never parsed by the shell) and records
+        // its exit code.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(r#""$0" "$@"; echo $? > "$SWARMPACK_JOB_EXIT""#)
+            .arg(&self.exe)
+            .env("SWARMPACK_JOB_EXIT", &exit);
         match clip {
             Some((label, from, to)) => cmd
                 .arg("clip")
@@ -116,6 +128,20 @@ impl Launcher {
             }
         }
     }
+}
+
+/// Where job `name`'s exit code is written, in the match's state directory `dir`.
+pub fn job_exit_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join("jobs").join(format!("{name}.exit"))
+}
+
+/// Job `name`'s exit code, once it has ended.
+pub fn job_exit(dir: &Path, name: &str) -> Option<i32> {
+    std::fs::read_to_string(job_exit_file(dir, name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Asks process `pid` to stop cleanly (SIGTERM: `run` ends at the next boundary).

@@ -92,3 +92,27 @@ fn a_crashed_run_is_started_again_after_a_backoff() {
     // Started once: one match.started, however many runs.
     assert_eq!(queued(dir.path()), [EventType::MatchStarted]);
 }
+
+#[test]
+fn a_highlight_that_ends_while_no_controller_runs_is_still_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 0);
+    c.create(spec()).unwrap();
+    c.start_job(
+        "final",
+        Some(("ace", "2026-12-01T20:00:00Z", "2026-12-01T20:00:09Z")),
+    )
+    .unwrap();
+    drop(c); // the controller dies; the job runs on
+    let exit = supervise::job_exit_file(&dir.path().join("state/matches/final"), "clip-ace");
+    let start = std::time::Instant::now();
+    while !exit.exists() {
+        assert!(start.elapsed().as_secs() < 10, "the job never ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut c = controller(dir.path(), 0);
+    tick_until(&mut c, "the job noticed", |c| {
+        c.get("final").unwrap().jobs.is_empty()
+    });
+    assert!(queued(dir.path()).contains(&EventType::ClipReady));
+}
