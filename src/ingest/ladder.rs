@@ -143,6 +143,9 @@ impl AngleIngest {
                 install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps);
             }
         }
+        if let Some(downmix) = pipeline.by_name("downmix") {
+            super::downmix::install(&downmix, angle);
+        }
         if let Some(feed) = pipeline.by_name("feed") {
             super::feed::watch(&feed, &pipeline, angle, state.clock.clone(), events.clone())?;
         }

@@ -3,6 +3,7 @@
 //! at IDRs forced on the shared master timecode.
 
 pub mod describe;
+pub mod downmix;
 pub mod feed;
 pub mod ladder;
 pub mod rtmp;

@@ -210,6 +210,7 @@ impl SourceSpec {
                 &[
                     ("path", path.display().to_string()),
                     ("sync", (!fast).to_string()),
+                    ("fields", deinterlace_fields(top).into()),
                 ],
             ),
             SourceSpec::Srt {
@@ -243,6 +244,12 @@ impl SourceSpec {
     }
 }
 
+/// Which fields an interlaced feed's deinterlacer makes frames of: every field (field rate,
+/// 1080i50 into 50p) when the top rung runs above 30 fps, else the top field's frames.
+pub fn deinterlace_fields(top: &Rung) -> &'static str {
+    if top.fps > 30 { "all" } else { "top" }
+}
+
 /// Placeholders of the network feeds: the slate's size and text, and how long a stalled
 /// feed waits before the slate takes over. 500 ms is under half of the shortest segment
 /// (1 s), so an outage never leaves a segment without frames.
@@ -254,6 +261,7 @@ fn network_vars(angle: &str, top: &Rung) -> Vec<(&'static str, String)> {
         ("height", top.height.to_string()),
         ("fps", top.fps.to_string()),
         ("timeout", SLATE_AFTER_NS.to_string()),
+        ("fields", deinterlace_fields(top).into()),
     ]
 }
 

@@ -176,6 +176,7 @@ mod tests {
             "gop",
             "scale_threads",
             "audio_bps",
+            "fields",
         ];
         let vars: Vec<(&str, String)> = all.iter().map(|k| (*k, "1".to_string())).collect();
         for (name, _) in BUILTIN {
