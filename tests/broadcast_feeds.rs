@@ -257,3 +257,48 @@ fn an_interlaced_feed_comes_out_progressive() {
         );
     }
 }
+
+#[test]
+fn a_feed_whose_encoder_produces_nothing_ends_the_run_naming_angle_and_element() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = profile(tmp.path(), 320, 180, 30);
+    // The encoder's output thrown away (a valve that drops everything): frames arrive, no
+    // segment ever does, as with caps x264 cannot take.
+    let pipelines = tmp.path().join("pipelines");
+    std::fs::create_dir_all(&pipelines).unwrap();
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/rung-video.gst"),
+    )
+    .unwrap();
+    let stuck = builtin.replace("! h264parse", "! valve drop=true ! h264parse");
+    assert_ne!(stuck, builtin);
+    std::fs::write(pipelines.join("rung-video.gst"), stuck).unwrap();
+    let keys = keygen(tmp.path());
+    let origin = tmp.path().join("origin");
+    let mut run = run_match(
+        "stuck",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    );
+    run.args([
+        "--fast",
+        "--no-seed",
+        "--duration",
+        "600",
+        "--angle",
+        "main=test:",
+    ])
+    .arg("--pipelines")
+    .arg(&pipelines);
+    let started = std::time::Instant::now();
+    let out = run_with_deadline(run, Duration::from_secs(120));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("angle main: feed failed: frames arrive but rung r gave no segment")
+            && log.contains("enc_r"),
+        "{log}"
+    );
+    eprintln!("ended after {:?}", started.elapsed());
+}

@@ -4,6 +4,7 @@ mod events;
 mod markers;
 mod outlet;
 mod resume;
+mod stall;
 
 use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, SourceSpec};
 use crate::keys::KeyDir;
@@ -343,12 +344,35 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let packager_cpu_start = crate::observe::thread_cpu_time();
     let publish_status = outlet.publisher.status();
     let mut marker_feed = cfg.markers.clone().map(markers::MarkerFeed::new);
+    // File and test feeds that stop producing end the run (network feeds have their slate).
+    let watched: Vec<(String, Arc<std::sync::atomic::AtomicU64>)> = angles
+        .iter()
+        .zip(&cfg.angles)
+        .filter(|(_, (_, spec))| !spec.is_network())
+        .map(|(a, _)| (a.angle.to_string(), a.frames.clone()))
+        .collect();
+    let rung_names: Vec<String> = cfg.profile.rungs.iter().map(|r| r.name.clone()).collect();
+    let patience = stall::PATIENCE
+        .max(3 * Duration::from_nanos(timeline.segment_ns()) + Duration::from_secs(10));
+    let mut stalls = stall::StallWatch::new(
+        &watched.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+        &rung_names,
+        Instant::now(),
+        patience,
+    );
     let result = loop {
         observer.tick();
         if let Some(feed) = marker_feed.as_mut() {
             feed.poll(&mut packager);
         }
         run_events.origin(publish_status.origin_down());
+        let now = Instant::now();
+        for (angle, frames) in &watched {
+            stalls.frames(angle, frames.load(Ordering::Relaxed), now);
+        }
+        if let Some((angle, message)) = stalls.check(now) {
+            break Err(RunError::Feed { angle, message });
+        }
         for path in lost_rx.try_iter() {
             packager.mark_lost(&path);
         }
@@ -414,12 +438,14 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                 report.first_seq = Some(report.first_seq.map_or(seq, |f| f.min(seq)));
                 report.last_seq = Some(report.last_seq.map_or(seq, |l| l.max(seq)));
                 observer.segment(&angle, &rung, seq, size);
+                stalls.segment(&angle, &rung, Instant::now());
                 if let Some(factor) = progress.segment(seq, &timeline) {
                     observer.realtime_factor(factor);
                 }
             }
             IngestEvent::RungEnded { angle, rung } => {
                 tracing::debug!("{angle}/{rung} ended");
+                stalls.ended(&angle, &rung);
                 ended += 1;
                 if ended == total_rungs {
                     break Ok(());
