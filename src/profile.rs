@@ -106,8 +106,8 @@ pub struct Rung {
     pub name: String,
     pub width: u32,
     pub height: u32,
-    /// Whole frames per second.
-    pub fps: u32,
+    /// Frames per second: whole, or an NTSC rate (29.97 = 30000/1001).
+    pub fps: FrameRate,
     pub video_kbps: u32,
     pub audio_kbps: u32,
 }
@@ -119,9 +119,11 @@ impl Rung {
         (self.video_kbps as u64 + self.audio_kbps as u64) * 1100
     }
 
-    /// Frames per segment at this rung's frame rate.
+    /// Frames per segment at this rung's frame rate (whole: the profile checks it).
     pub fn frames_per_segment(&self, segment_ms: u64) -> u64 {
-        segment_ms * self.fps as u64 / 1000
+        self.fps
+            .frames_in(segment_ms)
+            .unwrap_or(segment_ms * self.fps.num as u64 / (1000 * self.fps.den as u64))
     }
 }
 
@@ -211,7 +213,7 @@ struct RawRung {
     name: String,
     width: i64,
     height: i64,
-    fps: i64,
+    fps: toml::Value,
     video_kbps: i64,
     audio_kbps: i64,
 }
@@ -450,13 +452,16 @@ impl Checker<'_> {
                 return Err(self.invalid(f(field), "an even number of pixels (4:2:0 video)", v));
             }
         }
-        let fps = self.int_in(&f("fps"), r.fps, 1, 120)?;
-        if !(seg.duration_ms * fps as u64).is_multiple_of(1000) {
+        let fps = FrameRate::parse(&r.fps)
+            .map_err(|expected| self.invalid(f("fps"), &expected, &r.fps))?;
+        if fps.frames_in(seg.duration_ms).is_none() {
             return Err(self.invalid(
                 f("fps"),
                 &format!(
-                    "a frame rate that fits a whole number of frames into segment.duration = {} s",
-                    seg.duration_secs()
+                    "a frame rate that fits a whole number of frames into segment.duration = {} s \
+                     (at {fps} fps, segments of {} s do)",
+                    seg.duration_secs(),
+                    fps.nearest_durations(seg.duration_ms).join(", ")
                 ),
                 fps,
             ));
@@ -541,7 +546,10 @@ pub fn path_safe_name_rule() -> &'static str {
 }
 
 mod bounds;
+pub mod frame_rate;
 mod trackers;
+
+pub use frame_rate::FrameRate;
 
 #[cfg(test)]
 mod tests;

@@ -302,3 +302,112 @@ fn a_feed_whose_encoder_produces_nothing_ends_the_run_naming_angle_and_element()
     );
     eprintln!("ended after {:?}", started.elapsed());
 }
+
+/// Every video frame's PTS in a TS file, by ffprobe.
+fn frame_pts(ts: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(ts)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_59_94_feed_fills_a_59_94_and_29_97_ladder_with_2_002_s_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = tmp.path().join("p5994.ts");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=60000/1001:duration=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=10",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        feed.to_str().unwrap(),
+    ]);
+    let profile = tmp.path().join("ntsc.toml");
+    std::fs::write(
+        &profile,
+        "name = \"ntsc\"\n[segment]\nduration = 2.002\nwindow = 2\ndvr = 60\n\
+         [[rung]]\nname = \"p60\"\nwidth = 640\nheight = 360\nfps = 59.94\nvideo_kbps = 1500\naudio_kbps = 128\n\
+         [[rung]]\nname = \"p30\"\nwidth = 320\nheight = 180\nfps = \"30000/1001\"\nvideo_kbps = 500\naudio_kbps = 128\n\
+         [encoder]\npreset = \"ultrafast\"\n[seed]\nenabled = false\n[origin]\npublic_url = \"http://127.0.0.1:9/\"\n",
+    )
+    .unwrap();
+    let keys = keygen(tmp.path());
+    let origin = tmp.path().join("origin");
+    let mut run = run_match(
+        "ntsc",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    );
+    run.args(["--fast", "--no-seed", "--duration", "6.006"])
+        .arg("--angle")
+        .arg(format!("main=file:{}", feed.display()));
+    let out = run_with_deadline(run, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let period = 1001.0 / 30000.0;
+    let mut firsts: Vec<Vec<f64>> = Vec::new();
+    for (rung, frames) in [("p60", 120), ("p30", 60)] {
+        let dir = origin.join("ntsc/main").join(rung);
+        let pl = media_playlist(&dir.join("index.m3u8"));
+        assert_eq!(pl.segments.len(), 3, "{rung}");
+        let scratch = tmp.path().join(format!("plain-{rung}"));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let mut starts = Vec::new();
+        for seg in &pl.segments {
+            assert!(
+                (seg.duration - 2.002).abs() < 1e-6,
+                "{rung}: EXTINF {}",
+                seg.duration
+            );
+            // Epoch-locked: the PDT is seq x 2.002 s, exactly.
+            let seq: u64 = seg.uri.trim_end_matches(".ts").parse().unwrap();
+            let pdt = seg.program_date_time.unwrap();
+            let pdt_ms = pdt.timestamp_millis() as u64;
+            assert_eq!(pdt_ms, seq * 2002, "{rung} seq {seq}: PDT {pdt}");
+            let plain = decrypted_copy(&dir, &keys, "ntsc", seg, &scratch);
+            let pts = frame_pts(&plain);
+            assert_eq!(pts.len(), frames, "{rung} seq {seq}: {} frames", pts.len());
+            assert!(
+                first_video_frame(&plain).key,
+                "{rung} seq {seq} starts on a keyframe"
+            );
+            // An even cadence: every step one frame period (59.94 into 29.97 drops every
+            // other frame, never a stutter).
+            let step = if rung == "p60" { period / 2.0 } else { period };
+            for w in pts.windows(2) {
+                assert!(
+                    ((w[1] - w[0]) - step).abs() < 0.0015,
+                    "{rung} seq {seq}: step {}",
+                    w[1] - w[0]
+                );
+            }
+            starts.push(pts[0]);
+        }
+        firsts.push(starts);
+    }
+    // The rungs cut at the same instants, within a frame.
+    for (a, b) in firsts[0].iter().zip(&firsts[1]) {
+        assert!((a - b).abs() < period / 2.0, "rungs cut apart: {a} vs {b}");
+    }
+}

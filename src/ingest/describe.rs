@@ -48,7 +48,7 @@ pub fn describe(
                 ("rung", rung.name.clone()),
                 ("width", rung.width.to_string()),
                 ("height", rung.height.to_string()),
-                ("fps", rung.fps.to_string()),
+                ("fps", rung.fps.caps()),
                 ("scale_threads", "1".into()),
             ],
         )?;
@@ -104,7 +104,7 @@ fn scale_source<'a>(earlier: &'a [Rung], rung: &Rung) -> Option<&'a Rung> {
         earlier
             .iter()
             .filter(|b| b.width >= rung.width && b.height >= rung.height)
-            .filter(|b| b.fps >= rung.fps && b.fps % rung.fps == 0)
+            .filter(|b| b.fps.is_multiple_of(rung.fps))
     };
     bigger()
         .find(|b| b.width == rung.width * 2 && b.height == rung.height * 2)
@@ -120,7 +120,7 @@ mod tests {
             name: name.into(),
             width,
             height,
-            fps,
+            fps: crate::profile::FrameRate::whole(fps),
             video_kbps: 1000,
             audio_kbps: 96,
         }

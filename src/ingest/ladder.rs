@@ -140,7 +140,7 @@ impl AngleIngest {
                 .static_pad("video_sink")
                 .or_else(|| overlay.static_pad("sink"));
             if let Some(pad) = pad {
-                install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps);
+                install_timecode_probe(&pad, state.clone(), profile.rungs[0].fps.ceil());
             }
         }
         if let Some(downmix) = pipeline.by_name("downmix") {
@@ -293,7 +293,8 @@ pub(super) fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u6
 }
 
 /// Burns the master timecode into the test picture: attaches a SMPTE timecode (UTC time
-/// of day) that `timeoverlay time-mode=time-code` renders.
+/// of day, counted at the nominal whole rate: 30 for 29.97) that `timeoverlay
+/// time-mode=time-code` renders.
 fn install_timecode_probe(pad: &gst::Pad, state: Arc<AngleState>, fps: u32) {
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(rt) = info.buffer().and_then(|b| running_time(pad, b)) else {

@@ -201,7 +201,7 @@ impl SourceSpec {
                     ("live", (!fast).to_string()),
                     ("width", top.width.to_string()),
                     ("height", top.height.to_string()),
-                    ("fps", top.fps.to_string()),
+                    ("fps", top.fps.caps()),
                     ("angle", angle.to_string()),
                 ],
             ),
@@ -247,7 +247,11 @@ impl SourceSpec {
 /// Which fields an interlaced feed's deinterlacer makes frames of: every field (field rate,
 /// 1080i50 into 50p) when the top rung runs above 30 fps, else the top field's frames.
 pub fn deinterlace_fields(top: &Rung) -> &'static str {
-    if top.fps > 30 { "all" } else { "top" }
+    if top.fps.as_f64() > 30.5 {
+        "all"
+    } else {
+        "top"
+    }
 }
 
 /// Placeholders of the network feeds: the slate's size and text, and how long a stalled
@@ -259,7 +263,7 @@ fn network_vars(angle: &str, top: &Rung) -> Vec<(&'static str, String)> {
         ("angle", angle.to_string()),
         ("width", top.width.to_string()),
         ("height", top.height.to_string()),
-        ("fps", top.fps.to_string()),
+        ("fps", top.fps.caps()),
         ("timeout", SLATE_AFTER_NS.to_string()),
         ("fields", deinterlace_fields(top).into()),
     ]
@@ -349,7 +353,7 @@ mod tests {
             name: "360p".into(),
             width: 640,
             height: 360,
-            fps: 30,
+            fps: crate::profile::FrameRate::whole(30),
             video_kbps: 800,
             audio_kbps: 96,
         };
@@ -399,7 +403,7 @@ mod tests {
             name: "720p".into(),
             width: 1280,
             height: 720,
-            fps: 30,
+            fps: crate::profile::FrameRate::whole(30),
             video_kbps: 3000,
             audio_kbps: 128,
         };

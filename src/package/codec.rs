@@ -29,7 +29,7 @@ const LEVELS: &[(u8, &str, u64, u64, u64)] = &[
 /// bitrate. Rungs beyond level 5.2 get 5.2, which x264 then enforces as well as it can.
 pub fn h264_level(rung: &Rung) -> H264Level {
     let mbs = (rung.width as u64).div_ceil(16) * (rung.height as u64).div_ceil(16);
-    let mbps = mbs * rung.fps as u64;
+    let mbps = mbs * rung.fps.ceil() as u64;
     let kbps = rung.video_kbps as u64;
     let (idc, name, ..) = LEVELS
         .iter()
@@ -65,7 +65,7 @@ mod tests {
             name: "r".into(),
             width: w,
             height: h,
-            fps,
+            fps: crate::profile::FrameRate::whole(fps),
             video_kbps: kbps,
             audio_kbps: 96,
         }

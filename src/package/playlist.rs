@@ -228,7 +228,7 @@ fn variant(
             width: rung.width as u64,
             height: rung.height as u64,
         }),
-        frame_rate: Some(rung.fps as f64),
+        frame_rate: Some((rung.fps.as_f64() * 1000.0).round() / 1000.0),
         video: video_group,
         ..Default::default()
     }

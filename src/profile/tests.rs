@@ -39,7 +39,7 @@ fn shipped_profiles_are_valid() {
     let esports = Profile::load(&dir.join("esports-1080p.toml")).unwrap();
     let heights: Vec<u32> = esports.rungs.iter().map(|r| r.height).collect();
     assert_eq!(heights, vec![1080, 720, 480, 360]);
-    assert_eq!(esports.rungs[0].fps, 60);
+    assert_eq!(esports.rungs[0].fps, FrameRate::whole(60));
 }
 
 #[test]
@@ -85,10 +85,16 @@ fn missing_fields_are_named() {
 
 #[test]
 fn wrong_types_are_named() {
-    let e = error_with("fps = 30", "fps = \"30\"");
-    assert!(e.contains("line 11") && e.contains("fps = \"30\""), "{e}");
+    let e = error_with("video_kbps = 800", "video_kbps = \"800\"");
+    assert!(e.contains("video_kbps = \"800\""), "{e}");
     assert!(
-        e.contains("invalid type: string \"30\", expected i64"),
+        e.contains("invalid type: string \"800\", expected i64"),
+        "{e}"
+    );
+    // A frame rate is a number or a fraction; anything else names what is accepted.
+    let e = error_with("fps = 30", "fps = \"thirty\"");
+    assert!(
+        e.contains("`rung[0].fps`") && e.contains("29.97, 59.94"),
         "{e}"
     );
 }
@@ -311,4 +317,22 @@ fn urls_that_would_inject_playlist_attributes_are_refused() {
             );
         }
     }
+}
+
+#[test]
+fn ntsc_rates_need_segments_of_whole_frames() {
+    let e = error_with("fps = 30", "fps = 29.97");
+    assert!(
+        e.contains("`rung[0].fps`") && e.contains("segments of 1.001, 2.002, 3.003 s do"),
+        "{e}"
+    );
+    let p = parse(
+        &MINIMAL
+            .replace("fps = 30", "fps = \"30000/1001\"")
+            .replace("duration = 2.0", "duration = 2.002"),
+    )
+    .unwrap();
+    assert_eq!(p.rungs[0].fps.to_string(), "29.97");
+    assert_eq!(p.rungs[0].frames_per_segment(p.segment.duration_ms), 60);
+    assert_eq!(p.segment.duration_ms, 2002);
 }
