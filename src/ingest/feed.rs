@@ -38,6 +38,15 @@ impl Slate {
     }
 }
 
+/// Whether the match has reached its stop point on `feed`'s clock (within 200 ms).
+fn match_over(feed: &gst::Element, clock: &MatchClock) -> bool {
+    let Some(stop) = clock.stop_at() else {
+        return false;
+    };
+    let now = clock.anchor.0 + feed.current_running_time().map_or(0, |t| t.nseconds());
+    now + 200_000_000 >= stop.0
+}
+
 /// Follows a network feed's `fallbacksrc` or a pushed feed's `fallbackswitch` (named "feed"):
 /// the slate overlays are shown while the feed is not running, a returning feed goes on air at
 /// the next boundary (element "hold" blackens video until then, "asrc" mutes audio), and
@@ -101,10 +110,10 @@ pub(super) fn watch(
                     on_air.to_datetime().format("%H:%M:%S%.3fZ")
                 );
             }
-            // fallbacksrc reports "stopped" when the pipeline shuts down at the end of the
-            // match: not a loss.
-            (true, false) if status == "stopped" => {
-                tracing::debug!("angle {angle}: feed stopped with the pipeline");
+            // At the end of the match the feed is ended on purpose (fallbacksrc then reports
+            // "retrying" for the EOS, and "stopped" as the pipeline shuts down): not a loss.
+            (true, false) if status == "stopped" || match_over(feed, &slate.clock) => {
+                tracing::debug!("angle {angle}: feed {status} with the end of the match");
             }
             (true, false) => {
                 slate.hold_until.store(u64::MAX, Relaxed);
