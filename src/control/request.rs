@@ -70,6 +70,18 @@ struct Body {
     duration: Option<f64>,
 }
 
+/// A request body as `T`: 400 when it is not JSON, 422 naming the field when it is JSON of
+/// the wrong shape (`expected` says the right one).
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            Refusal::new(400, format!("body: not JSON: {e}"))
+        } else {
+            Refusal::new(422, format!("body: {e} (expected {expected})"))
+        }
+    })
+}
+
 /// A match to start, checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatchSpec {
@@ -88,18 +100,10 @@ pub struct MatchSpec {
 
 /// Checks a `POST /v1/matches` body against the profiles in `profiles`.
 pub fn parse(body: &[u8], profiles: &Path) -> Result<MatchSpec, Refusal> {
-    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            Refusal::new(400, format!("body: not JSON: {e}"))
-        } else {
-            Refusal::new(
-                422,
-                format!(
-                    "body: {e} (expected {{\"match\", \"profile\", \"angles\": {{name: uri}}, \"origin\", \"duration\"?}})"
-                ),
-            )
-        }
-    })?;
+    let parsed: Body = json_body(
+        body,
+        r#"{"match", "profile", "angles": {name: uri}, "origin", "duration"?}"#,
+    )?;
     if !is_path_safe_name(&parsed.match_id) {
         return Err(Refusal::field(
             "match",
@@ -205,17 +209,7 @@ struct MarkerBody {
 
 /// Checks a `POST …/markers` body; without `start` the marker is at `now` (RFC 3339).
 pub fn parse_marker(body: &[u8], now: &str) -> Result<crate::package::marker::Marker, Refusal> {
-    let m: MarkerBody = serde_json::from_slice(body).map_err(|e| {
-        let status = if e.is_syntax() || e.is_eof() {
-            400
-        } else {
-            422
-        };
-        Refusal::new(
-            status,
-            format!("body: {e} (expected {{\"label\", \"class\"?, \"start\"?, \"duration\"?}})"),
-        )
-    })?;
+    let m: MarkerBody = json_body(body, r#"{"label", "class"?, "start"?, "duration"?}"#)?;
     crate::package::marker::Marker::new(
         &m.label,
         m.class.as_deref(),
@@ -237,17 +231,7 @@ pub struct ClipBody {
 /// Checks a `POST …/clips` body: a label that can be a directory name, and RFC 3339 times
 /// with `end` after `start`.
 pub fn parse_clip(body: &[u8]) -> Result<ClipBody, Refusal> {
-    let clip: ClipBody = serde_json::from_slice(body).map_err(|e| {
-        let status = if e.is_syntax() || e.is_eof() {
-            400
-        } else {
-            422
-        };
-        Refusal::new(
-            status,
-            format!("body: {e} (expected {{\"label\", \"start\", \"end\"}}, times in RFC 3339)"),
-        )
-    })?;
+    let clip: ClipBody = json_body(body, r#"{"label", "start", "end"}, times in RFC 3339"#)?;
     if !is_path_safe_name(&clip.label) {
         return Err(Refusal::field(
             "label",
