@@ -384,10 +384,16 @@ impl Controller {
             tracing::info!("match {id}: ended");
             return;
         }
-        if r.stop_requested && code == Some(0) {
+        if r.stop_requested {
+            // Asked to stop: it is over, whatever the exit (an origin that never took the
+            // last objects is an error worth showing, not a reason to start it again).
             r.state = MatchState::Ended;
-            let runs = json!({"runs": r.runs});
-            self.own_event(id, EventType::MatchEnded, runs);
+            if code != Some(0) {
+                r.last_error = supervise::last_error(&log)
+                    .or_else(|| Some(format!("the run exited ({code:?}) while stopping")));
+            }
+            let data = json!({"runs": r.runs, "error": r.last_error});
+            self.own_event(id, EventType::MatchEnded, data);
             return;
         }
         let now = now_ms();
@@ -417,9 +423,6 @@ impl Controller {
         if now >= r.restart_after_ms {
             r.restart_after_ms = 0;
             self.start_run(id);
-        } else {
-            // Not yet: the exit stays noted until the restart is due.
-            self.children.remove(id);
         }
     }
 }

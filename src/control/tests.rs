@@ -116,3 +116,24 @@ fn a_highlight_that_ends_while_no_controller_runs_is_still_announced() {
     });
     assert!(queued(dir.path()).contains(&EventType::ClipReady));
 }
+
+#[test]
+fn a_run_asked_to_stop_is_not_started_again_whatever_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 1);
+    c.create(spec()).unwrap();
+    c.stop("final");
+    tick_until(&mut c, "ended", |c| {
+        c.get("final").unwrap().state == MatchState::Ended
+    });
+    let r = c.get("final").unwrap();
+    assert_eq!(r.runs, 1);
+    assert!(
+        r.last_error.as_deref().unwrap().contains("while stopping"),
+        "{r:?}"
+    );
+    assert_eq!(
+        queued(dir.path()),
+        [EventType::MatchStarted, EventType::MatchEnded]
+    );
+}
