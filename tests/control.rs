@@ -310,12 +310,18 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         Some(&goal),
     );
     assert_eq!(code, 201, "{past}");
+    // The second a few seconds ahead, in a window that has not begun: it must go into that
+    // window's manifest when the window closes.
+    let ahead = (chrono::Utc::now() + chrono::Duration::seconds(4))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (code, now) = call(
         port,
         "POST",
         "/v1/matches/final/markers",
         &[bearer()],
-        Some(r#"{"label":"round 2","class":"round-end","duration":1.5}"#),
+        Some(&format!(
+            r#"{{"label":"round 2","class":"round-end","duration":1.5,"start":"{ahead}"}}"#
+        )),
     );
     assert_eq!(code, 201, "{now}");
     let (code, answer) = call(
@@ -352,6 +358,26 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         Duration::from_secs(20),
         || both(&live_playlist),
         || std::fs::read_to_string(&live_playlist).unwrap_or_default(),
+    );
+    let in_manifest = || {
+        std::fs::read_dir(s.origin.join("final/windows"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .any(|e| {
+                serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).unwrap())
+                    .ok()
+                    .is_some_and(|doc| {
+                        doc["markers"]
+                            .as_array()
+                            .is_some_and(|m| m.iter().any(|m| m["id"] == now["id"]))
+                    })
+            })
+    };
+    wait_for(
+        "the marker in its window's manifest",
+        Duration::from_secs(20),
+        in_manifest,
     );
 
     // The run dies: the controller starts it again, and the playlists carry on after one
@@ -511,23 +537,7 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         &s.keys.join("pubkey.pem"),
         &s.origin.join("final/archive.json")
     ));
-    // The live marker is in its window's manifest, and so in the archive's VOD playlist.
-    let in_manifest = std::fs::read_dir(s.origin.join("final/windows"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .any(|e| {
-            let doc: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
-            doc["markers"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|m| m["id"] == now["id"]))
-        });
-    assert!(
-        in_manifest,
-        "no window manifest carries marker {}",
-        now["id"]
-    );
+    // The marker ahead is in the archive's VOD playlist (from its window's manifest).
     let vod = std::fs::read_to_string(s.origin.join("final/main/180p/vod.m3u8")).unwrap();
     assert!(
         vod.contains(&format!("#EXT-X-DATERANGE:ID={}", now["id"])),
