@@ -136,6 +136,24 @@ async fn package(
         None => (chain, Layout::archive()),
         Some(request) => {
             let (range, first, last) = clip_range(request, newest.segment_duration)?;
+            let published = chain
+                .iter()
+                .flat_map(|(d, _)| d.segments.iter().map(|s| s.seq))
+                .max()
+                .unwrap_or(0);
+            if last > published && !pointer.ended {
+                // A live match: the end of the range is not in a published window yet. Cut
+                // short it would be a different highlight than asked for.
+                return Err(ArchiveRunError::Clip {
+                    label: request.label.clone(),
+                    problem: format!(
+                        "the range ends at {} (seq {last}), after the newest published window \
+                         (it ends at seq {published}); try again once that window is published \
+                         (within a window's time)",
+                        request.to
+                    ),
+                });
+            }
             let cut = crate::package::archive::cut(&chain, first, last);
             if cut.is_empty() {
                 let seqs = chain

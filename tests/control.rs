@@ -265,6 +265,19 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         pdt(1),
         pdt(3)
     );
+    // A highlight is cut from published windows: wait until one covers segment 2.
+    let seq2: u64 = pl.segments[2].uri.trim_end_matches(".ts").parse().unwrap();
+    wait_for(
+        "segment 2 in a published window",
+        Duration::from_secs(30),
+        || {
+            std::fs::read(s.origin.join("final/live.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|live| live["windows"].as_array()?.first()?.as_u64())
+                .is_some_and(|newest| (newest + 1) * 2 > seq2)
+        },
+    );
     let (code, answer) = call(
         port,
         "POST",
@@ -273,6 +286,33 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         Some(&clip),
     );
     assert_eq!(code, 202, "{answer}");
+    // A range not yet published: the job fails, and says why (GET shows it).
+    let later = |secs| {
+        (chrono::Utc::now() + chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let future = format!(
+        r#"{{"label":"not-yet","start":"{}","end":"{}"}}"#,
+        later(60),
+        later(70)
+    );
+    let (code, answer) = call(
+        port,
+        "POST",
+        "/v1/matches/final/clips",
+        &[bearer()],
+        Some(&future),
+    );
+    assert_eq!(code, 202, "{answer}");
+    wait_for(
+        "the early clip to fail, saying why",
+        Duration::from_secs(30),
+        || {
+            get(port, "final")["last_error"].as_str().is_some_and(|e| {
+                e.contains("clip-not-yet") && e.contains("after the newest published window")
+            })
+        },
+    );
     let (code, answer) = call(
         port,
         "POST",
@@ -359,25 +399,12 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         || both(&live_playlist),
         || std::fs::read_to_string(&live_playlist).unwrap_or_default(),
     );
-    let in_manifest = || {
-        std::fs::read_dir(s.origin.join("final/windows"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .any(|e| {
-                serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).unwrap())
-                    .ok()
-                    .is_some_and(|doc| {
-                        doc["markers"]
-                            .as_array()
-                            .is_some_and(|m| m.iter().any(|m| m["id"] == now["id"]))
-                    })
-            })
-    };
+    // The marker in the manifest of a window that live.json names (so that window is in the
+    // hash chain the archive walks, whatever happens to the run next).
     wait_for(
-        "the marker in its window's manifest",
+        "the marker in a window manifest that live.json names",
         Duration::from_secs(20),
-        in_manifest,
+        || window_naming(&s.origin.join("final"), &now["id"]).is_some(),
     );
 
     // The run dies: the controller starts it again, and the playlists carry on after one
@@ -570,6 +597,25 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
     assert_eq!(received(&hook_log).last().unwrap()["ok"], false);
     drop(hooks);
     drop(ctl);
+}
+
+/// The window in `live.json` whose manifest lists marker `id`.
+fn window_naming(match_dir: &Path, id: &serde_json::Value) -> Option<u64> {
+    let read = |p: PathBuf| -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    };
+    let live = read(match_dir.join("live.json"))?;
+    live["windows"]
+        .as_array()?
+        .iter()
+        .filter_map(|w| w.as_u64())
+        .find(|w| {
+            read(match_dir.join(format!("windows/{w}.json"))).is_some_and(|doc| {
+                doc["markers"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["id"] == *id))
+            })
+        })
 }
 
 fn chrono_now() -> u64 {
