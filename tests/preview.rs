@@ -4,7 +4,7 @@
 //! angle plays, angle switches keep the PDT, the page verifies both signatures and shows the
 //! run's spool; without it, nothing plays and the page shows the key server's 401. A manifest
 //! tampered with on its way to the page is called a bad signature, and a browser without
-//! Ed25519 gets a "cannot verify here".
+//! Ed25519 in WebCrypto verifies with the pure-JS fallback and says so.
 //! Screenshots at 1280x720 land in target/tmp/preview/ as artifacts.
 
 mod common;
@@ -145,8 +145,15 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
     );
     assert_eq!(png_size(&shot), (1280, 720));
 
-    // A browser without Ed25519 in WebCrypto: the page says it cannot verify, and why.
+    // A browser without Ed25519 in WebCrypto: the page verifies with the pure-JS fallback,
+    // and says so.
     let shot = shots.join("preview-no-ed25519-1280x720.png");
     let seen = drive(&url, "no-ed25519", &shot);
-    assert!(seen["sig_status"].as_str().unwrap().contains("Ed25519"));
+    assert!(
+        seen["sig_status"]
+            .as_str()
+            .unwrap()
+            .contains("verified (pure-JS Ed25519)"),
+        "{seen}"
+    );
 }

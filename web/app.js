@@ -304,7 +304,7 @@ function showSig(el, result, extra = '') {
   el.dataset.state = result;
   el.textContent =
     result === 'verified'
-      ? `✓ signature verified (Ed25519)${extra}`
+      ? `✓ signature verified (${state.pubkey.via === 'WebCrypto' ? 'Ed25519' : state.pubkey.via})${extra}`
       : result === 'bad'
         ? `✗ BAD SIGNATURE${extra}`
         : state.pubkey.reason;

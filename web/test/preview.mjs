@@ -9,7 +9,8 @@
 // tampered manifest with a key of its own and serves that key as the origin's pubkey.pem.
 // The page checks against the key `serve --keys` pins, so it must call that signature bad,
 // still verify live.json, and show no infohash or magnet;
-// no-ed25519 takes Ed25519 out of the page's WebCrypto, so the page must say it cannot verify.
+// no-ed25519 takes Ed25519 out of the page's WebCrypto, so the page must verify with the
+// pure-JS fallback (@noble/ed25519) and say so.
 //
 // Exits non-zero with the failed check; on success prints one JSON line of what it saw.
 import { chromium } from 'playwright-core';
@@ -90,8 +91,8 @@ try {
 
   if (arg.expect === 'no-ed25519') {
     for (const sel of ['#live-status', '#sig-status']) {
-      await page.waitForSelector(`${sel}[data-state="unsupported"]`, { timeout: 30000 });
-      assert.match(await page.textContent(sel), /cannot verify here: .*Ed25519/);
+      await page.waitForSelector(`${sel}[data-state="verified"]`, { timeout: 30000 });
+      assert.match(await page.textContent(sel), /verified \(pure-JS Ed25519\)/);
     }
     seen.sig_status = await page.textContent('#sig-status');
   } else if (arg.expect === 'key-error') {
