@@ -42,23 +42,44 @@ fn profile(dir: &Path, width: u32, height: u32, fps: u32) -> PathBuf {
     path
 }
 
-/// Runs `file` as the one angle of a match; returns the decrypted segments joined into one TS.
-fn run_file(dir: &Path, file: &Path, profile: &Path, pipelines: Option<&Path>) -> Option<PathBuf> {
+/// A match in `dir` whose one angle is `main=URI`: keys, origin, and `swarmpack run --fast
+/// --no-seed --duration SECS` (with `--pipelines` when given), run to its end.
+struct OneAngle {
+    keys: PathBuf,
+    origin: PathBuf,
+    out: std::process::Output,
+}
+
+fn one_angle(
+    dir: &Path,
+    match_id: &str,
+    profile: &Path,
+    uri: &str,
+    secs: &str,
+    pipelines: Option<&Path>,
+) -> OneAngle {
     let keys = keygen(dir);
     let origin = dir.join("origin");
     let mut run = run_match(
-        "feeds",
+        match_id,
         profile,
         &keys,
         &format!("file://{}", origin.display()),
     );
-    run.args(["--fast", "--no-seed", "--duration", "4"])
+    run.args(["--fast", "--no-seed", "--duration", secs])
         .arg("--angle")
-        .arg(format!("main=file:{}", file.display()));
+        .arg(format!("main={uri}"));
     if let Some(p) = pipelines {
         run.arg("--pipelines").arg(p);
     }
     let out = run_with_deadline(run, Duration::from_secs(120));
+    OneAngle { keys, origin, out }
+}
+
+/// Runs `file` as the one angle of a match; returns the decrypted segments joined into one TS.
+fn run_file(dir: &Path, file: &Path, profile: &Path, pipelines: Option<&Path>) -> Option<PathBuf> {
+    let uri = format!("file:{}", file.display());
+    let OneAngle { keys, origin, out } = one_angle(dir, "feeds", profile, &uri, "4", pipelines);
     if !out.status.success() {
         eprintln!("run failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
@@ -273,26 +294,16 @@ fn a_feed_whose_encoder_produces_nothing_ends_the_run_naming_angle_and_element()
     let stuck = builtin.replace("! h264parse", "! valve drop=true ! h264parse");
     assert_ne!(stuck, builtin);
     std::fs::write(pipelines.join("rung-video.gst"), stuck).unwrap();
-    let keys = keygen(tmp.path());
-    let origin = tmp.path().join("origin");
-    let mut run = run_match(
+    let started = std::time::Instant::now();
+    let out = one_angle(
+        tmp.path(),
         "stuck",
         &profile,
-        &keys,
-        &format!("file://{}", origin.display()),
-    );
-    run.args([
-        "--fast",
-        "--no-seed",
-        "--duration",
+        "test:",
         "600",
-        "--angle",
-        "main=test:",
-    ])
-    .arg("--pipelines")
-    .arg(&pipelines);
-    let started = std::time::Instant::now();
-    let out = run_with_deadline(run, Duration::from_secs(120));
+        Some(&pipelines),
+    )
+    .out;
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(
@@ -347,18 +358,9 @@ fn a_59_94_feed_fills_a_59_94_and_29_97_ladder_with_2_002_s_segments() {
          [encoder]\npreset = \"ultrafast\"\n[seed]\nenabled = false\n[origin]\npublic_url = \"http://127.0.0.1:9/\"\n",
     )
     .unwrap();
-    let keys = keygen(tmp.path());
-    let origin = tmp.path().join("origin");
-    let mut run = run_match(
-        "ntsc",
-        &profile,
-        &keys,
-        &format!("file://{}", origin.display()),
-    );
-    run.args(["--fast", "--no-seed", "--duration", "6.006"])
-        .arg("--angle")
-        .arg(format!("main=file:{}", feed.display()));
-    let out = run_with_deadline(run, Duration::from_secs(120));
+    let uri = format!("file:{}", feed.display());
+    let OneAngle { keys, origin, out } =
+        one_angle(tmp.path(), "ntsc", &profile, &uri, "6.006", None);
     assert!(
         out.status.success(),
         "{}",
