@@ -71,6 +71,8 @@ pub struct Profile {
     /// (published in `{match}/p2p.json`; never in a torrent, which libtorrent could not use).
     pub webrtc_trackers: Vec<String>,
     pub seed: SeedConfig,
+    pub video: VideoConfig,
+    pub audio: AudioConfig,
 }
 
 /// The segment grid.
@@ -197,6 +199,10 @@ struct RawProfile {
     #[serde(default)]
     tracker: Vec<RawTracker>,
     seed: Option<RawSeed>,
+    #[serde(default)]
+    video: media::RawVideo,
+    #[serde(default)]
+    audio: media::RawAudio,
 }
 
 #[derive(Deserialize)]
@@ -401,6 +407,8 @@ impl Checker<'_> {
         };
         let (trackers, webrtc_trackers) = self.trackers(&raw.tracker)?;
         let seed = self.seed(raw.seed.as_ref())?;
+        let video = self.video(&raw.video)?;
+        let audio = self.audio(&raw.audio)?;
         Ok(Profile {
             name: raw.name,
             segment,
@@ -411,6 +419,8 @@ impl Checker<'_> {
             trackers,
             webrtc_trackers,
             seed,
+            video,
+            audio,
         })
     }
 
@@ -547,9 +557,11 @@ pub fn path_safe_name_rule() -> &'static str {
 
 mod bounds;
 pub mod frame_rate;
+pub mod media;
 mod trackers;
 
 pub use frame_rate::FrameRate;
+pub use media::{AudioConfig, VideoConfig};
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,8 @@
 //! - A 5.1 feed with a tone only in its centre channel is heard in both output channels,
 //!   equally; one with a tone only in its LFE is silent (GStreamer's default downmix puts the
 //!   LFE into both sides as loud as the fronts: this fails without swarmpack's matrix).
+//! - With `[audio] loudness = -23`, ffmpeg's `ebur128` measures the output at -23 LUFS ± 1 LU;
+//!   without it, at the feed's own loudness.
 //! - A 576i50 feed (top field first, real field motion) comes out progressive by ffmpeg's
 //!   `idet`; with the deinterlacer taken out of the source fragment it does not.
 
@@ -13,19 +15,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A profile with one rung of `width`x`height` at `fps`.
 fn profile(dir: &Path, width: u32, height: u32, fps: u32) -> PathBuf {
@@ -78,22 +67,29 @@ fn one_angle(
 
 /// Runs `file` as the one angle of a match; returns the decrypted segments joined into one TS.
 fn run_file(dir: &Path, file: &Path, profile: &Path, pipelines: Option<&Path>) -> Option<PathBuf> {
+    run_file_for(dir, file, profile, pipelines, "4")
+}
+
+fn run_file_for(
+    dir: &Path,
+    file: &Path,
+    profile: &Path,
+    pipelines: Option<&Path>,
+    secs: &str,
+) -> Option<PathBuf> {
     let uri = format!("file:{}", file.display());
-    let OneAngle { keys, origin, out } = one_angle(dir, "feeds", profile, &uri, "4", pipelines);
+    let OneAngle { keys, origin, out } = one_angle(dir, "feeds", profile, &uri, secs, pipelines);
     if !out.status.success() {
         eprintln!("run failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
     let rdir = origin.join("feeds/main/r");
-    let pl = media_playlist(&rdir.join("index.m3u8"));
-    let joined = dir.join("joined.ts");
-    let mut all = Vec::new();
-    for seg in &pl.segments {
-        let stored = std::fs::read(rdir.join(&seg.uri)).unwrap();
-        all.extend(decrypt_segment(&keys, "feeds", seg, &stored));
-    }
-    std::fs::write(&joined, all).unwrap();
-    Some(joined)
+    Some(joined_rendition(
+        &rdir,
+        &keys,
+        "feeds",
+        &dir.join("joined.ts"),
+    ))
 }
 
 /// RMS level per output channel (dB), by ffmpeg's astats.
@@ -184,29 +180,6 @@ fn surround_sound_is_downmixed_with_the_centre_in_both_ears_and_no_lfe() {
         rms.iter().all(|r| *r < -60.0),
         "the LFE is left out of the stereo: {rms:?}"
     );
-}
-
-/// ffmpeg's idet over the file: (progressive, interlaced) frames by its multi-frame detection.
-fn idet(ts: &Path) -> (u64, u64) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "info", "-i"])
-        .arg(ts)
-        .args(["-map", "0:v:0", "-vf", "idet", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    let line = text
-        .lines()
-        .find(|l| l.contains("Multi frame detection"))
-        .unwrap_or_else(|| panic!("no idet summary:\n{text}"));
-    let count = |key: &str| -> u64 {
-        line.split(key)
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (count("Progressive:"), count("TFF:") + count("BFF:"))
 }
 
 #[test]
@@ -314,20 +287,6 @@ fn a_feed_whose_encoder_produces_nothing_ends_the_run_naming_angle_and_element()
     eprintln!("ended after {:?}", started.elapsed());
 }
 
-/// Every video frame's PTS in a TS file, by ffprobe.
-fn frame_pts(ts: &Path) -> Vec<f64> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0"])
-        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
-        .arg(ts)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
-}
-
 #[test]
 fn a_59_94_feed_fills_a_59_94_and_29_97_ladder_with_2_002_s_segments() {
     let tmp = tempfile::tempdir().unwrap();
@@ -367,49 +326,79 @@ fn a_59_94_feed_fills_a_59_94_and_29_97_ladder_with_2_002_s_segments() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let period = 1001.0 / 30000.0;
-    let mut firsts: Vec<Vec<f64>> = Vec::new();
-    for (rung, frames) in [("p60", 120), ("p30", 60)] {
-        let dir = origin.join("ntsc/main").join(rung);
-        let pl = media_playlist(&dir.join("index.m3u8"));
-        assert_eq!(pl.segments.len(), 3, "{rung}");
-        let scratch = tmp.path().join(format!("plain-{rung}"));
-        std::fs::create_dir_all(&scratch).unwrap();
-        let mut starts = Vec::new();
-        for seg in &pl.segments {
-            assert!(
-                (seg.duration - 2.002).abs() < 1e-6,
-                "{rung}: EXTINF {}",
-                seg.duration
-            );
-            // Epoch-locked: the PDT is seq x 2.002 s, exactly.
-            let seq: u64 = seg.uri.trim_end_matches(".ts").parse().unwrap();
-            let pdt = seg.program_date_time.unwrap();
-            let pdt_ms = pdt.timestamp_millis() as u64;
-            assert_eq!(pdt_ms, seq * 2002, "{rung} seq {seq}: PDT {pdt}");
-            let plain = decrypted_copy(&dir, &keys, "ntsc", seg, &scratch);
-            let pts = frame_pts(&plain);
-            assert_eq!(pts.len(), frames, "{rung} seq {seq}: {} frames", pts.len());
-            assert!(
-                first_video_frame(&plain).key,
-                "{rung} seq {seq} starts on a keyframe"
-            );
-            // An even cadence: every step one frame period (59.94 into 29.97 drops every
-            // other frame, never a stutter).
-            let step = if rung == "p60" { period / 2.0 } else { period };
-            for w in pts.windows(2) {
-                assert!(
-                    ((w[1] - w[0]) - step).abs() < 0.0015,
-                    "{rung} seq {seq}: step {}",
-                    w[1] - w[0]
-                );
-            }
-            starts.push(pts[0]);
-        }
-        firsts.push(starts);
-    }
-    // The rungs cut at the same instants, within a frame.
-    for (a, b) in firsts[0].iter().zip(&firsts[1]) {
-        assert!((a - b).abs() < period / 2.0, "rungs cut apart: {a} vs {b}");
-    }
+    let segments = assert_ladder_grid(
+        &origin,
+        &keys,
+        "ntsc",
+        "main",
+        2002,
+        &[
+            RungGrid {
+                name: "p60",
+                fps: (60000, 1001),
+            },
+            RungGrid {
+                name: "p30",
+                fps: (30000, 1001),
+            },
+        ],
+        tmp.path(),
+    );
+    assert_eq!(segments, 3);
+}
+
+#[test]
+fn loudness_normalisation_brings_a_quiet_feed_to_the_profiles_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Pink noise far under broadcast loudness (about -49 LUFS), 12 s.
+    let feed = tmp.path().join("quiet.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=30:duration=12",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:amplitude=0.02:sample_rate=44100:duration=12",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        feed.to_str().unwrap(),
+    ]);
+    let input = integrated_loudness(&feed);
+    let target = -23.0;
+    assert!(
+        (input - target).abs() > 10.0,
+        "the feed is far from the target: {input} LUFS"
+    );
+    let plain = profile(tmp.path(), 320, 180, 30);
+    let loud = tmp.path().join("loud.toml");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    std::fs::write(&loud, format!("{text}[audio]\nloudness = {target:.1}\n")).unwrap();
+
+    let d = tmp.path().join("on");
+    std::fs::create_dir_all(&d).unwrap();
+    let out = run_file_for(&d, &feed, &loud, None, "10").expect("the run with loudness on");
+    let got = integrated_loudness(&out);
+    assert!(
+        (got - target).abs() <= 1.0,
+        "integrated loudness {got} LUFS, want {target} ± 1 LU (the feed is {input})"
+    );
+
+    // Without [audio] loudness the feed's own loudness goes through (so the check above can
+    // fail).
+    let d = tmp.path().join("off");
+    std::fs::create_dir_all(&d).unwrap();
+    let out = run_file_for(&d, &feed, &plain, None, "10").expect("the run without loudness");
+    let got = integrated_loudness(&out);
+    assert!(
+        (got - target).abs() > 10.0,
+        "untouched: {got} LUFS (the mono feed is {input}, 3 dB more once in both ears)"
+    );
 }

@@ -31,11 +31,19 @@ pub fn describe(
     };
     let top = &profile.rungs[0];
     let mut parts = vec![
-        spec.fragment(fragments, angle, top, fast)
+        spec.fragment(fragments, angle, top, &profile.video.deinterlace, fast)
             .map_err(template)?,
     ];
     parts.push("vsrc. ! tee name=vtee".into());
-    parts.push("asrc. ! tee name=atee".into());
+    match profile.audio.loudness {
+        Some(lufs) => {
+            let loudness = fragments
+                .render("audio-loudness", &[("lufs", format!("{lufs:.1}"))])
+                .map_err(template)?;
+            parts.push(format!("asrc. ! {loudness} ! tee name=atee"));
+        }
+        None => parts.push("asrc. ! tee name=atee".into()),
+    }
     let enc = &profile.encoder;
     for (i, rung) in profile.rungs.iter().enumerate() {
         let frames = rung.frames_per_segment(profile.segment.duration_ms);
@@ -70,7 +78,14 @@ pub fn describe(
                 ("gop", (frames * 2).to_string()),
             ],
         )?;
-        parts.push(format!("scaled_{0}. ! {video} ! mux_{0}.", rung.name));
+        // audioloudnorm holds 3 s of sound before the first leaves it, so with loudness on,
+        // each rung's encoded picture waits for it in a queue (the muxer interleaves by time),
+        // or the demuxer would stall on full video queues before the sound could get through.
+        let wait = match profile.audio.loudness {
+            Some(_) => " ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=6000000000",
+            None => "",
+        };
+        parts.push(format!("scaled_{0}. ! {video}{wait} ! mux_{0}.", rung.name));
         // One AAC encode per distinct audio bitrate, named after its first rung.
         let audio_owner = profile
             .rungs

@@ -51,7 +51,12 @@ pub fn init() -> Result<(), IngestError> {
     let mut result = Ok(());
     REGISTERED.call_once(|| {
         result = gstfallbackswitch::plugin_register_static()
-            .map_err(|e| IngestError::Init(format!("fallbackswitch plugin: {e}")));
+            .map_err(|e| IngestError::Init(format!("fallbackswitch plugin: {e}")))
+            .and_then(|()| {
+                // audioloudnorm ([audio] loudness) is compiled in too.
+                gstrsaudiofx::plugin_register_static()
+                    .map_err(|e| IngestError::Init(format!("audiofx plugin: {e}")))
+            });
     });
     result
 }

@@ -192,6 +192,7 @@ impl SourceSpec {
         fragments: &Fragments,
         angle: &str,
         top: &Rung,
+        deinterlace: &str,
         fast: bool,
     ) -> Result<String, TemplateError> {
         match self {
@@ -211,6 +212,7 @@ impl SourceSpec {
                     ("path", path.display().to_string()),
                     ("sync", (!fast).to_string()),
                     ("fields", deinterlace_fields(top).into()),
+                    ("deinterlace", deinterlace.into()),
                 ],
             ),
             SourceSpec::Srt {
@@ -224,7 +226,7 @@ impl SourceSpec {
                     SrtMode::Listener => "listener",
                     SrtMode::Caller => "caller",
                 };
-                let mut vars = network_vars(angle, top);
+                let mut vars = network_vars(angle, top, deinterlace);
                 vars.push((
                     "uri",
                     format!("srt://{host}:{port}?mode={mode}&latency={latency_ms}"),
@@ -233,12 +235,12 @@ impl SourceSpec {
                 fragments.render("source-srt", &vars)
             }
             SourceSpec::Rtmp { url } => {
-                let mut vars = network_vars(angle, top);
+                let mut vars = network_vars(angle, top, deinterlace);
                 vars.push(("uri", url.clone()));
                 fragments.render("source-rtmp", &vars)
             }
             SourceSpec::RtmpListen { .. } => {
-                fragments.render("source-rtmp-listen", &network_vars(angle, top))
+                fragments.render("source-rtmp-listen", &network_vars(angle, top, deinterlace))
             }
         }
     }
@@ -257,7 +259,7 @@ pub fn deinterlace_fields(top: &Rung) -> &'static str {
 /// Placeholders of the network feeds: the slate's size and text, and how long a stalled
 /// feed waits before the slate takes over. 500 ms is under half of the shortest segment
 /// (1 s), so an outage never leaves a segment without frames.
-fn network_vars(angle: &str, top: &Rung) -> Vec<(&'static str, String)> {
+fn network_vars(angle: &str, top: &Rung, deinterlace: &str) -> Vec<(&'static str, String)> {
     const SLATE_AFTER_NS: u64 = 500_000_000;
     vec![
         ("angle", angle.to_string()),
@@ -266,6 +268,7 @@ fn network_vars(angle: &str, top: &Rung) -> Vec<(&'static str, String)> {
         ("fps", top.fps.caps()),
         ("timeout", SLATE_AFTER_NS.to_string()),
         ("fields", deinterlace_fields(top).into()),
+        ("deinterlace", deinterlace.into()),
     ]
 }
 
@@ -357,7 +360,7 @@ mod tests {
             video_kbps: 800,
             audio_kbps: 96,
         };
-        let t = spec.fragment(&f, "a", &top, false).unwrap();
+        let t = spec.fragment(&f, "a", &top, "greedyh", false).unwrap();
         assert!(
             !t.contains("passphrase") && !t.contains("venue-secret"),
             "{t}"
@@ -408,13 +411,15 @@ mod tests {
             audio_kbps: 128,
         };
         let f = Fragments::builtin();
-        let t = SourceSpec::Test.fragment(&f, "cam1", &top, true).unwrap();
+        let t = SourceSpec::Test
+            .fragment(&f, "cam1", &top, "greedyh", true)
+            .unwrap();
         assert!(
             t.contains("is-live=false") && t.contains("width=1280") && t.contains("text=\"cam1\""),
             "{t}"
         );
         let s = SourceSpec::parse("a", "srt://127.0.0.1:9000?mode=listener").unwrap();
-        let t = s.fragment(&f, "a", &top, false).unwrap();
+        let t = s.fragment(&f, "a", &top, "greedyh", false).unwrap();
         assert!(
             t.contains(
                 "fallbacksrc name=feed uri=\"srt://127.0.0.1:9000?mode=listener&latency=125\""

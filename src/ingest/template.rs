@@ -29,6 +29,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("source-srt", include_str!("../../pipelines/source-srt.gst")),
     (
+        "audio-loudness",
+        include_str!("../../pipelines/audio-loudness.gst"),
+    ),
+    (
         "source-rtmp",
         include_str!("../../pipelines/source-rtmp.gst"),
     ),
@@ -177,6 +181,8 @@ mod tests {
             "scale_threads",
             "audio_bps",
             "fields",
+            "deinterlace",
+            "lufs",
         ];
         let vars: Vec<(&str, String)> = all.iter().map(|k| (*k, "1".to_string())).collect();
         for (name, _) in BUILTIN {

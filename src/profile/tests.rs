@@ -336,3 +336,35 @@ fn ntsc_rates_need_segments_of_whole_frames() {
     assert_eq!(p.rungs[0].frames_per_segment(p.segment.duration_ms), 60);
     assert_eq!(p.segment.duration_ms, 2002);
 }
+
+#[test]
+fn video_and_audio_tables_default_and_are_checked() {
+    let p = parse(MINIMAL).unwrap();
+    assert_eq!(p.video.deinterlace, "greedyh");
+    assert_eq!(p.audio.loudness, None);
+    let p = parse(&format!(
+        "{MINIMAL}[video]\ndeinterlace = \"vfir\"\n[audio]\nloudness = -24\n"
+    ))
+    .unwrap();
+    assert_eq!(p.video.deinterlace, "vfir");
+    assert_eq!(p.audio.loudness, Some(-24.0));
+
+    let e = parse(&format!("{MINIMAL}[video]\ndeinterlace = \"yadif\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`video.deinterlace`") && e.contains("greedyh, greedyl") && e.contains("yadif"),
+        "{e}"
+    );
+    let e = parse(&format!("{MINIMAL}[audio]\nloudness = 3\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`audio.loudness`") && e.contains("-70") && e.contains("-23"),
+        "{e}"
+    );
+    let e = parse(&format!("{MINIMAL}[audio]\nlufs = -23\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lufs"), "{e}");
+}

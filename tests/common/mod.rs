@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 pub mod control;
+mod feeds;
 mod libtorrent;
 pub mod nginx;
 mod tags;
 pub mod tracker;
 mod venue;
 
+#[allow(unused_imports)] // Used by the broadcast feed tests.
+pub use feeds::*;
 #[allow(unused_imports)] // Used by the swarm tests, not by every test crate.
 pub use libtorrent::*;
 pub use tags::*;
