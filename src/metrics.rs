@@ -44,6 +44,7 @@ pub struct Metrics {
     pub spool_bytes: Gauge,
     pub origin_errors: Counter,
     pub objects_quarantined: Counter,
+    pub origin_conflicts: Counter,
     pub origin_down: Gauge,
     pub seeded_windows: Gauge,
     pub seeded_windows_total: Counter,
@@ -81,6 +82,7 @@ impl Metrics {
             spool_bytes: Gauge::default(),
             origin_errors: Counter::default(),
             objects_quarantined: Counter::default(),
+            origin_conflicts: Counter::default(),
             origin_down: Gauge::default(),
             seeded_windows: Gauge::default(),
             seeded_windows_total: Counter::default(),
@@ -142,6 +144,11 @@ impl Metrics {
             "objects_quarantined",
             "Objects the origin refused (4xx, or a permanent local error) and that went to the spool's dead letters",
             m.objects_quarantined.clone(),
+        );
+        registry.register(
+            "origin_conflicts",
+            "Immutable objects the origin already held with other bytes (another run publishing this match); kept, never overwritten",
+            m.origin_conflicts.clone(),
         );
         registry.register(
             "origin_down",

@@ -186,6 +186,7 @@ impl Observer {
             m.origin_down.set(i64::from(self.publish.origin_down()));
             Metrics::catch_up(&m.origin_errors, self.publish.failed_attempts());
             Metrics::catch_up(&m.objects_quarantined, self.publish.quarantined());
+            Metrics::catch_up(&m.origin_conflicts, self.publish.conflicts());
             Metrics::catch_up(&m.spool_write_failures, self.publish.spool_write_failures());
             m.spool_memory_bytes
                 .set(self.publish.spool_memory_bytes() as i64);

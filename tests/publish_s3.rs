@@ -1,6 +1,9 @@
 //! The S3 backend against a real S3-compatible server on loopback (moto's server, installed
 //! by scripts/setup): a match published to s3://bucket/prefix arrives whole, the credentials
-//! never reach the log, and `verify` passes reading the bucket back over HTTP.
+//! never reach the log, and `verify` passes reading the bucket back over HTTP. With the
+//! bucket's versioning on, every immutable object (segment, manifest, signature, torrent) was
+//! written once, and a create-if-absent PUT of other bytes to a held key leaves it as it was
+//! (moto answers `If-None-Match: *` with 412).
 
 mod common;
 
@@ -50,6 +53,18 @@ fn s3_origin_receives_a_match_that_verifies() {
         .status()
         .unwrap();
     assert!(public.success(), "cannot set the bucket policy");
+    // Versioning keeps every write, so overwrites show.
+    let versioned = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{endpoint}/matches?versioning")])
+        .args(["-H", "Content-Type: application/xml"])
+        .args([
+            "--data-binary",
+            r#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(versioned.success(), "cannot turn on versioning");
 
     let keys = keygen(tmp.path());
     let profile = small_profile(tmp.path(), 2, &format!("{endpoint}/matches/live/"), "");
@@ -89,4 +104,98 @@ fn s3_origin_receives_a_match_that_verifies() {
         }
     }
     assert_verifies(&base, &keys);
+
+    // One write per immutable key.
+    let versions = key_versions(&endpoint, "live/cup/");
+    let immutable: Vec<_> = versions
+        .iter()
+        .filter(|(k, _)| !k.ends_with(".m3u8") && !k.contains("live.json"))
+        .collect();
+    assert!(immutable.len() > 20, "{versions:?}");
+    for (key, n) in &immutable {
+        assert_eq!(*n, 1, "{key} was written {n} times");
+    }
+    assert!(
+        versions
+            .iter()
+            .any(|(k, n)| k.ends_with("index.m3u8") && *n > 1),
+        "playlists are replaced as the match moves: {versions:?}"
+    );
+
+    // Create-if-absent against the bucket: the same bytes are found, other bytes are refused
+    // and the bucket keeps the first.
+    let segment = versions
+        .iter()
+        .map(|(k, _)| k)
+        .find(|k| k.ends_with(".ts"))
+        .unwrap()
+        .trim_start_matches("live/")
+        .to_string();
+    let held = Command::new("curl")
+        .args(["-sf", &format!("{endpoint}/matches/live/{segment}")])
+        .output()
+        .unwrap()
+        .stdout;
+    let created = {
+        // The store reads its endpoint and credentials from the environment, as `run` does.
+        // SAFETY: this test binary has this one test, so no other thread reads the environment.
+        unsafe {
+            std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
+            std::env::set_var("AWS_REGION", "us-east-1");
+            std::env::set_var("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", secret);
+        }
+        let origin = swarmpack::publish::Origin::open("s3://matches/live").unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let same = rt
+            .block_on(origin.create(&segment, held.clone().into()))
+            .unwrap();
+        let other = rt
+            .block_on(origin.create(&segment, bytes::Bytes::from_static(b"forged")))
+            .unwrap();
+        (same, other)
+    };
+    use swarmpack::publish::Created;
+    assert_eq!(created.0, Created::Same);
+    assert_eq!(
+        created.1,
+        Created::Other {
+            len: held.len() as u64,
+            sha256: swarmpack::package::hex::sha256(&held),
+        }
+    );
+    let after = key_versions(&endpoint, "live/cup/");
+    let key = format!("live/{segment}");
+    assert_eq!(
+        after.iter().find(|(k, _)| *k == key).map(|(_, n)| *n),
+        Some(1),
+        "{key} kept its one version"
+    );
+}
+
+/// Every key under `prefix` in the bucket `matches`, with how many versions it has.
+fn key_versions(endpoint: &str, prefix: &str) -> Vec<(String, usize)> {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            &format!("{endpoint}/matches?versions&prefix={prefix}&max-keys=10000"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cannot list versions");
+    let xml = String::from_utf8_lossy(&out.stdout);
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for version in xml.split("<Version>").skip(1) {
+        let key = version
+            .split("<Key>")
+            .nth(1)
+            .and_then(|r| r.split("</Key>").next())
+            .unwrap_or_default()
+            .to_string();
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    counts
 }

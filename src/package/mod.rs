@@ -44,6 +44,18 @@ pub enum ObjectKind {
     Pad,
 }
 
+impl ObjectKind {
+    /// Whether the object never changes once published (a segment, a window's manifest,
+    /// signature and torrent, a pad, the public key), so the origin may refuse to replace it.
+    /// Playlists and `live.json` move with the match.
+    pub fn is_immutable(self) -> bool {
+        !matches!(
+            self,
+            ObjectKind::MediaPlaylist | ObjectKind::MasterPlaylist | ObjectKind::Pointer
+        )
+    }
+}
+
 /// `{match}/p2p.json`: how the fans' browsers find each other. The swarm ID depends on the
 /// match alone, so it survives a restart of `run`; each angle and rung is its own swarm under
 /// it (`{swarm}/{angle}`, and p2p-media-loader adds the rung's stream).

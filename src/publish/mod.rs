@@ -10,7 +10,8 @@ pub mod resume;
 pub mod spool;
 
 use crate::package::{Object, ObjectKind};
-pub use origin::{Origin, OriginError};
+use bytes::Bytes;
+pub use origin::{Created, Origin, OriginError};
 use queue::{AfterFailure, Entry, RetryPolicy, Schedule};
 pub use spool::{Durability, Spool, SpoolError, SpoolStats};
 use std::collections::HashMap;
@@ -86,6 +87,7 @@ pub struct PublishStatus {
     published: AtomicU64,
     failed_attempts: AtomicU64,
     quarantined: AtomicU64,
+    conflicts: AtomicU64,
     origin_down: AtomicBool,
     spool: Arc<SpoolStats>,
 }
@@ -108,6 +110,11 @@ impl PublishStatus {
     pub fn quarantined(&self) -> u64 {
         self.quarantined.load(Ordering::Relaxed)
             + self.spool.damaged_at_open.load(Ordering::Relaxed)
+    }
+    /// Immutable objects the origin already held with other bytes (another run publishing
+    /// the same match); the origin's were kept.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
     }
     /// Records the spool's disk refused.
     pub fn spool_write_failures(&self) -> u64 {
@@ -310,13 +317,16 @@ async fn dispatch(
             uploads.spawn(async move {
                 let result = match spool.read(&entry) {
                     Ok(bytes) => {
-                        origin
-                            .put(&entry.path, bytes.into())
-                            .await
-                            .map_err(|e| UploadFailure {
-                                refused: e.is_refusal(),
-                                message: e.to_string(),
-                            })
+                        let bytes = Bytes::from(bytes);
+                        let put = if entry.kind.is_immutable() {
+                            origin.create(&entry.path, bytes).await
+                        } else {
+                            origin.put(&entry.path, bytes).await.map(|()| Created::New)
+                        };
+                        put.map_err(|e| UploadFailure {
+                            refused: e.is_refusal(),
+                            message: e.to_string(),
+                        })
                     }
                     // A damaged record can never be published: like a refusal, it goes.
                     Err(e) => Err(UploadFailure {
@@ -370,7 +380,17 @@ async fn dispatch(
                     continue;
                 };
                 match result {
-                    Ok(()) => {
+                    Ok(created) => {
+                        if let Created::Other { len, sha256 } = created {
+                            status.conflicts.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                "origin {} already holds other bytes at {} ({len} bytes, SHA-256 {}): \
+                                 kept, never overwritten; is another run publishing this match?",
+                                origin.describe(),
+                                entry.path,
+                                crate::package::hex::encode(&sha256)
+                            );
+                        }
                         if schedule.origin_down() {
                             tracing::info!(
                                 "origin {} is back; {} object(s) to catch up",

@@ -6,13 +6,19 @@
 //! Every object is replaced whole: `file://` writes beside the target and renames; HTTP and
 //! S3 PUTs replace atomically on the server. Retries are the publisher's job, so the stores
 //! are built without their own.
+//!
+//! Objects that never change once published (segments, window manifests and torrents) go up
+//! with [`Origin::create`]: create-if-absent where the origin can refuse an overwrite (S3's
+//! `If-None-Match: *`, answered 412 when the key exists; a local directory's exclusive
+//! create), so a second run on the same match never replaces what the first published.
+//! WebDAV has no such PUT: there it is a plain PUT.
 
 use bytes::Bytes;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{ClientConfigKey, ClientOptions, ObjectStore, PutMode, PutOptions, RetryConfig};
 use std::path::{Component, Path};
 use std::sync::Arc;
 use std::time::Duration;
@@ -248,6 +254,48 @@ impl Origin {
             })
     }
 
+    /// Stores `bytes` at `path` only if the origin holds nothing there yet. When it already
+    /// holds something, that stays: [`Created::Same`] if it is these very bytes (a retry
+    /// whose first answer was lost, or another run that made the same), else
+    /// [`Created::Other`] with what it holds. An origin that cannot create exclusively
+    /// (WebDAV) gets a plain PUT.
+    pub async fn create(&self, path: &str, bytes: Bytes) -> Result<Created, OriginError> {
+        checked_relative(path)?;
+        let location = object_store::path::Path::parse(path)
+            .map_err(|_| OriginError::BadPath(path.to_string()))?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&location, bytes.clone().into(), options)
+            .await
+        {
+            Ok(_) => Ok(Created::New),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let held = self.get(path).await?.unwrap_or_default();
+                Ok(if held == bytes {
+                    Created::Same
+                } else {
+                    Created::Other {
+                        len: held.len() as u64,
+                        sha256: crate::package::hex::sha256(&held),
+                    }
+                })
+            }
+            Err(object_store::Error::NotImplemented) => {
+                self.put(path, bytes).await.map(|()| Created::New)
+            }
+            Err(e) => Err(OriginError::Put {
+                origin: self.describe.clone(),
+                path: path.to_string(),
+                message: self.scrub(&error_chain(&e)),
+                refused: refuses_object(&e),
+            }),
+        }
+    }
+
     /// Reads the object at `path`; `None` when the origin does not have it.
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>, OriginError> {
         checked_relative(path)?;
@@ -273,6 +321,17 @@ impl Origin {
     fn scrub(&self, text: &str) -> String {
         scrub(text, self.secret.as_deref())
     }
+}
+
+/// What [`Origin::create`] found at the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The object is new: these bytes are on the origin now.
+    New,
+    /// The origin already held these very bytes.
+    Same,
+    /// The origin already held other bytes, and keeps them.
+    Other { len: u64, sha256: [u8; 32] },
 }
 
 fn no_retries() -> RetryConfig {
@@ -339,6 +398,48 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[tokio::test]
+    async fn create_never_replaces_what_a_directory_origin_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = Origin::local(tmp.path()).unwrap();
+        let first = Bytes::from_static(b"the first run's segment");
+        assert_eq!(
+            o.create("m/a/r/7.ts", first.clone()).await.unwrap(),
+            Created::New
+        );
+        assert_eq!(
+            o.create("m/a/r/7.ts", first.clone()).await.unwrap(),
+            Created::Same
+        );
+        let other = o
+            .create("m/a/r/7.ts", Bytes::from_static(b"another run's"))
+            .await
+            .unwrap();
+        assert_eq!(
+            other,
+            Created::Other {
+                len: first.len() as u64,
+                sha256: crate::package::hex::sha256(&first),
+            }
+        );
+        let held = std::fs::read(tmp.path().join("m/a/r/7.ts")).unwrap();
+        assert_eq!(held, first, "kept, not overwritten");
+        // A plain put still replaces (playlists move with the match).
+        o.put("m/a/r/7.ts", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("m/a/r/7.ts")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn only_playlists_and_the_pointer_are_replaced() {
+        use crate::package::ObjectKind as K;
+        for kind in [K::Segment, K::Torrent, K::Manifest, K::Pad, K::PublicKey] {
+            assert!(kind.is_immutable(), "{kind:?}");
+        }
+        for kind in [K::MediaPlaylist, K::MasterPlaylist, K::Pointer] {
+            assert!(!kind.is_immutable(), "{kind:?}");
+        }
     }
 
     #[tokio::test]
