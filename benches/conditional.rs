@@ -1,0 +1,75 @@
+//! What create-if-absent costs a publish: the same segment-sized objects (500 KB) put plainly
+//! (`Origin::put`, replace) and created (`Origin::create`, `PutMode::Create`) on a `file://`
+//! origin and, when `S3_ENDPOINT` names one (scripts/bench starts moto), on S3 with a bucket
+//! `bench`. Each kind alternates, 200 objects each, new keys every time (the winning case; the
+//! losing case adds a GET of what the origin holds).
+//!
+//! Run: `cargo bench --bench conditional` (N=200 by default). Prints one BENCH line.
+
+use bytes::Bytes;
+use std::time::Instant;
+use swarmpack::publish::{Created, Origin};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// (p50, p99) in ms of put and of create, alternating, `n` each.
+fn race(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64); 2] {
+    let body = Bytes::from(vec![0x47u8; 500_000]);
+    let (mut put, mut create) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let t = Instant::now();
+        rt.block_on(origin.put(&format!("b/put/{i}.ts"), body.clone()))
+            .unwrap();
+        put.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let made = rt
+            .block_on(origin.create(&format!("b/create/{i}.ts"), body.clone()))
+            .unwrap();
+        create.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(made, Created::New);
+    }
+    [put, create].map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        (quantile(&v, 0.5), quantile(&v, 0.99))
+    })
+}
+
+fn main() {
+    let n = env_or("N", 200);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut line = String::from("BENCH");
+    let mut origins = vec![("file", Origin::local(tmp.path()).unwrap())];
+    if let Ok(endpoint) = std::env::var("S3_ENDPOINT") {
+        // SAFETY: set before any thread of this process reads the environment.
+        unsafe {
+            std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
+            std::env::set_var("AWS_REGION", "us-east-1");
+            std::env::set_var("AWS_ACCESS_KEY_ID", "bench");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "bench");
+        }
+        origins.push(("s3", Origin::open("s3://bench").unwrap()));
+    }
+    for (name, origin) in &origins {
+        let [(put50, put99), (cr50, cr99)] = race(&rt, origin, n);
+        println!(
+            "{name:>4}: put p50 {put50:6.2} ms p99 {put99:6.2} ms | create-if-absent p50 {cr50:6.2} ms p99 {cr99:6.2} ms ({n} x 500 KB each)"
+        );
+        line.push_str(&format!(
+            " {name}_put_p50={put50:.2} {name}_put_p99={put99:.2} {name}_create_p50={cr50:.2} {name}_create_p99={cr99:.2}"
+        ));
+    }
+    println!("{line}");
+}
