@@ -186,30 +186,15 @@ fn surround_sound_is_downmixed_with_the_centre_in_both_ears_and_no_lfe() {
 fn an_interlaced_feed_comes_out_progressive() {
     let tmp = tempfile::tempdir().unwrap();
     // 576i50: 50 pictures a second of fast motion woven into 25 interlaced frames, TFF.
-    let feed = tmp.path().join("576i50.ts");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=720x576:rate=50:duration=6",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=6",
-        "-vf",
-        "tinterlace=mode=interleave_top,setfield=tff",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-flags",
-        "+ildct+ilme",
-        "-x264opts",
-        "tff=1",
-        "-c:a",
-        "aac",
-        feed.to_str().unwrap(),
-    ]);
+    let feed = Feed {
+        size: "720x576",
+        rate: "50",
+        secs: 6,
+        interlaced: true,
+        gop: 25,
+        tone_db: 0,
+    }
+    .make(&tmp.path().join("576i50.ts"));
     let (prog, inter) = idet(&feed);
     assert!(
         inter > prog,
@@ -290,24 +275,15 @@ fn a_feed_whose_encoder_produces_nothing_ends_the_run_naming_angle_and_element()
 #[test]
 fn a_59_94_feed_fills_a_59_94_and_29_97_ladder_with_2_002_s_segments() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = tmp.path().join("p5994.ts");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=60000/1001:duration=10",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=10",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        feed.to_str().unwrap(),
-    ]);
+    let feed = Feed {
+        size: "640x360",
+        rate: "60000/1001",
+        secs: 10,
+        interlaced: false,
+        gop: 60,
+        tone_db: 0,
+    }
+    .make(&tmp.path().join("p5994.ts"));
     let profile = tmp.path().join("ntsc.toml");
     std::fs::write(
         &profile,

@@ -20,46 +20,24 @@ use std::time::Duration;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// An 8 s 1080-line feed as a venue encoder makes it: H.264 (interlaced coding for `i`
-/// rates, top field first), 1 s GOP, AAC. `rate` is the picture rate (fields for interlaced).
+/// An 8 s 1080-line feed as a venue encoder makes it (see [`Feed`]).
 fn feed_1080(
     dir: &Path,
     name: &str,
     rate: &str,
     interlaced: bool,
-    gop: &str,
+    gop: u32,
     tone_db: i32,
 ) -> PathBuf {
-    let path = dir.join(format!("{name}.ts"));
-    let video = format!("testsrc2=size=1920x1080:rate={rate}:duration=8");
-    let audio = format!("sine=frequency=440:sample_rate=48000:duration=8,volume={tone_db}dB");
-    let mut args = vec!["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio];
-    if interlaced {
-        args.extend([
-            "-vf",
-            "tinterlace=mode=interleave_top,setfield=tff",
-            "-flags",
-            "+ildct+ilme",
-            "-x264opts",
-            "tff=1",
-        ]);
-    }
-    args.extend([
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
+    Feed {
+        size: "1920x1080",
+        rate,
+        secs: 8,
+        interlaced,
         gop,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-    ]);
-    let out = path.to_str().unwrap().to_string();
-    args.push(&out);
-    ffmpeg(&args);
-    path
+        tone_db,
+    }
+    .make(&dir.join(format!("{name}.ts")))
 }
 
 struct Ladder {
@@ -170,7 +148,7 @@ fn run_srt(tmp: &Path, feed: &Path, ladder: &Ladder, secs: &str) -> (PathBuf, Pa
 fn srt_1080p59_94_fills_a_59_94_and_29_97_ladder_with_2_002_s_segments() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let feed = feed_1080(tmp.path(), "p5994", "60000/1001", false, "60", -18);
+    let feed = feed_1080(tmp.path(), "p5994", "60000/1001", false, 60, -18);
     let ladder = Ladder {
         duration: "2.002",
         duration_ms: 2002,
@@ -186,7 +164,7 @@ fn srt_1080i59_94_tff_comes_out_progressive_at_field_rate() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     // 59.94 pictures a second woven into 29.97 interlaced frames.
-    let feed = feed_1080(tmp.path(), "i5994", "60000/1001", true, "30", -18);
+    let feed = feed_1080(tmp.path(), "i5994", "60000/1001", true, 30, -18);
     let (prog, inter) = idet(&feed);
     assert!(inter > prog, "the feed is interlaced: {prog} / {inter}");
     let ladder = Ladder {
@@ -214,7 +192,7 @@ fn srt_1080i59_94_tff_comes_out_progressive_at_field_rate() {
 fn srt_1080i50_fills_a_50p_and_25p_ladder_with_loudness_normalised() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let feed = feed_1080(tmp.path(), "i50", "50", true, "25", -40);
+    let feed = feed_1080(tmp.path(), "i50", "50", true, 25, -40);
     let (prog, inter) = idet(&feed);
     assert!(inter > prog, "the feed is interlaced: {prog} / {inter}");
     let input = integrated_loudness(&feed);

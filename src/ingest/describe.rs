@@ -165,6 +165,31 @@ mod tests {
     }
 
     #[test]
+    fn the_profiles_deinterlacer_and_loudness_reach_the_pipeline() {
+        let profile = Profile::parse(
+            "name = \"t\"\n[segment]\nduration = 2.0\nwindow = 5\ndvr = 60\n\
+             [[rung]]\nname = \"r\"\nwidth = 640\nheight = 360\nfps = 30\nvideo_kbps = 800\naudio_kbps = 96\n\
+             [video]\ndeinterlace = \"vfir\"\n[audio]\nloudness = -24\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let file = SourceSpec::File("/tmp/x.ts".into());
+        let text = describe("main", &file, &profile, &Fragments::builtin(), true).unwrap();
+        assert!(text.contains("method=vfir fields=top"), "{text}");
+        assert!(
+            text.contains("audioloudnorm loudness-target=-24.0")
+                && text.contains("! tee name=atee"),
+            "{text}"
+        );
+        assert!(
+            text.contains("max-size-time=6000000000 ! mux_r."),
+            "the encoded picture waits for the normaliser: {text}"
+        );
+        crate::ingest::ladder::init().unwrap();
+        gst::parse::launch(&text).expect("the description parses");
+    }
+
+    #[test]
     fn rungs_with_one_audio_bitrate_share_one_aac_encode() {
         let profile = Profile::parse(
             "name = \"t\"\n[segment]\nduration = 2.0\nwindow = 5\ndvr = 60\n\

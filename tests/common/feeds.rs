@@ -19,6 +19,61 @@ pub fn ffmpeg(args: &[&str]) {
     );
 }
 
+/// A feed as a venue's encoder makes it, in MPEG-TS: `secs` of ffmpeg's moving test picture
+/// at `size` and `rate` (pictures a second: fields for interlaced), H.264 with a GOP of `gop`
+/// frames (interlaced coding, top field first, when `interlaced`), and a 440 Hz tone at
+/// `tone_db` dB in AAC.
+pub struct Feed<'a> {
+    pub size: &'a str,
+    pub rate: &'a str,
+    pub secs: u32,
+    pub interlaced: bool,
+    pub gop: u32,
+    pub tone_db: i32,
+}
+
+impl Feed<'_> {
+    /// Writes the feed to `path` and returns it.
+    pub fn make(&self, path: &Path) -> PathBuf {
+        let video = format!(
+            "testsrc2=size={}:rate={}:duration={}",
+            self.size, self.rate, self.secs
+        );
+        let audio = format!(
+            "sine=frequency=440:sample_rate=48000:duration={},volume={}dB",
+            self.secs, self.tone_db
+        );
+        let gop = self.gop.to_string();
+        let mut args = vec!["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio];
+        if self.interlaced {
+            args.extend([
+                "-vf",
+                "tinterlace=mode=interleave_top,setfield=tff",
+                "-flags",
+                "+ildct+ilme",
+                "-x264opts",
+                "tff=1",
+            ]);
+        }
+        args.extend([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            &gop,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ]);
+        let out = path.to_str().unwrap();
+        args.push(out);
+        ffmpeg(&args);
+        path.to_path_buf()
+    }
+}
+
 /// ffmpeg's idet over the file: (progressive, interlaced) frames by its multi-frame detection.
 pub fn idet(ts: &Path) -> (u64, u64) {
     let out = Command::new("ffmpeg")
