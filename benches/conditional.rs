@@ -6,20 +6,13 @@
 //!
 //! Run: `cargo bench --bench conditional` (N=200 by default). Prints one BENCH line.
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use bytes::Bytes;
+use stats::{env_or, percentile};
 use std::time::Instant;
 use swarmpack::publish::{Created, Origin};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
 
 /// (p50, p99) in ms of put and of create, alternating, `n` each.
 fn race(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64); 2] {
@@ -39,12 +32,12 @@ fn race(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64);
     }
     [put, create].map(|mut v| {
         v.sort_by(f64::total_cmp);
-        (quantile(&v, 0.5), quantile(&v, 0.99))
+        (percentile(&v, 50.0), percentile(&v, 99.0))
     })
 }
 
 fn main() {
-    let n = env_or("N", 200);
+    let n = env_or("N", 200) as usize;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

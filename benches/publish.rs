@@ -15,7 +15,10 @@
 mod nginx;
 #[path = "support/packager.rs"]
 mod packager;
+#[path = "support/stats.rs"]
+mod stats;
 
+use stats::{env_or, percentile};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,21 +56,6 @@ fps = 30
 video_kbps = 800
 audio_kbps = 96
 "#;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i]
-}
 
 fn report(name: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);

@@ -49,8 +49,8 @@ struct Ladder {
 }
 
 /// Runs one angle fed over SRT from `feed` (looped, real time) for `secs` of media and checks
-/// the ladder's grid. Returns the origin, the keys and the scratch directory.
-fn run_srt(tmp: &Path, feed: &Path, ladder: &Ladder, secs: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// the ladder's grid. Returns each rung's decrypted segments joined into one TS, top first.
+fn run_srt(tmp: &Path, feed: &Path, ladder: &Ladder, secs: &str) -> [PathBuf; 2] {
     let profile = tmp.join("srt.toml");
     let rung = |(name, fps, _): (&str, &str, (u64, u64)), w: u32, h: u32, kbps: u32| {
         format!(
@@ -141,7 +141,13 @@ fn run_srt(tmp: &Path, feed: &Path, ladder: &Ladder, secs: &str) -> (PathBuf, Pa
         live >= (segments - 2) * per_segment,
         "{live} frames of the feed's picture in {segments} segments of {per_segment}"
     );
-    (origin, keys, scratch)
+    let low = joined_rendition(
+        &origin.join("srt/stage").join(ladder.low.0),
+        &keys,
+        "srt",
+        &scratch.join("low.ts"),
+    );
+    [joined, low]
 }
 
 #[test]
@@ -174,14 +180,8 @@ fn srt_1080i59_94_tff_comes_out_progressive_at_field_rate() {
         low: ("p30", "29.97", (30000, 1001)),
         extra: "",
     };
-    let (origin, keys, scratch) = run_srt(tmp.path(), &feed, &ladder, "10.01");
-    let joined = joined_rendition(
-        &origin.join("srt/stage/p60"),
-        &keys,
-        "srt",
-        &scratch.join("p60.ts"),
-    );
-    let (prog, inter) = idet(&joined);
+    let [p60, _] = run_srt(tmp.path(), &feed, &ladder, "10.01");
+    let (prog, inter) = idet(&p60);
     assert!(
         prog > 100 && inter * 20 < prog,
         "progressive: {prog} progressive, {inter} interlaced"
@@ -204,18 +204,12 @@ fn srt_1080i50_fills_a_50p_and_25p_ladder_with_loudness_normalised() {
         low: ("p25", "25", (25, 1)),
         extra: "[audio]\nloudness = -23\n",
     };
-    let (origin, keys, scratch) = run_srt(tmp.path(), &feed, &ladder, "10");
-    let joined = joined_rendition(
-        &origin.join("srt/stage/p25"),
-        &keys,
-        "srt",
-        &scratch.join("p25.ts"),
-    );
-    let got = integrated_loudness(&joined);
+    let [_, p25] = run_srt(tmp.path(), &feed, &ladder, "10");
+    let got = integrated_loudness(&p25);
     assert!(
         (got + 23.0).abs() <= 1.0,
         "integrated loudness {got} LUFS, want -23 ± 1 (the feed is {input})"
     );
-    let (prog, inter) = idet(&joined);
+    let (prog, inter) = idet(&p25);
     assert!(inter * 20 < prog, "progressive: {prog} / {inter}");
 }
