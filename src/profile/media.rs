@@ -60,7 +60,7 @@ impl Checker<'_> {
     pub(super) fn audio(&self, raw: &RawAudio) -> Result<AudioConfig, ProfileError> {
         let (lo, hi) = LOUDNESS_RANGE;
         match raw.loudness {
-            Some(l) if !(lo..=hi).contains(&l) || !l.is_finite() => Err(self.invalid(
+            Some(l) if !(lo..=hi).contains(&l) => Err(self.invalid(
                 "audio.loudness",
                 &format!(
                     "a loudness target in LUFS from {lo} to {hi} (EBU R128: -23, ATSC A/85: -24)"
