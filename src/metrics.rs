@@ -45,6 +45,9 @@ pub struct Metrics {
     pub origin_errors: Counter,
     pub objects_quarantined: Counter,
     pub origin_conflicts: Counter,
+    pub claims_won: Counter,
+    pub claims_adopted: Counter,
+    pub claims_waiting: Gauge,
     pub origin_down: Gauge,
     pub seeded_windows: Gauge,
     pub seeded_windows_total: Counter,
@@ -83,6 +86,9 @@ impl Metrics {
             origin_errors: Counter::default(),
             objects_quarantined: Counter::default(),
             origin_conflicts: Counter::default(),
+            claims_won: Counter::default(),
+            claims_adopted: Counter::default(),
+            claims_waiting: Gauge::default(),
             origin_down: Gauge::default(),
             seeded_windows: Gauge::default(),
             seeded_windows_total: Counter::default(),
@@ -149,6 +155,21 @@ impl Metrics {
             "origin_conflicts",
             "Immutable objects the origin already held with other bytes (another run publishing this match); kept, never overwritten",
             m.origin_conflicts.clone(),
+        );
+        registry.register(
+            "claims_won",
+            "run --redundant: segments this run claimed on the origin with its own bytes",
+            m.claims_won.clone(),
+        );
+        registry.register(
+            "claims_adopted",
+            "run --redundant: segments another run had published first; this run packaged the origin's bytes",
+            m.claims_adopted.clone(),
+        );
+        registry.register(
+            "claims_waiting",
+            "run --redundant: segments waiting for their claim on the origin",
+            m.claims_waiting.clone(),
         );
         registry.register(
             "origin_down",

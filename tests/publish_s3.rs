@@ -8,67 +8,17 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-/// moto_server from the venv scripts/setup made.
-fn moto_server() -> PathBuf {
-    setup_tool("MOTO_VERSION", "moto", "moto_server")
-}
 
 #[test]
 fn s3_origin_receives_a_match_that_verifies() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_tcp_port();
-    let _moto = Guard(
-        Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    wait_for("moto_server", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    // Create the bucket (moto accepts an unsigned CreateBucket).
-    let made = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{endpoint}/matches")])
-        .status()
-        .unwrap();
-    assert!(made.success(), "cannot create the bucket");
-    // Viewers and peers read the bucket anonymously, as behind a public bucket policy or CDN.
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::matches/*"}]}"#;
-    let public = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{endpoint}/matches?policy")])
-        .args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            policy,
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(public.success(), "cannot set the bucket policy");
-    // Versioning keeps every write, so overwrites show.
-    let versioned = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{endpoint}/matches?versioning")])
-        .args(["-H", "Content-Type: application/xml"])
-        .args([
-            "--data-binary",
-            r#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#,
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(versioned.success(), "cannot turn on versioning");
-
+    let moto = s3::Moto::start();
+    let endpoint = moto.endpoint.clone();
     let keys = keygen(tmp.path());
     let profile = small_profile(tmp.path(), 2, &format!("{endpoint}/matches/live/"), "");
-    let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+    let secret = s3::SECRET_KEY;
     let mut cmd = swarmpack();
     cmd.args(["run", "--match", "cup", "--fast", "--duration", "5"])
         .args(["--angle", "main=test:", "--angle", "pov=test:"])
@@ -77,11 +27,8 @@ fn s3_origin_receives_a_match_that_verifies() {
         .arg("--keys")
         .arg(&keys)
         .args(["--origin", "s3://matches/live"])
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("RUST_LOG", "info,swarmpack=debug");
+    moto.env(&mut cmd);
     let out = run_with_deadline(cmd, Duration::from_secs(90));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "swarmpack failed:\n{log}");
@@ -106,7 +53,7 @@ fn s3_origin_receives_a_match_that_verifies() {
     assert_verifies(&base, &keys);
 
     // One write per immutable key.
-    let versions = key_versions(&endpoint, "live/cup/");
+    let versions = moto.key_versions("live/cup/");
     let immutable: Vec<_> = versions
         .iter()
         .filter(|(k, _)| !k.ends_with(".m3u8") && !k.contains("live.json"))
@@ -131,11 +78,7 @@ fn s3_origin_receives_a_match_that_verifies() {
         .unwrap()
         .trim_start_matches("live/")
         .to_string();
-    let held = Command::new("curl")
-        .args(["-sf", &format!("{endpoint}/matches/live/{segment}")])
-        .output()
-        .unwrap()
-        .stdout;
+    let held = moto.object(&format!("live/{segment}"));
     let created = {
         // The store reads its endpoint and credentials from the environment, as `run` does.
         // SAFETY: this test binary has this one test, so no other thread reads the environment.
@@ -164,38 +107,11 @@ fn s3_origin_receives_a_match_that_verifies() {
             sha256: swarmpack::package::hex::sha256(&held),
         }
     );
-    let after = key_versions(&endpoint, "live/cup/");
+    let after = moto.key_versions("live/cup/");
     let key = format!("live/{segment}");
     assert_eq!(
         after.iter().find(|(k, _)| *k == key).map(|(_, n)| *n),
         Some(1),
         "{key} kept its one version"
     );
-}
-
-/// Every key under `prefix` in the bucket `matches`, with how many versions it has.
-fn key_versions(endpoint: &str, prefix: &str) -> Vec<(String, usize)> {
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            &format!("{endpoint}/matches?versions&prefix={prefix}&max-keys=10000"),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "cannot list versions");
-    let xml = String::from_utf8_lossy(&out.stdout);
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for version in xml.split("<Version>").skip(1) {
-        let key = version
-            .split("<Key>")
-            .nth(1)
-            .and_then(|r| r.split("</Key>").next())
-            .unwrap_or_default()
-            .to_string();
-        match counts.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((key, 1)),
-        }
-    }
-    counts
 }

@@ -86,6 +86,16 @@ pub struct RunArgs {
     /// playlist and goes into its window's manifest.
     #[arg(long, value_name = "FILE")]
     pub markers: Option<PathBuf>,
+    /// Run as one of several redundant encoders of this match: the same --match, --keys,
+    /// --profile and feeds on each machine, each with its own --spool, all publishing to one
+    /// s3:// or file:// origin. Each segment is claimed on the origin (create-if-absent)
+    /// before it is packaged; a run that finds another run's segment there packages those
+    /// bytes instead of its own, so every run publishes the same playlists, manifests and
+    /// torrents, and the match goes on while any one of them runs. Not with --fast, nor with
+    /// a WebDAV origin (its PUT cannot refuse to replace). README: "One match on several
+    /// machines".
+    #[arg(long)]
+    pub redundant: bool,
 }
 
 pub fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
@@ -179,6 +189,19 @@ pub fn run(
         swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
         e => runtime(e),
     })?;
+    if args.redundant && args.fast {
+        return Err(bad_input(anyhow!(
+            "--redundant with --fast: redundant runs must follow the wall clock, so that each \
+             makes the same seq at the same time; drop --fast"
+        )));
+    }
+    if args.redundant && !origin.creates_exclusively() {
+        return Err(bad_input(anyhow!(
+            "--redundant with --origin {}: WebDAV has no create-if-absent, so two runs would \
+             replace each other's segments; expected an s3:// or file:// origin",
+            origin.describe()
+        )));
+    }
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     if let Some(root) = origin.local_root() {
         keys.ensure_outside(root).map_err(bad_input)?;
@@ -207,6 +230,7 @@ pub fn run(
             fragments,
             events: args.events.clone(),
             markers: args.markers.clone(),
+            redundant: args.redundant,
         },
         stop_requests,
     )

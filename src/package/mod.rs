@@ -161,6 +161,30 @@ pub trait Protection: Send {
     fn seal(&mut self, segment: &mut EncodedSegment) -> Option<SegmentKey>;
 }
 
+/// A segment sealed for storage (encrypted, with its EXT-X-KEY), not yet packaged.
+#[derive(Debug)]
+pub struct Sealed {
+    pub segment: EncodedSegment,
+    pub key: Option<SegmentKey>,
+}
+
+impl Sealed {
+    /// Where the segment goes on the origin.
+    pub fn path(&self, match_id: &str) -> String {
+        segment_path(
+            match_id,
+            &self.segment.angle,
+            &self.segment.rung,
+            self.segment.seq,
+        )
+    }
+}
+
+/// `{match}/{angle}/{rung}/{seq}.ts`.
+pub fn segment_path(match_id: &str, angle: &str, rung: &str, seq: Seq) -> String {
+    format!("{match_id}/{angle}/{rung}/{seq}.ts")
+}
+
 /// No encryption.
 pub struct Clear;
 
@@ -188,6 +212,10 @@ pub struct Packager {
     /// the origin (its last listed seq + 1: a segment goes up before the playlist naming it).
     /// Their next segment must come after it, and follows a discontinuity.
     restarted: HashMap<(String, String), Seq>,
+    /// One of several redundant runs: what [`Packager::resume`] restores is another live
+    /// run's work, continued without a discontinuity (every segment was claimed on the
+    /// origin, so the next one cannot clash with an unlisted one).
+    redundant: bool,
     out: VecDeque<Object>,
 }
 
@@ -239,6 +267,7 @@ impl Packager {
             windows: None,
             window_pending: VecDeque::new(),
             restarted: HashMap::new(),
+            redundant: false,
             out,
         }
     }
@@ -268,6 +297,12 @@ impl Packager {
         self
     }
 
+    /// Packages as one of several redundant runs of the match (`run --redundant`).
+    pub fn redundant(mut self) -> Self {
+        self.redundant = true;
+        self
+    }
+
     /// Continues a match from what an earlier run published: its playlists (the next segment
     /// of each follows a discontinuity), its hash chain, and the segments of windows it never
     /// closed (they close with the new segments of the same window).
@@ -277,7 +312,9 @@ impl Packager {
             if let Some(p) = self.playlists.get_mut(&key) {
                 let last = restored.entries.last().map(|e| e.seq);
                 p.restore(restored.entries, restored.discontinuity_sequence);
-                if let Some(last) = last {
+                if let Some(last) = last
+                    && !self.redundant
+                {
                     self.restarted.insert(key, Seq(last.0 + 1));
                 }
             }
@@ -289,30 +326,57 @@ impl Packager {
     }
 
     /// Takes one finished segment: queues the (sealed) segment, then its updated playlist.
-    pub fn push(&mut self, mut segment: EncodedSegment) -> Result<(), PackageError> {
+    pub fn push(&mut self, segment: EncodedSegment) -> Result<(), PackageError> {
+        let sealed = self.seal(segment)?;
+        self.push_sealed(sealed)
+    }
+
+    /// The first half of [`Packager::push`]: checks the segment comes after what its playlist
+    /// lists and seals it for storage. A redundant run claims the sealed bytes on the origin
+    /// before it packages them.
+    pub fn seal(&mut self, mut segment: EncodedSegment) -> Result<Sealed, PackageError> {
+        self.check_order(&segment)?;
+        let key = self.protection.seal(&mut segment);
+        Ok(Sealed { segment, key })
+    }
+
+    /// The rendition of `segment` exists and its seq comes after every listed one (and, for a
+    /// continued rendition, after what the earlier run may have put up unlisted).
+    fn check_order(&self, segment: &EncodedSegment) -> Result<(), PackageError> {
         let key = (segment.angle.to_string(), segment.rung.to_string());
         let playlist = self
             .playlists
-            .get_mut(&key)
+            .get(&key)
             .ok_or_else(|| PackageError::Unknown {
                 angle: key.0.clone(),
                 rung: key.1.clone(),
             })?;
-        let last = playlist.last_seq();
-        let floor = self.restarted.get(&key).copied().or(last);
-        if let Some(last) = floor
-            && segment.seq <= last
-        {
-            return Err(PackageError::OutOfOrder {
+        let floor = self.restarted.get(&key).copied().or(playlist.last_seq());
+        match floor {
+            Some(last) if segment.seq <= last => Err(PackageError::OutOfOrder {
                 angle: key.0,
                 rung: key.1,
                 seq: segment.seq,
                 last,
-            });
+            }),
+            _ => Ok(()),
         }
-        let seg_key = self.protection.seal(&mut segment);
+    }
+
+    /// The second half of [`Packager::push`]: queues the sealed segment (as it is now: a
+    /// redundant run may have swapped in the bytes the origin holds), then its updated
+    /// playlist, and keeps it for its window.
+    pub fn push_sealed(&mut self, sealed: Sealed) -> Result<(), PackageError> {
+        let Sealed {
+            segment,
+            key: seg_key,
+        } = sealed;
+        self.check_order(&segment)?;
+        let key = (segment.angle.to_string(), segment.rung.to_string());
+        let playlist = self.playlists.get_mut(&key).expect("checked above");
+        let last = playlist.last_seq();
         let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
-        let path = format!("{dir}/{}.ts", segment.seq);
+        let path = segment_path(&self.match_id, &key.0, &key.1, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
         let sha256 = self.signer.as_ref().map(|_| hex::sha256(&segment.bytes));
         let signature = self.signer.as_ref().zip(sha256).map(|(signer, sha)| {

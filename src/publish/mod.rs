@@ -4,6 +4,7 @@
 //! task on the shared tokio runtime uploads in the order [`queue`] allows, with bounded
 //! retries, back-off and jitter, and holds objects in the spool while the origin is down.
 
+pub mod claim;
 pub mod origin;
 pub mod queue;
 pub mod resume;
@@ -11,6 +12,7 @@ pub mod spool;
 
 use crate::package::{Object, ObjectKind};
 use bytes::Bytes;
+pub use claim::Claims;
 pub use origin::{Created, Origin, OriginError};
 use queue::{AfterFailure, Entry, RetryPolicy, Schedule};
 pub use spool::{Durability, Spool, SpoolError, SpoolStats};
@@ -50,6 +52,9 @@ pub struct PublisherConfig {
     pub lost: Option<crossbeam_channel::Sender<String>>,
     /// Whether the spool waits for stable storage.
     pub durability: Durability,
+    /// Leftover playlists and `live.json` from an earlier run are dropped, not published:
+    /// other redundant runs kept the match going, and these would take the origin back.
+    pub drop_stale_replaceable: bool,
 }
 
 impl Default for PublisherConfig {
@@ -60,6 +65,7 @@ impl Default for PublisherConfig {
             events: None,
             lost: None,
             durability: DEFAULT_DURABILITY,
+            drop_stale_replaceable: false,
         }
     }
 }
@@ -88,6 +94,9 @@ pub struct PublishStatus {
     failed_attempts: AtomicU64,
     quarantined: AtomicU64,
     conflicts: AtomicU64,
+    claims_won: AtomicU64,
+    claims_adopted: AtomicU64,
+    claims_waiting: AtomicU64,
     origin_down: AtomicBool,
     spool: Arc<SpoolStats>,
 }
@@ -115,6 +124,18 @@ impl PublishStatus {
     /// the same match); the origin's were kept.
     pub fn conflicts(&self) -> u64 {
         self.conflicts.load(Ordering::Relaxed)
+    }
+    /// Segments a redundant run claimed with its own bytes ([`claim`]).
+    pub fn claims_won(&self) -> u64 {
+        self.claims_won.load(Ordering::Relaxed)
+    }
+    /// Segments another redundant run had published first; this run packaged those bytes.
+    pub fn claims_adopted(&self) -> u64 {
+        self.claims_adopted.load(Ordering::Relaxed)
+    }
+    /// Segments waiting for their claim (the origin is slow or down).
+    pub fn claims_waiting(&self) -> u64 {
+        self.claims_waiting.load(Ordering::Relaxed)
     }
     /// Records the spool's disk refused.
     pub fn spool_write_failures(&self) -> u64 {
@@ -158,8 +179,22 @@ impl Publisher {
         spool_dir: &Path,
         config: PublisherConfig,
     ) -> Result<Publisher, PublishError> {
-        let (spool, leftovers) = Spool::open(spool_dir, config.durability)?;
+        let (spool, mut leftovers) = Spool::open(spool_dir, config.durability)?;
         let spool = Arc::new(spool);
+        if config.drop_stale_replaceable {
+            leftovers.retain(|e| {
+                let stale = e.kind.is_replaceable();
+                if stale {
+                    tracing::info!(
+                        "spool {}: dropping the leftover {} (another run has published newer)",
+                        spool_dir.display(),
+                        e.path
+                    );
+                    spool.remove(e.id);
+                }
+                !stale
+            });
+        }
         if !leftovers.is_empty() {
             let bytes: u64 = leftovers.iter().map(|e| e.len).sum();
             tracing::warn!(

@@ -128,6 +128,9 @@ pub struct Origin {
     secret: Option<String>,
     /// The directory of a `file://` origin.
     root: Option<std::path::PathBuf>,
+    /// Whether [`Origin::create`] is exclusive (S3 `If-None-Match: *`, `file://`); WebDAV
+    /// has no create-if-absent.
+    exclusive: bool,
 }
 
 impl Origin {
@@ -166,6 +169,7 @@ impl Origin {
                     describe,
                     secret,
                     root: None,
+                    exclusive: false,
                 })
             }
             "s3" => {
@@ -207,6 +211,7 @@ impl Origin {
                     describe,
                     secret: None,
                     root: None,
+                    exclusive: true,
                 })
             }
             _ => Err(bad()),
@@ -229,12 +234,19 @@ impl Origin {
             describe,
             secret: None,
             root: Some(root.to_path_buf()),
+            exclusive: true,
         })
     }
 
     /// The directory of a `file://` origin; None for remote origins.
     pub fn local_root(&self) -> Option<&Path> {
         self.root.as_deref()
+    }
+
+    /// Whether a create can lose to an object already there (S3, `file://`): what redundant
+    /// runs coordinate through. WebDAV cannot: its PUT always replaces.
+    pub fn creates_exclusively(&self) -> bool {
+        self.exclusive
     }
 
     /// Stores `bytes` at `path` (relative to the origin root), replacing any older object.
@@ -260,6 +272,23 @@ impl Origin {
     /// [`Created::Other`] with what it holds. An origin that cannot create exclusively
     /// (WebDAV) gets a plain PUT.
     pub async fn create(&self, path: &str, bytes: Bytes) -> Result<Created, OriginError> {
+        Ok(match self.create_or_read(path, bytes.clone()).await? {
+            None => Created::New,
+            Some(held) if held == bytes => Created::Same,
+            Some(held) => Created::Other {
+                len: held.len() as u64,
+                sha256: crate::package::hex::sha256(&held),
+            },
+        })
+    }
+
+    /// [`Origin::create`], but what the origin already holds comes back whole: `None` when
+    /// `bytes` were stored, else the held object (which stays).
+    pub async fn create_or_read(
+        &self,
+        path: &str,
+        bytes: Bytes,
+    ) -> Result<Option<Vec<u8>>, OriginError> {
         checked_relative(path)?;
         let location = object_store::path::Path::parse(path)
             .map_err(|_| OriginError::BadPath(path.to_string()))?;
@@ -272,21 +301,17 @@ impl Origin {
             .put_opts(&location, bytes.clone().into(), options)
             .await
         {
-            Ok(_) => Ok(Created::New),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let held = self.get(path).await?.unwrap_or_default();
-                Ok(if held == bytes {
-                    Created::Same
-                } else {
-                    Created::Other {
-                        len: held.len() as u64,
-                        sha256: crate::package::hex::sha256(&held),
-                    }
-                })
-            }
-            Err(object_store::Error::NotImplemented) => {
-                self.put(path, bytes).await.map(|()| Created::New)
-            }
+            Ok(_) => Ok(None),
+            Err(object_store::Error::AlreadyExists { .. }) => match self.get(path).await? {
+                Some(held) => Ok(Some(held)),
+                // Deleted between the refused create and the read: the caller tries again.
+                None => Err(OriginError::Get {
+                    origin: self.describe.clone(),
+                    path: path.to_string(),
+                    message: "refused a create as held, then had nothing there".to_string(),
+                }),
+            },
+            Err(object_store::Error::NotImplemented) => self.put(path, bytes).await.map(|()| None),
             Err(e) => Err(OriginError::Put {
                 origin: self.describe.clone(),
                 path: path.to_string(),

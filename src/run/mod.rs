@@ -1,6 +1,7 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
 mod events;
+mod intake;
 mod markers;
 mod outlet;
 mod resume;
@@ -10,8 +11,8 @@ use crate::ingest::{self, AngleIngest, Fragments, IngestEvent, MatchClock, Sourc
 use crate::keys::KeyDir;
 use crate::metrics::Metrics;
 use crate::observe::{Observer, Progress};
+use crate::package::Packager;
 use crate::package::crypt::Aes128;
-use crate::package::{PackageError, Packager};
 use crate::profile::Profile;
 use crate::publish::{Origin, PublishError, Publisher, PublisherConfig};
 use crate::seed::{SeedError, Seeder};
@@ -155,6 +156,9 @@ pub struct RunConfig {
     pub events: Option<PathBuf>,
     /// Follow this file for markers (JSON lines) to put in the playlists and manifests.
     pub markers: Option<PathBuf>,
+    /// One of several redundant runs of this match on one origin: every segment is claimed
+    /// on the origin before it is packaged ([`crate::publish::claim`]).
+    pub redundant: bool,
 }
 
 /// What a finished match produced.
@@ -207,6 +211,9 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         Box::new(protection),
     )
     .sign_windows(&cfg.profile, cfg.keys.signer(), &cfg.keys.public_pem());
+    if cfg.redundant {
+        packager = packager.redundant();
+    }
     let mut report = RunReport::default();
 
     // Publishing and seeding run on one small async runtime beside the GStreamer threads.
@@ -252,17 +259,35 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
             events: run_events.published_channel(metrics.clone()),
             lost: Some(lost_tx),
             durability: cfg.durability,
+            drop_stale_replaceable: cfg.redundant,
             ..PublisherConfig::default()
         },
     )?;
-    resume::resume(
-        &cfg,
-        &rt,
-        &publisher,
-        &angle_names,
-        &mut packager,
-        &work_dir,
-    )?;
+    // A redundant run reads the match's state at its first segment instead, so that it
+    // continues the other runs' latest work.
+    if !cfg.redundant {
+        resume::resume(
+            &cfg,
+            &rt,
+            &publisher,
+            &angle_names,
+            &mut packager,
+            &work_dir,
+        )?;
+    }
+    let mut intake = if cfg.redundant {
+        intake::Intake::Redundant {
+            claims: crate::publish::Claims::start(
+                rt.handle(),
+                cfg.origin.clone(),
+                &cfg.match_id,
+                publisher.status(),
+            ),
+            joined: false,
+        }
+    } else {
+        intake::Intake::Direct
+    };
     let seeder = if cfg.seed {
         let per_window = cfg.profile.segment.window as usize;
         let keep = cfg.profile.segment.dvr_segments().div_ceil(per_window) + 1;
@@ -277,7 +302,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     } else {
         None
     };
-    let mut outlet = Outlet::new(publisher, seeder, &work_dir);
+    let mut outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut angles = Vec::new();
@@ -376,6 +401,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         for path in lost_rx.try_iter() {
             packager.mark_lost(&path);
         }
+        intake.poll(&mut packager);
         if let Err(e) = outlet.forward(&mut packager, &mut report) {
             break Err(e);
         }
@@ -415,23 +441,25 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                         segment.bytes.len()
                     );
                 }
+                if intake.join_now()
+                    && let Err(e) = resume::resume(
+                        &cfg,
+                        &rt,
+                        &outlet.publisher,
+                        &angle_names,
+                        &mut packager,
+                        &work_dir,
+                    )
+                {
+                    break Err(e);
+                }
                 let seq = segment.seq;
                 let (angle, rung, size) = (
                     segment.angle.clone(),
                     segment.rung.clone(),
                     segment.bytes.len(),
                 );
-                match packager.push(segment) {
-                    Ok(()) => {}
-                    Err(e @ PackageError::OutOfOrder { .. }) => {
-                        tracing::warn!("{e}");
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        continue;
-                    }
-                }
+                intake.take(&mut packager, segment);
                 if let Err(e) = outlet.forward(&mut packager, &mut report) {
                     break Err(e);
                 }
@@ -473,6 +501,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         }
         return Err(e);
     }
+    intake.finish(&mut packager, cfg.drain_timeout);
     packager.finish();
     outlet.forward(&mut packager, &mut report)?;
     outlet.close(cfg.drain_timeout)?;

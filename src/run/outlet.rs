@@ -25,6 +25,9 @@ pub(super) struct Outlet {
     held: VecDeque<Held>,
     /// `{spool}/{match}`: where the newest window a `live.json` named is recorded.
     work_dir: PathBuf,
+    /// Segments are on the origin already: a redundant run claimed each one before
+    /// packaging it. They only go to the seeder.
+    segments_claimed: bool,
 }
 
 /// Objects that describe a window and so wait for it to be seeded.
@@ -36,12 +39,18 @@ fn waits_for_seeder(kind: ObjectKind) -> bool {
 }
 
 impl Outlet {
-    pub fn new(publisher: Publisher, seeder: Option<Seeder>, work_dir: &Path) -> Outlet {
+    pub fn new(
+        publisher: Publisher,
+        seeder: Option<Seeder>,
+        work_dir: &Path,
+        segments_claimed: bool,
+    ) -> Outlet {
         Outlet {
             publisher,
             seeder,
             held: VecDeque::new(),
             work_dir: work_dir.to_path_buf(),
+            segments_claimed,
         }
     }
 
@@ -71,8 +80,11 @@ impl Outlet {
                 report.segments += 1;
                 report.bytes += object.bytes.len() as u64;
             }
+            let claimed = object.kind == ObjectKind::Segment && self.segments_claimed;
             let Some(seeder) = &self.seeder else {
-                self.submit(&object)?;
+                if !claimed {
+                    self.submit(&object)?;
+                }
                 continue;
             };
             match object.kind {
@@ -87,6 +99,9 @@ impl Outlet {
                     }
                 }
                 _ => {}
+            }
+            if claimed {
+                continue;
             }
             if waits_for_seeder(object.kind) && !self.held.is_empty() {
                 self.held.push_back(Held::Object(object));

@@ -121,8 +121,13 @@ pub(super) fn resume(
         .filter_map(|(_, _, p)| p.entries.last().map(|e| e.seq))
         .max();
     tracing::warn!(
-        "continuing match {}: {} playlist(s) up to seq {}, {} published window(s) up to {}, {} segment(s) of an unclosed window; \
-         the next segments follow a discontinuity",
+        "{} match {}: {} playlist(s) up to seq {}, {} published window(s) up to {}, {} segment(s) of an unclosed window; \
+         the next segments follow {}",
+        if cfg.redundant {
+            "joining"
+        } else {
+            "continuing"
+        },
         cfg.match_id,
         state.playlists.len(),
         last_seq.map_or("-".to_string(), |s| s.to_string()),
@@ -131,6 +136,11 @@ pub(super) fn resume(
             .newest_closed()
             .map_or("-".to_string(), |w| w.to_string()),
         state.open_segments.len(),
+        if cfg.redundant {
+            "on from the newest listed one (a discontinuity only where seqs are missing)"
+        } else {
+            "a discontinuity"
+        },
     );
     packager.resume(state);
     Ok(())

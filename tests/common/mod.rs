@@ -6,6 +6,7 @@ pub mod control;
 mod feeds;
 mod libtorrent;
 pub mod nginx;
+pub mod s3;
 mod tags;
 pub mod tracker;
 mod venue;

@@ -1,0 +1,229 @@
+//! Redundant encoders (`run --redundant`): two runs of one match, each with its own spool and
+//! seeder, publish to one origin. The first is killed with SIGKILL at 10 s; the second runs to
+//! the end. The origin must then hold one stream, as if one run had made it:
+//! - `verify` passes over the whole match, and openssl verifies every segment's tag against
+//!   the bytes on the origin;
+//! - every seq of every rendition is there once, and no playlist has a gap or a discontinuity;
+//! - no object was written twice (the bucket's versions on S3; a watcher of every file's
+//!   inode and mtime on `file://`);
+//! - neither run found a manifest or torrent of the other's that differed from its own (each
+//!   would be logged as a conflict), so both made them byte for byte the same;
+//! - each run's seeding copy holds exactly the origin's bytes: what a run lost a claim with
+//!   never reached its peers, so no key and IV was used for two published ciphertexts.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const KILL_AT: Duration = Duration::from_secs(10);
+/// Media seconds of the surviving run (1 s segments).
+const MEDIA_SECS: u64 = 16;
+
+struct Pair {
+    logs: [String; 2],
+    spools: [PathBuf; 2],
+}
+
+/// Starts two redundant runs of match `cup` (angles main and pov), kills the first at
+/// [`KILL_AT`], and waits for the second to end cleanly.
+fn run_pair(dir: &Path, origin: &str, env: &dyn Fn(&mut Command)) -> (Pair, PathBuf) {
+    let keys = keygen(dir);
+    let profile = small_profile(dir, 2, "http://127.0.0.1:9/", "");
+    let started = Instant::now();
+    let spools = [dir.join("spool-a"), dir.join("spool-b")];
+    let log_paths = [dir.join("a.log"), dir.join("b.log")];
+    let mut runs: Vec<Child> = (0..2)
+        .map(|i| {
+            let mut cmd = run_match("cup", &profile, &keys, origin);
+            cmd.args(["--redundant", "--duration", &MEDIA_SECS.to_string()])
+                .args(["--angle", "main=test:", "--angle", "pov=test:"])
+                .arg("--spool")
+                .arg(&spools[i])
+                .env("RUST_LOG", "info,swarmpack=debug")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_paths[i]).unwrap());
+            env(&mut cmd);
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    std::thread::sleep(KILL_AT.saturating_sub(started.elapsed()));
+    runs[0].kill().unwrap();
+    runs[0].wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = runs[1].try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = runs[1].kill();
+            panic!("the surviving run did not end within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs = log_paths.map(|p| std::fs::read_to_string(p).unwrap());
+    assert!(status.success(), "the surviving run failed:\n{}", logs[1]);
+    (Pair { logs, spools }, keys)
+}
+
+/// The checks every origin kind shares, on a directory holding `cup/` as the origin does.
+fn assert_one_stream(root: &Path, keys: &Path, pair: &Pair) {
+    let match_dir = root.join("cup");
+    let playlists = media_playlists(&match_dir);
+    assert_eq!(playlists.len(), 2, "{playlists:?}");
+    for playlist in &playlists {
+        let text = std::fs::read_to_string(playlist).unwrap();
+        let name = playlist.strip_prefix(root).unwrap().display().to_string();
+        assert!(text.contains("#EXT-X-ENDLIST"), "{name}:\n{text}");
+        for mark in ["#EXT-X-DISCONTINUITY\n", "#EXT-X-GAP"] {
+            assert!(!text.contains(mark), "{name} has {mark}:\n{text}");
+        }
+        let parsed = media_playlist(playlist);
+        let listed: Vec<u64> = parsed
+            .segments
+            .iter()
+            .map(|s| s.uri.trim_end_matches(".ts").parse().unwrap())
+            .collect();
+        assert!(listed.len() as u64 >= MEDIA_SECS, "{name}:\n{text}");
+        assert_eq!(listed[0], parsed.media_sequence, "{name}");
+        for pair in listed.windows(2) {
+            assert_eq!(pair[1], pair[0] + 1, "{name}: a seq is missing:\n{text}");
+        }
+        // The origin holds exactly the listed seqs: none lost, none extra from either run.
+        let held: BTreeSet<u64> = std::fs::read_dir(playlist.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".ts").map(|s| s.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(held, listed.iter().copied().collect(), "{name}");
+        let tags = assert_segment_tags_verify(root, playlist, &keys.join("pubkey.pem"));
+        assert_eq!(tags, listed.len(), "{name}");
+    }
+    // Each seq both runs made was claimed by one and adopted by the other.
+    let adopted: usize = pair
+        .logs
+        .iter()
+        .map(|l| l.matches("another run published it first").count())
+        .sum();
+    assert!(adopted > 0, "no run adopted a segment:\n{}", pair.logs[1]);
+    for log in &pair.logs {
+        assert!(
+            !log.contains("already holds other bytes"),
+            "the two runs made different objects:\n{log}"
+        );
+    }
+    // What each run seeds is what the origin holds.
+    for spool in &pair.spools {
+        let seed = spool.join("cup/seed");
+        let mut compared = 0;
+        for file in files_under(&seed) {
+            if file.extension().is_some_and(|e| e == "ts") {
+                let rel = file.strip_prefix(&seed).unwrap();
+                let on_origin = std::fs::read(root.join(rel)).unwrap();
+                assert!(
+                    std::fs::read(&file).unwrap() == on_origin,
+                    "{} seeds other bytes than the origin's",
+                    file.display()
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 0, "{}: nothing seeded", seed.display());
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Playlists and `live.json` move with the match; everything else is written once.
+fn is_immutable(path: &str) -> bool {
+    !path.ends_with(".m3u8") && !path.contains("live.json") && !path.ends_with("p2p.json")
+}
+
+#[test]
+fn two_redundant_runs_on_s3_make_one_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = s3::Moto::start();
+    let (pair, keys) = run_pair(tmp.path(), "s3://matches/live", &|cmd| moto.env(cmd));
+    assert_verifies(&format!("{}/matches/live/cup/", moto.endpoint), &keys);
+    let versions = moto.key_versions("live/cup/");
+    let immutable: Vec<_> = versions.iter().filter(|(k, _)| is_immutable(k)).collect();
+    assert!(immutable.len() > 40, "{versions:?}");
+    for (key, n) in &immutable {
+        assert_eq!(*n, 1, "{key} was written {n} times");
+    }
+    let mirror = tmp.path().join("mirror");
+    moto.mirror("live/", &mirror);
+    assert_one_stream(&mirror, &keys, &pair);
+}
+
+/// Every file's identity (inode, length, mtime) as seen by polling the origin directory.
+type Seen = BTreeMap<String, BTreeSet<(u64, u64, i64, i64)>>;
+
+fn watch(dir: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        use std::os::unix::fs::MetadataExt;
+        let mut seen = Seen::new();
+        while !stop.load(Ordering::Relaxed) {
+            for file in files_under(&dir) {
+                let Ok(m) = std::fs::metadata(&file) else {
+                    continue;
+                };
+                let rel = file.strip_prefix(&dir).unwrap().display().to_string();
+                seen.entry(rel)
+                    .or_default()
+                    .insert((m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    })
+}
+
+#[test]
+fn two_redundant_runs_on_a_directory_make_one_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("origin");
+    std::fs::create_dir_all(&root).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(root.clone(), stop.clone());
+    let origin = format!("file://{}", root.display());
+    let (pair, keys) = run_pair(tmp.path(), &origin, &|_| {});
+    stop.store(true, Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    let immutable: Vec<_> = seen
+        .iter()
+        .filter(|(p, _)| is_immutable(p) && !p.contains(".tmp"))
+        .collect();
+    assert!(immutable.len() > 40, "{seen:?}");
+    for (path, identities) in &immutable {
+        assert_eq!(
+            identities.len(),
+            1,
+            "{path} was written more than once: {identities:?}"
+        );
+    }
+    assert_verifies(&root.join("cup").display().to_string(), &keys);
+    assert_one_stream(&root, &keys, &pair);
+}
