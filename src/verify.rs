@@ -123,6 +123,8 @@ pub struct Report {
     pub segments: usize,
     /// `#EXT-X-SWARMPACK-SEGMENT` tags checked in the media playlists.
     pub tags: usize,
+    /// Marked gaps (EXT-X-GAP without a tag): seqs an angle's machine never made.
+    pub gaps: usize,
 }
 
 struct Checker<'a> {
@@ -321,6 +323,13 @@ impl Checker<'_> {
                 }
                 (_, Some(Err(e))) => {
                     self.problem(format!("{rel}: {uri}: #EXT-{TAG}: {e}"));
+                    continue;
+                }
+                // A marked gap with no tag: a machine of an angle group stopped, and the
+                // others carried its playlist on without it. It names no bytes.
+                (_, None) if entry.gap => {
+                    self.report.tags -= 1;
+                    self.report.gaps += 1;
                     continue;
                 }
                 (_, None) => {

@@ -356,8 +356,14 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
                 println!("{p}");
             }
             if report.problems.is_empty() {
+                let gaps = match report.gaps {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} marked gap(s), where an angle's machine stopped, name no bytes"
+                    ),
+                };
                 tracing::info!(
-                    "{target}: {} window(s), {} segment(s), {} segment tag(s): all verified",
+                    "{target}: {} window(s), {} segment(s), {} segment tag(s): all verified{gaps}",
                     report.windows,
                     report.segments,
                     report.tags

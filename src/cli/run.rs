@@ -96,6 +96,14 @@ pub struct RunArgs {
     /// machines".
     #[arg(long)]
     pub redundant: bool,
+    /// An angle another machine encodes for this match (an angle group): its name, as that
+    /// machine's --angle gives it. Repeat for each. The multivariant playlist lists every
+    /// angle, by name (the first is the default); window manifests and torrents cover every
+    /// rendition, whichever machine composes them (they come out byte for byte the same);
+    /// and if that machine stops, its angles go on as a marked gap (EXT-X-GAP). Needs an
+    /// s3:// or file:// origin, and the same --match, --keys and --profile on every machine.
+    #[arg(long = "remote-angle", value_name = "NAME")]
+    pub remote_angles: Vec<String>,
 }
 
 pub fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failure> {
@@ -121,6 +129,48 @@ pub fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failu
         angles.push((name.to_string(), source));
     }
     Ok(angles)
+}
+
+/// `--remote-angle`: path-safe names, each once, none of this run's own, and an origin
+/// that can coordinate the machines.
+fn check_remote_angles(
+    args: &RunArgs,
+    angles: &[(String, SourceSpec)],
+    origin: &Origin,
+) -> Result<(), Failure> {
+    for (i, name) in args.remote_angles.iter().enumerate() {
+        if !is_path_safe_name(name) {
+            return Err(bad_input(anyhow!(
+                "--remote-angle {name:?}: expected {}",
+                path_safe_name_rule()
+            )));
+        }
+        if angles.iter().any(|(n, _)| n == name) {
+            return Err(bad_input(anyhow!(
+                "--remote-angle {name}: this run encodes {name} itself (--angle {name}=...); \
+                 expected an angle another machine encodes"
+            )));
+        }
+        if args.remote_angles[..i].contains(name) {
+            return Err(bad_input(anyhow!("--remote-angle {name}: given twice")));
+        }
+    }
+    if !args.remote_angles.is_empty() {
+        if args.fast {
+            return Err(bad_input(anyhow!(
+                "--remote-angle with --fast: the machines of an angle group must follow the \
+                 wall clock to make the same windows; drop --fast"
+            )));
+        }
+        if !origin.creates_exclusively() {
+            return Err(bad_input(anyhow!(
+                "--remote-angle with --origin {}: WebDAV has no create-if-absent, so the \
+                 machines' windows could replace each other; expected an s3:// or file:// origin",
+                origin.describe()
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn run(
@@ -202,6 +252,7 @@ pub fn run(
             origin.describe()
         )));
     }
+    check_remote_angles(&args, &angles, &origin)?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     if let Some(root) = origin.local_root() {
         keys.ensure_outside(root).map_err(bad_input)?;
@@ -231,6 +282,7 @@ pub fn run(
             events: args.events.clone(),
             markers: args.markers.clone(),
             redundant: args.redundant,
+            remote_angles: args.remote_angles.clone(),
         },
         stop_requests,
     )

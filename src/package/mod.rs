@@ -13,6 +13,7 @@ pub mod hex;
 pub mod manifest;
 pub mod marker;
 pub mod playlist;
+pub mod remote;
 pub mod resume;
 pub mod segment;
 pub mod segment_sig;
@@ -216,6 +217,11 @@ pub struct Packager {
     /// run's work, continued without a discontinuity (every segment was claimed on the
     /// origin, so the next one cannot clash with an unlisted one).
     redundant: bool,
+    /// Renditions other machines encode ([`remote`]), and their playlists as last published.
+    remote: Vec<(String, String)>,
+    remote_playlists: HashMap<(String, String), resume::RestoredPlaylist>,
+    /// Segments a media playlist keeps.
+    dvr: usize,
     out: VecDeque<Object>,
 }
 
@@ -268,6 +274,9 @@ impl Packager {
             window_pending: VecDeque::new(),
             restarted: HashMap::new(),
             redundant: false,
+            remote: Vec::new(),
+            remote_playlists: HashMap::new(),
+            dvr,
             out,
         }
     }
@@ -287,14 +296,16 @@ impl Packager {
             kind: ObjectKind::PublicKey,
         });
         let renditions = self.playlists.len();
-        self.windows = Some(window::WindowBook::new(
-            &self.match_id,
-            profile,
-            renditions,
-            signer.clone(),
-        ));
+        let mut book = window::WindowBook::new(&self.match_id, profile, renditions, signer.clone());
+        book.add_remote(self.remote.iter().cloned());
+        self.windows = Some(book);
         self.signer = Some(signer);
         self
+    }
+
+    /// The match this packager packages.
+    pub fn match_id(&self) -> &str {
+        &self.match_id
     }
 
     /// Packages as one of several redundant runs of the match (`run --redundant`).

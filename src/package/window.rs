@@ -50,6 +50,19 @@ pub struct WindowBook {
     pads_published: HashSet<u64>,
     /// Markers for windows not yet closed.
     markers: Vec<super::marker::Marker>,
+    /// Renditions another machine encodes (`run --remote-angle`): their segments come from
+    /// the origin, and a window stops waiting for them once it is overdue.
+    remote: HashSet<(String, String)>,
+}
+
+/// A remote rendition that had not delivered every segment of a window when the window was
+/// closed without it: its machine stopped, so these seqs become gaps in its playlist.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Missing {
+    pub angle: String,
+    pub rung: String,
+    /// The window's seqs it lacks, in order.
+    pub seqs: Vec<Seq>,
 }
 
 fn pdt(timeline: &Timeline, seq: Seq) -> String {
@@ -82,7 +95,93 @@ impl WindowBook {
             closed: Vec::new(),
             pads_published: HashSet::new(),
             markers: Vec::new(),
+            remote: HashSet::new(),
         }
+    }
+
+    /// Counts `remote` renditions (encoded on other machines) in every window.
+    pub fn add_remote(&mut self, remote: impl IntoIterator<Item = (String, String)>) {
+        for r in remote {
+            if self.remote.insert(r) {
+                self.renditions += 1;
+            }
+        }
+    }
+
+    /// Windows stop waiting for a remote rendition once their last seq is before its cutoff
+    /// (`cutoff(angle, rung)`); returns what each remote rendition lacked in them.
+    pub fn give_up_remote(&mut self, cutoff: &dyn Fn(&str, &str) -> Seq) -> Vec<Missing> {
+        let mut missing: Vec<Missing> = Vec::new();
+        let windows: Vec<u64> = self.open.keys().copied().collect();
+        for w in windows {
+            let (first, last) = self.timeline.window_seqs(crate::timecode::WindowIndex(w));
+            let win = self.open.get_mut(&w).expect("listed above");
+            for (angle, rung) in &self.remote {
+                let key = (angle.clone(), rung.clone());
+                if win.done.contains(&key) || last >= cutoff(angle, rung) {
+                    continue;
+                }
+                let have: HashSet<Seq> = win
+                    .segments
+                    .iter()
+                    .filter(|s| s.angle == *angle && s.rung == *rung)
+                    .map(|s| s.seq)
+                    .collect();
+                let seqs: Vec<Seq> = (first.0..=last.0)
+                    .map(Seq)
+                    .filter(|s| !have.contains(s))
+                    .collect();
+                win.done.insert(key);
+                match missing
+                    .iter_mut()
+                    .find(|m| m.angle == *angle && m.rung == *rung)
+                {
+                    Some(m) => m.seqs.extend(seqs),
+                    None => missing.push(Missing {
+                        angle: angle.clone(),
+                        rung: rung.clone(),
+                        seqs,
+                    }),
+                }
+            }
+        }
+        missing.sort_by(|a, b| (&a.angle, &a.rung).cmp(&(&b.angle, &b.rung)));
+        missing
+    }
+
+    /// With remote renditions, windows close one at a time when the caller says so
+    /// ([`WindowBook::close_window`]), once it knows what the origin chains them to. This is
+    /// the oldest window every rendition is done with.
+    pub fn ready(&self) -> Option<u64> {
+        let (&w, win) = self.open.first_key_value()?;
+        (win.done.len() >= self.renditions).then_some(w)
+    }
+
+    /// Closes window `w` (the one [`WindowBook::ready`] named) and emits its objects and a
+    /// `live.json`.
+    pub fn close_window(&mut self, w: u64, out: &mut Vec<Object>) {
+        if let Some(win) = self.open.remove(&w)
+            && self.close(w, win, out)
+        {
+            self.live(false, out);
+        }
+    }
+
+    /// Window `w`'s manifest as the origin holds it (SHA-256 hex), composed by this machine
+    /// or another: the next window chains to it.
+    pub fn adopt(&mut self, w: u64, sha256: String) {
+        if !self.closed.contains(&w) {
+            self.closed.push(w);
+            self.closed.sort_unstable();
+        }
+        if self.closed.last() == Some(&w) {
+            self.prev_manifest = Some(sha256);
+        }
+    }
+
+    /// Whether this book closed window `w` itself (or took it over from the origin).
+    pub fn has_closed(&self, w: u64) -> bool {
+        self.closed.contains(&w)
     }
 
     /// A marker for the manifest of the window it falls in (once per ID).
@@ -134,6 +233,15 @@ impl WindowBook {
         win.segments.push(segment);
         if closes {
             win.done.insert(rendition);
+        }
+        self.close_ready(out);
+    }
+
+    /// Closes the oldest windows every rendition is done with, in order (with remote
+    /// renditions, the caller does, window by window).
+    fn close_ready(&mut self, out: &mut Vec<Object>) {
+        if !self.remote.is_empty() {
+            return;
         }
         let mut closed_any = false;
         while let Some(entry) = self.open.first_entry() {

@@ -5,6 +5,7 @@
 //! retries, back-off and jitter, and holds objects in the spool while the origin is down.
 
 pub mod claim;
+pub mod follow;
 pub mod origin;
 pub mod queue;
 pub mod resume;

@@ -2,8 +2,10 @@
 
 mod events;
 mod intake;
+mod lock;
 mod markers;
 mod outlet;
+mod remote;
 mod resume;
 mod stall;
 
@@ -86,44 +88,6 @@ pub enum RunError {
     },
 }
 
-/// Holds `{spool}/{match}/run.lock` (an exclusive `flock`, released when the process ends,
-/// however it ends) and writes this process's pid into it.
-fn lock_match(work_dir: &Path, match_id: &str) -> Result<std::fs::File, RunError> {
-    use std::io::{Read, Seek, Write};
-    let lock = work_dir.join("run.lock");
-    let io = |source| RunError::Lock {
-        dir: work_dir.to_path_buf(),
-        lock: lock.clone(),
-        source,
-    };
-    std::fs::create_dir_all(work_dir).map_err(io)?;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            return Err(RunError::AlreadyRunning {
-                match_id: match_id.to_string(),
-                pid: pid.trim().chars().take(20).collect(),
-                lock,
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    file.set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| write!(file, "{}", std::process::id()))
-        .map_err(io)?;
-    Ok(file)
-}
-
 /// Everything one match needs.
 pub struct RunConfig {
     pub match_id: String,
@@ -159,6 +123,9 @@ pub struct RunConfig {
     /// One of several redundant runs of this match on one origin: every segment is claimed
     /// on the origin before it is packaged ([`crate::publish::claim`]).
     pub redundant: bool,
+    /// Angle groups: the angles other machines encode for this match (`--remote-angle`).
+    /// Master playlists list them, and window manifests and torrents cover them.
+    pub remote_angles: Vec<String>,
 }
 
 /// What a finished match produced.
@@ -210,6 +177,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         &angle_names,
         Box::new(protection),
     )
+    .with_remote_angles(&cfg.profile, &cfg.remote_angles)
     .sign_windows(&cfg.profile, cfg.keys.signer(), &cfg.keys.public_pem());
     if cfg.redundant {
         packager = packager.redundant();
@@ -237,7 +205,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         None => None,
     };
     let work_dir = cfg.spool.join(&cfg.match_id);
-    let _lock = lock_match(&work_dir, &cfg.match_id)?;
+    let _lock = lock::lock_match(&work_dir, &cfg.match_id)?;
     let event_log = match &cfg.events {
         Some(path) => Some(crate::events::EventLog::open(path, &cfg.match_id).map_err(
             |source| RunError::Events {
@@ -303,6 +271,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         None
     };
     let mut outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
+    let mut remote = follow_remote(&cfg, &rt, anchor);
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut angles = Vec::new();
@@ -402,6 +371,10 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
             packager.mark_lost(&path);
         }
         intake.poll(&mut packager);
+        if let Some(r) = remote.as_mut() {
+            let now = ingest::ladder::clock_now(&gst_clock);
+            r.poll(&mut packager, outlet.seeder.as_ref(), now);
+        }
         if let Err(e) = outlet.forward(&mut packager, &mut report) {
             break Err(e);
         }
@@ -502,6 +475,9 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         return Err(e);
     }
     intake.finish(&mut packager, cfg.drain_timeout);
+    if let (Some(r), Some(last)) = (remote.as_mut(), report.last_seq) {
+        r.finish(&mut packager, outlet.seeder.as_ref(), last);
+    }
     packager.finish();
     outlet.forward(&mut packager, &mut report)?;
     outlet.close(cfg.drain_timeout)?;
@@ -516,6 +492,48 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         report.bytes
     );
     Ok(report)
+}
+
+/// Angle groups: follows the remote angles' renditions on the origin, from the first seq of
+/// the window this run starts in.
+fn follow_remote(
+    cfg: &RunConfig,
+    rt: &tokio::runtime::Runtime,
+    anchor: UtcNs,
+) -> Option<remote::Remote> {
+    if cfg.remote_angles.is_empty() {
+        return None;
+    }
+    use ring::signature::KeyPair;
+    let timeline = cfg.profile.timeline();
+    let config = crate::publish::follow::FollowConfig {
+        match_id: cfg.match_id.clone(),
+        renditions: cfg
+            .remote_angles
+            .iter()
+            .flat_map(|a| {
+                cfg.profile
+                    .rungs
+                    .iter()
+                    .map(|r| (a.clone(), r.name.clone()))
+            })
+            .collect(),
+        from: timeline
+            .window_seqs(timeline.window_of(timeline.seq_at(anchor)))
+            .0,
+        public_key: cfg.keys.signing_key().public_key().as_ref().to_vec(),
+        every: (Duration::from_nanos(timeline.segment_ns()) / 4).max(Duration::from_millis(250)),
+    };
+    tracing::info!(
+        "angle group: following {} on the origin for this match's windows",
+        cfg.remote_angles.join(", ")
+    );
+    Some(remote::Remote::start(
+        rt.handle(),
+        cfg.origin.clone(),
+        config,
+        timeline,
+    ))
 }
 
 /// `{spool}/{match}/queue`: the publisher's spool records for one match (`serve --spool`

@@ -1,0 +1,148 @@
+//! Angle groups (`run --remote-angle`): following, on the origin, the renditions other
+//! machines encode for this match. Their media playlists are polled; every newly listed
+//! segment is read and checked against its signed tag (the match's key), then handed to the
+//! packager for its window. Nothing here trusts a segment its tag does not describe.
+
+use super::Origin;
+use crate::package::resume::{self, RestoredPlaylist};
+use crate::package::window::WindowSegment;
+use crate::timecode::Seq;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What following a remote rendition brings.
+pub enum Followed {
+    /// Its playlist changed on the origin (the verified part, as published).
+    Playlist {
+        angle: String,
+        rung: String,
+        published: RestoredPlaylist,
+    },
+    /// One of its segments, as the origin holds it, matching its signed tag.
+    Segment(WindowSegment),
+}
+
+/// Follows remote renditions until dropped.
+pub struct Follower {
+    rx: crossbeam_channel::Receiver<Followed>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What to follow.
+pub struct FollowConfig {
+    pub match_id: String,
+    /// (angle, rung) of every remote rendition.
+    pub renditions: Vec<(String, String)>,
+    /// Segments before this seq are not wanted (their windows closed before this run).
+    pub from: Seq,
+    /// The match's Ed25519 public key (raw), which every segment tag must verify with.
+    pub public_key: Vec<u8>,
+    /// How often the playlists are read.
+    pub every: Duration,
+}
+
+impl Follower {
+    pub fn start(rt: &tokio::runtime::Handle, origin: Origin, config: FollowConfig) -> Follower {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let task = rt.spawn(follow(origin, config, tx));
+        Follower { rx, task }
+    }
+
+    /// What arrived since the last call.
+    pub fn ready(&self) -> Vec<Followed> {
+        self.rx.try_iter().collect()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender<Followed>) {
+    let mut next: HashMap<(String, String), Seq> = cfg
+        .renditions
+        .iter()
+        .map(|r| (r.clone(), cfg.from))
+        .collect();
+    let mut seen: HashMap<(String, String), Vec<u8>> = HashMap::new();
+    let mut failures = 0u64;
+    loop {
+        for (angle, rung) in &cfg.renditions {
+            let key = (angle.clone(), rung.clone());
+            let dir = format!("{}/{angle}/{rung}", cfg.match_id);
+            let path = format!("{dir}/index.m3u8");
+            let text = match origin.get(&path).await {
+                Ok(Some(text)) => text,
+                Ok(None) => continue,
+                Err(e) => {
+                    failures += 1;
+                    if failures.is_power_of_two() {
+                        tracing::warn!("{e}; following the remote angles ({failures} failures)");
+                    }
+                    continue;
+                }
+            };
+            if seen.get(&key) == Some(&text) {
+                continue;
+            }
+            let mut published = match resume::parse_playlist(&path, &text) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("{e}; skipped until it changes");
+                    seen.insert(key, text);
+                    continue;
+                }
+            };
+            let (verified, why) =
+                resume::verified_prefix(&dir, &published.entries, &cfg.public_key);
+            if let Some(why) = why {
+                tracing::error!("{why}; following {path} only up to it");
+                published.entries.truncate(verified);
+            }
+            let want = next.get_mut(&key).expect("every rendition has a next seq");
+            let mut complete = true;
+            for entry in &published.entries {
+                if entry.seq < *want {
+                    continue;
+                }
+                if entry.gap {
+                    *want = Seq(entry.seq.0 + 1);
+                    continue;
+                }
+                let seg_path = format!("{dir}/{}.ts", entry.seq);
+                let bytes = match origin.get(&seg_path).await {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) | Err(_) => {
+                        complete = false;
+                        break;
+                    }
+                };
+                *want = Seq(entry.seq.0 + 1);
+                let Some(segment) = resume::open_segment(angle, rung, entry, bytes) else {
+                    tracing::error!(
+                        "{seg_path}: the bytes on the origin are not the ones its signed tag describes; \
+                         not taken into this machine's windows"
+                    );
+                    continue;
+                };
+                if tx.send(Followed::Segment(segment)).is_err() {
+                    return;
+                }
+            }
+            if complete {
+                seen.insert(key, text);
+            }
+            let update = Followed::Playlist {
+                angle: angle.clone(),
+                rung: rung.clone(),
+                published,
+            };
+            if tx.send(update).is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(cfg.every).await;
+    }
+}
