@@ -104,6 +104,50 @@ fn missing_profile_and_bad_origin_exit_2() {
 }
 
 #[test]
+fn redundant_runs_and_angle_groups_refuse_what_cannot_coordinate() {
+    let demo = profile("demo.toml");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--redundant", "--origin", "http://127.0.0.1:9/dav/"],
+            "WebDAV has no create-if-absent",
+        ),
+        (&["--redundant", "--fast"], "--redundant with --fast"),
+        (
+            &["--remote-angle", "a"],
+            "--remote-angle a: this run encodes a itself",
+        ),
+        (
+            &["--remote-angle", "c", "--remote-angle", "c"],
+            "--remote-angle c: given twice",
+        ),
+        (
+            &["--remote-angle", "../c"],
+            "--remote-angle \"../c\": expected",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut rest = vec!["--angle", "a=test:"];
+        rest.extend_from_slice(flags);
+        let (code, err) = run_with(&demo, &rest);
+        assert_eq!(code, 2, "{flags:?}: {err}");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+    }
+    let (code, err) = run_with(
+        &demo,
+        &[
+            "--angle",
+            "a=test:",
+            "--remote-angle",
+            "c",
+            "--origin",
+            "https://127.0.0.1:9/dav/",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expected an s3:// or file:// origin"), "{err}");
+}
+
+#[test]
 fn help_teaches_the_feeds() {
     let out = swarmpack().args(["run", "--help"]).output().unwrap();
     assert!(out.status.success());

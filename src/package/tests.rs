@@ -327,3 +327,209 @@ fn p2p_json_names_a_swarm_that_depends_on_the_match_alone() {
     assert_eq!(doc["trackers"][0], "ws://127.0.0.1:8000");
     assert_eq!(super::p2p_json("final", &[]), super::p2p_json("final", &[]));
 }
+
+#[test]
+fn a_claimed_segment_is_packaged_with_the_bytes_the_origin_holds() {
+    let mut p = signed(&[3u8; 32]);
+    drain(&mut p);
+    let mut sealed = p.seal(seg("cam1", "360p", 10)).unwrap();
+    assert_eq!(sealed.path("final"), "final/cam1/360p/10.ts");
+    // Another run's bytes for the same seq, found on the origin by the claim.
+    let mut theirs = seg("cam1", "360p", 10).bytes;
+    theirs[1] = 0xee;
+    sealed.segment.bytes = theirs.clone();
+    p.push_sealed(sealed).unwrap();
+    let segment = p.pull().unwrap();
+    assert_eq!(segment.bytes, theirs);
+    let playlist = p.pull().unwrap();
+    let parsed = resume::parse_playlist(&playlist.path, &playlist.bytes).unwrap();
+    let tag = parsed.entries[0].signature.as_ref().unwrap();
+    assert!(tag.describes(&theirs));
+    assert!(!tag.describes(&seg("cam1", "360p", 10).bytes));
+}
+
+/// What a packager published, as an origin would hold it.
+fn publish_all(p: &mut Packager, origin: &mut HashMap<String, Vec<u8>>) {
+    origin.extend(std::iter::from_fn(|| p.pull()).map(|o| (o.path, o.bytes)));
+}
+
+/// The state `publish::resume::load` reads back from `origin` for cam1's two rungs.
+fn read_back(origin: &HashMap<String, Vec<u8>>, public: &[u8]) -> resume::Resume {
+    let pointer = resume::parse_pointer(
+        "final/live.json",
+        "final",
+        &origin["final/live.json"],
+        &origin["final/live.json.sig"],
+        public,
+    )
+    .unwrap();
+    let newest = *pointer.windows.first().unwrap();
+    let mut playlists = Vec::new();
+    let mut open = Vec::new();
+    for rung in ["360p", "180p"] {
+        let restored =
+            resume::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")]).unwrap();
+        for e in restored.entries.iter().filter(|e| e.seq.0 / 5 > newest) {
+            let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
+            open.push(resume::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
+        }
+        playlists.push(("cam1".to_string(), rung.to_string(), restored));
+    }
+    resume::Resume {
+        closed: pointer.windows.iter().rev().copied().collect(),
+        newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
+        playlists,
+        open_segments: open,
+    }
+}
+
+#[test]
+fn a_redundant_run_that_joins_makes_the_same_playlists_and_windows() {
+    let seed = [5u8; 32];
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    let public = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+    // The run already on air: seqs 10..=19 (windows 2 and 3).
+    let mut first = signed(&seed);
+    let mut origin = HashMap::new();
+    for seq in 10..=16 {
+        push_both(&mut first, seq).unwrap();
+    }
+    publish_all(&mut first, &mut origin);
+    // The second run joins here, reading the origin at its first segment (17).
+    let mut second = signed(&seed).redundant();
+    drain(&mut second);
+    second.resume(read_back(&origin, &public));
+    let mut theirs = HashMap::new();
+    for seq in 17..=19 {
+        push_both(&mut first, seq).unwrap();
+        push_both(&mut second, seq).expect("17 follows 16: nothing is refused");
+    }
+    publish_all(&mut first, &mut origin);
+    publish_all(&mut second, &mut theirs);
+    for key in [
+        "final/windows/3.json",
+        "final/windows/3.json.sig",
+        "final/windows/3.torrent",
+        "final/cam1/180p/index.m3u8",
+        "final/cam1/360p/19.ts",
+    ] {
+        assert_eq!(theirs[key], origin[key], "{key} differs");
+    }
+    let playlist = String::from_utf8(theirs["final/cam1/180p/index.m3u8"].clone()).unwrap();
+    assert!(!playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+
+    // Without --redundant, a restart marks a discontinuity and refuses the seq after the
+    // last listed one (it may be on the origin, unlisted).
+    let mut restarted = signed(&seed);
+    drain(&mut restarted);
+    restarted.resume(read_back(&origin, &public));
+    assert!(matches!(
+        push_both(&mut restarted, 20),
+        Err(PackageError::OutOfOrder { .. })
+    ));
+}
+
+/// cam2's segment as another machine published it: what the follower hands over.
+fn remote_segment(rung: &str, seq: u64) -> window::WindowSegment {
+    let s = seg("cam2", rung, seq);
+    window::WindowSegment {
+        angle: "cam2".into(),
+        rung: rung.into(),
+        seq: s.seq,
+        duration_ns: s.duration_ns,
+        sha256: hex::sha256(&s.bytes),
+        bytes: s.bytes,
+        key: None,
+    }
+}
+
+#[test]
+fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
+    let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"))
+        .expect("demo profile");
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
+    let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear))
+        .with_remote_angles(&profile, &["cam2".to_string()])
+        .sign_windows(&profile, std::sync::Arc::new(signer), "");
+    let first: Vec<Object> = std::iter::from_fn(|| p.pull()).collect();
+    let master = String::from_utf8(first[0].bytes.clone()).unwrap();
+    assert!(master.contains("NAME=\"cam1\",DEFAULT=YES"), "{master}");
+    assert!(master.contains("URI=\"cam2/360p/index.m3u8\""), "{master}");
+
+    // Window 2 (10..=14) waits for cam2, then closes when told.
+    for seq in 10..=14 {
+        push_both(&mut p, seq).unwrap();
+    }
+    assert_eq!(p.ready_window(), None, "cam2 has not delivered");
+    for seq in 10..=14 {
+        p.add_remote_segment(remote_segment("360p", seq));
+        p.add_remote_segment(remote_segment("180p", seq));
+    }
+    assert_eq!(p.ready_window(), Some(2));
+    p.close_window(2);
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull())
+        .map(|o| (o.path, o.bytes))
+        .collect();
+    let w2: manifest::WindowManifest =
+        serde_json::from_slice(&out["final/windows/2.json"]).unwrap();
+    let angles: std::collections::BTreeSet<&str> =
+        w2.segments.iter().map(|s| s.angle.as_str()).collect();
+    assert_eq!(angles.into_iter().collect::<Vec<_>>(), ["cam1", "cam2"]);
+    assert_eq!(w2.segments.len(), 20);
+
+    // Window 3: cam2's machine stopped after 15. Given up once overdue, its seen playlist
+    // goes on as a marked gap; the window chains to the origin's window 2, not this one's.
+    let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
+    cam2.push(PlaylistEntry {
+        seq: Seq(15),
+        duration: 2.0,
+        pdt: profile.timeline().seq_start(Seq(15)),
+        discontinuity: false,
+        key: None,
+        signature: None,
+        gap: false,
+    });
+    let published = resume::parse_playlist("p", cam2.render().as_bytes()).unwrap();
+    p.remote_playlist("cam2", "360p", published);
+    p.add_remote_segment(remote_segment("360p", 15));
+    for seq in 15..=19 {
+        push_both(&mut p, seq).unwrap();
+    }
+    drain(&mut p);
+    p.give_up_remote(&|_, _| Seq(19));
+    assert_eq!(
+        p.ready_window(),
+        None,
+        "window 3 ends at 19: not overdue yet"
+    );
+    p.give_up_remote(&|_, _| Seq(20));
+    let gap = p.pull().expect("cam2/360p's playlist, gap-marked");
+    assert_eq!(gap.path, "final/cam2/360p/index.m3u8");
+    let text = String::from_utf8(gap.bytes).unwrap();
+    assert_eq!(text.matches("#EXT-X-GAP").count(), 4, "{text}");
+    assert!(
+        text.contains("15.ts") && text.ends_with("19.ts\n"),
+        "{text}"
+    );
+    assert!(
+        p.pull().is_none(),
+        "cam2/180p was never seen: no playlist made up for it"
+    );
+    assert_eq!(p.ready_window(), Some(3));
+    let held = "ab".repeat(32);
+    p.adopt_window(2, held.clone());
+    p.close_window(3);
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull())
+        .map(|o| (o.path, o.bytes))
+        .collect();
+    let w3: manifest::WindowManifest =
+        serde_json::from_slice(&out["final/windows/3.json"]).unwrap();
+    assert_eq!(w3.prev_manifest_sha256, Some(held));
+    let cam2_seqs: Vec<u64> = w3
+        .segments
+        .iter()
+        .filter(|s| s.angle == "cam2")
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(cam2_seqs, [15]);
+}

@@ -167,3 +167,32 @@ async fn claim_all(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_takes_what_the_origin_holds_and_never_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = Origin::local(dir.path()).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let path = "m/a/hi/7.ts";
+        let ours = b"ours".as_slice();
+        assert_eq!(
+            rt.block_on(claim(&origin, path, ours)).unwrap(),
+            Claim::Ours
+        );
+        // A retry of the same bytes is still ours.
+        assert_eq!(
+            rt.block_on(claim(&origin, path, ours)).unwrap(),
+            Claim::Ours
+        );
+        // Another run's claim of the same seq gets our bytes back, and the file stays.
+        assert_eq!(
+            rt.block_on(claim(&origin, path, b"theirs")).unwrap(),
+            Claim::Theirs(ours.to_vec())
+        );
+        assert_eq!(std::fs::read(dir.path().join(path)).unwrap(), ours);
+    }
+}
