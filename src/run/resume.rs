@@ -6,6 +6,7 @@ use super::{RunConfig, RunError};
 use crate::package::Packager;
 use crate::publish::Publisher;
 use crate::publish::resume::ResumeLoadError;
+use crate::seed::Seeder;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,12 @@ fn recorded_newest(work_dir: &Path) -> Option<u64> {
 
 /// Continues what an earlier run of this match published (after a crash or a stop): its
 /// playlists, its hash chain, the segments of its unclosed window. Leftovers in the spool go
-/// up first, so the origin is complete before it is read.
+/// up first, so the origin is complete before it is read. A redundant run joining another
+/// (`seeder` given) also copies the unclosed window's segments for its seeder.
 pub(super) fn resume(
     cfg: &RunConfig,
     rt: &tokio::runtime::Runtime,
-    publisher: &Publisher,
+    (publisher, seeder): (&Publisher, Option<&Seeder>),
     angles: &[String],
     packager: &mut Packager,
     work_dir: &Path,
@@ -142,6 +144,14 @@ pub(super) fn resume(
             "a discontinuity"
         },
     );
+    if let Some(seeder) = seeder {
+        for s in &state.open_segments {
+            let path = crate::package::segment_path(&cfg.match_id, &s.angle, &s.rung, s.seq);
+            if let Err(e) = seeder.stash(&path, &s.bytes) {
+                tracing::error!("{e}; its window will not be seeded completely");
+            }
+        }
+    }
     packager.resume(state);
     Ok(())
 }
