@@ -49,6 +49,12 @@ impl Packager {
         self
     }
 
+    /// The oldest seq waiting for its window (after [`Packager::resume`]: the unclosed
+    /// window an earlier run left), so that remote renditions are followed from there.
+    pub fn oldest_pending_seq(&self) -> Option<Seq> {
+        self.window_pending.iter().map(|s| s.seq).min()
+    }
+
     /// A remote rendition's segment, read from the origin and checked against its signed tag:
     /// it goes into its window like this machine's own.
     pub fn add_remote_segment(&mut self, segment: WindowSegment) {
@@ -101,6 +107,14 @@ impl Packager {
     pub fn adopt_window(&mut self, w: u64, sha256: String) {
         if let Some(book) = self.windows.as_mut() {
             book.adopt(w, sha256);
+        }
+    }
+
+    /// Another machine composed window `w` (from [`Packager::ready_window`]) first: this
+    /// machine takes the origin's manifest (this SHA-256) as it is instead of composing its own.
+    pub fn take_over_window(&mut self, w: u64, sha256: String) {
+        if let Some(book) = self.windows.as_mut() {
+            book.take_over(w, sha256);
         }
     }
 

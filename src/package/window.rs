@@ -179,6 +179,13 @@ impl WindowBook {
         }
     }
 
+    /// Another machine composed window `w` first (the origin holds its manifest, with this
+    /// SHA-256): this book drops its own copy and chains the next window to that one.
+    pub fn take_over(&mut self, w: u64, sha256: String) {
+        self.open.remove(&w);
+        self.adopt(w, sha256);
+    }
+
     /// Whether this book closed window `w` itself (or took it over from the origin).
     pub fn has_closed(&self, w: u64) -> bool {
         self.closed.contains(&w)

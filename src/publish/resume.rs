@@ -57,7 +57,10 @@ pub async fn load(
         }
         let mut kept = restored.entries.len();
         for (i, entry) in restored.entries.iter().enumerate() {
-            if newest_closed.is_some_and(|w| timeline.window_of(entry.seq).0 <= w) {
+            // A marked gap (an angle group's machine was down) names no bytes.
+            if entry.gap && entry.signature.is_none()
+                || newest_closed.is_some_and(|w| timeline.window_of(entry.seq).0 <= w)
+            {
                 continue;
             }
             let seg_path = format!("{dir}/{}.ts", entry.seq);

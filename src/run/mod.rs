@@ -271,7 +271,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         None
     };
     let mut outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
-    let mut remote = follow_remote(&cfg, &rt, anchor);
+    let mut remote = follow_remote(&cfg, &rt, anchor, packager.oldest_pending_seq());
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut angles = Vec::new();
@@ -495,11 +495,12 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
 }
 
 /// Angle groups: follows the remote angles' renditions on the origin, from the first seq of
-/// the window this run starts in.
+/// the window this run starts in (or of the oldest window it continues).
 fn follow_remote(
     cfg: &RunConfig,
     rt: &tokio::runtime::Runtime,
     anchor: UtcNs,
+    continued: Option<Seq>,
 ) -> Option<remote::Remote> {
     if cfg.remote_angles.is_empty() {
         return None;
@@ -519,7 +520,9 @@ fn follow_remote(
             })
             .collect(),
         from: timeline
-            .window_seqs(timeline.window_of(timeline.seq_at(anchor)))
+            .window_seqs(timeline.window_of(
+                continued.map_or(timeline.seq_at(anchor), |c| c.min(timeline.seq_at(anchor))),
+            ))
             .0,
         public_key: cfg.keys.signing_key().public_key().as_ref().to_vec(),
         every: (Duration::from_nanos(timeline.segment_ns()) / 4).max(Duration::from_millis(250)),

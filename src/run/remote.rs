@@ -18,9 +18,19 @@ use crate::timecode::{Seq, Timeline, UtcNs};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// What the origin said about a window's predecessor: its manifest's SHA-256 (hex), if it
-/// holds one signed with the match's key.
-type Answer = Result<Option<String>, OriginError>;
+/// What the origin holds, for a window about to close: manifests (SHA-256 hex) signed with
+/// the match's key.
+#[derive(Default)]
+struct Held {
+    /// The window's own: another machine composed it first.
+    composed: Option<String>,
+    /// The window before.
+    prev: Option<String>,
+    /// When it holds neither: the newest window `live.json` names, and its manifest.
+    newest: Option<(u64, String)>,
+}
+
+type Answer = Result<Held, OriginError>;
 
 struct Query {
     window: u64,
@@ -139,6 +149,8 @@ impl Remote {
                 packager.close_window(w);
                 continue;
             };
+            // Asked afresh for each window: whether another machine composed it, else what
+            // the window before is on the origin.
             let now = Instant::now();
             let query = match &mut self.query {
                 Some(q) if q.window == w => q,
@@ -163,26 +175,49 @@ impl Remote {
                         &self.origin,
                         &self.match_id,
                         &self.public_key,
-                        prev,
+                        w,
                     ));
                     return;
                 }
                 None => return,
             };
             match answer {
-                Ok(Some(sha256)) => packager.adopt_window(prev, sha256),
-                Ok(None) if packager.closed_window(prev) => {
+                Ok(Held {
+                    composed: Some(composed),
+                    ..
+                }) => {
+                    tracing::debug!(
+                        "window {w}: another machine composed it first; taken as it is"
+                    );
+                    self.query = None;
+                    packager.take_over_window(w, composed);
+                    continue;
+                }
+                Ok(Held {
+                    prev: Some(sha256), ..
+                }) => packager.adopt_window(prev, sha256),
+                Ok(_) if packager.closed_window(prev) => {
                     // This machine's own, still on its way to the origin.
                     query.next_try = now + Duration::from_millis(250);
                     return;
                 }
-                Ok(None) if now - query.since < grace(&self.timeline) * 2 => {
+                Ok(_) if now - query.since < grace(&self.timeline) * 2 => {
                     query.next_try = now + Duration::from_millis(250);
                     return;
                 }
-                Ok(None) => tracing::info!(
-                    "window {w}: the origin holds no manifest of window {prev}; chaining to the newest this machine knows"
-                ),
+                Ok(Held { newest, .. }) => {
+                    tracing::info!(
+                        "window {w}: no machine composed window {prev}; chaining to the origin's newest ({})",
+                        newest
+                            .as_ref()
+                            .map_or("none: a new chain".to_string(), |(n, _)| format!(
+                                "window {n}"
+                            ))
+                    );
+                    if let Some((n, sha256)) = newest.filter(|(n, _)| *n < w) {
+                        packager.adopt_window(n, sha256);
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("{e}; window {w} waits to learn what it chains to");
                     query.next_try = now + Duration::from_secs(1);
@@ -217,7 +252,8 @@ impl Remote {
     }
 }
 
-/// Reads window `w`'s manifest from the origin (on the I/O runtime).
+/// Reads the manifests of window `w` and of the window before from the origin (on the I/O
+/// runtime).
 fn ask(
     rt: &tokio::runtime::Handle,
     origin: &Origin,
@@ -229,14 +265,54 @@ fn ask(
     let (origin, match_id, public_key) =
         (origin.clone(), match_id.to_string(), public_key.to_vec());
     rt.spawn(async move {
-        let _ = tx.send(held_manifest(&origin, &match_id, w, &public_key).await);
+        let answer = async {
+            let mut held = Held {
+                composed: held_manifest(&origin, &match_id, w, &public_key).await?,
+                ..Held::default()
+            };
+            if held.composed.is_none() {
+                held.prev = held_manifest(&origin, &match_id, w - 1, &public_key).await?;
+            }
+            if held.composed.is_none() && held.prev.is_none() {
+                held.newest = newest_window(&origin, &match_id, &public_key).await?;
+            }
+            Ok(held)
+        };
+        let _ = tx.send(answer.await);
     });
     rx
 }
 
+/// The newest window the origin's `live.json` names (signed with the match's key), and the
+/// SHA-256 of its manifest.
+async fn newest_window(
+    origin: &Origin,
+    match_id: &str,
+    public_key: &[u8],
+) -> Result<Option<(u64, String)>, OriginError> {
+    let path = format!("{match_id}/live.json");
+    let Some(live) = origin.get(&path).await? else {
+        return Ok(None);
+    };
+    let sig = origin
+        .get(&format!("{path}.sig"))
+        .await?
+        .unwrap_or_default();
+    Ok(
+        crate::package::resume::parse_pointer(&path, match_id, &live, &sig, public_key)
+            .ok()
+            .and_then(|p| Some((*p.windows.first()?, p.newest_manifest_sha256))),
+    )
+}
+
 /// Window `w`'s manifest on the origin, if its signature verifies with the match's key:
 /// its SHA-256 (hex).
-async fn held_manifest(origin: &Origin, match_id: &str, w: u64, public_key: &[u8]) -> Answer {
+async fn held_manifest(
+    origin: &Origin,
+    match_id: &str,
+    w: u64,
+    public_key: &[u8],
+) -> Result<Option<String>, OriginError> {
     let path = format!("{match_id}/windows/{w}.json");
     let Some(file) = origin.get(&path).await? else {
         return Ok(None);

@@ -225,6 +225,7 @@ impl Seeder {
             whitelists,
             keep_windows.max(1),
             status.clone(),
+            !trackers.is_empty(),
         ));
         tracing::info!(
             "seeding windows on {listen}, announcing to {} tracker(s)",
@@ -344,6 +345,7 @@ async fn work(
     whitelists: Vec<Whitelist>,
     keep: u64,
     status: Arc<SeedStatus>,
+    announces: bool,
 ) {
     let mut seeded: BTreeMap<Slot, Id20> = BTreeMap::new();
     while let Some(cmd) = rx.recv().await {
@@ -391,7 +393,7 @@ async fn work(
                     tokio::spawn(open_gate(
                         slot,
                         handle,
-                        infohash.clone(),
+                        (infohash.clone(), announces),
                         added_at,
                         ready,
                         status.clone(),
@@ -436,11 +438,11 @@ fn describe(slot: Slot) -> String {
 }
 
 /// Waits until the engine holds `slot` complete and a tracker answered for it (each wait
-/// bounded), then opens its gate.
+/// bounded; no tracker is waited for when the profile names none), then opens its gate.
 async fn open_gate(
     slot: Slot,
     handle: Arc<librqbit::ManagedTorrent>,
-    infohash: String,
+    (infohash, announces): (String, bool),
     added_at: std::time::Instant,
     ready: oneshot::Sender<Ready>,
     status: Arc<SeedStatus>,
@@ -455,6 +457,13 @@ async fn open_gate(
             "{}: the seeding copy does not check complete against its torrent; it is published without this seeder",
             describe(slot)
         );
+        let _ = ready.send(Ready {
+            complete,
+            announced: false,
+        });
+        return;
+    }
+    if !announces {
         let _ = ready.send(Ready {
             complete,
             announced: false,
