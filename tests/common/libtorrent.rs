@@ -48,9 +48,15 @@ pub fn lt_swarm(
 
 /// Whether a libtorrent helper's JSON report lists `addr` among the peers it met.
 pub fn met_peer(report: &serde_json::Value, addr: &str) -> bool {
-    report["peers"]
-        .as_array()
-        .is_some_and(|peers| peers.iter().any(|p| p.as_str() == Some(addr)))
+    // A seeder that dialled libtorrent shows by IP and client only (librqbit's peer ID
+    // starts "-rQ"): its address there has its outgoing port, not the one it listens on.
+    let ip = addr.rsplit_once(':').map_or(addr, |(ip, _)| ip);
+    let dialled_in = format!("{ip}:in:-rQ");
+    report["peers"].as_array().is_some_and(|peers| {
+        peers
+            .iter()
+            .any(|p| p.as_str() == Some(addr) || p.as_str() == Some(dialled_in.as_str()))
+    })
 }
 
 /// `tests/py/lt_check.py TORRENT SAVE_PATH` (libtorrent loads the torrent and rechecks it

@@ -45,7 +45,13 @@ h = ses.add_torrent(atp)
 peers = set()
 while time.time() < deadline:
     for p in h.get_peer_info():
-        peers.add("%s:%d" % (p.ip[0], p.ip[1]))
+        if p.flags & lt.peer_info.local_connection:
+            peers.add("%s:%d" % (p.ip[0], p.ip[1]))
+        else:
+            # It dialled in: its address carries its outgoing port, not its listen port, so
+            # it is named by IP and client (the peer ID's first three bytes, "-rQ" for librqbit).
+            pid = p.pid.to_bytes()[:3].decode("latin-1")
+            peers.add("%s:in:%s" % (p.ip[0], pid))
     st = h.status()
     if st.is_seeding:
         break
