@@ -69,20 +69,8 @@ fn two_angle_groups_make_one_match_and_a_stopped_group_becomes_a_gap() {
             cmd.spawn().unwrap()
         })
         .collect();
-    std::thread::sleep(KILL_AT.saturating_sub(started.elapsed()));
-    runs[1].kill().unwrap();
-    runs[1].wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = runs[0].try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "group one did not end within 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (first, second) = runs.split_at_mut(1);
+    let status = kill_at_then_wait(started, KILL_AT, &mut second[0], &mut first[0]);
     let logs: Vec<String> = (0..2)
         .map(|i| std::fs::read_to_string(tmp.path().join(format!("{i}.log"))).unwrap())
         .collect();

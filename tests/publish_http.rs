@@ -22,28 +22,18 @@ fn live_run(profile: &Path, keys: &Path, origin: &str, spool: &Path, secs: u32) 
 }
 
 /// Every file under `dir`, relative to it.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
+fn files_below(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// The seeder's local copy holds exactly what swarmpack produced: the origin's copy of each
 /// of those segments must be byte-identical.
 fn assert_origin_matches_local_copy(root: &Path, spool: &Path) -> usize {
     let seed = spool.join("live/seed");
-    let local = files_under(&seed);
+    let local = files_below(&seed);
     for rel in &local {
         let mine = std::fs::read(seed.join(rel)).unwrap();
         let theirs = std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("origin {rel}: {e}"));
@@ -53,7 +43,7 @@ fn assert_origin_matches_local_copy(root: &Path, spool: &Path) -> usize {
 }
 
 fn assert_spool_empty(spool: &Path) {
-    let left = files_under(&spool.join("live/queue"));
+    let left = files_below(&spool.join("live/queue"));
     assert!(left.is_empty(), "spool not drained: {left:?}");
 }
 
@@ -267,7 +257,7 @@ fn a_20s_origin_outage_loses_nothing_and_playlists_never_dangle() {
 /// What the spool holds: (origin path, bytes) per queued record.
 fn spooled(queue: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    for name in files_under(queue) {
+    for name in files_below(queue) {
         if let Some(stem) = name.strip_suffix(".meta") {
             let meta: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(queue.join(&name)).unwrap()).unwrap();

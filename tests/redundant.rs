@@ -52,20 +52,8 @@ fn run_pair(dir: &Path, origin: &str, env: &dyn Fn(&mut Command)) -> (Pair, Path
             cmd.spawn().unwrap()
         })
         .collect();
-    std::thread::sleep(KILL_AT.saturating_sub(started.elapsed()));
-    runs[0].kill().unwrap();
-    runs[0].wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = runs[1].try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = runs[1].kill();
-            panic!("the surviving run did not end within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (first, second) = runs.split_at_mut(1);
+    let status = kill_at_then_wait(started, KILL_AT, &mut first[0], &mut second[0]);
     let logs = log_paths.map(|p| std::fs::read_to_string(p).unwrap());
     assert!(status.success(), "the surviving run failed:\n{}", logs[1]);
     (Pair { logs, spools }, keys)
@@ -138,22 +126,6 @@ fn assert_one_stream(root: &Path, keys: &Path, pair: &Pair) {
         }
         assert!(compared > 0, "{}: nothing seeded", seed.display());
     }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                found.push(p);
-            }
-        }
-    }
-    found
 }
 
 /// Playlists and `live.json` move with the match; everything else is written once.

@@ -79,6 +79,47 @@ impl Drop for Guard {
     }
 }
 
+/// Every file under `dir` (paths as found, depth first).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Kills `victim` with SIGKILL once `at` has passed since `started`, then waits up to two
+/// minutes for `survivor` to end by itself; its exit status.
+pub fn kill_at_then_wait(
+    started: Instant,
+    at: Duration,
+    victim: &mut Child,
+    survivor: &mut Child,
+) -> std::process::ExitStatus {
+    std::thread::sleep(at.saturating_sub(started.elapsed()));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = survivor.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = survivor.kill();
+            panic!("the surviving run did not end within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs a command to completion with a deadline; panics with its output on timeout.
 pub fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
