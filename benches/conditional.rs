@@ -2,7 +2,9 @@
 //! (`Origin::put`, replace) and created (`Origin::create`, `PutMode::Create`) on a `file://`
 //! origin and, when `S3_ENDPOINT` names one (scripts/bench starts moto), on S3 with a bucket
 //! `bench`. Each kind alternates, 200 objects each, new keys every time (the winning case; the
-//! losing case adds a GET of what the origin holds).
+//! losing case adds a GET of what the origin holds). Then what `run --redundant` adds before a
+//! segment is packaged: a claim that wins (a GET that finds nothing, then the create) and one
+//! that loses (a GET of the winner's bytes; nothing is sent).
 //!
 //! Run: `cargo bench --bench conditional` (N=200 by default). Prints one BENCH line.
 
@@ -12,6 +14,7 @@ mod stats;
 use bytes::Bytes;
 use stats::{env_or, percentile};
 use std::time::Instant;
+use swarmpack::publish::claim::{Claim, claim};
 use swarmpack::publish::{Created, Origin};
 
 /// (p50, p99) in ms of put and of create, alternating, `n` each.
@@ -31,6 +34,31 @@ fn race(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64);
         assert_eq!(made, Created::New);
     }
     [put, create].map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        (percentile(&v, 50.0), percentile(&v, 99.0))
+    })
+}
+
+/// (p50, p99) in ms of a claim that wins (new keys) and of one that loses (the same keys,
+/// other bytes), `n` each.
+fn claims(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64); 2] {
+    let ours = vec![0x47u8; 500_000];
+    let theirs = vec![0x48u8; 500_000];
+    let (mut won, mut lost) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let path = format!("b/claim/{i}.ts");
+        let t = Instant::now();
+        assert_eq!(
+            rt.block_on(claim(origin, &path, &ours)).unwrap(),
+            Claim::Ours
+        );
+        won.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let other = rt.block_on(claim(origin, &path, &theirs)).unwrap();
+        lost.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(other, Claim::Theirs(ours.clone()));
+    }
+    [won, lost].map(|mut v| {
         v.sort_by(f64::total_cmp);
         (percentile(&v, 50.0), percentile(&v, 99.0))
     })
@@ -62,6 +90,13 @@ fn main() {
         );
         line.push_str(&format!(
             " {name}_put_p50={put50:.2} {name}_put_p99={put99:.2} {name}_create_p50={cr50:.2} {name}_create_p99={cr99:.2}"
+        ));
+        let [(won50, won99), (lost50, lost99)] = claims(&rt, origin, n);
+        println!(
+            "{name:>4}: --redundant claim won p50 {won50:6.2} ms p99 {won99:6.2} ms | lost (adopts the origin's bytes) p50 {lost50:6.2} ms p99 {lost99:6.2} ms"
+        );
+        line.push_str(&format!(
+            " {name}_claim_won_p50={won50:.2} {name}_claim_won_p99={won99:.2} {name}_claim_lost_p50={lost50:.2} {name}_claim_lost_p99={lost99:.2}"
         ));
     }
     println!("{line}");
