@@ -117,16 +117,12 @@ async fn package(
         keys.signing_key().public_key().as_ref().to_vec()
     };
     let live_path = format!("{match_id}/live.json");
-    let Some(live) = origin.get(&live_path).await? else {
+    let Some((live, sig)) = origin.get_signed(&live_path).await? else {
         return Err(ArchiveRunError::NoMatch {
             match_id: match_id.to_string(),
             origin: origin.describe().to_string(),
         });
     };
-    let sig = origin
-        .get(&format!("{live_path}.sig"))
-        .await?
-        .unwrap_or_default();
     let pointer = resume::parse_pointer(&live_path, match_id, &live, &sig, &public_key)?;
     let chain = walk_chain(origin, match_id, &pointer, &public_key).await?;
 
@@ -234,14 +230,10 @@ async fn walk_chain(
             path: path.clone(),
             problem,
         };
-        let file = origin
-            .get(&path)
+        let (file, sig) = origin
+            .get_signed(&path)
             .await?
             .ok_or_else(|| broken("missing, but the chain links to it".into()))?;
-        let sig = origin
-            .get(&format!("{path}.sig"))
-            .await?
-            .unwrap_or_default();
         let (doc, prev) = chain::check(match_id, &link, &file, &sig, public_key)
             .map_err(|e| broken(e.to_string()))?;
         next = prev;

@@ -131,13 +131,8 @@ pub fn parse_angles(specs: &[String]) -> Result<Vec<(String, SourceSpec)>, Failu
     Ok(angles)
 }
 
-/// `--remote-angle`: path-safe names, each once, none of this run's own, and an origin
-/// that can coordinate the machines.
-fn check_remote_angles(
-    args: &RunArgs,
-    angles: &[(String, SourceSpec)],
-    origin: &Origin,
-) -> Result<(), Failure> {
+/// `--remote-angle`: path-safe names, each once, none of this run's own.
+fn check_remote_angles(args: &RunArgs, angles: &[(String, SourceSpec)]) -> Result<(), Failure> {
     for (i, name) in args.remote_angles.iter().enumerate() {
         if !is_path_safe_name(name) {
             return Err(bad_input(anyhow!(
@@ -155,17 +150,29 @@ fn check_remote_angles(
             return Err(bad_input(anyhow!("--remote-angle {name}: given twice")));
         }
     }
-    if !args.remote_angles.is_empty() {
+    Ok(())
+}
+
+/// `--redundant` and `--remote-angle` coordinate machines through the origin: they need the
+/// wall clock (each machine makes the same seq at the same time) and an origin whose creates
+/// can lose to an object already there.
+fn check_coordination(args: &RunArgs, origin: &Origin) -> Result<(), Failure> {
+    let flags = [
+        ("--redundant", args.redundant),
+        ("--remote-angle", !args.remote_angles.is_empty()),
+    ];
+    for (flag, _) in flags.iter().filter(|(_, on)| *on) {
         if args.fast {
             return Err(bad_input(anyhow!(
-                "--remote-angle with --fast: the machines of an angle group must follow the \
-                 wall clock to make the same windows; drop --fast"
+                "{flag} with --fast: the machines must follow the wall clock, so that each \
+                 makes the same seq at the same time; drop --fast"
             )));
         }
         if !origin.creates_exclusively() {
             return Err(bad_input(anyhow!(
-                "--remote-angle with --origin {}: WebDAV has no create-if-absent, so the \
-                 machines' windows could replace each other; expected an s3:// or file:// origin",
+                "{flag} with --origin {}: WebDAV has no create-if-absent, so the machines \
+                 would replace each other's segments and windows; expected an s3:// or \
+                 file:// origin",
                 origin.describe()
             )));
         }
@@ -239,20 +246,8 @@ pub fn run(
         swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
         e => runtime(e),
     })?;
-    if args.redundant && args.fast {
-        return Err(bad_input(anyhow!(
-            "--redundant with --fast: redundant runs must follow the wall clock, so that each \
-             makes the same seq at the same time; drop --fast"
-        )));
-    }
-    if args.redundant && !origin.creates_exclusively() {
-        return Err(bad_input(anyhow!(
-            "--redundant with --origin {}: WebDAV has no create-if-absent, so two runs would \
-             replace each other's segments; expected an s3:// or file:// origin",
-            origin.describe()
-        )));
-    }
-    check_remote_angles(&args, &angles, &origin)?;
+    check_remote_angles(&args, &angles)?;
+    check_coordination(&args, &origin)?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     if let Some(root) = origin.local_root() {
         keys.ensure_outside(root).map_err(bad_input)?;

@@ -338,6 +338,16 @@ impl Origin {
         }
     }
 
+    /// The document at `path` and its detached signature (`{path}.sig`, empty when the
+    /// origin has none); `None` when it does not have the document.
+    pub async fn get_signed(&self, path: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, OriginError> {
+        let Some(doc) = self.get(path).await? else {
+            return Ok(None);
+        };
+        let sig = self.get(&format!("{path}.sig")).await?.unwrap_or_default();
+        Ok(Some((doc, sig)))
+    }
+
     /// Where the origin is, for humans (no credentials).
     pub fn describe(&self) -> &str {
         &self.describe

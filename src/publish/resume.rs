@@ -24,11 +24,7 @@ pub async fn load(
 ) -> Result<Resume, ResumeLoadError> {
     let mut state = Resume::default();
     let live_path = format!("{match_id}/live.json");
-    if let Some(live) = origin.get(&live_path).await? {
-        let sig = origin
-            .get(&format!("{live_path}.sig"))
-            .await?
-            .unwrap_or_default();
+    if let Some((live, sig)) = origin.get_signed(&live_path).await? {
         let pointer = match resume::parse_pointer(&live_path, match_id, &live, &sig, public_key) {
             Err(ResumeError::ForeignPointer { .. }) => {
                 torn_pointer(origin, match_id, &live_path, &live, public_key).await?

@@ -291,13 +291,9 @@ async fn newest_window(
     public_key: &[u8],
 ) -> Result<Option<(u64, String)>, OriginError> {
     let path = format!("{match_id}/live.json");
-    let Some(live) = origin.get(&path).await? else {
+    let Some((live, sig)) = origin.get_signed(&path).await? else {
         return Ok(None);
     };
-    let sig = origin
-        .get(&format!("{path}.sig"))
-        .await?
-        .unwrap_or_default();
     Ok(
         crate::package::resume::parse_pointer(&path, match_id, &live, &sig, public_key)
             .ok()
@@ -314,13 +310,9 @@ async fn held_manifest(
     public_key: &[u8],
 ) -> Result<Option<String>, OriginError> {
     let path = format!("{match_id}/windows/{w}.json");
-    let Some(file) = origin.get(&path).await? else {
+    let Some((file, sig)) = origin.get_signed(&path).await? else {
         return Ok(None);
     };
-    let sig = origin
-        .get(&format!("{path}.sig"))
-        .await?
-        .unwrap_or_default();
     let link = chain::Link {
         window: w,
         sha256: crate::package::manifest::sha256_hex(&file),

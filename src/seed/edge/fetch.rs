@@ -30,13 +30,7 @@ pub(super) async fn document(
         return Ok((file, sig));
     }
     let path = format!("{}/{rel}", cfg.match_id);
-    let file = cfg.origin.get(&path).await?.unwrap_or_default();
-    let sig = cfg
-        .origin
-        .get(&format!("{path}.sig"))
-        .await?
-        .unwrap_or_default();
-    Ok((file, sig))
+    Ok(cfg.origin.get_signed(&path).await?.unwrap_or_default())
 }
 
 fn sig_path(p: &Path) -> PathBuf {

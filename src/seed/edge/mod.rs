@@ -240,7 +240,7 @@ async fn round(
 ) -> Result<(), Fault> {
     let m = &cfg.match_id;
     let live_path = format!("{m}/live.json");
-    let Some(live) = cfg.origin.get(&live_path).await? else {
+    let Some((live, sig)) = cfg.origin.get_signed(&live_path).await? else {
         if !book.reached && cfg.origin.get(&format!("{m}/master.m3u8")).await?.is_none() {
             return Err(Fault::Input(EdgeError::NoMatch {
                 origin: cfg.origin.describe().to_string(),
@@ -254,11 +254,6 @@ async fn round(
         return Ok(fetch::prefetch(cfg, seeder, after, &mut book.prefetched, metrics).await?);
     };
     book.reached = true;
-    let sig = cfg
-        .origin
-        .get(&format!("{live_path}.sig"))
-        .await?
-        .unwrap_or_default();
     use crate::package::resume::{ResumeError, parse_pointer};
     let pointer = parse_pointer(&live_path, m, &live, &sig, &cfg.public_key).map_err(|e| {
         Fault::Input(match e {
