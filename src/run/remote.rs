@@ -167,7 +167,13 @@ impl Remote {
                         query.answer = None;
                         answer
                     }
-                    Err(_) => return,
+                    Err(crossbeam_channel::TryRecvError::Empty) => return,
+                    // The question was lost (the runtime is stopping): asked again later.
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        query.answer = None;
+                        query.next_try = now + Duration::from_secs(1);
+                        return;
+                    }
                 },
                 None if now >= query.next_try => {
                     query.answer = Some(ask(
