@@ -36,27 +36,59 @@ fn run_pair(dir: &Path, origin: &str, env: &dyn Fn(&mut Command)) -> (Pair, Path
     let keys = keygen(dir);
     let profile = small_profile(dir, 2, "http://127.0.0.1:9/", "");
     let started = Instant::now();
-    let spools = [dir.join("spool-a"), dir.join("spool-b")];
-    let log_paths = [dir.join("a.log"), dir.join("b.log")];
+    let pair = Pair::new(dir);
     let mut runs: Vec<Child> = (0..2)
         .map(|i| {
-            let mut cmd = run_match("cup", &profile, &keys, origin);
-            cmd.args(["--redundant", "--duration", &MEDIA_SECS.to_string()])
-                .args(["--angle", "main=test:", "--angle", "pov=test:"])
-                .arg("--spool")
-                .arg(&spools[i])
-                .env("RUST_LOG", "info,swarmpack=debug")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log_paths[i]).unwrap());
+            let mut cmd = pair.run(i, &profile, &keys, origin, MEDIA_SECS);
             env(&mut cmd);
             cmd.spawn().unwrap()
         })
         .collect();
     let (first, second) = runs.split_at_mut(1);
     let status = kill_at_then_wait(started, KILL_AT, &mut first[0], &mut second[0]);
-    let logs = log_paths.map(|p| std::fs::read_to_string(p).unwrap());
-    assert!(status.success(), "the surviving run failed:\n{}", logs[1]);
-    (Pair { logs, spools }, keys)
+    let pair = pair.read_logs();
+    assert!(
+        status.success(),
+        "the surviving run failed:\n{}",
+        pair.logs[1]
+    );
+    (pair, keys)
+}
+
+impl Pair {
+    fn new(dir: &Path) -> Pair {
+        Pair {
+            logs: [dir.join("a.log"), dir.join("b.log")].map(|p| p.display().to_string()),
+            spools: [dir.join("spool-a"), dir.join("spool-b")],
+        }
+    }
+
+    /// Redundant run `i` of match `cup` (angles main and pov) for `secs` of media, with its
+    /// own spool; its log is appended to (a run that comes back adds to it).
+    fn run(&self, i: usize, profile: &Path, keys: &Path, origin: &str, secs: u64) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.logs[i])
+            .unwrap();
+        let mut cmd = run_match("cup", profile, keys, origin);
+        cmd.args(["--redundant", "--duration", &secs.to_string()])
+            .args(["--angle", "main=test:", "--angle", "pov=test:"])
+            .arg("--spool")
+            .arg(&self.spools[i])
+            .env("RUST_LOG", "info,swarmpack=debug")
+            .stdout(Stdio::null())
+            .stderr(log);
+        cmd
+    }
+
+    /// The same pair with each log's text in place of its path.
+    fn read_logs(self) -> Pair {
+        Pair {
+            logs: self.logs.map(|p| std::fs::read_to_string(p).unwrap()),
+            spools: self.spools,
+        }
+    }
 }
 
 /// The checks every origin kind shares, on a directory holding `cup/` as the origin does.
@@ -196,6 +228,42 @@ fn two_redundant_runs_on_a_directory_make_one_stream() {
             "{path} was written more than once: {identities:?}"
         );
     }
+    assert_verifies(&root.join("cup").display().to_string(), &keys);
+    assert_one_stream(&root, &keys, &pair);
+}
+
+/// The first run is killed at 5 s and comes back with its spool at 8 s; the second is killed
+/// at 15 s; the first runs on to its end. The match goes on through both losses as one
+/// stream: no gap, no discontinuity.
+#[test]
+fn a_redundant_run_that_comes_back_rejoins_without_a_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("origin");
+    let origin = format!("file://{}", root.display());
+    let keys = keygen(tmp.path());
+    let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
+    let pair = Pair::new(tmp.path());
+    let started = Instant::now();
+    let at = |secs| std::thread::sleep(Duration::from_secs(secs).saturating_sub(started.elapsed()));
+    let mut a = pair.run(0, &profile, &keys, &origin, 30).spawn().unwrap();
+    let mut b = pair.run(1, &profile, &keys, &origin, 30).spawn().unwrap();
+    at(5);
+    a.kill().unwrap();
+    a.wait().unwrap();
+    at(8);
+    let mut a = pair.run(0, &profile, &keys, &origin, 24).spawn().unwrap();
+    let status = kill_at_then_wait(started, Duration::from_secs(15), &mut b, &mut a);
+    let pair = pair.read_logs();
+    assert!(
+        status.success(),
+        "the run that came back failed:\n{}",
+        pair.logs[0]
+    );
+    assert!(
+        pair.logs[0].matches("joining match cup").count() >= 1,
+        "{}",
+        pair.logs[0]
+    );
     assert_verifies(&root.join("cup").display().to_string(), &keys);
     assert_one_stream(&root, &keys, &pair);
 }
