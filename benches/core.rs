@@ -102,6 +102,7 @@ fn playlists(c: &mut Criterion) {
             }),
             signature: None,
             gap: false,
+            gap_signature: None,
         });
     }
     c.bench_function("render a 30-segment live playlist", |b| {

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub origin_conflicts: Counter,
     pub claims_won: Counter,
     pub claims_adopted: Counter,
+    pub claims_lost: Counter,
     pub claims_waiting: Gauge,
     pub origin_down: Gauge,
     pub seeded_windows: Gauge,
@@ -88,6 +89,7 @@ impl Metrics {
             origin_conflicts: Counter::default(),
             claims_won: Counter::default(),
             claims_adopted: Counter::default(),
+            claims_lost: Counter::default(),
             claims_waiting: Gauge::default(),
             origin_down: Gauge::default(),
             seeded_windows: Gauge::default(),
@@ -165,6 +167,11 @@ impl Metrics {
             "claims_adopted",
             "run --redundant: segments another run had published first; this run packaged the origin's bytes",
             m.claims_adopted.clone(),
+        );
+        registry.register(
+            "claims_lost",
+            "run --redundant: seqs lost to a claim that does not verify with the match key, other bytes in the way, or a refusal; published as signed gaps",
+            m.claims_lost.clone(),
         );
         registry.register(
             "claims_waiting",

@@ -189,6 +189,7 @@ impl Observer {
             Metrics::catch_up(&m.origin_conflicts, self.publish.conflicts());
             Metrics::catch_up(&m.claims_won, self.publish.claims_won());
             Metrics::catch_up(&m.claims_adopted, self.publish.claims_adopted());
+            Metrics::catch_up(&m.claims_lost, self.publish.claims_lost());
             m.claims_waiting.set(self.publish.claims_waiting() as i64);
             Metrics::catch_up(&m.spool_write_failures, self.publish.spool_write_failures());
             m.spool_memory_bytes

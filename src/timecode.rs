@@ -35,6 +35,14 @@ impl UtcNs {
         UtcNs(self.0 + Self::FRAME_SLACK_NS)
     }
 
+    /// The system's UTC clock now (the epoch when it reads before 1970).
+    pub fn now() -> UtcNs {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UtcNs(since.as_nanos() as u64)
+    }
+
     /// An RFC 3339 date-time (any offset), as the API and `clip --from` take the master
     /// timecode; None when it does not parse or is before 1970.
     pub fn parse_rfc3339(text: &str) -> Option<UtcNs> {
@@ -100,6 +108,9 @@ impl Timeline {
         self.segment_ns as f64 / NS_PER_SEC as f64
     }
 
+    /// How many segments ahead of the wall clock a published seq may be.
+    pub const CLOCK_SLACK_SEGMENTS: u64 = 3;
+
     /// Segments per window.
     pub fn window_len(&self) -> u64 {
         self.window_len
@@ -108,6 +119,14 @@ impl Timeline {
     /// The segment that contains `t` (floor).
     pub fn seq_at(&self, t: UtcNs) -> Seq {
         Seq(t.0 / self.segment_ns)
+    }
+
+    /// The newest seq any encoder of the match can have made by `now`: the segment in
+    /// progress, plus [`Timeline::CLOCK_SLACK_SEGMENTS`] for machines whose clocks disagree a
+    /// little (and `--fast` test runs, which run a segment or two ahead). A playlist entry
+    /// beyond it names the future, whatever signs it.
+    pub fn newest_possible(&self, now: UtcNs) -> Seq {
+        Seq(self.seq_at(now).0 + Self::CLOCK_SLACK_SEGMENTS)
     }
 
     /// The segment whose start boundary is nearest to `t`. Used to name a keyframe that was

@@ -123,7 +123,8 @@ pub struct Report {
     pub segments: usize,
     /// `#EXT-X-SWARMPACK-SEGMENT` tags checked in the media playlists.
     pub tags: usize,
-    /// Marked gaps (EXT-X-GAP without a tag): seqs an angle's machine never made.
+    /// Signed gaps (EXT-X-GAP with a verified #EXT-X-SWARMPACK-GAP and no segment tag): seqs
+    /// the match will never have (an angle's machine stopped, or a claim was lost).
     pub gaps: usize,
 }
 
@@ -325,11 +326,20 @@ impl Checker<'_> {
                     self.problem(format!("{rel}: {uri}: #EXT-{TAG}: {e}"));
                     continue;
                 }
-                // A marked gap with no tag: a machine of an angle group stopped, and the
-                // others carried its playlist on without it. It names no bytes.
-                (_, None) if entry.gap => {
+                // A signed gap with no segment tag: a machine of an angle group stopped and
+                // the others carried its playlist on without it, or a redundant run lost the
+                // seq to a claim it could not verify. It names no bytes.
+                (_, None) if entry.signed_gap(&self.public_key, &path) => {
                     self.report.tags -= 1;
                     self.report.gaps += 1;
+                    continue;
+                }
+                (_, None) if entry.gap => {
+                    self.problem(format!(
+                        "{rel}: {uri}: a gap (EXT-X-GAP) without a #EXT-{} signature that verifies for {path}: \
+                         not the match's (only the match key may say a seq will never have bytes)",
+                        crate::package::segment_sig::GAP_TAG
+                    ));
                     continue;
                 }
                 (_, None) => {

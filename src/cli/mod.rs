@@ -359,7 +359,7 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
                 let gaps = match report.gaps {
                     0 => String::new(),
                     n => format!(
-                        "; {n} marked gap(s), where an angle's machine stopped, name no bytes"
+                        "; {n} signed gap(s) (an angle's machine stopped, or a seq was lost) name no bytes"
                     ),
                 };
                 tracing::info!(

@@ -267,6 +267,7 @@ impl<'a> Archive<'a> {
                     key: key.clone(),
                     signature: Some(sign_listed(signer, match_id, s, key.as_ref())),
                     gap: false,
+                    gap_signature: None,
                 });
                 prev = Some(s.seq);
                 first_seq = first_seq.min(s.seq);

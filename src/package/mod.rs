@@ -378,6 +378,17 @@ impl Packager {
     /// redundant run may have swapped in the bytes the origin holds), then its updated
     /// playlist, and keeps it for its window.
     pub fn push_sealed(&mut self, sealed: Sealed) -> Result<(), PackageError> {
+        self.package(sealed, true)
+    }
+
+    /// A sealed segment whose seq is lost (a redundant run found a claim it cannot verify,
+    /// or other bytes in the way): it is listed as a signed gap, and neither its bytes nor
+    /// a signature for them leave the packager. Its window closes without it.
+    pub fn push_lost(&mut self, sealed: Sealed) -> Result<(), PackageError> {
+        self.package(sealed, false)
+    }
+
+    fn package(&mut self, sealed: Sealed, publish: bool) -> Result<(), PackageError> {
         let Sealed {
             segment,
             key: seg_key,
@@ -389,7 +400,7 @@ impl Packager {
         let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
         let path = segment_path(&self.match_id, &key.0, &key.1, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
-        let sha256 = self.signer.as_ref().map(|_| hex::sha256(&segment.bytes));
+        let sha256 = (publish && self.signer.is_some()).then(|| hex::sha256(&segment.bytes));
         let signature = self.signer.as_ref().zip(sha256).map(|(signer, sha)| {
             segment_sig::SegmentSignature::sign_digest(
                 signer.as_ref(),
@@ -420,13 +431,20 @@ impl Packager {
                 | self.restarted.remove(&key).is_some(),
             key: seg_key,
             signature,
-            gap: false,
+            gap: !publish,
+            gap_signature: self
+                .signer
+                .as_ref()
+                .filter(|_| !publish)
+                .map(|s| segment_sig::GapSignature::sign(s.as_ref(), &path)),
         });
-        self.out.push_back(Object {
-            path,
-            bytes: segment.bytes,
-            kind: ObjectKind::Segment,
-        });
+        if publish {
+            self.out.push_back(Object {
+                path,
+                bytes: segment.bytes,
+                kind: ObjectKind::Segment,
+            });
+        }
         self.out.push_back(Object {
             path: format!("{dir}/index.m3u8"),
             bytes: playlist.render().into_bytes(),
@@ -465,8 +483,12 @@ impl Packager {
             return;
         };
         let key = (angle.to_string(), rung.to_string());
+        let sig = self
+            .signer
+            .as_ref()
+            .map(|s| segment_sig::GapSignature::sign(s.as_ref(), path));
         if let Some(playlist) = self.playlists.get_mut(&key)
-            && playlist.mark_gap(Seq(seq))
+            && playlist.mark_gap(Seq(seq), sig)
         {
             self.out.push_back(Object {
                 path: format!("{}/{angle}/{rung}/index.m3u8", self.match_id),

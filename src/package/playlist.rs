@@ -4,7 +4,7 @@
 
 use crate::package::codec;
 use crate::package::marker::Marker;
-use crate::package::segment_sig::SegmentSignature;
+use crate::package::segment_sig::{GapSignature, SegmentSignature};
 use crate::profile::{Profile, Rung};
 use crate::timecode::{NS_PER_SEC, Seq, Timeline, UtcNs};
 use chrono::FixedOffset;
@@ -43,6 +43,8 @@ pub struct PlaylistEntry {
     pub signature: Option<SegmentSignature>,
     /// Preceded by EXT-X-GAP (RFC 8216bis 4.4.4.7): the origin never got this segment.
     pub gap: bool,
+    /// `#EXT-X-SWARMPACK-GAP`: the match key says this seq will never have bytes.
+    pub gap_signature: Option<GapSignature>,
 }
 
 /// The EXT-X-GAP tag as m3u8-rs keeps it (it has no field for it).
@@ -136,12 +138,13 @@ impl LivePlaylist {
         }
     }
 
-    /// Marks the segment `seq` as a gap (it never reached the origin). Returns whether the
-    /// playlist still lists it.
-    pub fn mark_gap(&mut self, seq: Seq) -> bool {
+    /// Marks the segment `seq` as a gap (it never reached the origin), signed with `sig`.
+    /// Returns whether the playlist still lists it.
+    pub fn mark_gap(&mut self, seq: Seq, sig: Option<GapSignature>) -> bool {
         match self.entries.iter_mut().find(|e| e.seq == seq) {
             Some(e) => {
                 e.gap = true;
+                e.gap_signature = sig;
                 true
             }
             None => false,
@@ -172,6 +175,7 @@ impl LivePlaylist {
                     .markers_in(e.pdt, e.duration)
                     .map(Marker::to_tag)
                     .chain(e.signature.iter().map(SegmentSignature::to_tag))
+                    .chain(e.gap_signature.iter().map(GapSignature::to_tag))
                     .chain(e.gap.then(|| m3u8_rs::ExtTag {
                         tag: GAP_TAG.to_string(),
                         rest: None,

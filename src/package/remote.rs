@@ -6,6 +6,7 @@
 
 use super::playlist::{self, LivePlaylist, PlaylistEntry};
 use super::resume::RestoredPlaylist;
+use super::segment_sig::GapSignature;
 use super::window::WindowSegment;
 use super::{Object, ObjectKind, Packager};
 use crate::profile::Profile;
@@ -152,6 +153,12 @@ impl Packager {
                     key: None,
                     signature: None,
                     gap: true,
+                    gap_signature: self.signer.as_ref().map(|s| {
+                        GapSignature::sign(
+                            s.as_ref(),
+                            &super::segment_path(&self.match_id, &m.angle, &m.rung, seq),
+                        )
+                    }),
                 });
                 added = true;
             }

@@ -5,7 +5,7 @@
 
 use super::manifest::LivePointer;
 use super::playlist::{PlaylistEntry, SegmentKey};
-use super::segment_sig::{SegmentSignature, TAG};
+use super::segment_sig::{GAP_TAG, GapSignature, SegmentSignature, TAG};
 use super::window::WindowSegment;
 use crate::timecode::{NS_PER_SEC, Seq, UtcNs};
 
@@ -138,6 +138,9 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
         let signature = SegmentSignature::find(&s.unknown_tags)
             .transpose()
             .map_err(|e| bad(format!("{}: #EXT-{TAG}: {e}", s.uri)))?;
+        let gap_signature = GapSignature::find(&s.unknown_tags)
+            .transpose()
+            .map_err(|e| bad(format!("{}: #EXT-{GAP_TAG}: {e}", s.uri)))?;
         entries.push(PlaylistEntry {
             seq: Seq(seq),
             duration: s.duration as f64,
@@ -149,6 +152,7 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
                 .unknown_tags
                 .iter()
                 .any(|t| t.tag == super::playlist::GAP_TAG),
+            gap_signature,
         });
     }
     Ok(RestoredPlaylist {
@@ -167,23 +171,45 @@ pub fn parse_iv(text: Option<&str>) -> Option<[u8; 16]> {
 }
 
 /// How many leading entries of a published playlist (at `dir` = `{match}/{angle}/{rung}`)
-/// carry a segment signature that verifies with the match's key, and why the next one does
-/// not. A restart keeps only that prefix: it never signs on for what it cannot verify.
+/// the match key vouches for, and why the next one is not. An entry counts when its segment
+/// signature verifies, or when it is a gap whose gap signature (`#EXT-X-SWARMPACK-GAP`)
+/// verifies; and only up to `latest`, the newest seq the wall clock allows (a seq ahead of
+/// it was never encoded, whatever signs it). A restart, a redundant joiner and an angle-group
+/// follower keep only that prefix: nothing unsigned, and no seq from the future, moves
+/// their floor.
 pub fn verified_prefix(
     dir: &str,
     entries: &[PlaylistEntry],
     public_key: &[u8],
+    latest: Seq,
 ) -> (usize, Option<String>) {
     for (i, e) in entries.iter().enumerate() {
         let path = format!("{dir}/{}.ts", e.seq);
+        let signed_gap = || {
+            e.gap
+                && e.gap_signature
+                    .as_ref()
+                    .is_some_and(|g| g.verifies(public_key, &path))
+        };
         let why = match &e.signature {
-            // A marked gap (its machine stopped) names no bytes.
-            None if e.gap => continue,
-            None => "no #EXT-X-SWARMPACK-SEGMENT tag",
-            Some(sig) if !sig.verifies(public_key, &path, e.key.as_ref()) => {
+            None if signed_gap() => None,
+            None if e.gap => Some(format!(
+                "a gap (EXT-X-GAP) without a #EXT-{GAP_TAG} signature that verifies with this match's key"
+            )),
+            None => Some(format!("no #EXT-{TAG} tag")),
+            Some(sig) if !sig.verifies(public_key, &path, e.key.as_ref()) => Some(
                 "its segment signature does not verify (path, key URI or IV changed, or another key)"
-            }
-            Some(_) => continue,
+                    .to_string(),
+            ),
+            Some(_) => None,
+        };
+        let why = match why {
+            Some(why) => why,
+            None if e.seq > latest => format!(
+                "seq {} is ahead of the wall clock (newest possible {latest})",
+                e.seq
+            ),
+            None => continue,
         };
         return (i, Some(format!("{path}: {why}")));
     }
@@ -235,6 +261,7 @@ mod tests {
                 }),
                 signature: None,
                 gap: false,
+                gap_signature: None,
             });
         }
         let text = live.render();

@@ -39,7 +39,8 @@ fn mutate(base: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
 fn read_playlist(bytes: &[u8]) {
     if let Ok(p) = resume::parse_playlist("m/a/r/index.m3u8", bytes) {
         let key = [1u8; 32];
-        let (kept, _) = resume::verified_prefix("m/a/r", &p.entries, &key);
+        let (kept, _) =
+            resume::verified_prefix("m/a/r", &p.entries, &key, crate::timecode::Seq(u64::MAX));
         assert!(kept <= p.entries.len());
     }
     if let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) = m3u8_rs::parse_playlist_res(bytes) {

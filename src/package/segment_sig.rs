@@ -152,6 +152,76 @@ impl SegmentSignature {
     }
 }
 
+/// The signed-gap tag as m3u8-rs keeps it: `#EXT-X-SWARMPACK-GAP:SIG=<base64url>` before the
+/// `#EXT-X-GAP` of an entry whose segment the match will never have.
+pub const GAP_TAG: &str = "X-SWARMPACK-GAP";
+/// The first line of every signed gap message.
+const GAP_DOMAIN: &str = "swarmpack-gap/1";
+
+/// A gap entry's signature: Ed25519 (the match key) over two `\n`-terminated lines,
+/// `swarmpack-gap/1` and the segment's path below the origin root. Only the holder of the
+/// match key can say a seq will never have bytes, so nobody else can move a restart's floor
+/// or a follower past real segments by appending gap entries to a playlist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GapSignature {
+    pub sig: [u8; 64],
+}
+
+/// The exact bytes a gap's `SIG` signs.
+pub fn gap_message(path: &str) -> Vec<u8> {
+    format!("{GAP_DOMAIN}\n{path}\n").into_bytes()
+}
+
+impl GapSignature {
+    /// Signs the gap of the segment stored (never) at `path`.
+    pub fn sign(signer: &dyn Signer, path: &str) -> GapSignature {
+        GapSignature {
+            sig: signer.sign(&gap_message(path)),
+        }
+    }
+
+    /// The tag's value (after `#EXT-X-SWARMPACK-GAP:`).
+    pub fn tag_value(&self) -> String {
+        format!("SIG={}", URL_SAFE_NO_PAD.encode(self.sig))
+    }
+
+    pub fn to_tag(&self) -> m3u8_rs::ExtTag {
+        m3u8_rs::ExtTag {
+            tag: GAP_TAG.to_string(),
+            rest: Some(self.tag_value()),
+        }
+    }
+
+    /// The gap signature among a segment's tags, if it has one.
+    pub fn find(tags: &[m3u8_rs::ExtTag]) -> Option<Result<GapSignature, TagError>> {
+        tags.iter()
+            .find(|t| t.tag == GAP_TAG)
+            .map(|t| GapSignature::parse(t.rest.as_deref().unwrap_or("")))
+    }
+
+    /// Reads a tag's value: `SIG=` and 64 bytes in base64url without padding.
+    pub fn parse(value: &str) -> Result<GapSignature, TagError> {
+        let text = value.strip_prefix("SIG=").ok_or(TagError::Missing("SIG"))?;
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|v| <[u8; 64]>::try_from(v).ok())
+            .map(|sig| GapSignature { sig })
+            .ok_or_else(|| TagError::Bad {
+                name: "SIG",
+                value: text.chars().take(100).collect(),
+                expected: "64 bytes in base64url without padding",
+            })
+    }
+
+    /// Whether the signature holds for a gap at `path`.
+    pub fn verifies(&self, public_key: &[u8], path: &str) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+            .verify(&gap_message(path), &self.sig)
+            .is_ok()
+    }
+}
+
 /// One segment line of a media playlist, with the key and the signature its tags give it.
 #[derive(Debug)]
 pub struct TaggedEntry {
@@ -163,6 +233,8 @@ pub struct TaggedEntry {
     pub tag: Option<Result<SegmentSignature, TagError>>,
     /// Marked EXT-X-GAP: the origin does not have it.
     pub gap: bool,
+    /// `#EXT-X-SWARMPACK-GAP`, if there is one.
+    pub gap_tag: Option<Result<GapSignature, TagError>>,
 }
 
 impl TaggedEntry {
@@ -172,6 +244,11 @@ impl TaggedEntry {
         let key = self.key.as_ref().ok()?;
         let tag = self.tag.as_ref()?.as_ref().ok()?;
         tag.verifies(public_key, path, key.as_ref()).then_some(tag)
+    }
+
+    /// Whether this entry is a gap (EXT-X-GAP) whose gap signature verifies for `path`.
+    pub fn signed_gap(&self, public_key: &[u8], path: &str) -> bool {
+        self.gap && matches!(&self.gap_tag, Some(Ok(g)) if g.verifies(public_key, path))
     }
 }
 
@@ -203,6 +280,7 @@ pub fn tagged_entries(playlist: &m3u8_rs::MediaPlaylist) -> Vec<TaggedEntry> {
                     .unknown_tags
                     .iter()
                     .any(|t| t.tag == super::playlist::GAP_TAG),
+                gap_tag: GapSignature::find(&seg.unknown_tags),
             }
         })
         .collect()
@@ -279,6 +357,35 @@ mod tests {
         assert!(!s.verifies(&pk, path, None));
         let stranger = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[8; 32]).unwrap();
         assert!(!s.verifies(stranger.public_key().as_ref(), path, Some(&key())));
+    }
+
+    #[test]
+    fn gap_message_golden_sign_and_round_trip() {
+        let path = "final/main/360p/897685200.ts";
+        assert_eq!(
+            String::from_utf8(gap_message(path)).unwrap(),
+            "swarmpack-gap/1\nfinal/main/360p/897685200.ts\n"
+        );
+        let pk = pair().public_key().as_ref().to_vec();
+        let g = GapSignature::sign(&pair(), path);
+        assert_eq!(GapSignature::parse(&g.tag_value()).unwrap(), g);
+        assert_eq!(
+            g.to_tag().to_string(),
+            format!("#EXT-X-SWARMPACK-GAP:SIG={}", URL_SAFE_NO_PAD.encode(g.sig))
+        );
+        assert!(g.verifies(&pk, path));
+        assert!(!g.verifies(&pk, "final/main/360p/897685201.ts"));
+        // A segment's signature over the same path is no gap's.
+        let seg = SegmentSignature::sign(&pair(), path, b"", None);
+        assert!(!GapSignature { sig: seg.sig }.verifies(&pk, path));
+        assert_eq!(
+            GapSignature::parse("SIG=AAAA").unwrap_err().to_string(),
+            "attribute SIG=\"AAAA\": expected 64 bytes in base64url without padding"
+        );
+        assert_eq!(
+            GapSignature::parse("").unwrap_err(),
+            TagError::Missing("SIG")
+        );
     }
 
     #[test]

@@ -488,6 +488,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         key: None,
         signature: None,
         gap: false,
+        gap_signature: None,
     });
     let published = resume::parse_playlist("p", cam2.render().as_bytes()).unwrap();
     p.remote_playlist("cam2", "360p", published);

@@ -39,6 +39,8 @@ pub struct FollowConfig {
     pub public_key: Vec<u8>,
     /// How often the playlists are read.
     pub every: Duration,
+    /// The match's timeline: no entry ahead of the wall clock is followed.
+    pub timeline: crate::timecode::Timeline,
 }
 
 impl Follower {
@@ -87,6 +89,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
             if seen.get(&key) == Some(&text) {
                 continue;
             }
+            let latest = cfg.timeline.newest_possible(crate::timecode::UtcNs::now());
             let mut published = match resume::parse_playlist(&path, &text) {
                 Ok(p) => p,
                 Err(e) => {
@@ -96,7 +99,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 }
             };
             let (verified, why) =
-                resume::verified_prefix(&dir, &published.entries, &cfg.public_key);
+                resume::verified_prefix(&dir, &published.entries, &cfg.public_key, latest);
             if let Some(why) = why {
                 tracing::error!("{why}; following {path} only up to it");
                 published.entries.truncate(verified);
@@ -112,7 +115,8 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                     continue;
                 }
                 let seg_path = format!("{dir}/{}.ts", entry.seq);
-                let bytes = match origin.get(&seg_path).await {
+                let signed_len = entry.signature.as_ref().map_or(0, |t| t.bytes);
+                let bytes = match origin.get_limited(&seg_path, signed_len).await {
                     Ok(Some(bytes)) => bytes,
                     Ok(None) | Err(_) => {
                         complete = false;

@@ -97,6 +97,7 @@ pub struct PublishStatus {
     conflicts: AtomicU64,
     claims_won: AtomicU64,
     claims_adopted: AtomicU64,
+    claims_lost: AtomicU64,
     claims_waiting: AtomicU64,
     origin_down: AtomicBool,
     spool: Arc<SpoolStats>,
@@ -133,6 +134,11 @@ impl PublishStatus {
     /// Segments another redundant run had published first; this run packaged those bytes.
     pub fn claims_adopted(&self) -> u64 {
         self.claims_adopted.load(Ordering::Relaxed)
+    }
+    /// Seqs a redundant run lost to a claim it could not verify, other bytes in the way, or
+    /// a refusal: published as signed gaps.
+    pub fn claims_lost(&self) -> u64 {
+        self.claims_lost.load(Ordering::Relaxed)
     }
     /// Segments waiting for their claim (the origin is slow or down).
     pub fn claims_waiting(&self) -> u64 {

@@ -14,6 +14,7 @@
 //! WebDAV has no such PUT: there it is a plain PUT.
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
@@ -51,13 +52,25 @@ pub enum OriginError {
         /// opposed to being unreachable or failing as a whole.
         refused: bool,
     },
+    /// What the origin holds at `path` is no object swarmpack reads: not a regular file on
+    /// `file://` (a directory, a FIFO, a device), or larger than any object of its kind.
+    #[error("origin {origin}: {path}: {found}; expected {expected}")]
+    NotAnObject {
+        origin: String,
+        path: String,
+        found: String,
+        expected: String,
+    },
 }
 
 impl OriginError {
     /// Whether the origin refused this one object (see [`refuses_object`]), so retrying the
     /// origin will not help it and nothing else should wait for it.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, OriginError::Put { refused: true, .. })
+        matches!(
+            self,
+            OriginError::Put { refused: true, .. } | OriginError::NotAnObject { .. }
+        )
     }
 }
 
@@ -117,6 +130,10 @@ const EXPECTED: &str = "file:///absolute/dir, file://relative/dir, http(s)://hos
 /// How long one PUT may take before it counts as failed.
 const PUT_TIMEOUT: &str = "15s";
 const CONNECT_TIMEOUT: &str = "3s";
+/// The most a document read from the origin may hold (playlists, manifests, torrents,
+/// `live.json`): a window manifest of 10 angles × 8 rungs × 10 segments is about 400 KiB.
+/// Segments are read at their signed length instead ([`Origin::get_limited`]).
+pub const MAX_DOCUMENT: u64 = 8 << 20;
 
 /// Where the match is published.
 #[derive(Clone, Debug)]
@@ -302,15 +319,21 @@ impl Origin {
             .await
         {
             Ok(_) => Ok(None),
-            Err(object_store::Error::AlreadyExists { .. }) => match self.get(path).await? {
-                Some(held) => Ok(Some(held)),
-                // Deleted between the refused create and the read: the caller tries again.
-                None => Err(OriginError::Get {
-                    origin: self.describe.clone(),
-                    path: path.to_string(),
-                    message: "refused a create as held, then had nothing there".to_string(),
-                }),
-            },
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let limit = MAX_DOCUMENT.max(bytes.len() as u64);
+                match self.get_limited(path, limit).await? {
+                    Some(held) => Ok(Some(held)),
+                    // The create was refused as held, yet no object can be read there (on
+                    // `file://`, a directory in the way makes the hard-link create fail so):
+                    // this one object is refused, and the origin is not down.
+                    None => Err(OriginError::NotAnObject {
+                        origin: self.describe.clone(),
+                        path: path.to_string(),
+                        found: "a create refused as held, then nothing readable there".into(),
+                        expected: "either room for the object or an object".into(),
+                    }),
+                }
+            }
             Err(object_store::Error::NotImplemented) => self.put(path, bytes).await.map(|()| None),
             Err(e) => Err(OriginError::Put {
                 origin: self.describe.clone(),
@@ -321,8 +344,21 @@ impl Origin {
         }
     }
 
-    /// Reads the object at `path`; `None` when the origin does not have it.
+    /// Reads the document at `path` (at most [`MAX_DOCUMENT`] bytes); `None` when the origin
+    /// does not have it.
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>, OriginError> {
+        self.get_limited(path, MAX_DOCUMENT).await
+    }
+
+    /// Reads the object at `path` if it holds at most `limit` bytes (a segment's signed
+    /// length); `None` when the origin does not have it. A larger object, or on `file://`
+    /// anything but a regular file, is [`OriginError::NotAnObject`]: a hostile origin can
+    /// neither fill this process's memory nor hang it on a FIFO.
+    pub async fn get_limited(
+        &self,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, OriginError> {
         checked_relative(path)?;
         let location = object_store::path::Path::parse(path)
             .map_err(|_| OriginError::BadPath(path.to_string()))?;
@@ -331,11 +367,56 @@ impl Origin {
             path: path.to_string(),
             message: self.scrub(&error_chain(&e)),
         };
-        match self.store.get(&location).await {
-            Ok(found) => Ok(Some(found.bytes().await.map_err(failed)?.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(failed(e)),
+        let not_an_object = |found: String, expected: String| OriginError::NotAnObject {
+            origin: self.describe.clone(),
+            path: path.to_string(),
+            found,
+            expected,
+        };
+        if let Some(root) = &self.root {
+            match std::fs::symlink_metadata(root.join(path)) {
+                Ok(meta) if !meta.is_file() => {
+                    return Err(not_an_object(
+                        format!("a {}", file_type_name(&meta.file_type())),
+                        "a regular file".to_string(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(_) => {}
+            }
         }
+        let too_large = |size: u64| {
+            not_an_object(
+                format!("{size} bytes or more"),
+                format!("at most {limit} bytes"),
+            )
+        };
+        let found = match self.store.get(&location).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        if found.meta.size > limit {
+            return Err(too_large(found.meta.size));
+        }
+        let mut body = Vec::with_capacity(found.meta.size as usize);
+        let mut stream = found.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(failed)?;
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large((body.len() + chunk.len()) as u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
     }
 
     /// The document at `path` and its detached signature (`{path}.sig`, empty when the
@@ -374,6 +455,23 @@ fn no_retries() -> RetryConfig {
         max_retries: 0,
         retry_timeout: Duration::from_secs(15),
         ..RetryConfig::default()
+    }
+}
+
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "directory"
+    } else if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "special file"
     }
 }
 

@@ -42,7 +42,8 @@ pub async fn load(
             continue;
         };
         let mut restored = resume::parse_playlist(&path, &text)?;
-        let (verified, why) = resume::verified_prefix(&dir, &restored.entries, public_key);
+        let latest = timeline.newest_possible(crate::timecode::UtcNs::now());
+        let (verified, why) = resume::verified_prefix(&dir, &restored.entries, public_key, latest);
         if let Some(why) = why {
             tracing::error!(
                 "{why}; the restored playlist stops before it ({} of {} entries kept)",
@@ -53,14 +54,16 @@ pub async fn load(
         }
         let mut kept = restored.entries.len();
         for (i, entry) in restored.entries.iter().enumerate() {
-            // A marked gap (an angle group's machine was down) names no bytes.
+            // A signed gap (the seq was lost, or an angle group's machine was down) names no
+            // bytes.
             if entry.gap && entry.signature.is_none()
                 || newest_closed.is_some_and(|w| timeline.window_of(entry.seq).0 <= w)
             {
                 continue;
             }
             let seg_path = format!("{dir}/{}.ts", entry.seq);
-            let Some(bytes) = origin.get(&seg_path).await? else {
+            let signed_len = entry.signature.as_ref().map_or(0, |t| t.bytes);
+            let Some(bytes) = origin.get_limited(&seg_path, signed_len).await? else {
                 tracing::warn!(
                     "{path} names {seg_path}, which the origin does not have; its window will not list it"
                 );

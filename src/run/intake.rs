@@ -3,6 +3,7 @@
 
 use crate::package::{EncodedSegment, PackageError, Packager};
 use crate::publish::Claims;
+use crate::publish::claim::Claimed;
 use std::time::Duration;
 
 pub(super) enum Intake {
@@ -42,8 +43,8 @@ impl Intake {
     /// Packages the segments whose claims came back.
     pub fn poll(&mut self, packager: &mut Packager) {
         if let Intake::Redundant { claims, .. } = self {
-            for sealed in claims.ready() {
-                refused(packager.push_sealed(sealed), true);
+            for claimed in claims.ready() {
+                take_claimed(packager, claimed);
             }
         }
     }
@@ -52,11 +53,20 @@ impl Intake {
     /// `timeout`.
     pub fn finish(&mut self, packager: &mut Packager, timeout: Duration) {
         if let Intake::Redundant { claims, .. } = self {
-            for sealed in claims.finish(timeout) {
-                refused(packager.push_sealed(sealed), true);
+            for claimed in claims.finish(timeout) {
+                take_claimed(packager, claimed);
             }
         }
     }
+}
+
+/// Packages a claimed segment, or (its seq lost) a signed gap in its place.
+fn take_claimed(packager: &mut Packager, claimed: Claimed) {
+    let result = match claimed.lost {
+        None => packager.push_sealed(claimed.sealed),
+        Some(_) => packager.push_lost(claimed.sealed),
+    };
+    refused(result, true);
 }
 
 /// Logs a segment the packager refused. For a redundant run, a segment another run already

@@ -249,6 +249,13 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
                 rt.handle(),
                 cfg.origin.clone(),
                 &cfg.match_id,
+                crate::publish::claim::ClaimKeys {
+                    signer: cfg.keys.signer(),
+                    public_key: {
+                        use ring::signature::KeyPair;
+                        cfg.keys.signing_key().public_key().as_ref().to_vec()
+                    },
+                },
                 publisher.status(),
             ),
             joined: false,
@@ -526,6 +533,7 @@ fn follow_remote(
             .0,
         public_key: cfg.keys.signing_key().public_key().as_ref().to_vec(),
         every: (Duration::from_nanos(timeline.segment_ns()) / 4).max(Duration::from_millis(250)),
+        timeline,
     };
     tracing::info!(
         "angle group: following {} on the origin for this match's windows",

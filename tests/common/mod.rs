@@ -27,8 +27,12 @@ use std::time::{Duration, Instant};
 
 /// The swarmpack binary. Each command gets its own spool directory and a free loopback port
 /// for the seeder, so tests can run in parallel (`--spool` / `--seed-listen` override them).
+/// `SWARMPACK_TEST_BIN` runs the tests against another build (an older main, to show that
+/// a test fails without its fix).
 pub fn swarmpack() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarmpack"));
+    let bin = std::env::var_os("SWARMPACK_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_swarmpack").into());
+    let mut cmd = Command::new(bin);
     cmd.env("SWARMPACK_SPOOL", scratch_dir("spool"));
     cmd.env("SWARMPACK_SEED_LISTEN", "127.0.0.1:0");
     cmd

@@ -51,7 +51,9 @@ fn sha256_hex(data: &[u8]) -> String {
 /// Checks every segment line of the media playlist `playlist` (under `origin_root`, the
 /// directory holding `{match}/`): its tag must be there, its BYTES and SHA256 must describe
 /// the file on disk (SHA-256 by openssl), and openssl must verify its SIG over the rebuilt
-/// message. Returns how many tags were checked; panics naming the first that fails.
+/// message. A gap entry with no segment tag must carry `#EXT-X-SWARMPACK-GAP:SIG=…`, which
+/// openssl must verify over `swarmpack-gap/1\n{path}\n`. Returns how many segment tags were
+/// checked; panics naming the first entry that fails.
 pub fn assert_segment_tags_verify(origin_root: &Path, playlist: &Path, pubkey: &Path) -> usize {
     let text = std::fs::read_to_string(playlist).unwrap();
     let rel_dir = playlist
@@ -64,6 +66,7 @@ pub fn assert_segment_tags_verify(origin_root: &Path, playlist: &Path, pubkey: &
     let scratch = tempfile::tempdir().unwrap();
     let (mut key_uri, mut iv) = (String::new(), String::new());
     let mut tag: Option<String> = None;
+    let mut gap_sig: Option<String> = None;
     let mut checked = 0;
     for line in text.lines() {
         if let Some(attrs) = line.strip_prefix("#EXT-X-KEY:") {
@@ -73,7 +76,25 @@ pub fn assert_segment_tags_verify(origin_root: &Path, playlist: &Path, pubkey: &
                 .to_ascii_lowercase();
         } else if let Some(value) = line.strip_prefix("#EXT-X-SWARMPACK-SEGMENT:") {
             tag = Some(value.to_string());
+        } else if let Some(value) = line.strip_prefix("#EXT-X-SWARMPACK-GAP:SIG=") {
+            gap_sig = Some(value.to_string());
+        } else if !line.starts_with('#') && !line.is_empty() && tag.is_none() {
+            let sig = gap_sig.take().unwrap_or_else(|| {
+                panic!(
+                    "{}: {line} has no tag and no signed gap:\n{text}",
+                    playlist.display()
+                )
+            });
+            let msg = format!("swarmpack-gap/1\n{rel_dir}/{line}\n");
+            let (m, s) = (scratch.path().join("msg"), scratch.path().join("sig"));
+            std::fs::write(&m, msg.as_bytes()).unwrap();
+            std::fs::write(&s, base64url_decode(&sig)).unwrap();
+            assert!(
+                openssl_verifies_sig(pubkey, &m, &s),
+                "{rel_dir}/{line}: openssl does not verify its gap signature over:\n{msg}"
+            );
         } else if !line.starts_with('#') && !line.is_empty() {
+            gap_sig = None;
             let value = tag
                 .take()
                 .unwrap_or_else(|| panic!("{}: {line} has no tag:\n{text}", playlist.display()));

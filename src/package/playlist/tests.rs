@@ -33,6 +33,7 @@ fn entry(tl: &Timeline, seq: u64) -> PlaylistEntry {
         key: None,
         signature: None,
         gap: false,
+        gap_signature: None,
     }
 }
 
