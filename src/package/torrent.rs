@@ -173,6 +173,28 @@ pub fn infohashes(torrent: &[u8]) -> Result<([u8; 20], [u8; 32]), TorrentError> 
     Ok((sha1(&info_bytes), sha256(&info_bytes)))
 }
 
+/// `torrent` with its `announce` and `announce-list` replaced by `trackers` (removed when
+/// there are none). `info`, and so both infohashes, stay as they are.
+pub fn with_trackers(torrent: &[u8], trackers: &[String]) -> Result<Vec<u8>, TorrentError> {
+    let Value::Dict(mut top) = decode(torrent)? else {
+        return Err(TorrentError::Field("info"));
+    };
+    top.remove(&b"announce"[..]);
+    top.remove(&b"announce-list"[..]);
+    if let Some(first) = trackers.first() {
+        top.insert(
+            Cow::Borrowed(&b"announce"[..]),
+            Value::Bytes(Cow::Owned(first.as_bytes().to_vec())),
+        );
+        let tiers = trackers
+            .iter()
+            .map(|t| Value::List(vec![Value::Bytes(Cow::Owned(t.as_bytes().to_vec()))]))
+            .collect();
+        top.insert(Cow::Borrowed(&b"announce-list"[..]), Value::List(tiers));
+    }
+    Ok(encode(&Value::Dict(top)))
+}
+
 /// Builds the hybrid torrent of one window. Files are sorted by path (the v2 file tree is a
 /// dict, and the v1 file list must follow the same order).
 pub fn build(files: &[TorrentFile], meta: &TorrentMeta) -> Result<WindowTorrent, TorrentError> {

@@ -200,3 +200,30 @@ proptest! {
         prop_assert_eq!(as_bytes(dict_get(info, "pieces")).len(), 20 * total_pieces);
     }
 }
+
+/// Issue 25, item 4: the announce list on the origin is outside the infohash; an edge seeder
+/// puts the signed magnet link's trackers in its place, and the infohashes stay.
+#[test]
+fn trackers_are_replaced_and_the_infohashes_stay() {
+    let a = vec![1u8; 40_000];
+    let files = [TorrentFile {
+        path: ["main", "360p", "1.ts"],
+        bytes: &a,
+    }];
+    let mut rewritten = meta();
+    rewritten.trackers = vec!["http://attacker.example:1/announce".into()];
+    let forged = build(&files, &rewritten).unwrap();
+    let signed = vec!["udp://127.0.0.1:6969/announce".to_string()];
+    let fixed = with_trackers(&forged.bytes, &signed).unwrap();
+    assert_eq!(infohashes(&fixed).unwrap(), (forged.v1, forged.v2));
+    let top = decode(&fixed).unwrap();
+    assert_eq!(as_bytes(dict_get(&top, "announce")), signed[0].as_bytes());
+    assert!(!fixed.windows(8).any(|w| w == b"attacker"));
+    // No signed tracker: none at all.
+    let none = with_trackers(&forged.bytes, &[]).unwrap();
+    assert!(!none.windows(8).any(|w| w == b"announce"));
+    assert_eq!(infohashes(&none).unwrap(), (forged.v1, forged.v2));
+    // As built from the same trackers, byte for byte.
+    let built = build(&files, &meta()).unwrap();
+    assert_eq!(with_trackers(&forged.bytes, &meta().trackers).unwrap(), built.bytes);
+}

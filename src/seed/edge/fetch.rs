@@ -2,10 +2,10 @@
 //! else from the origin, and checking every byte before the engine sees it.
 
 use super::{EdgeConfig, EdgeMetrics, Fault, Refusal};
-use crate::package::archive::ArchiveManifest;
+use crate::package::archive::{ArchiveManifest, Distribution};
 use crate::package::chain::{self, Link};
 use crate::package::hex::{encode as hex, sha256_hex};
-use crate::package::manifest::WindowManifest;
+use crate::package::manifest::{TorrentRef, WindowManifest};
 use crate::package::playlist::media_uris;
 use crate::package::segment_sig::{SegmentSignature, tagged_entries};
 use crate::package::torrent;
@@ -84,8 +84,7 @@ pub(super) async fn window(
     let torrent = match torrent_bytes(
         cfg,
         &rel,
-        &doc.torrent.infohash_v1,
-        &doc.torrent.infohash_v2,
+        &doc.torrent,
     )
     .await?
     {
@@ -112,13 +111,17 @@ pub(super) async fn window(
     Ok(Ok(torrent))
 }
 
-/// A torrent whose infohashes are the signed ones: cached, else from the origin.
+/// A torrent whose infohashes are the signed ones (`signed`, from a verified manifest):
+/// cached, else from the origin. Its trackers are the signed magnet link's: the infohash
+/// covers only `info`, so `announce` and `announce-list` as the origin holds them could name
+/// any address for this seeder to send requests to.
 async fn torrent_bytes(
     cfg: &EdgeConfig,
     rel: &str,
-    v1: &str,
-    v2: &str,
+    signed: &TorrentRef,
 ) -> Result<Result<Vec<u8>, Refusal>, OriginError> {
+    let (v1, v2) = (signed.infohash_v1.as_str(), signed.infohash_v2.as_str());
+    let trackers = Distribution::from_magnet(&signed.magnet).trackers;
     let matches = |bytes: &[u8]| {
         torrent::infohashes(bytes).is_ok_and(|(a, b)| hex(&a) == v1 && hex(&b) == v2)
     };
@@ -136,6 +139,9 @@ async fn torrent_bytes(
             "{rel}: its infohashes are not the signed ones ({v1} / {v2})"
         ))));
     }
+    let Ok(bytes) = torrent::with_trackers(&bytes, &trackers) else {
+        return Ok(Err(Refusal(format!("{rel}: not a torrent"))));
+    };
     if let Some(dir) = cached.parent()
         && std::fs::create_dir_all(dir).is_ok()
     {
@@ -391,8 +397,7 @@ pub(super) async fn package(
     let torrent = match torrent_bytes(
         cfg,
         &package.torrent(),
-        &doc.torrent.infohash_v1,
-        &doc.torrent.infohash_v2,
+        &doc.torrent,
     )
     .await?
     {
