@@ -414,6 +414,8 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
             message: "not a directory (expected the match directory on the origin)".into(),
         });
     }
+    // p2p.json names the trackers every viewer's browser contacts: signed, or a problem.
+    c.signed("p2p.json")?;
     let Some(live) = c.signed("live.json")? else {
         c.problem("live.json: missing; nothing points at the newest window".into());
         return Ok(c.report);

@@ -295,6 +295,15 @@ impl Packager {
             bytes: pubkey_pem.as_bytes().to_vec(),
             kind: ObjectKind::PublicKey,
         });
+        // p2p.json names the trackers (and ICE servers) every viewer's browser contacts:
+        // the player takes it only with a signature of the match key.
+        self.out.push_back(Object {
+            path: format!("{}/p2p.json.sig", self.match_id),
+            bytes: signer
+                .sign(p2p_json(&self.match_id, &profile.webrtc_trackers).as_bytes())
+                .to_vec(),
+            kind: ObjectKind::MasterPlaylist,
+        });
         let renditions = self.playlists.len();
         let mut book = window::WindowBook::new(&self.match_id, profile, renditions, signer.clone());
         book.add_remote(self.remote.iter().cloned());

@@ -610,18 +610,32 @@ mod tests {
         let e = o.get_limited("m/big.json", 99).await.unwrap_err();
         assert!(e.is_refusal(), "{e}");
         assert!(e.to_string().contains("expected at most 99 bytes"), "{e}");
-        assert_eq!(o.get_limited("m/big.json", 100).await.unwrap().unwrap().len(), 100);
+        assert_eq!(
+            o.get_limited("m/big.json", 100)
+                .await
+                .unwrap()
+                .unwrap()
+                .len(),
+            100
+        );
         // A FIFO would block the read for ever; a directory is no object either.
         let fifo = tmp.path().join("m/live.json");
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let e = o.get("m/live.json").await.unwrap_err();
-        assert!(e.to_string().contains("a FIFO; expected a regular file"), "{e}");
+        assert!(
+            e.to_string().contains("a FIFO; expected a regular file"),
+            "{e}"
+        );
         std::fs::create_dir_all(tmp.path().join("m/dir.ts")).unwrap();
         let e = o.get("m/dir.ts").await.unwrap_err();
         assert!(e.to_string().contains("a directory"), "{e}");
         assert_eq!(o.get("m/none/x.ts").await.unwrap(), None);
-        assert_eq!(o.get("m/big.json/x").await.unwrap(), None, "not a directory");
+        assert_eq!(
+            o.get("m/big.json/x").await.unwrap(),
+            None,
+            "not a directory"
+        );
 
         // An HTTP origin that answers with far more than a document may hold, with and
         // without a Content-Length: the read stops at the cap.
@@ -645,7 +659,10 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let o = Origin::open(&format!("http://{addr}/")).unwrap();
         let e = o.get("m/sized.json").await.unwrap_err();
-        assert!(e.to_string().contains("expected at most 8388608 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("expected at most 8388608 bytes"),
+            "{e}"
+        );
         // object_store refuses a body without a length before reading it.
         let e = o.get("m/endless.json").await.unwrap_err();
         assert!(e.to_string().contains("GET m/endless.json"), "{e}");

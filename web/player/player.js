@@ -6,10 +6,14 @@
 //
 // One angle plays large, with angle and rung choice, and segments are shared between viewers'
 // browsers with p2p-media-loader (WebRTC, signalled through the WebTorrent tracker the match's
-// p2p.json names). Every segment a peer sends is checked against its #EXT-X-SWARMPACK-SEGMENT
-// tag (SHA-256 and the match's Ed25519 signature, with the key `serve --keys` pins) before
-// hls.js sees a byte; a failing one is thrown away, fetched over HTTP instead, and its peer
-// dropped (p2p-media-loader closes a peer whose segment fails validation). A browser without
+// p2p.json names, itself signed: p2p.json.sig). Every segment, from a peer or over HTTP, is
+// checked against its #EXT-X-SWARMPACK-SEGMENT tag (SHA-256 and the match's Ed25519
+// signature, with the key `serve --keys` pins) before hls.js sees a byte. A failing peer
+// segment is thrown away, fetched over HTTP instead, and its peer dropped (p2p-media-loader
+// closes a peer whose segment fails validation); a failing HTTP segment is fetched once more,
+// and if it fails again the player stops and says why rather than play it. The viewer's token
+// goes only to key URIs a verified tag names: a playlist rewritten on the origin to send keys
+// requests elsewhere gets no token. A browser without
 // Ed25519 in WebCrypto checks with @noble/ed25519 (pure JS, from npm) and says so; one that
 // cannot check at all (no secure context) turns peer-to-peer off for itself and says so.
 //
@@ -18,7 +22,7 @@
 /* global Hls */
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
-import { parseMediaPlaylist, verifySegment } from './segments.js';
+import { parseMediaPlaylist, verifyDocument, verifySegment, verifyTag } from './segments.js';
 
 const HERE = new URL('.', import.meta.url);
 const ROOT = new URL('/', import.meta.url).href;
@@ -54,6 +58,31 @@ const TEMPLATE = `
   <p class="sp-policy"></p>
   <p class="sp-notice" hidden></p>
 </section>`;
+
+/**
+ * hls.js's loader class, with every fragment it loads checked by `check(url, bytes)` before
+ * hls.js sees it: p2p-media-loader hands hls.js's own loader the segments its core does not
+ * handle (P2P off, a segment it does not know), and those must be checked too. A segment that
+ * fails comes back to hls.js as a load error. Playlists and keys pass as they are.
+ */
+function verifyingLoader(Base, check) {
+  return class extends Base {
+    load(context, config, callbacks) {
+      if (!context.frag || context.keyInfo) return super.load(context, config, callbacks);
+      return super.load(context, config, {
+        ...callbacks,
+        onProgress: undefined,
+        onSuccess: (response, stats, ctx, details) => {
+          check(ctx.url, response.data).then((ok) => {
+            if (stats.aborted) return;
+            if (ok) callbacks.onSuccess(response, stats, ctx, details);
+            else callbacks.onError({ code: 0, text: 'the segment does not match its signed tag' }, ctx, details, stats);
+          });
+        },
+      });
+    }
+  };
+}
 
 let hlsLoading = null;
 /** hls.js (a classic script, window.Hls) from this server, loaded once per page. */
@@ -107,9 +136,23 @@ export function mount(element, options = {}) {
     stallSeconds: 0,
     behindLiveSeconds: null,
     playing: false,
+    // HTTP segments that failed their check (each is refetched once, then playback stops).
+    httpRejected: 0,
   };
   const segments = new Map(); // segment URL -> its tag (segments.js)
-  const state = { token: options.token || null, key: null, p2p: null, hls: null, angle: null, keyUris: new Set(), segmentSeconds: 2, timers: [] };
+  // Key URL -> the tagged segments that name it: the token goes to a key URL only once one of
+  // their signatures verifies.
+  const keyUrls = new Map();
+  const httpFailures = new Map(); // segment URL -> failed HTTP checks
+  const state = { token: options.token || null, key: null, p2p: null, hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false };
+
+  /** Whether a verified tag names `url` as its key URI (so the token may go there). */
+  async function vouchedKeyUrl(url) {
+    for (const entry of keyUrls.get(url) || []) {
+      if (await verifyTag(entry, state.key)) return true;
+    }
+    return false;
+  }
 
   const player = {
     stats,
@@ -126,6 +169,23 @@ export function mount(element, options = {}) {
       if (!ok && entry) stats.p2pRejected += 1;
       return ok;
     },
+    // The check of every segment fetched over HTTP: refetched once, then playback stops.
+    validateHttp: async (url, _range, data) => {
+      const entry = segments.get(url);
+      if (await verifySegment(entry, data, state.key)) return true;
+      const failures = (httpFailures.get(url) || 0) + 1;
+      httpFailures.set(url, failures);
+      stats.httpRejected += 1;
+      if (failures >= 2) {
+        const name = entry ? entry.path : new URL(url).pathname.slice(1);
+        stopWithError(
+          `${name}: the origin's bytes do not match ${entry ? 'its signed tag' : 'any signed tag'} (fetched twice). ` +
+          'Playback stopped rather than play them: the origin holds bytes the match did not sign.',
+          'tamper',
+        );
+      }
+      return false;
+    },
     play: (angle) => play(angle),
     destroy: () => {
       for (const t of state.timers) clearInterval(t);
@@ -134,6 +194,16 @@ export function mount(element, options = {}) {
       element.innerHTML = '';
     },
   };
+
+  function stopWithError(text, kind) {
+    if (state.stopped) return;
+    state.stopped = true;
+    $('error').hidden = false;
+    $('error').textContent = text;
+    $('error').dataset.kind = kind;
+    if (state.hls) state.hls.stopLoad();
+    video.pause();
+  }
 
   function notice(text) {
     $('notice').hidden = !text;
@@ -182,12 +252,15 @@ export function mount(element, options = {}) {
     const s = state.segmentSeconds;
     const p2pOn = Boolean(state.key && state.p2p && state.p2p.trackers.length);
     return {
+      // What p2p-media-loader leaves to hls.js's own loader is checked too.
+      loader: state.key ? verifyingLoader(Hls.DefaultConfig.loader, (url, data) => player.validateHttp(url, undefined, data)) : Hls.DefaultConfig.loader,
       liveSyncDurationCount: LIVE_SYNC,
       // Transmuxing on the main thread: hls.js then keeps each loaded segment's bytes (a
       // worker would take them), so the player can check what it was handed (FRAG_LOADED).
       enableWorker: false,
-      xhrSetup: (xhr, url) => {
-        if (state.token && state.keyUris.has(url)) {
+      // The token only to a key URL a verified tag names (hls.js waits for the promise).
+      xhrSetup: async (xhr, url) => {
+        if (state.token && keyUrls.has(url) && (await vouchedKeyUrl(url))) {
           if (!xhr.readyState) xhr.open('GET', url, true);
           xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
         }
@@ -204,6 +277,10 @@ export function mount(element, options = {}) {
           // the segments it starts with are ones earlier viewers already hold.
           httpDownloadInitialTimeoutMs: 1000 * s,
           validateP2PSegment: (url, range, data) => player.validate(url, range, data),
+          // Without a key nothing can be checked (the page says so); with one, nothing
+          // unchecked reaches hls.js, from peers or from the origin.
+          validateHTTPSegment: state.key ? (url, range, data) => player.validateHttp(url, range, data) : undefined,
+          httpErrorRetries: 1,
           // Loopback and LAN peers need no STUN server; none is contacted.
           rtcConfig: { iceServers: [] },
         },
@@ -227,12 +304,14 @@ export function mount(element, options = {}) {
     const text = data.networkDetails && data.networkDetails.responseText;
     if (typeof text === 'string') {
       for (const [url, entry] of parseMediaPlaylist(text, data.details.url, ROOT)) {
-        if (!segments.has(url)) segments.set(url, entry);
+        if (segments.has(url)) continue;
+        segments.set(url, entry);
+        if (entry.keyUrl) {
+          if (!keyUrls.has(entry.keyUrl)) keyUrls.set(entry.keyUrl, []);
+          const named = keyUrls.get(entry.keyUrl);
+          if (named.length < 4) named.push(entry);
+        }
       }
-    }
-    for (const frag of data.details.fragments) {
-      const uri = frag.decryptdata && frag.decryptdata.uri;
-      if (uri) state.keyUris.add(uri);
     }
   }
 
@@ -244,7 +323,7 @@ export function mount(element, options = {}) {
       $('error').textContent = keyErrorText(code, false);
       $('error').dataset.kind = 'key';
     }
-    if (!data.fatal) return;
+    if (!data.fatal || state.stopped) return;
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
     else setTimeout(() => state.hls === hls && hls.startLoad(), keyFail ? 5000 : 2000);
   }
@@ -319,17 +398,25 @@ export function mount(element, options = {}) {
     notice(null);
     const pub = await loadPubkey(options.pin);
     state.key = pub.key || null;
+    let p2pProblem = 'the match names no WebRTC tracker';
     try {
-      state.p2p = JSON.parse(await fetchOk(new URL(`${match}/p2p.json`, ROOT)));
-    } catch {
+      const [doc, sig] = await Promise.all([
+        fetchOk(new URL(`${match}/p2p.json`, ROOT), 'bytes'),
+        fetchOk(new URL(`${match}/p2p.json.sig`, ROOT), 'bytes'),
+      ]);
+      // It names the trackers every viewer's browser contacts: only the match key's word counts.
+      if (await verifyDocument(doc, sig, state.key)) state.p2p = JSON.parse(new TextDecoder().decode(doc));
+      else p2pProblem = 'p2p.json is not signed with this match\'s key';
+    } catch (e) {
       state.p2p = null;
+      if (/p2p\.json\.sig: HTTP/.test(e.message)) p2pProblem = 'p2p.json is not signed (no p2p.json.sig)';
     }
     state.segmentSeconds = await segmentSeconds(match, master);
     if (!state.key) {
       p2pState(false, 'peer-to-peer off: this browser cannot check segment signatures');
       notice(`Everything comes from the origin: ${pub.reason}`);
     } else if (!state.p2p || !state.p2p.trackers.length) {
-      p2pState(false, 'peer-to-peer off: the match names no WebRTC tracker');
+      p2pState(false, `peer-to-peer off: ${p2pProblem}`);
     } else {
       p2pState(true, `peer-to-peer on · every peer segment verified${pub.via === 'WebCrypto' ? '' : ` (${pub.via})`}`);
     }

@@ -31,7 +31,7 @@ export function parseMediaPlaylist(text, base, root) {
     } else if (line && !line.startsWith('#')) {
       const url = new URL(line, base).href;
       const path = decodeURIComponent(url.startsWith(root) ? url.slice(root.length) : new URL(url).pathname.slice(1));
-      if (tag) out.set(url, { path, ...tag, keyUri: key.uri, iv: key.iv });
+      if (tag) out.set(url, { path, ...tag, keyUri: key.uri, keyUrl: key.uri && new URL(key.uri, base).href, iv: key.iv });
       tag = null;
     }
   }
@@ -49,23 +49,42 @@ export function message(e) {
 }
 
 /**
- * Whether `data` is the segment `entry` describes, signed by `key` (an Ed25519 public key as
- * shared.js's loadPubkey gives it). The signature of a tag is checked once and remembered on
- * the entry.
+ * Whether `entry`'s tag is signed by `key` (an Ed25519 public key as shared.js's loadPubkey
+ * gives it): the match key vouches for its path, length, SHA-256, key URI and IV. Checked once
+ * and remembered on the entry.
  */
-export async function verifySegment(entry, data, key) {
-  if (!entry || !key || data.byteLength !== entry.bytes) return false;
-  if (hex(await crypto.subtle.digest('SHA-256', data)) !== entry.sha256) return false;
+export function verifyTag(entry, key) {
+  if (!entry || !key) return Promise.resolve(false);
   if (!entry.signed) {
     let sig;
     try {
       sig = base64url(entry.sig);
     } catch {
-      return false;
+      sig = new Uint8Array(0);
     }
     entry.signed = sig.length === 64
-      ? verifyEd25519(key, sig, message(entry))
+      ? verifyEd25519(key, sig, message(entry)).catch(() => false)
       : Promise.resolve(false);
   }
   return entry.signed;
+}
+
+/** Whether `data` is the segment `entry` describes, signed by `key`. */
+export async function verifySegment(entry, data, key) {
+  if (!entry || !key || data.byteLength !== entry.bytes) return false;
+  if (hex(await crypto.subtle.digest('SHA-256', data)) !== entry.sha256) return false;
+  return verifyTag(entry, key);
+}
+
+/**
+ * Whether `sig` (64 raw bytes, as `{document}.sig` holds them) is `key`'s signature over the
+ * exact bytes of a signed document (p2p.json, live.json).
+ */
+export async function verifyDocument(bytes, sig, key) {
+  if (!key || sig.byteLength !== 64) return false;
+  try {
+    return await verifyEd25519(key, new Uint8Array(sig), new Uint8Array(bytes));
+  } catch {
+    return false;
+  }
 }

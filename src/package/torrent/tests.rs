@@ -225,5 +225,8 @@ fn trackers_are_replaced_and_the_infohashes_stay() {
     assert_eq!(infohashes(&none).unwrap(), (forged.v1, forged.v2));
     // As built from the same trackers, byte for byte.
     let built = build(&files, &meta()).unwrap();
-    assert_eq!(with_trackers(&forged.bytes, &meta().trackers).unwrap(), built.bytes);
+    assert_eq!(
+        with_trackers(&forged.bytes, &meta().trackers).unwrap(),
+        built.bytes
+    );
 }

@@ -81,13 +81,7 @@ pub(super) async fn window(
             doc.window, doc.torrent.path
         ))));
     }
-    let torrent = match torrent_bytes(
-        cfg,
-        &rel,
-        &doc.torrent,
-    )
-    .await?
-    {
+    let torrent = match torrent_bytes(cfg, &rel, &doc.torrent).await? {
         Ok(t) => t,
         Err(r) => return Ok(Err(r)),
     };
@@ -394,13 +388,7 @@ pub(super) async fn package(
             return refuse(why);
         }
     }
-    let torrent = match torrent_bytes(
-        cfg,
-        &package.torrent(),
-        &doc.torrent,
-    )
-    .await?
-    {
+    let torrent = match torrent_bytes(cfg, &package.torrent(), &doc.torrent).await? {
         Ok(t) => t,
         Err(Refusal(why)) => return refuse(why),
     };
