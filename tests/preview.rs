@@ -156,4 +156,18 @@ fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
             .contains("verified (pure-JS Ed25519)"),
         "{seen}"
     );
+    drop(_server);
+
+    // Issue 25, item 3: segments changed on their way from the origin are never played, and
+    // the page says why (checked against their signed tags).
+    let _server = serve(&origin, &keys, port, &["--dev-tokens".as_ref()]);
+    let shot = shots.join("preview-tampered-1280x720.png");
+    let seen = drive(&url, "tampered", &shot);
+    assert!(
+        seen["tile_error"]
+            .as_str()
+            .unwrap()
+            .contains("do not match its signed tag"),
+        "{seen}"
+    );
 }

@@ -3,14 +3,17 @@
 // signatures checked in the browser (WebCrypto). Talks only to the server that served it.
 /* global Hls */
 import { MATCH_ID, fetchOk, getToken, hex, keyErrorText, loadPubkey, parseAngles, verifyEd25519 } from '/.player/shared.js';
+import { SignedSegments, UNSIGNED_SEGMENT, verifyingLoader } from '/.player/segments.js';
 
 const $ = (sel) => document.querySelector(sel);
+// Every signed segment of the playlists loaded: segments are played only when they match
+// their tag, and the token goes only to key URLs a verified tag names.
+const segments = new SignedSegments(new URL('/', location.href).href, () => state.pubkey && state.pubkey.key);
 const REFRESH_MS = 2000;
 
 const state = {
   match: null,
   token: null,
-  keyUris: new Set(), // key URIs seen in playlists: only these requests carry the token
   angles: [],
   tiles: new Map(), // angle -> { hls, video, fig }
   big: null, // { hls, angle }
@@ -82,25 +85,21 @@ function showError(el, text, kind) {
 }
 
 /**
- * An hls.js instance that sends the viewer token to the key server, and only there.
+ * An hls.js instance that plays only segments matching their signed tags (when this browser
+ * can verify) and sends the viewer token to key URLs a verified tag names, and only there.
  * `onError(text, kind)` shows or (text null) clears the player's error; `short` for tiles.
  */
 function makeHls(onError, short, extra = {}) {
+  const verifying = Boolean(state.pubkey && state.pubkey.key);
   const hls = new Hls({
     liveSyncDurationCount: 3,
     ...extra,
-    xhrSetup: (xhr, url) => {
-      if (state.token && state.keyUris.has(url)) {
-        if (!xhr.readyState) xhr.open('GET', url, true);
-        xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
-      }
-    },
+    loader: verifying ? verifyingLoader(Hls.DefaultConfig.loader, (url, data) => segments.check(url, data)) : Hls.DefaultConfig.loader,
+    xhrSetup: segments.xhrSetup(() => state.token),
   });
   hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
-    for (const frag of data.details.fragments) {
-      const uri = frag.decryptdata && frag.decryptdata.uri;
-      if (uri) state.keyUris.add(uri);
-    }
+    const text = data.networkDetails && data.networkDetails.responseText;
+    if (typeof text === 'string') segments.addPlaylist(text, data.details.url);
   });
   let alive = true; // a switched-away player is destroyed: its pending retries must not run
   hls.on(Hls.Events.DESTROYING, () => {
@@ -117,6 +116,9 @@ function makeHls(onError, short, extra = {}) {
       const code = (data.response && data.response.code) || (data.networkDetails && data.networkDetails.status);
       onError(keyErrorText(code, short), 'key');
       keyStatus(false, `✗ ${keyErrorText(code, true)}: viewers without a valid token cannot play`);
+    } else if (data.response && data.response.text === UNSIGNED_SEGMENT) {
+      const path = data.frag ? new URL(data.frag.url).pathname.slice(1) : 'a segment';
+      onError(`${path}: the origin's bytes do not match its signed tag; not played`, 'tamper');
     } else if (data.fatal) {
       onError(`Playback error: ${data.details}${data.response ? ` (HTTP ${data.response.code})` : ''}; retrying`, 'fatal');
     }
@@ -452,6 +454,8 @@ async function start() {
   const tok = await getToken(match);
   state.token = tok.token;
   showToken(tok);
+  // The pinned key first: the players check every segment against it.
+  if (!state.pubkey) state.pubkey = await loadPubkey(new URLSearchParams(location.search).get('pin'));
   state.angles = parseAngles(master);
   for (const angle of state.angles) {
     const b = document.createElement('button');

@@ -22,7 +22,7 @@
 /* global Hls */
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
-import { parseMediaPlaylist, verifyDocument, verifySegment, verifyTag } from './segments.js';
+import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
 
 const HERE = new URL('.', import.meta.url);
 const ROOT = new URL('/', import.meta.url).href;
@@ -58,31 +58,6 @@ const TEMPLATE = `
   <p class="sp-policy"></p>
   <p class="sp-notice" hidden></p>
 </section>`;
-
-/**
- * hls.js's loader class, with every fragment it loads checked by `check(url, bytes)` before
- * hls.js sees it: p2p-media-loader hands hls.js's own loader the segments its core does not
- * handle (P2P off, a segment it does not know), and those must be checked too. A segment that
- * fails comes back to hls.js as a load error. Playlists and keys pass as they are.
- */
-function verifyingLoader(Base, check) {
-  return class extends Base {
-    load(context, config, callbacks) {
-      if (!context.frag || context.keyInfo) return super.load(context, config, callbacks);
-      return super.load(context, config, {
-        ...callbacks,
-        onProgress: undefined,
-        onSuccess: (response, stats, ctx, details) => {
-          check(ctx.url, response.data).then((ok) => {
-            if (stats.aborted) return;
-            if (ok) callbacks.onSuccess(response, stats, ctx, details);
-            else callbacks.onError({ code: 0, text: 'the segment does not match its signed tag' }, ctx, details, stats);
-          });
-        },
-      });
-    }
-  };
-}
 
 let hlsLoading = null;
 /** hls.js (a classic script, window.Hls) from this server, loaded once per page. */
@@ -139,20 +114,10 @@ export function mount(element, options = {}) {
     // HTTP segments that failed their check (each is refetched once, then playback stops).
     httpRejected: 0,
   };
-  const segments = new Map(); // segment URL -> its tag (segments.js)
-  // Key URL -> the tagged segments that name it: the token goes to a key URL only once one of
-  // their signatures verifies.
-  const keyUrls = new Map();
-  const httpFailures = new Map(); // segment URL -> failed HTTP checks
   const state = { token: options.token || null, key: null, p2p: null, hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false };
-
-  /** Whether a verified tag names `url` as its key URI (so the token may go there). */
-  async function vouchedKeyUrl(url) {
-    for (const entry of keyUrls.get(url) || []) {
-      if (await verifyTag(entry, state.key)) return true;
-    }
-    return false;
-  }
+  // Every signed segment of the playlists loaded; the token goes only to key URLs they vouch for.
+  const segments = new SignedSegments(ROOT, () => state.key);
+  const httpFailures = new Map(); // segment URL -> failed HTTP checks
 
   const player = {
     stats,
@@ -162,7 +127,7 @@ export function mount(element, options = {}) {
     // Seconds from the page's start to the first frame playing (benchmarks).
     startupSeconds: null,
     validate: async (url, _range, data) => {
-      const entry = segments.get(url);
+      const entry = segments.entry(url);
       const ok = await verifySegment(entry, data, state.key);
       // A segment whose tag this page has not read yet is not taken either, but it is not
       // the peer's fault.
@@ -171,7 +136,7 @@ export function mount(element, options = {}) {
     },
     // The check of every segment fetched over HTTP: refetched once, then playback stops.
     validateHttp: async (url, _range, data) => {
-      const entry = segments.get(url);
+      const entry = segments.entry(url);
       if (await verifySegment(entry, data, state.key)) return true;
       const failures = (httpFailures.get(url) || 0) + 1;
       httpFailures.set(url, failures);
@@ -258,13 +223,8 @@ export function mount(element, options = {}) {
       // Transmuxing on the main thread: hls.js then keeps each loaded segment's bytes (a
       // worker would take them), so the player can check what it was handed (FRAG_LOADED).
       enableWorker: false,
-      // The token only to a key URL a verified tag names (hls.js waits for the promise).
-      xhrSetup: async (xhr, url) => {
-        if (state.token && keyUrls.has(url) && (await vouchedKeyUrl(url))) {
-          if (!xhr.readyState) xhr.open('GET', url, true);
-          xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
-        }
-      },
+      // The token only to a key URL a verified tag names.
+      xhrSetup: segments.xhrSetup(() => state.token),
       p2p: {
         core: {
           isP2PDisabled: !p2pOn,
@@ -303,15 +263,7 @@ export function mount(element, options = {}) {
   function onLevelLoaded(data) {
     const text = data.networkDetails && data.networkDetails.responseText;
     if (typeof text === 'string') {
-      for (const [url, entry] of parseMediaPlaylist(text, data.details.url, ROOT)) {
-        if (segments.has(url)) continue;
-        segments.set(url, entry);
-        if (entry.keyUrl) {
-          if (!keyUrls.has(entry.keyUrl)) keyUrls.set(entry.keyUrl, []);
-          const named = keyUrls.get(entry.keyUrl);
-          if (named.length < 4) named.push(entry);
-        }
-      }
+      segments.addPlaylist(text, data.details.url);
     }
   }
 
@@ -348,7 +300,7 @@ export function mount(element, options = {}) {
       const payload = data.payload;
       if (!payload || !state.key) return;
       player.playedBytes += payload.byteLength;
-      const ok = await verifySegment(segments.get(data.frag.url), payload, state.key);
+      const ok = await segments.check(data.frag.url, payload);
       if (ok) player.verifiedPlayed += 1;
       else player.unverifiedPlayed += 1;
     });

@@ -88,3 +88,87 @@ export async function verifyDocument(bytes, sig, key) {
     return false;
   }
 }
+
+/**
+ * The signed segments of every media playlist a page has loaded, and what they vouch for:
+ * the segments' bytes, and the key URLs the viewer's token may go to. `getKey()` gives the
+ * match key (null when this browser cannot verify).
+ */
+export class SignedSegments {
+  constructor(root, getKey) {
+    this.root = root;
+    this.getKey = getKey;
+    this.byUrl = new Map(); // segment URL -> its tag
+    this.keyUrls = new Map(); // key URL -> a few tagged segments that name it
+  }
+
+  /** Takes the tags of a media playlist loaded from `url`. */
+  addPlaylist(text, url) {
+    for (const [segUrl, entry] of parseMediaPlaylist(text, url, this.root)) {
+      if (this.byUrl.has(segUrl)) continue;
+      this.byUrl.set(segUrl, entry);
+      if (!entry.keyUrl) continue;
+      if (!this.keyUrls.has(entry.keyUrl)) this.keyUrls.set(entry.keyUrl, []);
+      const named = this.keyUrls.get(entry.keyUrl);
+      if (named.length < 4) named.push(entry);
+    }
+  }
+
+  entry(url) {
+    return this.byUrl.get(url);
+  }
+
+  /** Whether `data` is the segment at `url`, as its signed tag describes it. */
+  check(url, data) {
+    return verifySegment(this.byUrl.get(url), data, this.getKey());
+  }
+
+  /** Whether a tag signed by the match key names `url` as its key URI. */
+  async vouchedKeyUrl(url) {
+    for (const entry of this.keyUrls.get(url) || []) {
+      if (await verifyTag(entry, this.getKey())) return true;
+    }
+    return false;
+  }
+
+  /**
+   * hls.js's `xhrSetup`: the token (from `getToken()`) goes only to key URLs a verified tag
+   * names (hls.js waits for the promise).
+   */
+  xhrSetup(getToken) {
+    return async (xhr, url) => {
+      const token = getToken();
+      if (token && this.keyUrls.has(url) && (await this.vouchedKeyUrl(url))) {
+        if (!xhr.readyState) xhr.open('GET', url, true);
+        xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+      }
+    };
+  }
+}
+
+/** The error text a segment that fails its check comes back to hls.js with. */
+export const UNSIGNED_SEGMENT = 'the segment does not match its signed tag';
+
+/**
+ * hls.js's loader class `Base`, with every fragment it loads checked by `check(url, bytes)`
+ * before hls.js sees it. A fragment that fails comes back to hls.js as a load error
+ * ({@link UNSIGNED_SEGMENT}). Playlists and keys pass as they are.
+ */
+export function verifyingLoader(Base, check) {
+  return class extends Base {
+    load(context, config, callbacks) {
+      if (!context.frag || context.keyInfo) return super.load(context, config, callbacks);
+      return super.load(context, config, {
+        ...callbacks,
+        onProgress: undefined,
+        onSuccess: (response, stats, ctx, details) => {
+          check(ctx.url, response.data).then((ok) => {
+            if (stats.aborted) return;
+            if (ok) callbacks.onSuccess(response, stats, ctx, details);
+            else callbacks.onError({ code: 0, text: UNSIGNED_SEGMENT }, ctx, details, stats);
+          });
+        },
+      });
+    }
+  };
+}

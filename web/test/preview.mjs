@@ -2,13 +2,15 @@
 // playwright-core) and asserts what an operator would check by eye. Run by tests/preview.rs:
 //
 //   node web/test/preview.mjs --url http://127.0.0.1:PORT/?match=ID --angles main,pov \
-//        --rungs 360p,180p --expect play|key-error|no-ed25519 --screenshot FILE.png
+//        --rungs 360p,180p --expect play|key-error|no-ed25519|tampered --screenshot FILE.png
 //
 // key-error also tampers with the window manifest on its way to the page (one hex digit of
 // its infohash) and forges the rest as an attacker who holds the origin would: it signs the
 // tampered manifest with a key of its own and serves that key as the origin's pubkey.pem.
 // The page checks against the key `serve --keys` pins, so it must call that signature bad,
 // still verify live.json, and show no infohash or magnet;
+// tampered flips a byte in every segment of the last angle on its way to the page: that
+// angle's tile must say its bytes do not match their signed tags and play nothing;
 // no-ed25519 takes Ed25519 out of the page's WebCrypto, so the page must verify with the
 // pure-JS fallback (@noble/ed25519) and say so.
 //
@@ -67,6 +69,16 @@ try {
       route.fulfill({ status: 200, contentType: 'application/x-pem-file',
         body: forger.publicKey.export({ type: 'spki', format: 'pem' }) }));
   }
+  if (arg.expect === 'tampered') {
+    // An origin writer changed every segment of the last angle: a byte flipped in each.
+    const victim = angles[angles.length - 1];
+    await page.route(new RegExp(`/${victim}/[^/]+/\\d+\\.ts$`), async (route) => {
+      const response = await route.fetch();
+      const body = Buffer.from(await response.body());
+      body[body.length >> 1] ^= 0xff;
+      await route.fulfill({ response, body });
+    });
+  }
   if (arg.expect === 'no-ed25519') {
     await page.addInitScript(() => {
       const importKey = SubtleCrypto.prototype.importKey;
@@ -95,6 +107,21 @@ try {
       assert.match(await page.textContent(sel), /verified \(pure-JS Ed25519\)/);
     }
     seen.sig_status = await page.textContent('#sig-status');
+  } else if (arg.expect === 'tampered') {
+    // The changed angle's tile says why and plays nothing; the others play.
+    const victim = angles[angles.length - 1];
+    const sel = `#grid figure[data-angle="${victim}"] .error[data-kind="tamper"]`;
+    await page.waitForSelector(sel, { state: 'visible', timeout: 30000 });
+    seen.tile_error = await page.textContent(sel);
+    assert.match(seen.tile_error, new RegExp(`/${victim}/.*\\.ts: the origin's bytes do not match its signed tag`));
+    await page.waitForFunction((v) => [...document.querySelectorAll('#grid figure')]
+      .every((f) => f.dataset.angle === v || f.querySelector('video').currentTime > 0.5), victim, { timeout: 45000 });
+    const before = await times();
+    await page.waitForTimeout(3000);
+    const after = await times();
+    assert.ok(after[`tile:${victim}`] < 0.5, `${victim} played tampered bytes: ${after[`tile:${victim}`]}`);
+    for (const a of angles.slice(0, -1)) assert.ok(after[`tile:${a}`] > before[`tile:${a}`], `${a} stopped playing`);
+    seen.times = after;
   } else if (arg.expect === 'key-error') {
     // The tampered manifest fails its signature; live.json, untouched, still verifies.
     await page.waitForSelector('#sig-status[data-state="bad"]', { timeout: 30000 });
