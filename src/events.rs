@@ -114,10 +114,7 @@ pub struct EventLog {
 
 impl EventLog {
     pub fn open(path: &Path, match_id: &str) -> std::io::Result<EventLog> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = crate::private_fs::private_append(path)?;
         let start = chrono::Utc::now().timestamp_millis();
         Ok(EventLog {
             path: path.to_path_buf(),

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metrics;
 pub mod observe;
 pub mod package;
+pub mod private_fs;
 pub mod profile;
 pub mod publish;
 pub mod run;

@@ -34,7 +34,7 @@ again with the same --state, it adopts the runs still alive and restarts the one
 pub const EXAMPLE: &str = "Example:\n  \
 export SWARMPACK_API_TOKEN=$(openssl rand -hex 24)\n  \
 export SWARMPACK_WEBHOOK_URL=https://bracket.example/hooks SWARMPACK_WEBHOOK_SECRET=whsec_$(openssl rand -base64 32)\n  \
-swarmpack control --listen 127.0.0.1:8600 --state /var/lib/swarmpack --keys ./keys --profiles ./profiles\n  \
+swarmpack control --listen 127.0.0.1:8600 --state /var/lib/swarmpack --keys ./keys --profiles ./profiles \\\n      --origin-allow file:///srv/origin\n  \
 curl -H \"Authorization: Bearer $SWARMPACK_API_TOKEN\" -H 'Idempotency-Key: final-1' \\\n       \
 -d '{\"match\":\"final\",\"profile\":\"demo\",\"angles\":{\"main\":\"test:\"},\"origin\":\"file:///srv/origin\"}' \\\n       \
 http://127.0.0.1:8600/v1/matches";
@@ -53,6 +53,11 @@ pub struct ControlArgs {
     /// The profiles a request may name (NAME.toml).
     #[arg(long, value_name = "DIR", default_value = "./profiles")]
     pub profiles: PathBuf,
+    /// An origin the API may publish to: a URL prefix (file:///srv/origin, s3://bucket/live,
+    /// https://ingest.example/). Repeat for each. A request naming any other origin gets 422;
+    /// without this flag every request does.
+    #[arg(long = "origin-allow", value_name = "PREFIX")]
+    pub origin_allow: Vec<String>,
     /// The API's bearer token (at least 16 characters).
     #[arg(long, env = "SWARMPACK_API_TOKEN", hide_env_values = true)]
     pub api_token: String,
@@ -102,6 +107,11 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
             Some((url.clone(), Secret::parse(secret).map_err(bad_input)?))
         }
     };
+    if args.origin_allow.is_empty() {
+        tracing::warn!(
+            "no --origin-allow: every POST /v1/matches will be refused (422); name the origins the API may use"
+        );
+    }
     let store = Store::open(&args.state).map_err(runtime)?;
     let outbox = match &webhook {
         Some(_) => Some(Outbox::open(&store.outbox_dir()).map_err(runtime)?),
@@ -120,6 +130,7 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
         controller: std::sync::Mutex::new(controller),
         token: args.api_token.trim().to_string(),
         profiles: args.profiles.clone(),
+        origin_allow: args.origin_allow.clone(),
     });
 
     // The supervisor: every half second, each match's events, exits and restarts.

@@ -177,8 +177,14 @@ hash, the playlists and the torrent's infohashes).",
     Archive {
         #[arg(long = "match", value_name = "ID")]
         match_id: String,
-        /// The match's origin, as given to `run` (file://, http(s)://, s3://).
-        #[arg(long, value_name = "URL")]
+        /// The match's origin, as given to `run` (file://, http(s)://, s3://). From the
+        /// environment too, so credentials in it stay off the command line other users see.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SWARMPACK_ORIGIN",
+            hide_env_values = true
+        )]
         origin: String,
         /// Match secrets from `swarmpack keygen` (the signing key signs the archive).
         #[arg(long, value_name = "DIR", default_value = "./keys")]
@@ -210,8 +216,14 @@ multivariant playlists, clip.torrent (hybrid v1+v2, the origin as web seed, so a
         /// The highlight's name: its directory under MATCH/clips/ (a-z, 0-9, '-', '_').
         #[arg(long, value_name = "LABEL")]
         label: String,
-        /// The match's origin, as given to `run` (file://, http(s)://, s3://).
-        #[arg(long, value_name = "URL")]
+        /// The match's origin, as given to `run` (file://, http(s)://, s3://). From the
+        /// environment too, so credentials in it stay off the command line other users see.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SWARMPACK_ORIGIN",
+            hide_env_values = true
+        )]
         origin: String,
         /// Match secrets from `swarmpack keygen` (the signing key signs clip.json).
         #[arg(long, value_name = "DIR", default_value = "./keys")]

@@ -26,16 +26,31 @@ pub struct RunArgs {
     /// Profile TOML that selects the segment grid and the bitrate ladder (see profiles/).
     #[arg(long, value_name = "FILE")]
     pub profile: PathBuf,
-    /// A camera angle: NAME=URI. Repeat for each angle.
-    #[arg(long = "angle", value_name = "NAME=URI", required = true)]
+    /// A camera angle: NAME=URI. Repeat for each angle. SWARMPACK_ANGLES (one NAME=URI per
+    /// line) keeps SRT passphrases and RTMP stream keys off the command line that `ps` shows.
+    #[arg(
+        long = "angle",
+        value_name = "NAME=URI",
+        required = true,
+        env = "SWARMPACK_ANGLES",
+        value_delimiter = '\n',
+        hide_env_values = true
+    )]
     pub angles: Vec<String>,
     /// Match secrets from `swarmpack keygen`.
     #[arg(long, value_name = "DIR", default_value = "./keys")]
     pub keys: PathBuf,
     /// Where to publish: file:///abs/dir, file://relative/dir, http(s)://host/path/ (WebDAV
     /// PUT) or s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
-    /// AWS_SECRET_ACCESS_KEY from the environment).
-    #[arg(long, value_name = "URL", default_value = "file://./out")]
+    /// AWS_SECRET_ACCESS_KEY from the environment). SWARMPACK_ORIGIN keeps a URL's
+    /// credentials off the command line.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "file://./out",
+        env = "SWARMPACK_ORIGIN",
+        hide_env_values = true
+    )]
     pub origin: String,
     /// Local working directory: objects wait in SPOOL/MATCH/queue until the origin has them
     /// (a restart publishes leftovers first); SPOOL/MATCH/seed is the seeder's copy.

@@ -20,6 +20,32 @@ pub struct Api {
     pub controller: Mutex<Controller>,
     pub token: String,
     pub profiles: std::path::PathBuf,
+    /// `--origin-allow`: the origin URL prefixes a request may name; nothing else is taken.
+    pub origin_allow: Vec<String>,
+}
+
+/// Clip and archive jobs running at once, over every match; more get 429.
+pub const MAX_JOBS: usize = 2;
+
+/// A match ID from the path, checked before anything touches the disk with it: a
+/// percent-decoded `..%2F..` must never name a file (404, as for a match not here).
+fn checked_id(id: &str) -> Result<(), Response> {
+    if crate::profile::is_path_safe_name(id) {
+        Ok(())
+    } else {
+        Err(error(404, format!("match: no match {id:?} here")))
+    }
+}
+
+/// Whether `origin` is under one of the `--origin-allow` prefixes: equal to one, or going on
+/// past it at a `/` (so `file:///srv/origin` does not admit `file:///srv/origin-evil`).
+pub fn origin_allowed(origin: &str, allow: &[String]) -> bool {
+    allow.iter().any(|p| {
+        origin == p
+            || origin
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| p.ends_with('/') || rest.starts_with('/'))
+    })
 }
 
 /// The largest request body taken.
@@ -97,7 +123,7 @@ fn view(r: &MatchRecord, spool: &std::path::Path) -> serde_json::Value {
         "match": id,
         "state": r.state,
         "profile": r.spec.profile,
-        "origin": r.spec.origin,
+        "origin": crate::ingest::srt::redacted(&r.spec.origin),
         "angles": angles,
         "newest_window": r.newest_window,
         "newest_seq": newest_seq,
@@ -159,6 +185,20 @@ fn create_blocking(api: &Api, key: Option<String>, body: &[u8]) -> Response {
         Ok(spec) => spec,
         Err(Refusal { status, message }) => return error(status, message),
     };
+    if !origin_allowed(&spec.origin, &api.origin_allow) {
+        return error(
+            422,
+            format!(
+                "origin: {:?} is not under an allowed prefix: expected one of [{}] (control --origin-allow PREFIX)",
+                crate::ingest::srt::redacted(&spec.origin),
+                api.origin_allow
+                    .iter()
+                    .map(|p| crate::ingest::srt::redacted(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
     if c.is_running(&spec.match_id) {
         return error(
             409,
@@ -198,6 +238,9 @@ async fn list(State(api): State<Arc<Api>>) -> Response {
 }
 
 async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = checked_id(&id) {
+        return r;
+    }
     let c = crate::sync::lock(&api.controller);
     let spool = c.store().spool_dir();
     match c.get(&id) {
@@ -207,6 +250,9 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
 }
 
 async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = checked_id(&id) {
+        return r;
+    }
     let mut c = crate::sync::lock(&api.controller);
     let spool = c.store().spool_dir();
     match c.stop(&id) {
@@ -217,6 +263,9 @@ async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
 
 /// `POST …/clips`: 202, then `clip.ready` once the highlight is on the origin.
 async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
+    if let Err(r) = checked_id(&id) {
+        return r;
+    }
     let clip = match request::parse_clip(&body) {
         Ok(c) => c,
         Err(Refusal { status, message }) => return error(status, message),
@@ -224,6 +273,9 @@ async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) 
     let mut c = crate::sync::lock(&api.controller);
     if c.get(&id).is_none() {
         return error(404, format!("match: no match {id:?} here"));
+    }
+    if let Err(r) = job_room(&c) {
+        return r;
     }
     match c.start_job(&id, Some((&clip.label, &clip.start, &clip.end))) {
         Ok(()) => (
@@ -240,8 +292,28 @@ async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) 
     }
 }
 
+/// 429 when [`MAX_JOBS`] clip and archive jobs are running already.
+pub(crate) fn job_room(c: &Controller) -> Result<(), Response> {
+    let running = c.jobs_running();
+    if running >= MAX_JOBS {
+        let mut r = error(
+            429,
+            format!(
+                "{running} clip/archive job(s) are running (at most {MAX_JOBS}); try again when one has finished"
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+        return Err(r);
+    }
+    Ok(())
+}
+
 /// `POST …/archive`: for an ended match, 202, then `archive.ready`.
 async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = checked_id(&id) {
+        return r;
+    }
     let mut c = crate::sync::lock(&api.controller);
     let Some(r) = c.get(&id) else {
         return error(404, format!("match: no match {id:?} here"));
@@ -251,6 +323,9 @@ async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
             409,
             format!("match: {id:?} is still running; archive it once it has ended"),
         );
+    }
+    if let Err(r) = job_room(&c) {
+        return r;
     }
     match c.start_job(&id, None) {
         Ok(()) => (
@@ -265,6 +340,9 @@ async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
 /// `POST …/markers`: 201 with the marker, which is in the live playlists from their next
 /// update.
 async fn marker(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
+    if let Err(r) = checked_id(&id) {
+        return r;
+    }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let marker = match request::parse_marker(&body, &now) {
         Ok(m) => m,

@@ -122,6 +122,8 @@ impl Controller {
 
     /// Asks the match's run to stop cleanly.
     pub fn stop(&mut self, id: &str) -> Option<&MatchRecord> {
+        // A known match first: only then is its run lock looked at.
+        self.matches.get(id)?;
         let running = self.launcher.running(id);
         let r = self.matches.get_mut(id)?;
         if r.state.is_running() {
@@ -148,10 +150,7 @@ impl Controller {
         use std::io::Write;
         let mut line = serde_json::to_vec(marker).expect("a marker serialises");
         line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.store.match_dir(id).join("markers.jsonl"))?;
+        let mut f = store::private_append(&self.store.match_dir(id).join("markers.jsonl"))?;
         // One write: the run never reads half a line as a whole one.
         f.write_all(&line)?;
         tracing::info!("match {id}: marker {} at {}", marker.label, marker.start);
@@ -160,6 +159,11 @@ impl Controller {
 
     /// Starts cutting a highlight (`clip`: label, from, to) or archiving the match; its
     /// `clip.ready` or `archive.ready` follows when it is on the origin.
+    /// Clip and archive jobs not yet finished, over every match.
+    pub fn jobs_running(&self) -> usize {
+        self.matches.values().map(|r| r.jobs.len()).sum()
+    }
+
     pub fn start_job(&mut self, id: &str, clip: Option<(&str, &str, &str)>) -> std::io::Result<()> {
         let Some(r) = self.matches.get(id) else {
             return Err(std::io::Error::other("no such match"));

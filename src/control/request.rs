@@ -210,13 +210,27 @@ struct MarkerBody {
 /// Checks a `POST …/markers` body; without `start` the marker is at `now` (RFC 3339).
 pub fn parse_marker(body: &[u8], now: &str) -> Result<crate::package::marker::Marker, Refusal> {
     let m: MarkerBody = json_body(body, r#"{"label", "class"?, "start"?, "duration"?}"#)?;
-    crate::package::marker::Marker::new(
+    let marker = crate::package::marker::Marker::new(
         &m.label,
         m.class.as_deref(),
         m.start.as_deref().unwrap_or(now),
         m.duration,
     )
-    .map_err(|e| Refusal::field(e.field, e.problem))
+    .map_err(|e| Refusal::field(e.field, e.problem))?;
+    if let Some(now) = crate::timecode::UtcNs::parse_rfc3339(now)
+        && marker.too_far_ahead(now)
+    {
+        return Err(Refusal::field(
+            "start",
+            format!(
+                "{:?}: expected at most {} minutes from now ({now_text})",
+                marker.start,
+                crate::package::marker::Marker::MAX_AHEAD_NS / 60_000_000_000,
+                now_text = now.to_datetime().to_rfc3339()
+            ),
+        ));
+    }
+    Ok(marker)
 }
 
 /// A highlight to cut (`POST /v1/matches/{id}/clips`).

@@ -13,7 +13,7 @@ use super::request::MatchSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where a match is (CONTRACT.md).
@@ -95,6 +95,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+pub use crate::private_fs::{private_append, private_dir};
+
 #[derive(Debug, thiserror::Error)]
 #[error("controller state {path}")]
 pub struct StoreError {
@@ -110,13 +112,10 @@ pub struct Store {
 impl Store {
     /// Opens (creating, mode 0700) the state directory.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        for sub in ["matches", "idempotency", "outbox", "spool"] {
-            let path = dir.join(sub);
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&path)
-                .map_err(|source| StoreError { path, source })?;
+        for path in std::iter::once(dir.to_path_buf())
+            .chain(["matches", "idempotency", "outbox", "spool"].map(|sub| dir.join(sub)))
+        {
+            private_dir(&path).map_err(|source| StoreError { path, source })?;
         }
         Ok(Store {
             dir: dir.to_path_buf(),
@@ -156,10 +155,7 @@ impl Store {
     pub fn save(&self, record: &MatchRecord) -> Result<(), StoreError> {
         let dir = self.match_dir(&record.spec.match_id);
         let path = dir.join("match.json");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
+        private_dir(&dir)
             .and_then(|_| {
                 write_atomic(
                     &path,

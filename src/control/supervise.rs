@@ -21,15 +21,37 @@ pub struct Launcher {
     pub spool: PathBuf,
 }
 
+/// What a child of the controller gets from its environment: the match's origin (its URL may
+/// hold credentials, which must not be on a command line every local user can read in `ps`;
+/// a process's environment is its owner's alone), and none of the controller's own secrets.
+fn private_env(cmd: &mut Command, spec: &MatchSpec) {
+    for secret in [
+        "SWARMPACK_API_TOKEN",
+        "SWARMPACK_WEBHOOK_SECRET",
+        "SWARMPACK_WEBHOOK_URL",
+        "SWARMPACK_ANGLES",
+    ] {
+        cmd.env_remove(secret);
+    }
+    cmd.env("SWARMPACK_ORIGIN", &spec.origin);
+}
+
 impl Launcher {
     /// The `run` command for `spec`, its events going to `events` and its stderr to `log`.
     pub fn command(&self, spec: &MatchSpec, events: &Path) -> Command {
         let mut cmd = Command::new(&self.exe);
+        private_env(&mut cmd, spec);
+        // The angles too (SRT passphrases, RTMP stream keys): SWARMPACK_ANGLES, one per line.
+        let angles: Vec<String> = spec
+            .angles
+            .iter()
+            .map(|(name, uri)| format!("{name}={uri}"))
+            .collect();
+        cmd.env("SWARMPACK_ANGLES", angles.join("\n"));
         cmd.arg("run")
             .args(["--match", &spec.match_id])
             .arg("--profile")
             .arg(&spec.profile_file)
-            .args(["--origin", &spec.origin])
             .arg("--keys")
             .arg(&self.keys)
             .arg("--spool")
@@ -46,9 +68,6 @@ impl Launcher {
                 &std::net::SocketAddr::new(profile.seed.listen.ip(), 0).to_string(),
             ]);
         }
-        for (name, uri) in &spec.angles {
-            cmd.args(["--angle", &format!("{name}={uri}")]);
-        }
         if let Some(d) = spec.duration {
             cmd.args(["--duration", &d.to_string()]);
         }
@@ -57,11 +76,12 @@ impl Launcher {
 
     /// Starts a run of `spec` in `dir` (the match's state directory).
     pub fn start(&self, spec: &MatchSpec, dir: &Path) -> std::io::Result<Child> {
-        std::fs::create_dir_all(dir)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("run.log"))?;
+        super::store::private_dir(dir)?;
+        let log = super::store::private_append(&dir.join("run.log"))?;
+        // The run writes these; made private before it starts, whatever they were.
+        for f in ["events.jsonl", "markers.jsonl"] {
+            super::store::private_append(&dir.join(f))?;
+        }
         self.command(spec, &dir.join("events.jsonl"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -81,12 +101,9 @@ impl Launcher {
         name: &str,
         clip: Option<(&str, &str, &str)>,
     ) -> std::io::Result<Child> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("jobs.log"))?;
+        let log = super::store::private_append(&dir.join("jobs.log"))?;
         let exit = job_exit_file(dir, name);
-        std::fs::create_dir_all(exit.parent().unwrap_or(dir))?;
+        super::store::private_dir(exit.parent().unwrap_or(dir))?;
         let _ = std::fs::remove_file(&exit);
         // sh runs swarmpack ($0 and its arguments, never parsed by the shell) and records
         // its exit code.
@@ -101,7 +118,8 @@ impl Launcher {
                 .args(["--label", label, "--from", from, "--to", to]),
             None => cmd.arg("archive"),
         };
-        cmd.args(["--match", &spec.match_id, "--origin", &spec.origin])
+        private_env(&mut cmd, spec);
+        cmd.args(["--match", &spec.match_id])
             .arg("--keys")
             .arg(&self.keys)
             .args(["--log-format", "json"])
@@ -171,17 +189,22 @@ pub fn last_error(log: &Path) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Issue 25, item 9: secrets reach the run by its environment (its owner's alone), not
+    /// its command line (every local user's, in `ps`); the controller's own secrets not at all.
     #[test]
-    fn the_run_command_carries_the_request() {
+    fn the_run_command_carries_the_request_and_no_secret_on_its_command_line() {
         let spec = MatchSpec {
             match_id: "final".into(),
             profile: "demo".into(),
             profile_file: Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"),
             angles: vec![
-                ("main".into(), "test:".into()),
-                ("pov".into(), "test:".into()),
+                (
+                    "main".into(),
+                    "srt://venue:9000?mode=caller&passphrase=hunter2hunter2".into(),
+                ),
+                ("pov".into(), "rtmp://venue/live/streamkey-secret".into()),
             ],
-            origin: "file:///srv/o".into(),
+            origin: "https://ingest:origin-password@cdn.example/live/".into(),
             duration: Some(30.0),
             public_url: "http://127.0.0.1:8080/".into(),
         };
@@ -190,19 +213,58 @@ mod tests {
             keys: "/k".into(),
             spool: "/s".into(),
         };
+        let env = |cmd: &Command| -> Vec<(String, Option<String>)> {
+            cmd.get_envs()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.map(|v| v.to_string_lossy().into_owned()),
+                    )
+                })
+                .collect()
+        };
         let cmd = l.command(&spec, Path::new("/e.jsonl"));
-        let args: Vec<String> = cmd
+        let joined = cmd
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let joined = args.join(" ");
+            .collect::<Vec<_>>()
+            .join(" ");
         for part in [
             "run --match final --profile",
-            "--origin file:///srv/o --keys /k --spool /s --events /e.jsonl --markers /markers.jsonl",
+            "--keys /k --spool /s --events /e.jsonl --markers /markers.jsonl",
             "--seed-listen 0.0.0.0:0",
-            "--angle main=test: --angle pov=test: --duration 30",
+            "--duration 30",
         ] {
             assert!(joined.contains(part), "{joined}");
+        }
+        for secret in [
+            "origin-password",
+            "hunter2",
+            "streamkey",
+            "--origin",
+            "--angle",
+        ] {
+            assert!(
+                !joined.contains(secret),
+                "{secret} on the command line: {joined}"
+            );
+        }
+        let vars = env(&cmd);
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("SWARMPACK_ORIGIN"), Some(Some(spec.origin.clone())));
+        assert_eq!(
+            get("SWARMPACK_ANGLES"),
+            Some(Some(format!(
+                "main={}\npov={}",
+                spec.angles[0].1, spec.angles[1].1
+            )))
+        );
+        for removed in [
+            "SWARMPACK_API_TOKEN",
+            "SWARMPACK_WEBHOOK_SECRET",
+            "SWARMPACK_WEBHOOK_URL",
+        ] {
+            assert_eq!(get(removed), Some(None), "{removed} is inherited");
         }
     }
 

@@ -137,3 +137,57 @@ fn a_run_asked_to_stop_is_not_started_again_whatever_its_exit() {
         [EventType::MatchStarted, EventType::MatchEnded]
     );
 }
+
+#[test]
+fn origins_are_taken_only_under_an_allowed_prefix() {
+    use super::api::origin_allowed;
+    let allow = vec![
+        "file:///srv/origin".to_string(),
+        "s3://bucket/live/".to_string(),
+    ];
+    for ok in [
+        "file:///srv/origin",
+        "file:///srv/origin/cup",
+        "s3://bucket/live/x",
+    ] {
+        assert!(origin_allowed(ok, &allow), "{ok}");
+    }
+    for refused in [
+        "file:///srv/origin-evil",
+        "file:///srv",
+        "s3://bucket/livex",
+        "s3://bucket",
+        "https://cdn.example/",
+    ] {
+        assert!(!origin_allowed(refused, &allow), "{refused}");
+    }
+    assert!(
+        !origin_allowed("file:///srv/origin", &[]),
+        "nothing without --origin-allow"
+    );
+}
+
+/// Issue 25, item 10: clip and archive jobs beyond the cap get 429.
+#[test]
+fn jobs_beyond_the_cap_are_refused_with_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("slow-swarmpack");
+    std::fs::write(&exe, "#!/bin/sh\nsleep 3\n").unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let launcher = Launcher {
+        exe,
+        keys: dir.path().into(),
+        spool: store.spool_dir(),
+    };
+    let mut c = Controller::open(store, launcher, None);
+    c.create(spec()).unwrap();
+    assert!(super::api::job_room(&c).is_ok());
+    for n in 0..super::api::MAX_JOBS {
+        c.start_job("final", Some((&format!("c{n}"), "a", "b")))
+            .unwrap();
+    }
+    let refused = super::api::job_room(&c).unwrap_err();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+}

@@ -61,10 +61,38 @@ pub fn pbkeylen(v: &str) -> Result<u8, String> {
     }
 }
 
-/// `uri` with the value of any `passphrase=` replaced, for messages.
+/// `uri` without its secrets, for messages and API answers: any `passphrase=` value (SRT),
+/// a password in the URL, and an RTMP stream key (the last path segment of `rtmp(s)://` and
+/// `rtmp-listen://`) are replaced.
 pub fn redacted(uri: &str) -> String {
-    let Some((head, query)) = uri.split_once('?') else {
-        return uri.to_string();
+    let (head, query) = match uri.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (uri, None),
+    };
+    let mut head = head.to_string();
+    if let Some((scheme, rest)) = head.split_once("://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let authority = match authority.rsplit_once('@') {
+            Some((user, host)) if user.contains(':') => {
+                format!(
+                    "{}:(hidden)@{host}",
+                    user.split_once(':').map_or(user, |u| u.0)
+                )
+            }
+            _ => authority.to_string(),
+        };
+        let path = match (scheme, path.rsplit_once('/')) {
+            ("rtmp" | "rtmps" | "rtmp-listen", Some((app, _))) => format!("{app}/(hidden)"),
+            _ => path.to_string(),
+        };
+        head = if path.is_empty() && !rest.contains('/') {
+            format!("{scheme}://{authority}")
+        } else {
+            format!("{scheme}://{authority}/{path}")
+        };
+    }
+    let Some(query) = query else {
+        return head;
     };
     let parts: Vec<String> = query
         .split('&')
@@ -129,6 +157,21 @@ mod tests {
             "srt://h:1?mode=listener&passphrase=(hidden)&pbkeylen=32"
         );
         assert_eq!(redacted("srt://h:1"), "srt://h:1");
+        assert_eq!(
+            redacted("rtmp://venue:1935/live/sk-12345"),
+            "rtmp://venue:1935/live/(hidden)"
+        );
+        assert_eq!(
+            redacted("rtmp-listen://0.0.0.0:1935/live/sk-12345"),
+            "rtmp-listen://0.0.0.0:1935/live/(hidden)"
+        );
+        assert_eq!(
+            redacted("https://ingest:pw@cdn.example/live/"),
+            "https://ingest:(hidden)@cdn.example/live/"
+        );
+        assert_eq!(redacted("s3://bucket/prefix"), "s3://bucket/prefix");
+        assert_eq!(redacted("file:///srv/o"), "file:///srv/o");
+        assert_eq!(redacted("test:"), "test:");
         assert_eq!(pbkeylen("24"), Ok(24));
         assert!(pbkeylen("20").unwrap_err().contains("16, 24 or 32"));
     }

@@ -82,6 +82,16 @@ impl Marker {
     }
 
     /// Its start on the master timecode.
+    /// How far ahead of the wall clock a marker may start: further ahead it names no segment
+    /// a live playlist will hold soon, and would only be kept in memory.
+    pub const MAX_AHEAD_NS: u64 = 10 * 60 * crate::timecode::NS_PER_SEC;
+
+    /// Whether the marker starts more than [`Marker::MAX_AHEAD_NS`] after `now`.
+    pub fn too_far_ahead(&self, now: UtcNs) -> bool {
+        self.start_ns()
+            .is_some_and(|t| t.0 > now.0.saturating_add(Self::MAX_AHEAD_NS))
+    }
+
     pub fn start_ns(&self) -> Option<UtcNs> {
         UtcNs::parse_rfc3339(&self.start)
     }

@@ -13,7 +13,8 @@ pub(super) fn lock_match(work_dir: &Path, match_id: &str) -> Result<std::fs::Fil
         lock: lock.clone(),
         source,
     };
-    std::fs::create_dir_all(work_dir).map_err(io)?;
+    // The spool holds the match's encrypted segments and its state: its owner's alone.
+    crate::private_fs::private_dir(work_dir).map_err(io)?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

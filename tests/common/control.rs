@@ -75,6 +75,8 @@ pub fn controller(s: &Setup, port: u16, hook_port: u16) -> Guard {
             .arg(&s.keys)
             .arg("--profiles")
             .arg(&s.profiles)
+            .arg("--origin-allow")
+            .arg(format!("file://{}", s.origin.display()))
             .env("SWARMPACK_API_TOKEN", TOKEN)
             .env(
                 "SWARMPACK_WEBHOOK_URL",
