@@ -29,12 +29,9 @@ pub const MAX_JOBS: usize = 2;
 
 /// A match ID from the path, checked before anything touches the disk with it: a
 /// percent-decoded `..%2F..` must never name a file (404, as for a match not here).
-fn checked_id(id: &str) -> Result<(), Response> {
-    if crate::profile::is_path_safe_name(id) {
-        Ok(())
-    } else {
-        Err(error(404, format!("match: no match {id:?} here")))
-    }
+fn refuse_id(id: &str) -> Option<Response> {
+    (!crate::profile::is_path_safe_name(id))
+        .then(|| error(404, format!("match: no match {id:?} here")))
 }
 
 /// Whether `origin` is under one of the `--origin-allow` prefixes: equal to one, or going on
@@ -238,7 +235,7 @@ async fn list(State(api): State<Arc<Api>>) -> Response {
 }
 
 async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = checked_id(&id) {
+    if let Some(r) = refuse_id(&id) {
         return r;
     }
     let c = crate::sync::lock(&api.controller);
@@ -250,7 +247,7 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
 }
 
 async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = checked_id(&id) {
+    if let Some(r) = refuse_id(&id) {
         return r;
     }
     let mut c = crate::sync::lock(&api.controller);
@@ -263,7 +260,7 @@ async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
 
 /// `POST …/clips`: 202, then `clip.ready` once the highlight is on the origin.
 async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = checked_id(&id) {
+    if let Some(r) = refuse_id(&id) {
         return r;
     }
     let clip = match request::parse_clip(&body) {
@@ -274,7 +271,7 @@ async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) 
     if c.get(&id).is_none() {
         return error(404, format!("match: no match {id:?} here"));
     }
-    if let Err(r) = job_room(&c) {
+    if let Some(r) = jobs_full(&c) {
         return r;
     }
     match c.start_job(&id, Some((&clip.label, &clip.start, &clip.end))) {
@@ -293,25 +290,25 @@ async fn clip(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) 
 }
 
 /// 429 when [`MAX_JOBS`] clip and archive jobs are running already.
-pub(crate) fn job_room(c: &Controller) -> Result<(), Response> {
+pub(crate) fn jobs_full(c: &Controller) -> Option<Response> {
     let running = c.jobs_running();
-    if running >= MAX_JOBS {
-        let mut r = error(
-            429,
-            format!(
-                "{running} clip/archive job(s) are running (at most {MAX_JOBS}); try again when one has finished"
-            ),
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
-        return Err(r);
+    if running < MAX_JOBS {
+        return None;
     }
-    Ok(())
+    let mut r = error(
+        429,
+        format!(
+            "{running} clip/archive job(s) are running (at most {MAX_JOBS}); try again when one has finished"
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+    Some(r)
 }
 
 /// `POST …/archive`: for an ended match, 202, then `archive.ready`.
 async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = checked_id(&id) {
+    if let Some(r) = refuse_id(&id) {
         return r;
     }
     let mut c = crate::sync::lock(&api.controller);
@@ -324,7 +321,7 @@ async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
             format!("match: {id:?} is still running; archive it once it has ended"),
         );
     }
-    if let Err(r) = job_room(&c) {
+    if let Some(r) = jobs_full(&c) {
         return r;
     }
     match c.start_job(&id, None) {
@@ -340,7 +337,7 @@ async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
 /// `POST …/markers`: 201 with the marker, which is in the live playlists from their next
 /// update.
 async fn marker(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = checked_id(&id) {
+    if let Some(r) = refuse_id(&id) {
         return r;
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

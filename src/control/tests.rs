@@ -182,12 +182,12 @@ fn jobs_beyond_the_cap_are_refused_with_429() {
     };
     let mut c = Controller::open(store, launcher, None);
     c.create(spec()).unwrap();
-    assert!(super::api::job_room(&c).is_ok());
+    assert!(super::api::jobs_full(&c).is_none());
     for n in 0..super::api::MAX_JOBS {
         c.start_job("final", Some((&format!("c{n}"), "a", "b")))
             .unwrap();
     }
-    let refused = super::api::job_room(&c).unwrap_err();
+    let refused = super::api::jobs_full(&c).unwrap();
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
 }
