@@ -3,8 +3,9 @@
 //! origin and, when `S3_ENDPOINT` names one (scripts/bench starts moto), on S3 with a bucket
 //! `bench`. Each kind alternates, 200 objects each, new keys every time (the winning case; the
 //! losing case adds a GET of what the origin holds). Then what `run --redundant` adds before a
-//! segment is packaged: a claim that wins (a GET that finds nothing, then the create) and one
-//! that loses (a GET of the winner's bytes; nothing is sent).
+//! segment is packaged: a claim that wins (a GET of its claim that finds nothing, the signed
+//! claim created, then the bytes created) and one that loses (a GET of the winner's claim,
+//! verified, then of its bytes; nothing is sent).
 //!
 //! Run: `cargo bench --bench conditional` (N=200 by default). Prints one BENCH line.
 
@@ -12,9 +13,11 @@
 mod stats;
 
 use bytes::Bytes;
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use stats::{env_or, percentile};
 use std::time::Instant;
-use swarmpack::publish::claim::{Claim, claim};
+use swarmpack::package::playlist::SegmentKey;
+use swarmpack::publish::claim::{Claim, ClaimContext, claim};
 use swarmpack::publish::{Created, Origin};
 
 /// (p50, p99) in ms of put and of create, alternating, `n` each.
@@ -44,17 +47,28 @@ fn race(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64);
 fn claims(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64); 2] {
     let ours = vec![0x47u8; 500_000];
     let theirs = vec![0x48u8; 500_000];
+    let signer = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+    let public_key = signer.public_key().as_ref().to_vec();
+    let cx = ClaimContext {
+        origin,
+        signer: &signer,
+        public_key: &public_key,
+    };
+    let key = SegmentKey {
+        uri: "http://127.0.0.1:8080/keys/b/1".into(),
+        iv: [1; 16],
+    };
     let (mut won, mut lost) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let path = format!("b/claim/{i}.ts");
         let t = Instant::now();
         assert_eq!(
-            rt.block_on(claim(origin, &path, &ours)).unwrap(),
+            rt.block_on(claim(&cx, &path, &ours, Some(&key))).unwrap(),
             Claim::Ours
         );
         won.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let other = rt.block_on(claim(origin, &path, &theirs)).unwrap();
+        let other = rt.block_on(claim(&cx, &path, &theirs, Some(&key))).unwrap();
         lost.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(other, Claim::Theirs(ours.clone()));
     }
