@@ -102,7 +102,7 @@ fn two_angle_groups_make_one_match_and_a_stopped_group_becomes_a_gap() {
 
     let base = format!("{}/matches/live/cup/", moto.endpoint);
     let verified = assert_verifies(&base, &keys);
-    assert!(verified.contains("marked gap(s)"), "{verified}");
+    assert!(verified.contains("signed gap(s)"), "{verified}");
     let mirror = tmp.path().join("mirror");
     moto.mirror("live/", &mirror);
     let m = mirror.join("cup");
@@ -239,7 +239,7 @@ fn a_group_machine_that_comes_back_continues_its_angles_after_the_gap() {
         logs[0]
     );
     let verified = assert_verifies(&root.join("cup").display().to_string(), &keys);
-    assert!(verified.contains("marked gap(s)"), "{verified}");
+    assert!(verified.contains("signed gap(s)"), "{verified}");
     for a in ["c", "d"] {
         let playlist = root.join("cup").join(a).join("180p/index.m3u8");
         let e = entries(&playlist);
