@@ -172,12 +172,25 @@ async fn package(
     };
     let mut plan = Archive::new(match_id, &chain, &dist, layout)?;
     // One segment in memory at a time: checked and hashed, then dropped.
-    let paths: Vec<String> = plan.segments().map(str::to_string).collect();
-    for (i, path) in paths.iter().enumerate() {
-        let data = origin
-            .get(&format!("{match_id}/{path}"))
-            .await?
-            .unwrap_or_default();
+    let paths: Vec<(String, u64)> = plan
+        .segments()
+        .map(str::to_string)
+        .zip(plan.segment_lengths())
+        .collect();
+    for (i, (path, length)) in paths.iter().enumerate() {
+        // Read at most the signed length: a longer object is refused without being read
+        // whole, and then fails its check below.
+        let data = match origin
+            .get_limited(&format!("{match_id}/{path}"), *length)
+            .await
+        {
+            Ok(data) => data.unwrap_or_default(),
+            Err(e) if e.is_refusal() => {
+                tracing::error!("{e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
         plan.add(&data)?;
         if (i + 1) % 500 == 0 {
             tracing::info!("archive: {} of {} segments checked", i + 1, paths.len());

@@ -232,6 +232,19 @@ impl Checker<'_> {
                 doc.window
             ));
         }
+        // The announce list is outside the infohash: it must name the signed magnet's trackers.
+        let signed = crate::package::archive::Distribution::from_magnet(&doc.torrent.magnet);
+        if torrent::with_trackers(&bytes, &signed.trackers)
+            .ok()
+            .as_deref()
+            != Some(&bytes[..])
+        {
+            self.problem(format!(
+                "{rel}: its announce list is not the trackers of windows/{}.json's signed magnet link ({})",
+                doc.window,
+                signed.trackers.join(", ")
+            ));
+        }
         if files.len() != doc.segments.len() {
             return Ok(()); // Missing or altered segments are already reported.
         }

@@ -19,23 +19,7 @@ use std::time::Duration;
 
 #[test]
 fn a_match_runs_through_the_control_api_with_signed_webhooks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = keygen(tmp.path());
-    let profiles = tmp.path().join("profiles");
-    std::fs::create_dir_all(&profiles).unwrap();
-    small_profile(
-        &profiles,
-        2,
-        "http://127.0.0.1:9/",
-        "[seed]\nenabled = false\n",
-    );
-    let s = Setup {
-        keys,
-        profiles,
-        state: tmp.path().join("state"),
-        origin: tmp.path().join("origin"),
-        tmp,
-    };
+    let s = Setup::small();
     let hook_port = free_tcp_port();
     let hook_log = s.tmp.path().join("hooks.jsonl");
     let hooks = receiver(hook_port, &hook_log);

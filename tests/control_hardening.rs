@@ -25,23 +25,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn the_control_api_checks_ids_keeps_state_private_and_secrets_off_command_lines() {
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = keygen(tmp.path());
-    let profiles = tmp.path().join("profiles");
-    std::fs::create_dir_all(&profiles).unwrap();
-    small_profile(
-        &profiles,
-        2,
-        "http://127.0.0.1:9/",
-        "[seed]\nenabled = false\n",
-    );
-    let s = Setup {
-        keys,
-        profiles,
-        state: tmp.path().join("state"),
-        origin: tmp.path().join("origin"),
-        tmp,
-    };
+    let s = Setup::small();
     // State made readable by others before the controller ever ran.
     std::fs::create_dir_all(s.state.join("matches/final")).unwrap();
     std::fs::create_dir_all(s.state.join("spool")).unwrap();

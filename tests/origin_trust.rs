@@ -8,7 +8,9 @@
 //!   claim does not verify is lost (a signed gap), and nothing is signed for the planted bytes;
 //! - item 2: an unsigned `#EXT-X-GAP` entry at a far-future seq made the next restart drop
 //!   every segment and exit 1, and `verify` took it as a marked gap; now the restart keeps the
-//!   signed prefix and goes on, and `verify` names the unsigned gap.
+//!   signed prefix and goes on, and `verify` names the unsigned gap;
+//! - items 4 and 6: `verify` names a torrent whose announce list is not the signed magnet's,
+//!   and an unsigned or changed `p2p.json`.
 
 mod common;
 
@@ -90,6 +92,72 @@ fn a_directory_in_the_way_of_one_segment_costs_that_seq_only() {
     // verify still fails naming it: the origin refused a segment of the match.
     let (ok, text) = verify(&root, &keys);
     assert!(!ok && text.contains(&format!("{blocked}.ts")), "{text}");
+}
+
+/// Item 0 on S3: a key the bucket policy refuses (403 on its PUT, as an object lock would)
+/// is a refusal of that one object, for a plain run and for a redundant run's claim.
+#[test]
+fn a_key_the_bucket_refuses_costs_that_seq_only_on_s3() {
+    for redundant in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let moto = common::s3::Moto::start();
+        let blocked = unix_now() + 6;
+        let key = format!("live/{MATCH}/main/180p/{blocked}.ts");
+        // A redundant run creates the claim first: refuse that.
+        let refused = if redundant {
+            format!("{key}.claim")
+        } else {
+            key.clone()
+        };
+        moto.deny_put(std::slice::from_ref(&refused));
+        let keys = keygen(tmp.path());
+        let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
+        let mut cmd = run_match(MATCH, &profile, &keys, "s3://matches/live");
+        moto.env(&mut cmd);
+        cmd.args(["--angle", "main=test:", "--no-seed", "--duration", "14"])
+            .args(["--drain-timeout", "5s"]);
+        if redundant {
+            cmd.arg("--redundant");
+        }
+        let out = run_with_deadline(cmd, Duration::from_secs(90));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "redundant={redundant}: the match froze:\n{log}"
+        );
+        let mirror = tmp.path().join("mirror");
+        moto.mirror("live/", &mirror);
+        let playlist = media_playlist(&mirror.join(MATCH).join("main/180p/index.m3u8"));
+        assert!(playlist.end_list);
+        let seqs: Vec<u64> = playlist.segments.iter().map(seq_of).collect();
+        assert!(*seqs.last().unwrap() >= blocked + 5, "{seqs:?}");
+        let gaps: Vec<u64> = playlist
+            .segments
+            .iter()
+            .filter(|s| has_tag(s, "X-GAP"))
+            .map(seq_of)
+            .collect();
+        assert_eq!(
+            gaps,
+            vec![blocked],
+            "redundant={redundant}: only the refused seq"
+        );
+        let gap = playlist
+            .segments
+            .iter()
+            .find(|s| seq_of(s) == blocked)
+            .unwrap();
+        assert!(has_tag(gap, "X-SWARMPACK-GAP"), "{:?}", gap.unknown_tags);
+        if redundant {
+            // Lost before it was signed: no tag, and its bytes never went up.
+            assert!(!has_tag(gap, "X-SWARMPACK-SEGMENT"));
+            assert!(!mirror.join(&key["live/".len()..]).exists());
+            assert!(
+                log.contains(&format!("{blocked} of main/180p is lost")),
+                "{log}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -235,4 +303,39 @@ fn an_unsigned_gap_moves_no_floor_and_fails_verify() {
     );
     let (ok, report) = verify(&root, &keys);
     assert!(ok, "{report}");
+
+    // Items 4 and 6: the unsigned parts of a torrent and an unsigned p2p.json.
+    let m = root.join(MATCH);
+    let torrent = std::fs::read_dir(m.join("windows"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "torrent"))
+        .unwrap();
+    let original = std::fs::read(&torrent).unwrap();
+    let forged = swarmpack::package::torrent::with_trackers(
+        &original,
+        &["http://127.0.0.1:9/announce".to_string()],
+    )
+    .unwrap();
+    std::fs::write(&torrent, forged).unwrap();
+    let (ok, report) = verify(&root, &keys);
+    let name = torrent.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        !ok && report.contains(&format!("{name}: its announce list")),
+        "{report}"
+    );
+    std::fs::write(&torrent, original).unwrap();
+    let p2p = m.join("p2p.json");
+    let text = std::fs::read_to_string(&p2p).unwrap();
+    std::fs::write(&p2p, text.replace("swarmpack/", "elsewhere/")).unwrap();
+    let (ok, report) = verify(&root, &keys);
+    assert!(
+        !ok && report.contains("p2p.json: signature does not verify"),
+        "{report}"
+    );
+    std::fs::write(&p2p, &text).unwrap();
+    std::fs::remove_file(m.join("p2p.json.sig")).unwrap();
+    let (ok, report) = verify(&root, &keys);
+    assert!(!ok && report.contains("p2p.json.sig: missing"), "{report}");
 }

@@ -9,14 +9,11 @@
 
 mod common;
 
+use common::browser::{require_browser, web_dir};
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
-}
 
 /// Runs the browser driver; panics with its output unless every check passed. Returns what
 /// the page showed (one JSON object).
@@ -55,11 +52,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 #[test]
 fn the_preview_page_plays_every_angle_and_verifies_the_window_in_chromium() {
-    assert!(
-        web_dir().join("node_modules/playwright-core").is_dir()
-            && Path::new("/usr/bin/chromium").is_file(),
-        "web/node_modules or /usr/bin/chromium missing: run scripts/setup"
-    );
+    require_browser("playwright-core");
     let tmp = tempfile::tempdir().unwrap();
     let keys = keygen(tmp.path());
     let port = free_tcp_port();

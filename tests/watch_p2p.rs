@@ -19,50 +19,16 @@
 
 mod common;
 
+use common::browser::{num, require_browser, watch_viewers as viewers};
 use common::tracker::Tracker;
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use std::process::Stdio;
 use std::time::Duration;
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
-}
-
-/// Runs the viewers; returns what the driver saw (one JSON object).
-fn viewers(url: &str, args: &[&str]) -> serde_json::Value {
-    let mut cmd = Command::new("node");
-    cmd.current_dir(web_dir())
-        .arg("test/watch.mjs")
-        .args(["--url", url])
-        .args(args);
-    let out = run_with_deadline(cmd, Duration::from_secs(240));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the viewers failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen = stdout.lines().last().unwrap_or("");
-    eprintln!("{args:?}: {seen}");
-    serde_json::from_str(seen).unwrap()
-}
-
-fn num(v: &serde_json::Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
-}
 
 #[test]
 fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
-    assert!(
-        web_dir()
-            .join("node_modules/p2p-media-loader-core")
-            .is_dir()
-            && Path::new("/usr/bin/chromium").is_file(),
-        "web/node_modules or /usr/bin/chromium missing: run scripts/setup"
-    );
+    require_browser("p2p-media-loader-core");
     let tmp = tempfile::tempdir().unwrap();
     let keys = keygen(tmp.path());
     let tracker = Tracker::start(&tmp.path().join("tracker.log"));

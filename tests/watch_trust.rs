@@ -14,51 +14,32 @@
 
 mod common;
 
+use common::browser::{num, require_browser, watch_viewers};
 use common::nginx::Nginx;
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
-}
 
 /// One viewer for `watch_ms`; what its page showed.
 fn viewer(url: &str, watch_ms: u64) -> serde_json::Value {
-    let mut cmd = Command::new("node");
-    cmd.current_dir(web_dir())
-        .arg("test/watch.mjs")
-        .args(["--url", url, "--viewers", "1", "--stagger-ms", "0"])
-        .args(["--watch-ms", &watch_ms.to_string()]);
-    let out = run_with_deadline(cmd, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the viewer failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let watch_ms = watch_ms.to_string();
+    let seen = watch_viewers(
+        url,
+        &[
+            "--viewers",
+            "1",
+            "--stagger-ms",
+            "0",
+            "--watch-ms",
+            &watch_ms,
+        ],
     );
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    eprintln!("{url}: {seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "the page threw");
     seen["viewers"][0].clone()
 }
 
-fn num(v: &serde_json::Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
-}
-
 #[test]
 fn the_player_plays_only_signed_bytes_and_sends_the_token_only_to_signed_key_uris() {
-    assert!(
-        web_dir()
-            .join("node_modules/p2p-media-loader-core")
-            .is_dir()
-            && Path::new("/usr/bin/chromium").is_file(),
-        "web/node_modules or /usr/bin/chromium missing: run scripts/setup"
-    );
+    require_browser("p2p-media-loader-core");
     let tmp = tempfile::tempdir().unwrap();
     let keys = keygen(tmp.path());
     let port = free_tcp_port();

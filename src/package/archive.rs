@@ -204,6 +204,12 @@ impl<'a> Archive<'a> {
         self.order.iter().map(|s| s.path.as_str())
     }
 
+    /// The signed length of each segment, in [`Archive::segments`] order: the most a read of
+    /// it from the origin may take.
+    pub fn segment_lengths(&self) -> impl Iterator<Item = u64> + '_ {
+        self.order.iter().map(|s| s.length)
+    }
+
     /// Checks the stored bytes of the next segment against its window manifest and hashes
     /// them into the torrent.
     pub fn add(&mut self, stored: &[u8]) -> Result<(), ArchiveError> {

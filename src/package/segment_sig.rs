@@ -96,9 +96,7 @@ impl SegmentSignature {
 
     /// The signature among a segment's tags, if it has one.
     pub fn find(tags: &[m3u8_rs::ExtTag]) -> Option<Result<SegmentSignature, TagError>> {
-        tags.iter()
-            .find(|t| t.tag == TAG)
-            .map(|t| SegmentSignature::parse(t.rest.as_deref().unwrap_or("")))
+        find_tag(tags, TAG, SegmentSignature::parse)
     }
 
     /// Reads a tag's value. Strict: each attribute once, nothing else.
@@ -152,6 +150,17 @@ impl SegmentSignature {
     }
 }
 
+/// The first tag named `name` among a segment's tags, read by `parse`.
+fn find_tag<T>(
+    tags: &[m3u8_rs::ExtTag],
+    name: &str,
+    parse: fn(&str) -> Result<T, TagError>,
+) -> Option<Result<T, TagError>> {
+    tags.iter()
+        .find(|t| t.tag == name)
+        .map(|t| parse(t.rest.as_deref().unwrap_or("")))
+}
+
 /// The signed-gap tag as m3u8-rs keeps it: `#EXT-X-SWARMPACK-GAP:SIG=<base64url>` before the
 /// `#EXT-X-GAP` of an entry whose segment the match will never have.
 pub const GAP_TAG: &str = "X-SWARMPACK-GAP";
@@ -194,9 +203,7 @@ impl GapSignature {
 
     /// The gap signature among a segment's tags, if it has one.
     pub fn find(tags: &[m3u8_rs::ExtTag]) -> Option<Result<GapSignature, TagError>> {
-        tags.iter()
-            .find(|t| t.tag == GAP_TAG)
-            .map(|t| GapSignature::parse(t.rest.as_deref().unwrap_or("")))
+        find_tag(tags, GAP_TAG, GapSignature::parse)
     }
 
     /// Reads a tag's value: `SIG=` and 64 bytes in base64url without padding.

@@ -59,6 +59,30 @@ pub struct Setup {
     pub origin: PathBuf,
 }
 
+impl Setup {
+    /// A temporary directory with keys, one profile `small` (1 s segments, seeding off), and
+    /// room for the controller's state and the origin.
+    pub fn small() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = keygen(tmp.path());
+        let profiles = tmp.path().join("profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        small_profile(
+            &profiles,
+            2,
+            "http://127.0.0.1:9/",
+            "[seed]\nenabled = false\n",
+        );
+        Setup {
+            keys,
+            profiles,
+            state: tmp.path().join("state"),
+            origin: tmp.path().join("origin"),
+            tmp,
+        }
+    }
+}
+
 pub fn controller(s: &Setup, port: u16, hook_port: u16) -> Guard {
     let log = std::fs::OpenOptions::new()
         .create(true)

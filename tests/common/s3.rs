@@ -55,6 +55,26 @@ impl Moto {
         moto
     }
 
+    /// Replaces the bucket policy: anonymous reads as `start` set them, and every PutObject
+    /// of `keys` denied (moto enforces a Deny: 403), as a bucket policy or an object lock
+    /// refuses one object.
+    pub fn deny_put(&self, keys: &[String]) {
+        let denied: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"arn:aws:s3:::matches/{k}\""))
+            .collect();
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::matches/*"}},{{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":[{}]}}]}}"#,
+            denied.join(",")
+        );
+        self.curl_put(
+            "?policy",
+            Some("application/json"),
+            Some(&policy),
+            "cannot set the bucket policy",
+        );
+    }
+
     fn curl_put(&self, query: &str, content_type: Option<&str>, body: Option<&str>, what: &str) {
         let mut cmd = Command::new("curl");
         cmd.args([

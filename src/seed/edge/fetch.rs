@@ -147,22 +147,33 @@ async fn torrent_bytes(
 /// Segments fetched at once from the origin.
 const PARALLEL_FETCHES: usize = 4;
 
-/// Fetches `paths` (below the origin root), [`PARALLEL_FETCHES`] at a time; results in order.
+/// Fetches `paths` (below the origin root, each with the most bytes it may hold: its signed
+/// length), [`PARALLEL_FETCHES`] at a time; results in order. An object the origin holds but
+/// that cannot be what was signed (larger, or not a regular file) comes back as `None`, as a
+/// missing one does, and is logged.
 async fn fetch_all(
     cfg: &EdgeConfig,
-    paths: Vec<String>,
+    paths: Vec<(String, u64)>,
 ) -> Result<Vec<(String, Option<Vec<u8>>)>, OriginError> {
     let mut out = Vec::with_capacity(paths.len());
     for chunk in paths.chunks(PARALLEL_FETCHES) {
         let mut set = tokio::task::JoinSet::new();
-        for (i, path) in chunk.iter().enumerate() {
-            let (origin, path) = (cfg.origin.clone(), path.clone());
-            set.spawn(async move { (i, origin.get(&path).await.map(|d| (path, d))) });
+        for (i, (path, limit)) in chunk.iter().enumerate() {
+            let (origin, path, limit) = (cfg.origin.clone(), path.clone(), *limit);
+            set.spawn(async move { (i, path.clone(), origin.get_limited(&path, limit).await) });
         }
         let mut got: Vec<_> = set.join_all().await;
-        got.sort_by_key(|(i, _)| *i);
-        for (_, r) in got {
-            out.push(r?);
+        got.sort_by_key(|(i, ..)| *i);
+        for (_, path, r) in got {
+            let data = match r {
+                Ok(data) => data,
+                Err(e) if e.is_refusal() => {
+                    tracing::warn!("{e}");
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            out.push((path, data));
         }
     }
     Ok(out)
@@ -196,7 +207,10 @@ async fn segments(
             missing.push(s);
         }
     }
-    let paths = missing.iter().map(|s| format!("{m}/{}", s.path)).collect();
+    let paths = missing
+        .iter()
+        .map(|s| (format!("{m}/{}", s.path), s.length))
+        .collect();
     for (s, (path, data)) in missing.iter().zip(fetch_all(cfg, paths).await?) {
         let Some(data) = data else {
             return Ok(Err(Refusal(format!(
@@ -273,7 +287,11 @@ pub(super) async fn prefetch(
             }
         }
     }
-    let (paths, tags): (Vec<String>, Vec<SegmentSignature>) = wanted.into_iter().unzip();
+    let paths = wanted
+        .iter()
+        .map(|(p, tag)| (p.clone(), tag.bytes))
+        .collect();
+    let tags = wanted.into_iter().map(|(_, tag)| tag);
     for ((path, data), tag) in fetch_all(cfg, paths).await?.into_iter().zip(tags) {
         let Some(data) = data else {
             continue;
