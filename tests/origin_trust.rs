@@ -35,6 +35,33 @@ fn seq_of(seg: &m3u8_rs::MediaSegment) -> u64 {
     seg.uri.trim_end_matches(".ts").parse().unwrap()
 }
 
+/// The ended playlist at `path` went on at least 5 seqs past `lost`, and `lost` is its only
+/// gap, signed (`#EXT-X-SWARMPACK-GAP`). Returns that entry.
+fn assert_only_gap(path: &Path, lost: u64, what: &str) -> m3u8_rs::MediaSegment {
+    let playlist = media_playlist(path);
+    assert!(playlist.end_list, "{what}");
+    let seqs: Vec<u64> = playlist.segments.iter().map(seq_of).collect();
+    assert!(*seqs.last().unwrap() >= lost + 5, "{what}: {seqs:?}");
+    let gaps: Vec<u64> = playlist
+        .segments
+        .iter()
+        .filter(|s| has_tag(s, "X-GAP"))
+        .map(seq_of)
+        .collect();
+    assert_eq!(gaps, vec![lost], "{what}: only the lost seq is a gap");
+    let gap = playlist
+        .segments
+        .into_iter()
+        .find(|s| seq_of(s) == lost)
+        .unwrap();
+    assert!(
+        has_tag(&gap, "X-SWARMPACK-GAP"),
+        "{what}: {:?}",
+        gap.unknown_tags
+    );
+    gap
+}
+
 /// `swarmpack verify` over the match: (exit success, stdout + stderr).
 fn verify(root: &Path, keys: &Path) -> (bool, String) {
     let out = swarmpack()
@@ -72,23 +99,11 @@ fn a_directory_in_the_way_of_one_segment_costs_that_seq_only() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the match froze behind {rel}:\n{log}");
     assert!(log.contains(&format!("{blocked}.ts")), "{log}");
-    let playlist = media_playlist(&root.join(MATCH).join("main/180p/index.m3u8"));
-    assert!(playlist.end_list);
-    let seqs: Vec<u64> = playlist.segments.iter().map(seq_of).collect();
-    assert!(*seqs.last().unwrap() >= blocked + 5, "{seqs:?}");
-    let gaps: Vec<u64> = playlist
-        .segments
-        .iter()
-        .filter(|s| has_tag(s, "X-GAP"))
-        .map(seq_of)
-        .collect();
-    assert_eq!(gaps, vec![blocked], "only the blocked seq is a gap");
-    let gap = playlist
-        .segments
-        .iter()
-        .find(|s| seq_of(s) == blocked)
-        .unwrap();
-    assert!(has_tag(gap, "X-SWARMPACK-GAP"), "{:?}", gap.unknown_tags);
+    assert_only_gap(
+        &root.join(MATCH).join("main/180p/index.m3u8"),
+        blocked,
+        "a directory in the way",
+    );
     // verify still fails naming it: the origin refused a segment of the match.
     let (ok, text) = verify(&root, &keys);
     assert!(!ok && text.contains(&format!("{blocked}.ts")), "{text}");
@@ -127,30 +142,14 @@ fn a_key_the_bucket_refuses_costs_that_seq_only_on_s3() {
         );
         let mirror = tmp.path().join("mirror");
         moto.mirror("live/", &mirror);
-        let playlist = media_playlist(&mirror.join(MATCH).join("main/180p/index.m3u8"));
-        assert!(playlist.end_list);
-        let seqs: Vec<u64> = playlist.segments.iter().map(seq_of).collect();
-        assert!(*seqs.last().unwrap() >= blocked + 5, "{seqs:?}");
-        let gaps: Vec<u64> = playlist
-            .segments
-            .iter()
-            .filter(|s| has_tag(s, "X-GAP"))
-            .map(seq_of)
-            .collect();
-        assert_eq!(
-            gaps,
-            vec![blocked],
-            "redundant={redundant}: only the refused seq"
+        let gap = assert_only_gap(
+            &mirror.join(MATCH).join("main/180p/index.m3u8"),
+            blocked,
+            &format!("redundant={redundant}"),
         );
-        let gap = playlist
-            .segments
-            .iter()
-            .find(|s| seq_of(s) == blocked)
-            .unwrap();
-        assert!(has_tag(gap, "X-SWARMPACK-GAP"), "{:?}", gap.unknown_tags);
         if redundant {
             // Lost before it was signed: no tag, and its bytes never went up.
-            assert!(!has_tag(gap, "X-SWARMPACK-SEGMENT"));
+            assert!(!has_tag(&gap, "X-SWARMPACK-SEGMENT"));
             assert!(!mirror.join(&key["live/".len()..]).exists());
             assert!(
                 log.contains(&format!("{blocked} of main/180p is lost")),
