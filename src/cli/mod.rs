@@ -147,11 +147,12 @@ Players send it as `Authorization: Bearer TOKEN` or `?token=TOKEN` to the key se
     /// Check a published match: signatures, hash chain, segment hashes, torrents.
     #[command(
         long_about = "Check a published match the way a careful peer would: the Ed25519 \
-signature of live.json and of every window manifest, the hash chain between windows (gaps, \
-reordering, substitution), every segment's length and SHA-256, and that each window torrent's \
-infohashes, v1 piece hashes and v2 merkle roots match the data. PATH_OR_URL is the match \
-directory, local (out/final) or over HTTP (http://origin/final/). Prints one line per problem; \
-exits 0 only when everything checks."
+signature of live.json, p2p.json and every window manifest, the hash chain between windows \
+(gaps, reordering, substitution), every segment's length and SHA-256 and its signed tag in the \
+playlists, that every EXT-X-GAP entry is signed by the match key, and that each window \
+torrent's infohashes, v1 piece hashes and v2 merkle roots match the data and its trackers are \
+the signed magnet link's. PATH_OR_URL is the match directory, local (out/final) or over HTTP \
+(http://origin/final/). Prints one line per problem; exits 0 only when everything checks."
     )]
     Verify {
         /// The match directory: a local path or an http(s):// URL.

@@ -278,6 +278,10 @@ pub(super) async fn prefetch(
             if checked_relative(&path).is_err() {
                 continue;
             }
+            if entry.signed_gap(&cfg.public_key, &path) {
+                held.insert(path); // A seq the match will never have.
+                continue;
+            }
             match entry.verified(&cfg.public_key, &path) {
                 Some(tag) => wanted.push((path, tag.clone())),
                 None => {
