@@ -112,10 +112,7 @@ async fn package(
     keys: &KeyDir,
     clip: Option<&ClipRequest>,
 ) -> Result<ArchiveReport, ArchiveRunError> {
-    let public_key = {
-        use ring::signature::KeyPair;
-        keys.signing_key().public_key().as_ref().to_vec()
-    };
+    let public_key = keys.public_key();
     let live_path = format!("{match_id}/live.json");
     let Some((live, sig)) = origin.get_signed(&live_path).await? else {
         return Err(ArchiveRunError::NoMatch {

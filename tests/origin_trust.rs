@@ -15,7 +15,8 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 const MATCH: &str = "trust";
@@ -62,6 +63,16 @@ fn assert_only_gap(path: &Path, lost: u64, what: &str) -> m3u8_rs::MediaSegment 
     gap
 }
 
+/// Keys and a one-rung, 1 s-segment profile in `dir`, and `run` of match [`MATCH`] with
+/// one `test:` angle and no seeder, to `origin`; the keys directory comes back too.
+fn one_angle_run(dir: &Path, origin: &str) -> (Command, PathBuf) {
+    let keys = keygen(dir);
+    let profile = small_profile(dir, 2, "http://127.0.0.1:9/", "");
+    let mut cmd = run_match(MATCH, &profile, &keys, origin);
+    cmd.args(["--angle", "main=test:", "--no-seed"]);
+    (cmd, keys)
+}
+
 /// `swarmpack verify` over the match: (exit success, stdout + stderr).
 fn verify(root: &Path, keys: &Path) -> (bool, String) {
     let out = swarmpack()
@@ -85,15 +96,8 @@ fn a_directory_in_the_way_of_one_segment_costs_that_seq_only() {
     let blocked = unix_now() + 6;
     let rel = format!("{MATCH}/main/180p/{blocked}.ts");
     std::fs::create_dir_all(root.join(&rel)).unwrap();
-    let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
-    let mut cmd = run_match(
-        MATCH,
-        &profile,
-        &keys,
-        &format!("file://{}", root.display()),
-    );
-    cmd.args(["--angle", "main=test:", "--no-seed", "--duration", "14"])
+    let (mut cmd, keys) = one_angle_run(tmp.path(), &format!("file://{}", root.display()));
+    cmd.args(["--duration", "14"])
         .args(["--drain-timeout", "5s"]);
     let out = run_with_deadline(cmd, Duration::from_secs(90));
     let log = String::from_utf8_lossy(&out.stderr);
@@ -125,11 +129,9 @@ fn a_key_the_bucket_refuses_costs_that_seq_only_on_s3() {
             key.clone()
         };
         moto.deny_put(std::slice::from_ref(&refused));
-        let keys = keygen(tmp.path());
-        let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
-        let mut cmd = run_match(MATCH, &profile, &keys, "s3://matches/live");
+        let (mut cmd, _keys) = one_angle_run(tmp.path(), "s3://matches/live");
         moto.env(&mut cmd);
-        cmd.args(["--angle", "main=test:", "--no-seed", "--duration", "14"])
+        cmd.args(["--duration", "14"])
             .args(["--drain-timeout", "5s"]);
         if redundant {
             cmd.arg("--redundant");
@@ -181,16 +183,8 @@ fn a_redundant_run_never_signs_bytes_planted_on_the_origin() {
         ),
     )
     .unwrap();
-    let keys = keygen(tmp.path());
-    let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
-    let mut cmd = run_match(
-        MATCH,
-        &profile,
-        &keys,
-        &format!("file://{}", root.display()),
-    );
-    cmd.args(["--redundant", "--angle", "main=test:", "--no-seed"])
-        .args(["--duration", "16"]);
+    let (mut cmd, keys) = one_angle_run(tmp.path(), &format!("file://{}", root.display()));
+    cmd.arg("--redundant").args(["--duration", "16"]);
     let out = run_with_deadline(cmd, Duration::from_secs(90));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");

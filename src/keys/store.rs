@@ -211,6 +211,11 @@ impl KeyDir {
         std::sync::Arc::new(pair)
     }
 
+    /// The raw 32-byte Ed25519 public key, as signatures are checked against it.
+    pub fn public_key(&self) -> Vec<u8> {
+        self.signing.public_key().as_ref().to_vec()
+    }
+
     /// `pubkey.pem` as published on the origin.
     pub fn public_pem(&self) -> String {
         ed25519_spki_pem(self.signing.public_key().as_ref())

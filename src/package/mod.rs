@@ -167,6 +167,9 @@ pub trait Protection: Send {
 pub struct Sealed {
     pub segment: EncodedSegment,
     pub key: Option<SegmentKey>,
+    /// SHA-256 of `segment.bytes`, when a stage before packaging computed it already (a
+    /// redundant run's claim), so the packager does not hash the segment again.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl Sealed {
@@ -357,7 +360,11 @@ impl Packager {
     pub fn seal(&mut self, mut segment: EncodedSegment) -> Result<Sealed, PackageError> {
         self.check_order(&segment)?;
         let key = self.protection.seal(&mut segment);
-        Ok(Sealed { segment, key })
+        Ok(Sealed {
+            segment,
+            key,
+            sha256: None,
+        })
     }
 
     /// The rendition of `segment` exists and its seq comes after every listed one (and, for a
@@ -401,6 +408,7 @@ impl Packager {
         let Sealed {
             segment,
             key: seg_key,
+            sha256: known,
         } = sealed;
         self.check_order(&segment)?;
         let key = (segment.angle.to_string(), segment.rung.to_string());
@@ -409,7 +417,8 @@ impl Packager {
         let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
         let path = segment_path(&self.match_id, &key.0, &key.1, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
-        let sha256 = (publish && self.signer.is_some()).then(|| hex::sha256(&segment.bytes));
+        let sha256 = (publish && self.signer.is_some())
+            .then(|| known.unwrap_or_else(|| hex::sha256(&segment.bytes)));
         let signature = self.signer.as_ref().zip(sha256).map(|(signer, sha)| {
             segment_sig::SegmentSignature::sign_digest(
                 signer.as_ref(),

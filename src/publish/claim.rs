@@ -40,10 +40,12 @@ pub const CLAIMED_BYTES_WAIT: Duration = Duration::from_secs(10);
 /// What the origin held after a claim.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// Our bytes are on the origin (we created them, or they were there already).
-    Ours,
-    /// Another run's bytes, under a claim signed with the match key; package these.
-    Theirs(Vec<u8>),
+    /// Our bytes are on the origin (we created them, or they were there already); their
+    /// SHA-256.
+    Ours([u8; 32]),
+    /// Another run's bytes, under a claim signed with the match key, and their SHA-256;
+    /// package these.
+    Theirs(Vec<u8>, [u8; 32]),
     /// The seq is lost: why (a forged or foreign claim, other bytes in the way, an object
     /// the origin refuses). It becomes a gap; nothing is signed for it.
     Lost(String),
@@ -71,12 +73,7 @@ pub fn claim_path(path: &str) -> String {
 
 /// The bytes of a claim: the segment's tag line, as a media playlist carries it.
 pub fn claim_document(tag: &SegmentSignature) -> Vec<u8> {
-    format!(
-        "#EXT-{}:{}\n",
-        crate::package::segment_sig::TAG,
-        tag.tag_value()
-    )
-    .into_bytes()
+    format!("{}\n", tag.to_tag()).into_bytes()
 }
 
 /// Reads a claim document back; None when it is not one.
@@ -133,8 +130,8 @@ pub async fn claim(
             .create_or_read(path, bytes::Bytes::copy_from_slice(bytes))
             .await
         {
-            Ok(None) => Ok(Claim::Ours),
-            Ok(Some(held)) if held == bytes => Ok(Claim::Ours),
+            Ok(None) => Ok(Claim::Ours(ours.sha256)),
+            Ok(Some(held)) if held == bytes => Ok(Claim::Ours(ours.sha256)),
             Ok(Some(_)) => Ok(Claim::Lost(format!(
                 "{path}: other bytes are in the way of the ones this run claimed"
             ))),
@@ -143,7 +140,7 @@ pub async fn claim(
         };
     }
     match cx.origin.get_limited(path, claimed.bytes).await {
-        Ok(Some(theirs)) if claimed.describes(&theirs) => Ok(Claim::Theirs(theirs)),
+        Ok(Some(theirs)) if claimed.describes(&theirs) => Ok(Claim::Theirs(theirs, claimed.sha256)),
         Ok(Some(_)) => Ok(Claim::Lost(format!(
             "{path}: the bytes on the origin are not the ones its signed claim describes"
         ))),
@@ -293,17 +290,19 @@ async fn claim_all(
         };
         status.claims_waiting.fetch_sub(1, Ordering::Relaxed);
         let lost = match claimed {
-            Claim::Ours => {
+            Claim::Ours(sha256) => {
                 status.claims_won.fetch_add(1, Ordering::Relaxed);
+                sealed.sha256 = Some(sha256);
                 None
             }
-            Claim::Theirs(held) => {
+            Claim::Theirs(held, sha256) => {
                 status.claims_adopted.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     "{path}: another run published it first, under a claim signed with the match key ({} bytes); packaging the origin's bytes",
                     held.len()
                 );
                 sealed.segment.bytes = held;
+                sealed.sha256 = Some(sha256);
                 None
             }
             Claim::Lost(why) => {

@@ -65,15 +65,19 @@ impl Bench {
 fn a_claim_adopts_only_bytes_a_verified_claim_describes() {
     let b = Bench::new();
     let ours = b"ours".as_slice();
-    assert_eq!(b.claim(ours).unwrap(), Claim::Ours);
+    let digest = crate::package::hex::sha256(ours);
+    assert_eq!(b.claim(ours).unwrap(), Claim::Ours(digest));
     // The claim went up before the bytes, and holds the segment's tag.
     let claim = parse_claim(&b.held(&claim_path(PATH)).unwrap()).unwrap();
     assert!(claim.describes(ours));
     assert_eq!(b.held(PATH).unwrap(), ours);
     // A retry of the same bytes is still ours.
-    assert_eq!(b.claim(ours).unwrap(), Claim::Ours);
+    assert_eq!(b.claim(ours).unwrap(), Claim::Ours(digest));
     // Another run's claim of the same seq gets our bytes back, and the files stay.
-    assert_eq!(b.claim(b"theirs").unwrap(), Claim::Theirs(ours.to_vec()));
+    assert_eq!(
+        b.claim(b"theirs").unwrap(),
+        Claim::Theirs(ours.to_vec(), digest)
+    );
     assert_eq!(b.held(PATH).unwrap(), ours);
 }
 
@@ -128,7 +132,10 @@ fn forged_bytes_or_claims_cost_the_seq_and_are_never_adopted() {
     b.write(&claim_path(PATH), &claim_document(&theirs));
     assert!(matches!(b.claim(b"ours"), Err(ClaimError::BytesNotYet)));
     b.write(PATH, b"theirs");
-    assert_eq!(b.claim(b"ours").unwrap(), Claim::Theirs(b"theirs".to_vec()));
+    assert_eq!(
+        b.claim(b"ours").unwrap(),
+        Claim::Theirs(b"theirs".to_vec(), crate::package::hex::sha256(b"theirs"))
+    );
 }
 
 /// Issue 25, item 0: a directory in the way of a segment is a refusal of that one seq, not

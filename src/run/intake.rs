@@ -17,6 +17,26 @@ pub(super) enum Intake {
 }
 
 impl Intake {
+    /// How `cfg`'s run takes its segments: claimed on the origin for a redundant run (on
+    /// `rt`, counted in `status`), straight in otherwise.
+    pub fn for_run(
+        cfg: &super::RunConfig,
+        rt: &tokio::runtime::Handle,
+        status: std::sync::Arc<crate::publish::PublishStatus>,
+    ) -> Intake {
+        if !cfg.redundant {
+            return Intake::Direct;
+        }
+        let keys = crate::publish::claim::ClaimKeys {
+            signer: cfg.keys.signer(),
+            public_key: cfg.keys.public_key(),
+        };
+        Intake::Redundant {
+            claims: Claims::start(rt, cfg.origin.clone(), &cfg.match_id, keys, status),
+            joined: false,
+        }
+    }
+
     /// True once, before the first segment of a redundant run: the caller reads the match's
     /// state from the origin now.
     pub fn join_now(&mut self) -> bool {

@@ -243,26 +243,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
             &work_dir,
         )?;
     }
-    let mut intake = if cfg.redundant {
-        intake::Intake::Redundant {
-            claims: crate::publish::Claims::start(
-                rt.handle(),
-                cfg.origin.clone(),
-                &cfg.match_id,
-                crate::publish::claim::ClaimKeys {
-                    signer: cfg.keys.signer(),
-                    public_key: {
-                        use ring::signature::KeyPair;
-                        cfg.keys.signing_key().public_key().as_ref().to_vec()
-                    },
-                },
-                publisher.status(),
-            ),
-            joined: false,
-        }
-    } else {
-        intake::Intake::Direct
-    };
+    let mut intake = intake::Intake::for_run(&cfg, rt.handle(), publisher.status());
     let seeder = if cfg.seed {
         let per_window = cfg.profile.segment.window as usize;
         let keep = cfg.profile.segment.dvr_segments().div_ceil(per_window) + 1;
@@ -512,7 +493,6 @@ fn follow_remote(
     if cfg.remote_angles.is_empty() {
         return None;
     }
-    use ring::signature::KeyPair;
     let timeline = cfg.profile.timeline();
     let config = crate::publish::follow::FollowConfig {
         match_id: cfg.match_id.clone(),
@@ -531,7 +511,7 @@ fn follow_remote(
                 continued.map_or(timeline.seq_at(anchor), |c| c.min(timeline.seq_at(anchor))),
             ))
             .0,
-        public_key: cfg.keys.signing_key().public_key().as_ref().to_vec(),
+        public_key: cfg.keys.public_key(),
         every: (Duration::from_nanos(timeline.segment_ns()) / 4).max(Duration::from_millis(250)),
         timeline,
     };

@@ -62,10 +62,7 @@ pub(super) fn resume(
         })
         .collect();
     let timeline = cfg.profile.timeline();
-    let public_key = {
-        use ring::signature::KeyPair;
-        cfg.keys.signing_key().public_key().as_ref().to_vec()
-    };
+    let public_key = cfg.keys.public_key();
     // Once this spool has published a window, an unreachable origin is waited for (up to
     // --drain-timeout), never taken as "nothing published": starting afresh would fork the
     // match's hash chain.
