@@ -70,6 +70,8 @@ pub struct Profile {
     /// WebTorrent trackers (`ws(s)://`): signalling for the fans' browsers only
     /// (published in `{match}/p2p.json`; never in a torrent, which libtorrent could not use).
     pub webrtc_trackers: Vec<String>,
+    /// STUN and TURN servers for the fans' browsers (published in the signed `p2p.json`).
+    pub ice_servers: Vec<IceServer>,
     pub seed: SeedConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
@@ -198,6 +200,8 @@ struct RawProfile {
     origin: Option<RawOrigin>,
     #[serde(default)]
     tracker: Vec<RawTracker>,
+    #[serde(default)]
+    ice_server: Vec<ice::RawIceServer>,
     seed: Option<RawSeed>,
     #[serde(default)]
     video: media::RawVideo,
@@ -406,6 +410,7 @@ impl Checker<'_> {
             None => DEFAULT_PUBLIC_URL.to_string(),
         };
         let (trackers, webrtc_trackers) = self.trackers(&raw.tracker)?;
+        let ice_servers = self.ice_servers(&raw.ice_server)?;
         let seed = self.seed(raw.seed.as_ref())?;
         let video = self.video(&raw.video)?;
         let audio = self.audio(&raw.audio)?;
@@ -418,6 +423,7 @@ impl Checker<'_> {
             origin: OriginConfig { public_url },
             trackers,
             webrtc_trackers,
+            ice_servers,
             seed,
             video,
             audio,
@@ -557,10 +563,12 @@ pub fn path_safe_name_rule() -> &'static str {
 
 mod bounds;
 pub mod frame_rate;
+pub mod ice;
 pub mod media;
 mod trackers;
 
 pub use frame_rate::FrameRate;
+pub use ice::IceServer;
 pub use media::{AudioConfig, VideoConfig};
 
 #[cfg(test)]

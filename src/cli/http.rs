@@ -10,11 +10,28 @@ use swarmpack::keys::server::{KeyService, router};
 pub(super) fn keyserver(
     keys: &std::path::Path,
     listen: &str,
+    profile: Option<&std::path::Path>,
     stop_requests: Arc<AtomicUsize>,
 ) -> Result<(), Failure> {
     let keys = KeyDir::load(keys).map_err(bad_input)?;
     let addr = listen_addr(listen, "127.0.0.1:8081")?;
-    let service = key_service(&keys);
+    let mut service = key_service(&keys);
+    if let Some(path) = profile {
+        let servers = swarmpack::profile::Profile::load(path)
+            .map_err(bad_input)?
+            .ice_servers;
+        if servers.iter().any(|s| s.is_turn()) && keys.turn_secret().is_none() {
+            return Err(bad_input(anyhow!(
+                "--profile {}: names TURN servers (credentials = \"rest\"), but {} has no {}; \
+                 run `swarmpack keygen --out {}` to add one",
+                path.display(),
+                keys.dir.display(),
+                swarmpack::keys::store::TURN_SECRET,
+                keys.dir.display()
+            )));
+        }
+        service = service.with_ice(keys.turn_secret(), Box::new(move |_| Some(servers.clone())));
+    }
     drop(keys);
     let app = router(Arc::new(service));
     serve_http(
@@ -73,7 +90,11 @@ pub(super) fn serve(
     let service = match dev_tokens {
         true => key_service(&keys).accepting_dev_tokens(),
         false => key_service(&keys),
-    };
+    }
+    .with_ice(
+        keys.turn_secret(),
+        swarmpack::serve::ice_from_origin(origin.to_path_buf(), keys.public_key()),
+    );
     let pinned = swarmpack::serve::player::PinnedKey(keys.public_pem());
     let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev, pinned);
     drop(keys);

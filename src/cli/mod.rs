@@ -101,8 +101,10 @@ swarmpack run --match final --profile profiles/esports-1080p.toml \\\n      \
     #[command(
         long_about = "Create the match secrets in DIR: content.secret (content keys are \
 HKDF-derived from it per window), token.secret (signs viewer tokens) and signing.pk8 (Ed25519, \
-signs manifests), each mode 0600, plus pubkey.pem (SPKI PEM, safe to publish). Existing keys \
-are never overwritten."
+signs manifests) and turn.secret (coturn's static-auth-secret: the key server mints per-viewer \
+TURN credentials from it), each mode 0600, plus pubkey.pem (SPKI PEM, safe to publish). Existing \
+keys are never overwritten; keys made before turn.secret existed gain one, and nothing else \
+changes."
     )]
     Keygen {
         /// Directory for the keys (created if needed).
@@ -235,7 +237,15 @@ multivariant playlists, clip.torrent (hybrid v1+v2, the origin as web seed, so a
         long_about = "Serve content keys: GET /keys/{match}/{period} returns the 16-byte \
 AES-128 key of that window to a request with a valid token for that match (Bearer header or \
 ?token=). Missing, forged or expired token: 401. Token for another match: 403. Malformed path: \
-400/404. Keys are derived on request; nothing is stored. GET /healthz answers ok."
+400/404. Keys are derived on request; nothing is stored. GET /healthz answers ok.\n\n\
+GET /keys/{match}/ice answers the same tokens (any key period) with the ICE servers of \
+--profile's [[ice_server]] tables, as {\"iceServers\":[...],\"ttl\":S}: STUN as written, TURN \
+with credentials minted for the token's session from turn.secret (coturn's use-auth-secret: \
+username {expiry}:{session}, password base64 HMAC-SHA1), valid for 6 hours at most and never \
+beyond the token's expiry. Without --profile it answers 404, and players use the STUN servers \
+of the match's p2p.json only.",
+        after_help = "Example:\n  swarmpack keyserver --keys ./keys --listen 0.0.0.0:8081 --profile profiles/esports-1080p.toml\n\
+coturn beside it: turnserver --use-auth-secret --static-auth-secret=\"$(cat keys/turn.secret)\" --realm swarm.example"
     )]
     Keyserver {
         /// Key directory from `swarmpack keygen`: content keys and tokens come from its secrets.
@@ -244,6 +254,9 @@ AES-128 key of that window to a request with a valid token for that match (Beare
         /// Address to listen on, e.g. 127.0.0.1:8081.
         #[arg(long, value_name = "ADDR")]
         listen: String,
+        /// The match profile whose [[ice_server]] tables GET /keys/{match}/ice answers with.
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
     },
     /// Follow a match on its origin, verify every window, and seed it (an edge seeder).
     #[command(long_about = seed::LONG_ABOUT, after_help = seed::EXAMPLE)]
@@ -257,6 +270,8 @@ browsers over WebRTC, each checked against its signed tag before it plays\n  \
 /.player/player.js       that player as a module other sites mount (README: embedding); it and the\n                           \
 origin's files answer any origin (CORS)\n  \
 /keys/{match}/{period}   the key server (and /healthz)\n  \
+/keys/{match}/ice        the ICE servers of the match's signed p2p.json for a viewer token, TURN\n                           \
+with credentials minted from turn.secret (see keyserver --help)\n  \
 /dev-token?match=ID      a viewer token valid for an hour; only with --dev-tokens\n  \
 anything else            the origin directory, with byte ranges (the torrents' BEP 19 web seed)\n\n\
 The preview page plays every angle, has a large player whose angle switch keeps the master timecode, and shows the rung in use, the master timecode, and the newest window with its Ed25519 signatures checked in the browser, its infohash and magnet link. With --spool (the run's spool directory on the same machine) it also shows how many objects wait for the origin. With --dev-tokens the page fetches its own viewer token; anyone who reaches the server could then watch, so it is off by default. Open the page on localhost or over https: browsers verify signatures only in a secure context.\n\n\
@@ -294,6 +309,16 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
     match cli.command {
         Command::Run(args) => run::run(args, cli.log_format, stop_requests),
         Command::Keygen { out } => {
+            if out.join(swarmpack::keys::store::CONTENT_SECRET).exists()
+                && KeyDir::add_turn_secret(&out).map_err(bad_input)?
+            {
+                tracing::info!(
+                    "added {} to the keys in {} (the other keys are kept); coturn's static-auth-secret is its text",
+                    swarmpack::keys::store::TURN_SECRET,
+                    out.display()
+                );
+                return Ok(());
+            }
             let keys = KeyDir::generate(&out).map_err(|e| match e {
                 KeyError::Exists(_) => bad_input(e),
                 e => runtime(e),
@@ -321,7 +346,11 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
         ),
         Command::Seed(args) => seed::seed(args, stop_requests),
         Command::Control(args) => control::control(args, stop_requests),
-        Command::Keyserver { keys, listen } => http::keyserver(&keys, &listen, stop_requests),
+        Command::Keyserver {
+            keys,
+            listen,
+            profile,
+        } => http::keyserver(&keys, &listen, profile.as_deref(), stop_requests),
         Command::Serve {
             origin,
             keys,

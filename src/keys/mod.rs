@@ -2,6 +2,7 @@
 //! and the key server that hands content keys only to entitled viewers.
 
 pub mod derive;
+pub mod ice;
 pub mod server;
 pub mod store;
 pub mod token;

@@ -6,7 +6,9 @@
 //! thin layer over it. Logs name the match, the period and the outcome: never a token or key.
 
 use super::derive::{ContentKey, content_key};
+use super::ice::{self, IceAnswer};
 use super::token;
+use crate::profile::IceServer;
 use crate::profile::is_path_safe_name;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -45,6 +47,9 @@ fn unauthorized(detail: &'static str) -> Denied {
     }
 }
 
+/// The ICE servers of a match (from its signed `p2p.json`, or the key server's `--profile`).
+pub type IceSource = Box<dyn Fn(&str) -> Option<Vec<IceServer>> + Send + Sync>;
+
 /// What the key server knows: the two secrets and a clock (Unix seconds).
 pub struct KeyService {
     // Secrets are wiped from memory when the service is dropped.
@@ -52,6 +57,9 @@ pub struct KeyService {
     token_secret: Zeroizing<Vec<u8>>,
     /// Also accepted: development tokens (`serve --dev-tokens` only).
     dev_secret: Option<Zeroizing<Vec<u8>>>,
+    /// TURN credentials: the shared secret, and where a match's ICE servers are found.
+    turn_secret: Option<Zeroizing<Vec<u8>>>,
+    ice_source: Option<IceSource>,
     now: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
@@ -72,8 +80,18 @@ impl KeyService {
             content_secret: Zeroizing::new(content_secret.to_vec()),
             token_secret: Zeroizing::new(token_secret.to_vec()),
             dev_secret: None,
+            turn_secret: None,
+            ice_source: None,
             now,
         }
+    }
+
+    /// Answers `GET /keys/{match}/ice` with the ICE servers `source` finds for the match, TURN
+    /// ones with credentials minted from `turn_secret`.
+    pub fn with_ice(mut self, turn_secret: Option<&[u8]>, source: IceSource) -> Self {
+        self.turn_secret = turn_secret.map(|s| Zeroizing::new(s.to_vec()));
+        self.ice_source = Some(source);
+        self
     }
 
     /// Also accepts development tokens (signed with [`token::dev_secret`]). Only for
@@ -98,6 +116,48 @@ impl KeyService {
             .ok()
             .filter(|_| period.bytes().all(|b| b.is_ascii_digit()))
             .ok_or(deny(StatusCode::BAD_REQUEST, "malformed period"))?;
+        let claims = self.claims(match_id, token)?;
+        if !claims.covers(period) {
+            return Err(deny(
+                StatusCode::FORBIDDEN,
+                "token does not cover this key period",
+            ));
+        }
+        Ok(content_key(&self.content_secret, match_id, period))
+    }
+
+    /// Decides one ICE request: the match's ICE servers for a viewer whose token is valid now
+    /// and bound to the match (any key period), TURN with credentials for its session.
+    pub fn ice(&self, match_id: &str, token: Option<&str>) -> Result<IceAnswer, Denied> {
+        if !is_path_safe_name(match_id) {
+            return Err(deny(StatusCode::BAD_REQUEST, "malformed match"));
+        }
+        let claims = self.claims(match_id, token)?;
+        let servers = self
+            .ice_source
+            .as_ref()
+            .and_then(|source| source(match_id))
+            .ok_or(Denied {
+                status: StatusCode::NOT_FOUND,
+                reason: "no ICE servers for this match here",
+                detail: "no ICE servers: the match's p2p.json names none (serve), or keyserver has no --profile",
+            })?;
+        ice::answer(
+            &servers,
+            self.turn_secret.as_deref().map(Vec::as_slice),
+            &claims.session,
+            (self.now)(),
+            claims.exp,
+        )
+        .map_err(|_| Denied {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "TURN credentials are not available",
+            detail: "the match names TURN servers but the keys have no turn.secret (swarmpack keygen --out KEYS adds one)",
+        })
+    }
+
+    /// The claims of a token valid now and bound to `match_id`.
+    fn claims(&self, match_id: &str, token: Option<&str>) -> Result<token::Claims, Denied> {
         let token = token.ok_or(unauthorized("missing token"))?;
         let now = (self.now)();
         let claims = match (
@@ -118,13 +178,7 @@ impl KeyService {
         if claims.match_id != match_id {
             return Err(deny(StatusCode::FORBIDDEN, "token is for another match"));
         }
-        if !claims.covers(period) {
-            return Err(deny(
-                StatusCode::FORBIDDEN,
-                "token does not cover this key period",
-            ));
-        }
-        Ok(content_key(&self.content_secret, match_id, period))
+        Ok(claims)
     }
 }
 
@@ -159,19 +213,55 @@ async fn get_key(
             )
                 .into_response()
         }
-        Err(denied) => {
-            tracing::info!(
-                status = denied.status.as_u16(),
-                "key refused: {}",
-                denied.detail
-            );
-            let mut resp = (denied.status, format!("{}\n", denied.reason)).into_response();
-            if denied.status == StatusCode::UNAUTHORIZED {
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            resp
+        Err(denied) => refused("key", denied),
+    }
+}
+
+/// The answer to a refused request: the status and the one-line reason; the detail goes to
+/// the log only.
+fn refused(what: &str, denied: Denied) -> Response {
+    match denied.status.is_server_error() {
+        true => tracing::error!(
+            status = denied.status.as_u16(),
+            "{what} refused: {}",
+            denied.detail
+        ),
+        false => tracing::info!(
+            status = denied.status.as_u16(),
+            "{what} refused: {}",
+            denied.detail
+        ),
+    }
+    let mut resp = (denied.status, format!("{}\n", denied.reason)).into_response();
+    if denied.status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// `GET /keys/{match}/ice`: the viewer's ICE servers, TURN credentials included (never cached,
+/// never logged).
+async fn get_ice(
+    State(service): State<Arc<KeyService>>,
+    Path(match_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers).or(query.get("token").map(String::as_str));
+    match service.ice(&match_id, token) {
+        Ok(answer) => {
+            tracing::debug!("ICE servers served for match {match_id}");
+            (
+                [(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store, private"),
+                )],
+                axum::Json(answer),
+            )
+                .into_response()
         }
+        Err(denied) => refused("ICE servers", denied),
     }
 }
 
@@ -182,6 +272,7 @@ pub fn router(service: Arc<KeyService>) -> Router {
         .allow_methods([axum::http::Method::GET, axum::http::Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION]);
     Router::new()
+        .route("/keys/{match}/ice", get(get_ice))
         .route("/keys/{match}/{period}", get(get_key))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(cors)

@@ -14,6 +14,9 @@ pub const CONTENT_SECRET: &str = "content.secret";
 pub const TOKEN_SECRET: &str = "token.secret";
 pub const SIGNING_KEY: &str = "signing.pk8";
 pub const PUBKEY: &str = "pubkey.pem";
+/// The TURN REST shared secret (coturn `static-auth-secret`): 64 hex characters, text, so it
+/// can be pasted into turnserver.conf. Optional: keys made before it existed have none.
+pub const TURN_SECRET: &str = "turn.secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -50,6 +53,7 @@ pub struct KeyDir {
     token: Zeroizing<Vec<u8>>,
     pkcs8: Zeroizing<Vec<u8>>,
     signing: Ed25519KeyPair,
+    turn: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for KeyDir {
@@ -78,6 +82,17 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| io(path, e))
+}
+
+/// Writes a fresh `turn.secret` (64 hex digits and a line end, mode 0600).
+fn write_turn_secret(dir: &Path) -> Result<(), KeyError> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    SystemRandom::new()
+        .fill(raw.as_mut())
+        .map_err(|_| io(dir, "no system randomness"))?;
+    let mut text = Zeroizing::new(crate::package::hex::encode(raw.as_ref()));
+    text.push('\n');
+    write_new(&dir.join(TURN_SECRET), text.as_bytes(), 0o600)
 }
 
 /// Refuses a secret file that its group or others may read or write (`keygen` writes 0600).
@@ -119,10 +134,27 @@ impl KeyDir {
         Ok(())
     }
 
+    /// Adds `turn.secret` to keys made before it existed; the other keys are kept as they are.
+    /// Returns whether it wrote one (false: there is one already).
+    pub fn add_turn_secret(dir: &Path) -> Result<bool, KeyError> {
+        if dir.join(TURN_SECRET).exists() {
+            return Ok(false);
+        }
+        KeyDir::load(dir)?;
+        write_turn_secret(dir)?;
+        Ok(true)
+    }
+
     /// Creates fresh keys in `dir` (created if needed). Refuses to touch existing keys.
     pub fn generate(dir: &Path) -> Result<KeyDir, KeyError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        for name in [CONTENT_SECRET, TOKEN_SECRET, SIGNING_KEY, PUBKEY] {
+        for name in [
+            CONTENT_SECRET,
+            TOKEN_SECRET,
+            SIGNING_KEY,
+            PUBKEY,
+            TURN_SECRET,
+        ] {
             let p = dir.join(name);
             if p.exists() {
                 return Err(KeyError::Exists(p));
@@ -140,6 +172,7 @@ impl KeyDir {
         write_new(&dir.join(CONTENT_SECRET), &content, 0o600)?;
         write_new(&dir.join(TOKEN_SECRET), &token, 0o600)?;
         write_new(&dir.join(SIGNING_KEY), pkcs8.as_ref(), 0o600)?;
+        write_turn_secret(dir)?;
         let signing = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
             .map_err(|_| io(dir, "generated key does not load"))?;
         write_new(
@@ -179,13 +212,37 @@ impl KeyDir {
                 path: dir.join(SIGNING_KEY),
                 expected: "an Ed25519 PKCS#8 key written by `swarmpack keygen`",
             })?;
+        let turn = match dir.join(TURN_SECRET).exists() {
+            true => Some(read(TURN_SECRET)?),
+            false => None,
+        };
+        let turn = match turn {
+            Some(bytes) => {
+                let text = bytes.trim_ascii();
+                if text.len() < 32 || !text.iter().all(u8::is_ascii_graphic) {
+                    return Err(KeyError::Invalid {
+                        path: dir.join(TURN_SECRET),
+                        expected: "at least 32 printable characters, no spaces (keygen writes 64 hex digits)",
+                    });
+                }
+                Some(Zeroizing::new(text.to_vec()))
+            }
+            None => None,
+        };
         Ok(KeyDir {
             dir: dir.to_path_buf(),
             content,
             token,
             pkcs8,
             signing,
+            turn,
         })
+    }
+
+    /// The TURN REST shared secret, as coturn's `static-auth-secret` holds it (the text of
+    /// `turn.secret` without its line end), when the keys have one.
+    pub fn turn_secret(&self) -> Option<&[u8]> {
+        self.turn.as_deref().map(Vec::as_slice)
     }
 
     /// The content master secret (HKDF input for content keys).
@@ -231,7 +288,7 @@ mod tests {
     fn keygen_writes_private_files_and_refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDir::generate(dir.path()).unwrap();
-        for name in [CONTENT_SECRET, TOKEN_SECRET, SIGNING_KEY] {
+        for name in [CONTENT_SECRET, TOKEN_SECRET, SIGNING_KEY, TURN_SECRET] {
             let mode = std::fs::metadata(dir.path().join(name))
                 .unwrap()
                 .permissions()
@@ -247,6 +304,37 @@ mod tests {
             std::fs::read_to_string(dir.path().join(PUBKEY)).unwrap()
         );
         assert_ne!(keys.content_secret(), keys.token_secret());
+        let turn = keys.turn_secret().unwrap();
+        assert_eq!(turn.len(), 64);
+        assert!(turn.iter().all(u8::is_ascii_hexdigit));
+        assert_eq!(loaded.turn_secret(), Some(turn));
+    }
+
+    #[test]
+    fn keys_made_before_turn_secrets_load_and_gain_one_without_other_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::generate(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join(TURN_SECRET)).unwrap();
+        let old = KeyDir::load(dir.path()).unwrap();
+        assert_eq!(old.turn_secret(), None);
+        assert!(KeyDir::add_turn_secret(dir.path()).unwrap());
+        assert!(!KeyDir::add_turn_secret(dir.path()).unwrap());
+        let new = KeyDir::load(dir.path()).unwrap();
+        assert_eq!(new.content_secret(), keys.content_secret());
+        assert_eq!(new.public_pem(), keys.public_pem());
+        assert_ne!(new.turn_secret(), keys.turn_secret());
+        // A readable or short secret is refused, naming the file.
+        let path = dir.path().join(TURN_SECRET);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = KeyDir::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("turn.secret") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "short\n").unwrap();
+        let e = KeyDir::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("turn.secret: expected at least 32 printable"),
+            "{e}"
+        );
     }
 
     #[test]

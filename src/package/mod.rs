@@ -12,6 +12,7 @@ pub mod crypt;
 pub mod hex;
 pub mod manifest;
 pub mod marker;
+pub mod p2p;
 pub mod playlist;
 pub mod remote;
 pub mod resume;
@@ -55,19 +56,6 @@ impl ObjectKind {
             ObjectKind::MediaPlaylist | ObjectKind::MasterPlaylist | ObjectKind::Pointer
         )
     }
-}
-
-/// `{match}/p2p.json`: how the fans' browsers find each other. The swarm ID depends on the
-/// match alone, so it survives a restart of `run`; each angle and rung is its own swarm under
-/// it (`{swarm}/{angle}`, and p2p-media-loader adds the rung's stream).
-pub fn p2p_json(match_id: &str, trackers: &[String]) -> String {
-    let doc = serde_json::json!({
-        "format": 1,
-        "match": match_id,
-        "swarm": format!("swarmpack/{match_id}"),
-        "trackers": trackers,
-    });
-    format!("{doc:#}\n")
 }
 
 impl ObjectKind {
@@ -251,7 +239,7 @@ impl Packager {
         ));
         out.push_back(master(
             format!("{match_id}/p2p.json"),
-            p2p_json(match_id, &profile.webrtc_trackers),
+            p2p::P2pDoc::new(match_id, profile).to_json(),
         ));
         let angle_master = playlist::render_master(&playlist::angle_master(profile));
         let mut playlists = HashMap::new();
@@ -303,7 +291,11 @@ impl Packager {
         self.out.push_back(Object {
             path: format!("{}/p2p.json.sig", self.match_id),
             bytes: signer
-                .sign(p2p_json(&self.match_id, &profile.webrtc_trackers).as_bytes())
+                .sign(
+                    p2p::P2pDoc::new(&self.match_id, profile)
+                        .to_json()
+                        .as_bytes(),
+                )
                 .to_vec(),
             kind: ObjectKind::MasterPlaylist,
         });

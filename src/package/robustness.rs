@@ -147,7 +147,11 @@ proptest! {
     #[test]
     fn signed_p2p_json(edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)) {
         use super::manifest::Signer;
-        let doc = super::p2p_json("final", &["wss://tracker.example".to_string()]).into_bytes();
+        let profile = crate::profile::Profile::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"),
+        )
+        .unwrap();
+        let doc = super::p2p::P2pDoc::new("final", &profile).to_json().into_bytes();
         let sig = Signer::sign(&key_pair(), &doc);
         let changed = mutate(&doc, &edits);
         let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key());

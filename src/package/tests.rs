@@ -320,12 +320,47 @@ fn every_segment_line_carries_a_signature_that_verifies_the_moment_it_is_publish
 }
 
 #[test]
-fn p2p_json_names_a_swarm_that_depends_on_the_match_alone() {
-    let doc: serde_json::Value =
-        serde_json::from_str(&super::p2p_json("final", &["ws://127.0.0.1:8000".into()])).unwrap();
-    assert_eq!(doc["swarm"], "swarmpack/final");
-    assert_eq!(doc["trackers"][0], "ws://127.0.0.1:8000");
-    assert_eq!(super::p2p_json("final", &[]), super::p2p_json("final", &[]));
+fn p2p_json_names_a_swarm_that_depends_on_the_match_alone_and_the_ice_servers() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml");
+    let text = std::fs::read_to_string(&demo).unwrap()
+        + "[[ice_server]]\nurls = [\"turn:198.18.3.1:3478?transport=udp\"]\ncredentials = \"rest\"\n";
+    let profile = Profile::parse(&text, &demo).unwrap();
+    let doc = super::p2p::P2pDoc::new("final", &profile).to_json();
+    // Golden: the bytes the run signs, as a player and the key server read them.
+    assert_eq!(
+        doc,
+        r#"{
+  "format": 1,
+  "match": "final",
+  "swarm": "swarmpack/final",
+  "trackers": [
+    "ws://127.0.0.1:8000"
+  ],
+  "ice_servers": [
+    {
+      "urls": [
+        "stun:127.0.0.1:3478"
+      ]
+    },
+    {
+      "urls": [
+        "turn:198.18.3.1:3478?transport=udp"
+      ],
+      "credentials": "rest"
+    }
+  ],
+  "ice": "http://127.0.0.1:8080/keys/final/ice"
+}
+"#
+    );
+    assert_eq!(
+        super::p2p::P2pDoc::parse(doc.as_bytes()).unwrap(),
+        super::p2p::P2pDoc::new("final", &profile)
+    );
+    // Without TURN there is nothing to ask the key server for.
+    let plain = super::p2p::P2pDoc::new("final", &Profile::load(&demo).unwrap());
+    assert_eq!(plain.ice, None);
+    assert_eq!(plain.swarm, "swarmpack/final");
 }
 
 #[test]

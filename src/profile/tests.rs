@@ -368,3 +368,55 @@ fn video_and_audio_tables_default_and_are_checked() {
         .to_string();
     assert!(e.contains("lufs"), "{e}");
 }
+
+#[test]
+fn ice_servers_take_stun_as_written_and_turn_only_with_minted_credentials() {
+    let text = format!(
+        "{MINIMAL}\n[[ice_server]]\nurls = [\"stun:stun.example:3478\", \"stun:198.18.0.10\"]\n\
+         [[ice_server]]\nurls = [\"turn:turn.example:3478?transport=udp\", \"turns:turn.example:5349\"]\n\
+         credentials = \"rest\"\n"
+    );
+    let p = parse(&text).unwrap();
+    assert_eq!(p.ice_servers.len(), 2);
+    assert!(!p.ice_servers[0].is_turn());
+    assert!(p.ice_servers[1].is_turn());
+    assert_eq!(p.ice_servers[1].urls[1], "turns:turn.example:5349");
+    assert!(parse(MINIMAL).unwrap().ice_servers.is_empty());
+    for (table, field, says) in [
+        (
+            "urls = []",
+            "ice_server[0].urls",
+            "at least one STUN or TURN URI",
+        ),
+        (
+            "urls = [\"stun://s.example\"]",
+            "ice_server[0].urls[0]",
+            "stun:HOST[:PORT]",
+        ),
+        (
+            "urls = [\"turn:t.example\"]",
+            "ice_server[0].urls[0]",
+            "credentials = \"rest\"",
+        ),
+        (
+            "urls = [\"stun:s.example\"]\ncredentials = \"rest\"",
+            "ice_server[0].urls[0]",
+            "only turn: or turns: URIs",
+        ),
+        (
+            "urls = [\"turn:t.example\"]\ncredentials = \"hunter2\"",
+            "ice_server[0].credentials",
+            "no password belongs in a profile",
+        ),
+        (
+            "urls = [\"stun:s.example\"]\nusername = \"u\"",
+            "username",
+            "unknown field",
+        ),
+    ] {
+        let e = parse(&format!("{MINIMAL}\n[[ice_server]]\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field) && e.contains(says), "{table}: {e}");
+    }
+}

@@ -158,3 +158,22 @@ async fn dev_token(
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
+
+/// The ICE servers of a match on a local origin: those its `p2p.json` names, taken only when
+/// `p2p.json.sig` verifies with the match key (an origin cannot point viewers' TURN
+/// credentials at a server of its choosing). `None` when the match has no signed `p2p.json`.
+pub fn ice_from_origin(origin: std::path::PathBuf, public_key: Vec<u8>) -> server::IceSource {
+    Box::new(move |match_id: &str| {
+        let dir = origin.join(match_id);
+        let doc = std::fs::read(dir.join("p2p.json")).ok()?;
+        let sig = std::fs::read(dir.join("p2p.json.sig")).ok()?;
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public_key);
+        if key.verify(&doc, &sig).is_err() {
+            tracing::warn!(
+                "{match_id}/p2p.json does not verify with the match key: no ICE servers from it"
+            );
+            return None;
+        }
+        crate::package::p2p::P2pDoc::parse(&doc).map(|d| d.ice_servers)
+    })
+}
