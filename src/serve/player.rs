@@ -1,6 +1,6 @@
 //! The fans' player as a module any site can mount (`web/player/`), under `/.player/`:
 //! `player.js` (the player), `player.css`, `shared.js` and `segments.js` (its helpers, which
-//! the preview page uses too), `hls.min.js` and p2p-media-loader's two ES bundles (from
+//! the preview page uses too), `paths.js` (which network path each WebRTC connection took), `hls.min.js` and p2p-media-loader's two ES bundles (from
 //! `web/node_modules`, pinned by `web/package-lock.json` and put in `OUT_DIR` by `build.rs`),
 //! `ed25519.js` (@noble/ed25519, for browsers without Ed25519 in WebCrypto), and `pubkey.pem`, the match key `serve --keys` pins, which every signature is checked
 //! against.
@@ -21,6 +21,7 @@ const PLAYER_JS: &str = include_str!("../../web/player/player.js");
 const PLAYER_CSS: &str = include_str!("../../web/player/player.css");
 const SHARED_JS: &str = include_str!("../../web/player/shared.js");
 const SEGMENTS_JS: &str = include_str!("../../web/player/segments.js");
+const PATHS_JS: &str = include_str!("../../web/player/paths.js");
 /// Empty when the build found no `web/node_modules/hls.js` (build.rs warns).
 const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 /// Empty when the build found no `web/node_modules/p2p-media-loader-*` (build.rs warns).
@@ -62,6 +63,7 @@ pub fn routes(pinned: PinnedKey) -> Router {
         .route("/.player/player.js", get(js(PLAYER_JS)))
         .route("/.player/shared.js", get(js(SHARED_JS)))
         .route("/.player/segments.js", get(js(SEGMENTS_JS)))
+        .route("/.player/paths.js", get(js(PATHS_JS)))
         .route(
             "/.player/player.css",
             get(|| async { asset("text/css; charset=utf-8", PLAYER_CSS) }),

@@ -20,6 +20,8 @@
 // Everything (playlists, segments, p2p.json, the pinned key, hls.js and p2p-media-loader)
 // comes from the swarmpack server this module was loaded from, which answers them with CORS.
 /* global Hls */
+// First: it watches RTCPeerConnection, which p2p-media-loader takes when it loads.
+import { connections, relayBytes, useIceServers } from './paths.js';
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
 import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
@@ -51,6 +53,7 @@ const TEMPLATE = `
   <dl>
     <dt>From peers</dt><dd class="sp-share">–</dd>
     <dt>Peers</dt><dd class="sp-peers">0</dd>
+    <dt>Through TURN relay</dt><dd class="sp-relay">–</dd>
     <dt>Rejected from peers</dt><dd class="sp-rejected">0</dd>
     <dt>Stalls</dt><dd class="sp-stalls">0</dd>
     <dt>Behind live</dt><dd class="sp-behind">–</dd>
@@ -91,7 +94,8 @@ function addStylesheet() {
  * server whose pinned key differs).
  *
  * The returned player has `stats` (CONTRACT.md: httpBytes, p2pBytes, p2pRejected, peers,
- * stalls, stallSeconds, behindLiveSeconds, playing), `verifiedPlayed`/`unverifiedPlayed`/
+ * stalls, stallSeconds, behindLiveSeconds, playing, relayBytes: the part of p2pBytes that came
+ * through a TURN relay), `connections()` (the path each WebRTC connection took), `verifiedPlayed`/`unverifiedPlayed`/
  * `playedBytes` (what hls.js was handed, checked again on its own), `startupSeconds`,
  * `play(angle)`, `destroy()`, and `validate(url, range, bytes)`, the check every peer segment
  * passes.
@@ -113,8 +117,11 @@ export function mount(element, options = {}) {
     playing: false,
     // HTTP segments that failed their check (each is refetched once, then playback stops).
     httpRejected: 0,
+    // Bytes from peers that came through a TURN relay: part of p2pBytes, but they cost the
+    // operator like HTTP and are not offload.
+    relayBytes: 0,
   };
-  const state = { token: options.token || null, key: null, p2p: null, hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false };
+  const state = { token: options.token || null, key: null, p2p: null, iceServers: [], hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false };
   // Every signed segment of the playlists loaded; the token goes only to key URLs they vouch for.
   const segments = new SignedSegments(ROOT, () => state.key);
   const httpFailures = new Map(); // segment URL -> failed HTTP checks
@@ -152,6 +159,8 @@ export function mount(element, options = {}) {
       return false;
     },
     play: (angle) => play(angle),
+    // Each WebRTC connection that formed: {path: 'direct'|'relay', local, remote, received, open}.
+    connections: () => connections(),
     destroy: () => {
       for (const t of state.timers) clearInterval(t);
       if (state.hls) state.hls.destroy();
@@ -184,6 +193,7 @@ export function mount(element, options = {}) {
     const total = stats.httpBytes + stats.p2pBytes;
     $('share').textContent = total ? `${Math.round((100 * stats.p2pBytes) / total)}%` : '–';
     $('peers').textContent = String(stats.peers);
+    $('relay').textContent = stats.p2pBytes ? `${Math.round((100 * stats.relayBytes) / stats.p2pBytes)}% of peer bytes` : '–';
     $('rejected').textContent = String(stats.p2pRejected);
     $('stalls').textContent = stats.stalls ? `${stats.stalls} (${stats.stallSeconds.toFixed(1)} s)` : '0';
     $('behind').textContent = stats.behindLiveSeconds === null ? '–' : `${stats.behindLiveSeconds.toFixed(1)} s`;
@@ -209,6 +219,8 @@ export function mount(element, options = {}) {
     state.timers.push(setInterval(() => {
       const date = state.hls && state.hls.playingDate;
       if (date) stats.behindLiveSeconds = (Date.now() - date.getTime()) / 1000;
+      // Data-channel bytes over relayed connections, as many as peers gave at most.
+      stats.relayBytes = Math.min(relayBytes(), stats.p2pBytes);
       showStats();
     }, 500));
   }
@@ -241,8 +253,9 @@ export function mount(element, options = {}) {
           // unchecked reaches hls.js, from peers or from the origin.
           validateHTTPSegment: state.key ? (url, range, data) => player.validateHttp(url, range, data) : undefined,
           httpErrorRetries: 1,
-          // Loopback and LAN peers need no STUN server; none is contacted.
-          rtcConfig: { iceServers: [] },
+          // The STUN servers of the signed p2p.json, and TURN with this viewer's credentials
+          // from the key server (none: only peers on one network can connect).
+          rtcConfig: { iceServers: state.iceServers },
         },
         onHlsJsCreated: (hls) => {
           hls.p2pEngine.addEventListener('onChunkDownloaded', (bytes, source) => {
@@ -328,6 +341,29 @@ export function mount(element, options = {}) {
     return 2;
   }
 
+  /**
+   * The ICE servers: the STUN entries of the signed p2p.json, then, when it names an `ice` URL
+   * (TURN), the key server's answer for this viewer's token, refreshed before its ttl ends. The
+   * token goes only to that URL, which the match key vouched for.
+   */
+  async function loadIceServers() {
+    const doc = state.p2p;
+    state.iceServers = (doc.ice_servers || []).filter((s) => !s.credentials).map((s) => ({ urls: s.urls }));
+    if (!doc.ice || !state.token) return;
+    try {
+      const r = await fetch(doc.ice, { headers: { Authorization: `Bearer ${state.token}` }, cache: 'no-store' });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const answer = await r.json();
+      state.iceServers = answer.iceServers;
+      useIceServers(answer.iceServers);
+      const refresh = Math.max(60, 0.8 * answer.ttl) * 1000;
+      state.timers.push(setTimeout(loadIceServers, refresh));
+    } catch (e) {
+      notice(`No TURN relay for this viewer (${doc.ice}: ${e.message}): peers behind strict NATs cannot be reached.`);
+      state.timers.push(setTimeout(loadIceServers, 60000));
+    }
+  }
+
   async function start() {
     const match = options.match;
     if (!match || !MATCH_ID.test(match)) {
@@ -363,6 +399,7 @@ export function mount(element, options = {}) {
       state.p2p = null;
       if (/p2p\.json\.sig: HTTP/.test(e.message)) p2pProblem = 'p2p.json is not signed (no p2p.json.sig)';
     }
+    if (state.p2p) await loadIceServers();
     state.segmentSeconds = await segmentSeconds(match, master);
     if (!state.key) {
       p2pState(false, 'peer-to-peer off: this browser cannot check segment signatures');

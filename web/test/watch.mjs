@@ -21,7 +21,14 @@
 // README shows, with a viewer token the "site" fetched from /dev-token: the embedded player
 // must load across origins and share with the others.
 //
-// Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes], evil: stats}.
+// --namespaces NS0,NS1,... (the network lab, scripts/swarm-lab): viewer i gets a browser of its
+// own, started inside network namespace NSi (`ip netns exec`), with WebRTC candidates as real
+// fans have them (host addresses hidden behind mDNS names); --secure-origins lists the lab's
+// http:// and ws:// origins that Chromium must treat as secure (WebCrypto needs a secure
+// context, and a secure page may open only listed ws:// trackers).
+//
+// Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes + connections],
+// evil: stats}.
 import { chromium } from 'playwright-core';
 import { parseArgs } from 'node:util';
 
@@ -36,6 +43,8 @@ const { values: arg } = parseArgs({
     'no-validation-on': { type: 'string' },
     'embed-last': { type: 'boolean', default: false },
     'no-webcrypto-ed25519-on': { type: 'string' },
+    namespaces: { type: 'string' },
+    'secure-origins': { type: 'string' },
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
   },
 });
@@ -44,15 +53,42 @@ if (!arg.url) {
   process.exit(2);
 }
 const n = Number(arg.viewers);
-const browser = await chromium.launch({
-  executablePath: arg.chromium,
-  headless: true,
-  // Offline machine: no background connections, no sandbox as root, autoplay without a click;
-  // WebRTC host candidates as plain IPs (no mDNS names, which nothing here resolves).
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const namespaces = arg.namespaces ? arg.namespaces.split(',') : null;
+if (namespaces && namespaces.length < n) {
+  console.error(`--namespaces names ${namespaces.length} namespaces for ${n} viewers`);
+  process.exit(2);
+}
+// Offline machine: no background connections, no sandbox as root, autoplay without a click.
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
+const browsers = [];
+async function launch(ns) {
+  const b = await chromium.launch(ns
+    ? {
+      // In the lab, host candidates stay mDNS names, as for real fans.
+      executablePath: await nsWrapper(ns),
+      headless: true,
+      args: [...ARGS, ...(arg['secure-origins'] ? [`--unsafely-treat-insecure-origin-as-secure=${arg['secure-origins']}`] : [])],
+    }
+    : {
+      executablePath: arg.chromium,
+      headless: true,
+      // On loopback, WebRTC host candidates as plain IPs (no mDNS names, which nothing here resolves).
+      args: [...ARGS, '--disable-features=WebRtcHideLocalIpsWithMdns'],
+    });
+  browsers.push(b);
+  return b;
+}
+// A script that starts Chromium inside network namespace NS (playwright talks to it over pipes).
+async function nsWrapper(ns) {
+  const { writeFile, mkdtemp } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(`${tmpdir()}/watch-${ns}-`);
+  const path = `${dir}/chromium`;
+  await writeFile(path, `#!/bin/sh\nexec ip netns exec ${ns} ${arg.chromium} "$@"\n`, { mode: 0o755 });
+  return path;
+}
+const browser = namespaces ? null : await launch(null);
 
 // The evil peer: every large binary WebRTC message it sends has a byte flipped.
 function corruptUploads() {
@@ -112,11 +148,11 @@ async function embedPage() {
 </script>`;
 }
 
-async function open(name, evil, noValidation = false, embed = false, noEd25519 = false) {
+async function open(name, evil, noValidation = false, embed = false, noEd25519 = false, ns = null) {
   // The fan site is served by playwright, so Chromium takes it for a public page, which may
   // reach the loopback server only with Local Network Access granted (a public site would
   // embed from a public swarmpack server and need nothing).
-  const context = await browser.newContext({
+  const context = await (ns ? await launch(ns) : browser).newContext({
     viewport: { width: 960, height: 540 },
     permissions: embed ? ['local-network-access'] : [],
   });
@@ -142,7 +178,7 @@ try {
   for (let i = 0; i < n; i++) {
     const embed = arg['embed-last'] && i === n - 1;
     await open(embed ? `embedded${i}` : `viewer${i}`, false, arg['no-validation-on'] === String(i), embed,
-      arg['no-webcrypto-ed25519-on'] === String(i));
+      arg['no-webcrypto-ed25519-on'] === String(i), namespaces && namespaces[i]);
     if (i === 0 && arg.evil) await open('evil', true);
     await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
   }
@@ -159,11 +195,12 @@ try {
       p2pState: document.querySelector('.sp-p2p').textContent,
       error: document.querySelector('.sp-error').hidden ? null : document.querySelector('.sp-error').textContent,
       origin: location.origin,
+      connections: window.swarmpack.connections ? window.swarmpack.connections() : [],
     }));
     if (evil) out.evil = { name, ...seen };
     else out.viewers.push({ name, ...seen });
   }
   console.log(JSON.stringify(out));
 } finally {
-  await browser.close();
+  await Promise.all(browsers.map((b) => b.close()));
 }
