@@ -267,6 +267,16 @@ pub fn run(
     if let Some(root) = origin.local_root() {
         keys.ensure_outside(root).map_err(bad_input)?;
     }
+    if profile.ice_servers.iter().any(|s| s.is_turn()) && keys.turn_secret().is_none() {
+        tracing::warn!(
+            "the profile names TURN servers (credentials = \"rest\"), but {} has no {}: a key server \
+             with these keys cannot mint TURN credentials (viewers behind symmetric NATs then \
+             play from the origin only); `swarmpack keygen --out {}` adds one",
+            keys.dir.display(),
+            swarmpack::keys::store::TURN_SECRET,
+            keys.dir.display()
+        );
+    }
     let seed = profile.seed.enabled && !args.no_seed;
     let status_line =
         log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());

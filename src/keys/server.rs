@@ -384,6 +384,88 @@ mod tests {
         }
     }
 
+    mod an_ice_request {
+        use super::*;
+        use crate::profile::IceServer;
+
+        fn servers(turn: bool) -> IceSource {
+            Box::new(move |m: &str| {
+                (m == "final").then(|| {
+                    vec![IceServer {
+                        urls: vec![
+                            if turn {
+                                "turn:t.example"
+                            } else {
+                                "stun:s.example"
+                            }
+                            .into(),
+                        ],
+                        credentials: turn.then(|| "rest".to_string()),
+                    }]
+                })
+            })
+        }
+
+        #[test]
+        fn it_should_get_turn_credentials_for_its_session_until_the_token_ends() {
+            let s = service().with_ice(Some(b"0123456789abcdef0123456789abcdef"), servers(true));
+            let answer = s
+                .ice("final", Some(&token_for("final", 1000, 2000)))
+                .unwrap();
+            assert_eq!(answer.ttl, 500);
+            assert_eq!(answer.ice_servers[0].username.as_deref(), Some("2000:s"));
+            assert!(answer.ice_servers[0].credential.is_some());
+        }
+
+        #[test]
+        fn it_should_be_refused_as_a_key_request_would_be() {
+            let s = service().with_ice(Some(b"0123456789abcdef0123456789abcdef"), servers(true));
+            let t = token_for("final", 1000, 2000);
+            assert_eq!(
+                s.ice("final", None).unwrap_err().status,
+                StatusCode::UNAUTHORIZED
+            );
+            let expired = token_for("final", 0, 1400);
+            assert_eq!(
+                s.ice("final", Some(&expired)).unwrap_err().status,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(
+                s.ice("semi", Some(&t)).unwrap_err().status,
+                StatusCode::FORBIDDEN
+            );
+            assert_eq!(
+                s.ice("..", Some(&t)).unwrap_err().status,
+                StatusCode::BAD_REQUEST
+            );
+            // A match this server knows no ICE servers for; a server without any source.
+            let other = token_for("semi", 1000, 2000);
+            assert_eq!(
+                s.ice("semi", Some(&other)).unwrap_err().status,
+                StatusCode::NOT_FOUND
+            );
+            assert_eq!(
+                service().ice("final", Some(&t)).unwrap_err().status,
+                StatusCode::NOT_FOUND
+            );
+        }
+
+        #[test]
+        fn it_should_be_unavailable_for_turn_without_a_secret_but_not_for_stun() {
+            let t = token_for("final", 1000, 2000);
+            let s = service().with_ice(None, servers(true));
+            assert_eq!(
+                s.ice("final", Some(&t)).unwrap_err().status,
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+            let s = service().with_ice(None, servers(false));
+            assert_eq!(
+                s.ice("final", Some(&t)).unwrap().ice_servers[0].username,
+                None
+            );
+        }
+    }
+
     #[test]
     fn bearer_header_parsing() {
         let mut h = HeaderMap::new();

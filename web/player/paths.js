@@ -10,11 +10,20 @@
 // move to another pair), its selected candidate pair is read from getStats(): a pair with a
 // relay candidate on either side goes through TURN, one with host, srflx or prflx candidates
 // on both is direct. Every byte a relayed connection received counts in relayBytes.
+//
+// TURN is the last resort: a relayed byte costs the operator as much as an HTTP byte (more:
+// it crosses the relay twice). So a page that holds a direct connection closes its relayed
+// ones (counted in relayClosed()): a viewer behind a symmetric NAT keeps the relay only while
+// no peer can be reached directly (a viewer with a public address can), and the viewers
+// behind ordinary NATs keep theirs to it only until then. Measured in scripts/swarm-lab
+// (docs/PERFORMANCE.md).
 
 const Native = globalThis.RTCPeerConnection;
 const tracked = new Set(); // every connection of this page, open or closed
 let iceServers = null; // the newest ICE servers with TURN credentials (useIceServers)
 const minted = new Set(); // every TURN username this page was given
+let closedRelays = 0;
+const RELAY_GRACE_MS = 5000;
 
 /**
  * The ICE servers every new connection configured with credentials of this page gets from now
@@ -60,6 +69,19 @@ async function classify(conn) {
   conn.path = pathOf(local, remote);
   conn.local = local.candidateType;
   conn.remote = remote.candidateType;
+  // ICE may start on a relayed pair and move to a direct one a moment later (the first pair
+  // to answer wins at first): only a connection still relayed after RELAY_GRACE_MS is closed.
+  const settled = performance.now() - conn.connectedAt >= RELAY_GRACE_MS;
+  const direct = [...tracked].some((c) => c !== conn && c.connected && !c.closed && c.path === 'direct');
+  if (conn.path === 'relay' && settled && direct && !conn.closed) {
+    closedRelays += 1;
+    conn.pc.close();
+  }
+}
+
+/** Relayed connections this page closed because it had a direct one. */
+export function relayClosed() {
+  return closedRelays;
 }
 
 function countMessages(conn, channel) {
@@ -73,7 +95,7 @@ if (Native && !Native.swarmpackWatched) {
   class WatchedPeerConnection extends Native {
     constructor(config, ...rest) {
       super(withFreshCredentials(config), ...rest);
-      const conn = { pc: this, path: null, local: null, remote: null, received: 0, closed: false, connected: false, timer: null };
+      const conn = { pc: this, path: null, local: null, remote: null, received: 0, closed: false, connected: false, connectedAt: 0, timer: null };
       tracked.add(conn);
       // Listeners added here run before the ones simple-peer sets afterwards.
       this.addEventListener('datachannel', (e) => countMessages(conn, e.channel));
@@ -81,6 +103,7 @@ if (Native && !Native.swarmpackWatched) {
         const state = this.connectionState;
         if (state === 'connected' && !conn.connected) {
           conn.connected = true;
+          conn.connectedAt = performance.now();
           classify(conn);
           conn.timer = setInterval(() => classify(conn), 3000);
         }
@@ -91,12 +114,9 @@ if (Native && !Native.swarmpackWatched) {
       });
       const close = this.close.bind(this);
       this.close = () => {
-        // One last look before the stats go away.
-        classify(conn).finally(() => {
-          conn.closed = true;
-          clearInterval(conn.timer);
-        });
-        close();
+        conn.closed = true;
+        clearInterval(conn.timer);
+        return close();
       };
     }
 

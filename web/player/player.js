@@ -21,7 +21,7 @@
 // comes from the swarmpack server this module was loaded from, which answers them with CORS.
 /* global Hls */
 // First: it watches RTCPeerConnection, which p2p-media-loader takes when it loads.
-import { connections, relayBytes, useIceServers } from './paths.js';
+import { connections, relayBytes, relayClosed, useIceServers } from './paths.js';
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
 import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
@@ -38,6 +38,11 @@ const ROOT = new URL('/', import.meta.url).href;
 export const LIVE_SYNC = 8;
 export const URGENT = 1;
 export const SHARED = 7;
+// A viewer with no peer for this many segments plays as a plain HLS player (every segment of
+// its buffer is urgent, so over HTTP at once) until a peer connects: behind a NAT that no
+// peer gets through, or with no ICE servers, waiting for peers only stalls (scripts/swarm-lab,
+// docs/PERFORMANCE.md).
+export const ALONE_AFTER = 2;
 
 const TEMPLATE = `
 <div class="sp-stage">
@@ -121,7 +126,7 @@ export function mount(element, options = {}) {
     // operator like HTTP and are not offload.
     relayBytes: 0,
   };
-  const state = { token: options.token || null, key: null, p2p: null, iceServers: [], hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false };
+  const state = { token: options.token || null, key: null, p2p: null, iceServers: [], hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false, alone: false, peerlessSince: performance.now() };
   // Every signed segment of the playlists loaded; the token goes only to key URLs they vouch for.
   const segments = new SignedSegments(ROOT, () => state.key);
   const httpFailures = new Map(); // segment URL -> failed HTTP checks
@@ -133,6 +138,8 @@ export function mount(element, options = {}) {
     playedBytes: 0,
     // Seconds from the page's start to the first frame playing (benchmarks).
     startupSeconds: null,
+    // Times the player went to plain HLS for want of peers, or back to the swarm's policy.
+    aloneSwitches: 0,
     validate: async (url, _range, data) => {
       const entry = segments.entry(url);
       const ok = await verifySegment(entry, data, state.key);
@@ -161,6 +168,8 @@ export function mount(element, options = {}) {
     play: (angle) => play(angle),
     // Each WebRTC connection that formed: {path: 'direct'|'relay', local, remote, received, open}.
     connections: () => connections(),
+    // Relayed connections closed because a direct one existed (TURN is the last resort).
+    relayClosed: () => relayClosed(),
     destroy: () => {
       for (const t of state.timers) clearInterval(t);
       if (state.hls) state.hls.destroy();
@@ -221,8 +230,24 @@ export function mount(element, options = {}) {
       if (date) stats.behindLiveSeconds = (Date.now() - date.getTime()) / 1000;
       // Data-channel bytes over relayed connections, as many as peers gave at most.
       stats.relayBytes = Math.min(relayBytes(), stats.p2pBytes);
+      aloneOrNot();
       showStats();
     }, 500));
+  }
+
+  /** Plain HLS while no peer is connected for ALONE_AFTER segments; the swarm's policy again once one is. */
+  function aloneOrNot() {
+    const hls = state.hls;
+    if (!hls || !hls.p2pEngine) return;
+    const now = performance.now();
+    if (stats.peers > 0) state.peerlessSince = null;
+    else state.peerlessSince ??= now;
+    const alone = state.peerlessSince !== null && now - state.peerlessSince >= ALONE_AFTER * state.segmentSeconds * 1000;
+    if (alone === state.alone) return;
+    state.alone = alone;
+    player.aloneSwitches += 1;
+    const urgent = (alone ? LIVE_SYNC : URGENT) * state.segmentSeconds;
+    hls.p2pEngine.applyDynamicConfig({ core: { highDemandTimeWindow: urgent } });
   }
 
   function playerConfig() {
@@ -295,6 +320,8 @@ export function mount(element, options = {}) {
 
   function play(angle) {
     if (state.hls) state.hls.destroy();
+    state.alone = false;
+    state.peerlessSince = performance.now();
     state.angle = angle;
     for (const b of element.querySelectorAll('.sp-angles button')) b.setAttribute('aria-pressed', String(b.dataset.angle === angle));
     const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
@@ -415,7 +442,8 @@ export function mount(element, options = {}) {
       `start waits up to ${s} s for peers. The next ${URGENT * s} s after the playhead come over ` +
       `HTTP when no peer has them. Up to ${SHARED * s} s ahead, one viewer in a few fetches a new ` +
       'segment over HTTP and the others take it from peers; everything further ahead that a peer ' +
-      'has comes from peers.';
+      `has comes from peers. With no peer for ${ALONE_AFTER * s} s it plays everything over HTTP ` +
+      'until one connects.';
     const angles = parseAngles(master);
     for (const angle of angles) {
       const b = document.createElement('button');

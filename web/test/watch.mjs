@@ -196,6 +196,8 @@ try {
       error: document.querySelector('.sp-error').hidden ? null : document.querySelector('.sp-error').textContent,
       origin: location.origin,
       connections: window.swarmpack.connections ? window.swarmpack.connections() : [],
+      relayClosed: window.swarmpack.relayClosed ? window.swarmpack.relayClosed() : 0,
+      aloneSwitches: window.swarmpack.aloneSwitches || 0,
     }));
     if (evil) out.evil = { name, ...seen };
     else out.viewers.push({ name, ...seen });
