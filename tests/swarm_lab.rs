@@ -16,6 +16,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn three_homes_behind_nats_share_the_match_through_stun() {
@@ -25,13 +26,12 @@ fn three_homes_behind_nats_share_the_match_through_stun() {
     let bin = std::env::var_os("SWARMPACK_TEST_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_swarmpack").into());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/swarm-lab"))
-        .args(["--test", "--json"])
+    let mut lab = Command::new(root.join("scripts/swarm-lab"));
+    lab.args(["--test", "--json"])
         .arg(&report)
         .env("SWARMPACK_BIN", bin)
-        .env("SWARMPACK_SKIP_SETUP", "1")
-        .output()
-        .unwrap();
+        .env("SWARMPACK_SKIP_SETUP", "1");
+    let out = common::run_with_deadline(lab, Duration::from_secs(900));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(77) {
