@@ -12,11 +12,12 @@
 // on both is direct. Every byte a relayed connection received counts in relayBytes.
 //
 // TURN is the last resort: a relayed byte costs the operator as much as an HTTP byte (more:
-// it crosses the relay twice). So a page that holds a direct connection closes its relayed
-// ones (counted in relayClosed()): a viewer behind a symmetric NAT keeps the relay only while
-// no peer can be reached directly (a viewer with a public address can), and the viewers
-// behind ordinary NATs keep theirs to it only until then. Measured in scripts/swarm-lab
-// (docs/PERFORMANCE.md).
+// it crosses the relay twice). So a page that holds a direct connection closes a connection
+// still relayed RELAY_GRACE_MS after it formed (counted in relayClosed()). Either end may
+// close it: a viewer behind a symmetric NAT keeps its relays while it has no direct peer, but
+// a viewer behind an ordinary NAT, who has direct peers, closes its end of such a relay too.
+// Measured in scripts/swarm-lab (docs/PERFORMANCE.md); whether to keep relays is an
+// operator's choice that belongs with the delivery policy.
 
 const Native = globalThis.RTCPeerConnection;
 const tracked = new Set(); // every connection of this page, open or closed

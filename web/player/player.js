@@ -375,7 +375,9 @@ export function mount(element, options = {}) {
    */
   async function loadIceServers() {
     const doc = state.p2p;
-    state.iceServers = (doc.ice_servers || []).filter((s) => !s.credentials).map((s) => ({ urls: s.urls }));
+    // STUN until the key server answers (and after, should a refresh fail: the credentials
+    // from before stay in use until it succeeds).
+    state.iceServers = state.iceServers.length ? state.iceServers : (doc.ice_servers || []).filter((s) => !s.credentials).map((s) => ({ urls: s.urls }));
     if (!doc.ice || !state.token) return;
     try {
       const r = await fetch(doc.ice, { headers: { Authorization: `Bearer ${state.token}` }, cache: 'no-store' });
@@ -383,10 +385,13 @@ export function mount(element, options = {}) {
       const answer = await r.json();
       state.iceServers = answer.iceServers;
       useIceServers(answer.iceServers);
+      if (state.iceNotice) notice(null);
+      state.iceNotice = false;
       const refresh = Math.max(60, 0.8 * answer.ttl) * 1000;
       state.timers.push(setTimeout(loadIceServers, refresh));
     } catch (e) {
       notice(`No TURN relay for this viewer (${doc.ice}: ${e.message}): peers behind strict NATs cannot be reached.`);
+      state.iceNotice = true;
       state.timers.push(setTimeout(loadIceServers, 60000));
     }
   }
