@@ -48,6 +48,15 @@ impl P2pDoc {
     pub fn parse(bytes: &[u8]) -> Option<P2pDoc> {
         serde_json::from_slice(bytes).ok()
     }
+
+    /// Reads a published document only when `sig` (`p2p.json.sig`) is the match key's
+    /// Ed25519 signature of its exact bytes.
+    pub fn verified(bytes: &[u8], sig: &[u8], public_key: &[u8]) -> Option<P2pDoc> {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+            .verify(bytes, sig)
+            .ok()?;
+        P2pDoc::parse(bytes)
+    }
 }
 
 /// Where a viewer asks for its TURN credentials: `{key_uri_base}/{match}/ice`.

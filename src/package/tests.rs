@@ -357,6 +357,15 @@ fn p2p_json_names_a_swarm_that_depends_on_the_match_alone_and_the_ice_servers() 
         super::p2p::P2pDoc::parse(doc.as_bytes()).unwrap(),
         super::p2p::P2pDoc::new("final", &profile)
     );
+    // Taken only with the match key's signature of these exact bytes.
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[9u8; 32]).unwrap();
+    let public = ring::signature::KeyPair::public_key(&pair)
+        .as_ref()
+        .to_vec();
+    let sig = pair.sign(doc.as_bytes());
+    assert!(super::p2p::P2pDoc::verified(doc.as_bytes(), sig.as_ref(), &public).is_some());
+    let moved = doc.replace("198.18.3.1", "198.18.3.9");
+    assert!(super::p2p::P2pDoc::verified(moved.as_bytes(), sig.as_ref(), &public).is_none());
     // Without TURN there is nothing to ask the key server for.
     let plain = super::p2p::P2pDoc::new("final", &Profile::load(&demo).unwrap());
     assert_eq!(plain.ice, None);

@@ -167,13 +167,14 @@ pub fn ice_from_origin(origin: std::path::PathBuf, public_key: Vec<u8>) -> serve
         let dir = origin.join(match_id);
         let doc = std::fs::read(dir.join("p2p.json")).ok()?;
         let sig = std::fs::read(dir.join("p2p.json.sig")).ok()?;
-        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public_key);
-        if key.verify(&doc, &sig).is_err() {
-            tracing::warn!(
-                "{match_id}/p2p.json does not verify with the match key: no ICE servers from it"
-            );
-            return None;
+        match crate::package::p2p::P2pDoc::verified(&doc, &sig, &public_key) {
+            Some(doc) => Some(doc.ice_servers),
+            None => {
+                tracing::warn!(
+                    "{match_id}/p2p.json does not verify with the match key: no ICE servers from it"
+                );
+                None
+            }
         }
-        crate::package::p2p::P2pDoc::parse(&doc).map(|d| d.ice_servers)
     })
 }
