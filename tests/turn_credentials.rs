@@ -256,17 +256,7 @@ fn viewers_get_turn_credentials_that_coturn_accepts_and_nobody_else_does() {
     );
     // keygen adds the missing secret and keeps the rest.
     let pem = std::fs::read(keys.join("pubkey.pem")).unwrap();
-    let out = swarmpack()
-        .arg("keygen")
-        .arg("--out")
-        .arg(&keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(keygen(tmp.path()), keys);
     assert!(keys.join("turn.secret").exists());
     assert_eq!(std::fs::read(keys.join("pubkey.pem")).unwrap(), pem);
 }
