@@ -72,6 +72,8 @@ pub struct Profile {
     pub webrtc_trackers: Vec<String>,
     /// STUN and TURN servers for the fans' browsers (published in the signed `p2p.json`).
     pub ice_servers: Vec<IceServer>,
+    /// The fans' player's policy (published in the signed `p2p.json`).
+    pub delivery: Delivery,
     pub seed: SeedConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
@@ -202,6 +204,7 @@ struct RawProfile {
     tracker: Vec<RawTracker>,
     #[serde(default)]
     ice_server: Vec<ice::RawIceServer>,
+    delivery: Option<delivery::RawDelivery>,
     seed: Option<RawSeed>,
     #[serde(default)]
     video: media::RawVideo,
@@ -411,6 +414,7 @@ impl Checker<'_> {
         };
         let (trackers, webrtc_trackers) = self.trackers(&raw.tracker)?;
         let ice_servers = self.ice_servers(&raw.ice_server)?;
+        let delivery = self.delivery(raw.delivery.as_ref(), &segment)?;
         let seed = self.seed(raw.seed.as_ref())?;
         let video = self.video(&raw.video)?;
         let audio = self.audio(&raw.audio)?;
@@ -424,6 +428,7 @@ impl Checker<'_> {
             trackers,
             webrtc_trackers,
             ice_servers,
+            delivery,
             seed,
             video,
             audio,
@@ -562,11 +567,13 @@ pub fn path_safe_name_rule() -> &'static str {
 }
 
 mod bounds;
+pub mod delivery;
 pub mod frame_rate;
 pub mod ice;
 pub mod media;
 mod trackers;
 
+pub use delivery::Delivery;
 pub use frame_rate::FrameRate;
 pub use ice::IceServer;
 pub use media::{AudioConfig, VideoConfig};

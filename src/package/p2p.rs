@@ -2,14 +2,15 @@
 //! match alone, so it survives a restart of `run`; each angle and rung is its own swarm under
 //! it (`{swarm}/{angle}`, and p2p-media-loader adds the rung's stream). It also names the ICE
 //! servers (STUN as written; TURN with `"credentials": "rest"`, whose per-viewer credentials
-//! the player asks the `ice` URL for, with its viewer token). The run signs it
+//! the player asks the `ice` URL for, with its viewer token), and the player's delivery policy
+//! (profile `[delivery]`: latency against offload). The run signs it
 //! (`p2p.json.sig`): the player takes none of it without the match key's word.
 
-use crate::profile::{IceServer, Profile};
+use crate::profile::{Delivery, IceServer, Profile};
 use serde::{Deserialize, Serialize};
 
 /// The document, as written and as read back (by the key server, for its TURN URLs).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct P2pDoc {
     pub format: u32,
     #[serde(rename = "match")]
@@ -22,6 +23,10 @@ pub struct P2pDoc {
     /// `{key_uri_base}/{match}/ice`: TURN credentials for a viewer token (only with TURN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice: Option<String>,
+    /// The player's policy (profile `[delivery]`, defaults filled in). Absent in documents
+    /// written before it existed: the player then keeps its built-in defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }
 
 impl P2pDoc {
@@ -35,6 +40,7 @@ impl P2pDoc {
             trackers: profile.webrtc_trackers.clone(),
             ice_servers: profile.ice_servers.clone(),
             ice: turn.then(|| ice_url(&profile.encryption.key_uri_base, match_id)),
+            delivery: Some(profile.delivery.clone()),
         }
     }
 

@@ -349,7 +349,16 @@ fn p2p_json_names_a_swarm_that_depends_on_the_match_alone_and_the_ice_servers() 
       "credentials": "rest"
     }
   ],
-  "ice": "http://127.0.0.1:8080/keys/final/ice"
+  "ice": "http://127.0.0.1:8080/keys/final/ice",
+  "delivery": {
+    "segment": 2.0,
+    "behind_live": 6.0,
+    "urgent": 2.0,
+    "early_fetchers": 2,
+    "relay": "last-resort",
+    "alone_after": 4.0,
+    "startup_wait": 0.0
+  }
 }
 "#
     );
@@ -370,6 +379,12 @@ fn p2p_json_names_a_swarm_that_depends_on_the_match_alone_and_the_ice_servers() 
     let plain = super::p2p::P2pDoc::new("final", &Profile::load(&demo).unwrap());
     assert_eq!(plain.ice, None);
     assert_eq!(plain.swarm, "swarmpack/final");
+    // A document from before [delivery] still reads (the player keeps its own defaults).
+    let old = doc.split(",\n  \"delivery\"").next().unwrap().to_string() + "\n}\n";
+    assert_eq!(
+        super::p2p::P2pDoc::parse(old.as_bytes()).unwrap().delivery,
+        None
+    );
 }
 
 #[test]

@@ -420,3 +420,75 @@ fn ice_servers_take_stun_as_written_and_turn_only_with_minted_credentials() {
         assert!(e.contains(field) && e.contains(says), "{table}: {e}");
     }
 }
+
+#[test]
+fn delivery_defaults_follow_the_segment_and_each_key_is_checked() {
+    let d = parse(MINIMAL).unwrap().delivery;
+    assert_eq!(d, Delivery::defaults(2.0));
+    assert_eq!((d.behind_live, d.urgent, d.early_fetchers), (6.0, 2.0, 2));
+    let one = parse(&MINIMAL.replace("duration = 2.0", "duration = 1.0")).unwrap();
+    assert_eq!((one.delivery.behind_live, one.delivery.urgent), (3.0, 1.0));
+    let set = parse(&format!(
+        "{MINIMAL}\n[delivery]\nbehind_live = 5.5\nurgent = 1.0\nearly_fetchers = 0\n\
+         relay = \"keep\"\nalone_after = 10\nstartup_wait = 0.5\n"
+    ))
+    .unwrap()
+    .delivery;
+    assert_eq!(
+        set,
+        Delivery {
+            segment: 2.0,
+            behind_live: 5.5,
+            urgent: 1.0,
+            early_fetchers: 0,
+            relay: "keep".into(),
+            alone_after: 10.0,
+            startup_wait: 0.5,
+        }
+    );
+    for (table, field, says) in [
+        (
+            "behind_live = 3.0",
+            "delivery.behind_live",
+            "seconds from 4 to 58",
+        ),
+        (
+            "behind_live = 59.0",
+            "delivery.behind_live",
+            "seconds from 4 to 58",
+        ),
+        ("behind_live = nan", "delivery.behind_live", "seconds from"),
+        ("urgent = 7.0", "delivery.urgent", "seconds from 1 to 6"),
+        (
+            "behind_live = 5.0\nurgent = 5.5",
+            "delivery.urgent",
+            "seconds from 1 to 5 (half a segment to behind_live)",
+        ),
+        (
+            "early_fetchers = 9",
+            "delivery.early_fetchers",
+            "from 0 to 8",
+        ),
+        (
+            "relay = \"off\"",
+            "delivery.relay",
+            "one of last-resort, keep",
+        ),
+        (
+            "alone_after = 1.0",
+            "delivery.alone_after",
+            "seconds from 2 to 600",
+        ),
+        (
+            "startup_wait = -1",
+            "delivery.startup_wait",
+            "seconds from 0 to 6",
+        ),
+        ("live_sync = 3", "live_sync", "unknown field"),
+    ] {
+        let e = parse(&format!("{MINIMAL}\n[delivery]\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field) && e.contains(says), "{table}: {e}");
+    }
+}
