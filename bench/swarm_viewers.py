@@ -7,7 +7,9 @@ Polls WINDOWS_DIR (the origin's {match}/windows) every 5 ms. For each of the nex
 window torrents to appear (those there at start are skipped), VIEWERS fresh libtorrent
 sessions add it at once, web seed kept (the origin is their fallback), and download it.
 Prints one JSON line per window: for each viewer, seconds from the torrent appearing to its first byte from
-a peer and to the whole window, and its bytes from peers and from the web seed. A crowd
+a peer and to the whole window, and its bytes from peers, from other viewers among them (peers
+whose peer ID has libtorrent's -LT prefix: the edge seeders are librqbit) and from the web
+seed. A crowd
 leaves its window once every viewer has it (or after 60 s).
 Run with Debian's /usr/bin/python3 (it has python3-libtorrent).
 """
@@ -25,6 +27,16 @@ viewers_n, windows_n, timeout = int(sys.argv[3]), int(sys.argv[4]), float(sys.ar
 POLL = 0.005
 # peer_info.connection_type of a BEP 19 web seed or a BEP 17 HTTP seed (flag values).
 WEB = (lt.peer_info.web_seed, lt.peer_info.http_seed)
+# The peer ID prefix of the viewers' sessions (libtorrent's default fingerprint); an edge
+# seeder (`swarmpack seed`, librqbit) has another.
+VIEWER_PREFIX = b"-LT"
+
+
+def is_viewer(p):
+    try:
+        return bytes(p.pid.to_bytes()).startswith(VIEWER_PREFIX)
+    except (AttributeError, TypeError):
+        return False
 
 
 def session():
@@ -49,12 +61,15 @@ class Viewer:
         self.first_peer_byte = None
         self.complete = None
         self.bytes = {}  # (endpoint, is_web) -> most bytes seen on that connection
+        self.viewers = set()  # endpoints of peers that are other viewers
 
     def poll(self):
         now = time.monotonic()
         for p in self.h.get_peer_info():
             key = ("%s:%d" % (p.ip[0], p.ip[1]), p.connection_type in WEB)
             self.bytes[key] = max(self.bytes.get(key, 0), p.total_download)
+            if not key[1] and is_viewer(p):
+                self.viewers.add(key[0])
             if not key[1] and p.total_download > 0 and self.first_peer_byte is None:
                 self.first_peer_byte = now - self.appeared
         if self.complete is None and self.h.status().is_seeding:
@@ -63,7 +78,9 @@ class Viewer:
     def report(self):
         peer = sum(b for (_, web), b in self.bytes.items() if not web)
         web = sum(b for (_, web), b in self.bytes.items() if web)
+        viewer = sum(b for (ep, web), b in self.bytes.items() if not web and ep in self.viewers)
         return {
+            "viewer_bytes": viewer,
             "first_peer_byte_secs": self.first_peer_byte,
             "complete_secs": self.complete,
             "peer_bytes": peer,

@@ -16,6 +16,11 @@
 //!    that viewer's own check of what hls.js received counts corrupted segments. So the check
 //!    in (1) can fail, and it is validation that keeps it at zero.
 //! 3. Without a token, the page shows the key server's 401 and plays nothing.
+//!
+//! The delivery policy (the demo profile's `[delivery]` defaults, from the signed p2p.json):
+//! the viewers that join later still take from peers, and a segment one viewer fetched early
+//! (when the playlist named it) is served to another from the first one's cache, as each page's
+//! record of where its peer segments came from (peer ID and URL) shows.
 
 mod common;
 
@@ -136,6 +141,13 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
         rejected > 0.0,
         "no viewer rejected the evil peer's segments: {seen}"
     );
+    // Fetch-early (profile [delivery], README "Latency against offload"): a segment one viewer
+    // fetched over HTTP when the playlist named it reached another from that viewer's cache.
+    let served_early = served_from_early_cache(pages);
+    assert!(
+        served_early > 0,
+        "no segment fetched early by one viewer was taken from it by another: {seen}"
+    );
     eprintln!(
         "offload over 4 viewers: {:.0}%",
         100.0 * (1.0 - http / played)
@@ -175,4 +187,27 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
         "no 401 shown: {v}"
     );
     assert!(num(v, "currentTime") < 0.5, "played without a key: {v}");
+}
+
+/// How many (segment, viewer) pairs took a segment from the peer that fetched it early.
+fn served_from_early_cache(pages: &[serde_json::Value]) -> usize {
+    let mut served = 0;
+    for fetcher in pages {
+        let id = fetcher["peerId"].as_str().expect("peerId");
+        let early: std::collections::HashSet<&str> = fetcher["early"]
+            .as_array()
+            .expect("early")
+            .iter()
+            .filter_map(|u| u.as_str())
+            .collect();
+        for taker in pages.iter().filter(|p| p["peerId"] != fetcher["peerId"]) {
+            served += taker["fromPeers"]
+                .as_array()
+                .expect("fromPeers")
+                .iter()
+                .filter(|f| f["peer"] == id && f["url"].as_str().is_some_and(|u| early.contains(u)))
+                .count();
+        }
+    }
+    served
 }

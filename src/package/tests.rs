@@ -353,8 +353,8 @@ fn p2p_json_names_a_swarm_that_depends_on_the_match_alone_and_the_ice_servers() 
   "delivery": {
     "segment": 2.0,
     "behind_live": 6.0,
-    "urgent": 2.0,
-    "early_fetchers": 2,
+    "urgent": 1.0,
+    "early_fetchers": 1,
     "relay": "last-resort",
     "alone_after": 4.0,
     "startup_wait": 0.0

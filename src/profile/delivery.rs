@@ -3,10 +3,10 @@
 //! rebuilding the player (README "Latency against offload"; the measurements behind the
 //! defaults are in docs/PERFORMANCE.md).
 //!
-//! Times are seconds of media. The defaults follow the segment duration: a player `3 segments`
-//! behind the newest segment, the next segment over HTTP at once when no peer has it, and for
-//! each new segment one viewer of each neighbourhood fetching it over HTTP as soon as the
-//! playlist names it, with one backup.
+//! Times are seconds of media. The defaults follow the segment duration: a player 3 segments
+//! behind the end of the newest segment, what lies within half a segment of the playhead over
+//! HTTP at once when no peer has it, and for each new segment one viewer of each neighbourhood
+//! fetching it over HTTP as soon as it is published.
 
 use super::{Checker, ProfileError, SegmentConfig};
 use serde::{Deserialize, Serialize};
@@ -54,8 +54,8 @@ impl Delivery {
         Delivery {
             segment,
             behind_live: 3.0 * segment,
-            urgent: segment,
-            early_fetchers: 2,
+            urgent: 0.5 * segment,
+            early_fetchers: 1,
             relay: RELAY_POLICIES[0].to_string(),
             alone_after: 2.0 * segment,
             startup_wait: 0.0,

@@ -425,9 +425,9 @@ fn ice_servers_take_stun_as_written_and_turn_only_with_minted_credentials() {
 fn delivery_defaults_follow_the_segment_and_each_key_is_checked() {
     let d = parse(MINIMAL).unwrap().delivery;
     assert_eq!(d, Delivery::defaults(2.0));
-    assert_eq!((d.behind_live, d.urgent, d.early_fetchers), (6.0, 2.0, 2));
+    assert_eq!((d.behind_live, d.urgent, d.early_fetchers), (6.0, 1.0, 1));
     let one = parse(&MINIMAL.replace("duration = 2.0", "duration = 1.0")).unwrap();
-    assert_eq!((one.delivery.behind_live, one.delivery.urgent), (3.0, 1.0));
+    assert_eq!((one.delivery.behind_live, one.delivery.urgent), (3.0, 0.5));
     let set = parse(&format!(
         "{MINIMAL}\n[delivery]\nbehind_live = 5.5\nurgent = 1.0\nearly_fetchers = 0\n\
          relay = \"keep\"\nalone_after = 10\nstartup_wait = 0.5\n"

@@ -16,15 +16,21 @@
 // still relayed RELAY_GRACE_MS after it formed (counted in relayClosed()). Either end may
 // close it: a viewer behind a symmetric NAT keeps its relays while it has no direct peer, but
 // a viewer behind an ordinary NAT, who has direct peers, closes its end of such a relay too.
-// Measured in scripts/swarm-lab (docs/PERFORMANCE.md); whether to keep relays is an
-// operator's choice that belongs with the delivery policy.
+// Measured in scripts/swarm-lab (docs/PERFORMANCE.md). The match's delivery policy may keep
+// relays instead ([delivery] relay = "keep": relayPolicy).
 
 const Native = globalThis.RTCPeerConnection;
 const tracked = new Set(); // every connection of this page, open or closed
 let iceServers = null; // the newest ICE servers with TURN credentials (useIceServers)
 const minted = new Set(); // every TURN username this page was given
 let closedRelays = 0;
+let keepRelays = false;
 const RELAY_GRACE_MS = 5000;
+
+/** The match's relay policy ([delivery] relay): "last-resort" (the default) or "keep". */
+export function relayPolicy(policy) {
+  keepRelays = policy === 'keep';
+}
 
 /**
  * The ICE servers every new connection configured with credentials of this page gets from now
@@ -74,7 +80,7 @@ async function classify(conn) {
   // to answer wins at first): only a connection still relayed after RELAY_GRACE_MS is closed.
   const settled = performance.now() - conn.connectedAt >= RELAY_GRACE_MS;
   const direct = [...tracked].some((c) => c !== conn && c.connected && !c.closed && c.path === 'direct');
-  if (conn.path === 'relay' && settled && direct && !conn.closed) {
+  if (conn.path === 'relay' && !keepRelays && settled && direct && !conn.closed) {
     closedRelays += 1;
     conn.pc.close();
   }

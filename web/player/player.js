@@ -21,28 +21,23 @@
 // comes from the swarmpack server this module was loaded from, which answers them with CORS.
 /* global Hls */
 // First: it watches RTCPeerConnection, which p2p-media-loader takes when it loads.
-import { connections, relayBytes, relayClosed, useIceServers } from './paths.js';
+import { connections, relayBytes, relayClosed, relayPolicy, useIceServers } from './paths.js';
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
+import { SegmentCache } from './cache.js';
+import { EarlyFetch, earlyFirstLoader, newPeerId } from './early.js';
+import { EdgeWatch } from './edge.js';
+import { coreWindows, describe, policyOf } from './policy.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
 import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
 
 const HERE = new URL('.', import.meta.url);
 const ROOT = new URL('/', import.meta.url).href;
 
-// Policy, in segments of the match (docs/PERFORMANCE.md has the measurement behind it): the
-// player sits LIVE_SYNC segments behind the live edge. The next URGENT segment after the
-// playhead comes over HTTP at once when no peer has it. Up to SHARED segments ahead, a
-// segment no peer has yet is fetched over HTTP by one viewer in about N, chosen at random by
-// p2p-media-loader, and the others take it from peers. Everything up to the live edge that a
-// peer has comes from peers.
-export const LIVE_SYNC = 8;
-export const URGENT = 1;
-export const SHARED = 7;
-// A viewer with no peer for this many segments plays as a plain HLS player (every segment of
-// its buffer is urgent, so over HTTP at once) until a peer connects: behind a NAT that no
-// peer gets through, or with no ICE servers, waiting for peers only stalls (scripts/swarm-lab,
-// docs/PERFORMANCE.md).
-export const ALONE_AFTER = 2;
+// The delivery policy (how far behind live, what comes over HTTP and when) is the match's:
+// the signed p2p.json carries it (web/player/policy.js). A viewer with no peer for
+// `alone_after` plays as a plain HLS player (every segment of its buffer is urgent, so over
+// HTTP at once) until a peer connects: behind a NAT that no peer gets through, or with no ICE
+// servers, waiting for peers only stalls (scripts/swarm-lab, docs/PERFORMANCE.md).
 
 const TEMPLATE = `
 <div class="sp-stage">
@@ -126,7 +121,9 @@ export function mount(element, options = {}) {
     // operator like HTTP and are not offload.
     relayBytes: 0,
   };
-  const state = { token: options.token || null, key: null, p2p: null, iceServers: [], hls: null, angle: null, segmentSeconds: 2, timers: [], stopped: false, alone: false, peerlessSince: performance.now() };
+  const state = { token: options.token || null, key: null, p2p: null, policy: policyOf(null, 2), iceServers: [], hls: null, angle: null, early: null, timers: [], stopped: false, alone: false, peerlessSince: performance.now() };
+  // This page's WebTorrent peer ID: fetch-early ranks viewers by it (web/player/early.js).
+  const selfId = newPeerId();
   // Every signed segment of the playlists loaded; the token goes only to key URLs they vouch for.
   const segments = new SignedSegments(ROOT, () => state.key);
   const httpFailures = new Map(); // segment URL -> failed HTTP checks
@@ -140,6 +137,13 @@ export function mount(element, options = {}) {
     startupSeconds: null,
     // Times the player went to plain HLS for want of peers, or back to the swarm's policy.
     aloneSwitches: 0,
+    // This page's peer ID, the URLs of the segments it fetched early for its peers, and the
+    // newest 200 segments p2p-media-loader took from peers and over HTTP ({url, peer, ms: after
+    // the page saw it published}): what tests and the lab check fetch-early by.
+    peerId: selfId,
+    early: () => (state.early ? [...state.early.fetched] : []),
+    fromPeers: [],
+    fromHttp: [],
     validate: async (url, _range, data) => {
       const entry = segments.entry(url);
       const ok = await verifySegment(entry, data, state.key);
@@ -172,6 +176,8 @@ export function mount(element, options = {}) {
     relayClosed: () => relayClosed(),
     destroy: () => {
       for (const t of state.timers) clearInterval(t);
+      if (state.early) state.early.destroy();
+      if (state.edge) state.edge.stop();
       if (state.hls) state.hls.destroy();
       state.hls = null;
       element.innerHTML = '';
@@ -235,28 +241,33 @@ export function mount(element, options = {}) {
     }, 500));
   }
 
-  /** Plain HLS while no peer is connected for ALONE_AFTER segments; the swarm's policy again once one is. */
+  /** Plain HLS while no peer is connected for `alone_after`; the swarm's policy again once one is. */
   function aloneOrNot() {
     const hls = state.hls;
     if (!hls || !hls.p2pEngine) return;
     const now = performance.now();
     if (stats.peers > 0) state.peerlessSince = null;
     else state.peerlessSince ??= now;
-    const alone = state.peerlessSince !== null && now - state.peerlessSince >= ALONE_AFTER * state.segmentSeconds * 1000;
+    const alone = state.peerlessSince !== null && now - state.peerlessSince >= state.policy.alone_after * 1000;
     if (alone === state.alone) return;
     state.alone = alone;
     player.aloneSwitches += 1;
-    const urgent = (alone ? LIVE_SYNC : URGENT) * state.segmentSeconds;
-    hls.p2pEngine.applyDynamicConfig({ core: { highDemandTimeWindow: urgent } });
+    hls.p2pEngine.applyDynamicConfig({ core: coreWindows(state.policy, alone) });
+    // Alone, p2p-media-loader fetches every new segment over HTTP itself: an early fetch
+    // would fetch it twice.
+    if (state.early) state.early.fetchers = alone ? 0 : state.earlyFetchers;
+    if (state.edge && !alone) state.edge.schedule();
   }
 
-  function playerConfig() {
-    const s = state.segmentSeconds;
+  function playerConfig(cache) {
+    const p = state.policy;
     const p2pOn = Boolean(state.key && state.p2p && state.p2p.trackers.length);
     return {
       // What p2p-media-loader leaves to hls.js's own loader is checked too.
       loader: state.key ? verifyingLoader(Hls.DefaultConfig.loader, (url, data) => player.validateHttp(url, undefined, data)) : Hls.DefaultConfig.loader,
-      liveSyncDurationCount: LIVE_SYNC,
+      liveSyncDuration: p.behind_live,
+      // Back to the target after a stall, a little faster than real time.
+      maxLiveSyncPlaybackRate: 1.1,
       // Transmuxing on the main thread: hls.js then keeps each loaded segment's bytes (a
       // worker would take them), so the player can check what it was handed (FRAG_LOADED).
       enableWorker: false,
@@ -267,17 +278,22 @@ export function mount(element, options = {}) {
           isP2PDisabled: !p2pOn,
           swarmId: state.p2p ? `${state.p2p.swarm}/${state.angle}` : undefined,
           announceTrackers: state.p2p ? state.p2p.trackers : [],
-          highDemandTimeWindow: URGENT * s,
-          httpDownloadTimeWindow: SHARED * s,
-          p2pDownloadTimeWindow: LIVE_SYNC * s,
-          // A joining viewer waits up to one segment for peers before its first HTTP fetch:
-          // the segments it starts with are ones earlier viewers already hold.
-          httpDownloadInitialTimeoutMs: 1000 * s,
+          trackerClientVersionPrefix: selfId,
+          ...coreWindows(p),
+          // The first frame does not wait for the swarm unless the match says so.
+          httpDownloadInitialTimeoutMs: 1000 * p.startup_wait,
+          // Segments this page holds for its peers, including the ones it fetched early.
+          customSegmentStorageFactory: () => cache,
           validateP2PSegment: (url, range, data) => player.validate(url, range, data),
           // Without a key nothing can be checked (the page says so); with one, nothing
           // unchecked reaches hls.js, from peers or from the origin.
           validateHTTPSegment: state.key ? (url, range, data) => player.validateHttp(url, range, data) : undefined,
           httpErrorRetries: 1,
+          // A peer stays connected through slow transfers (each gives up after 2 s without a
+          // byte and the segment comes another way): on a lossy link with a thin uplink the
+          // default, 3 such timeouts, dropped every peer of some viewers within a minute, and a
+          // viewer without peers plays from the origin (scripts/swarm-lab).
+          p2pErrorRetries: 20,
           // The STUN servers of the signed p2p.json, and TURN with this viewer's credentials
           // from the key server (none: only peers on one network can connect).
           rtcConfig: { iceServers: state.iceServers },
@@ -287,15 +303,37 @@ export function mount(element, options = {}) {
             if (source === 'p2p') stats.p2pBytes += bytes;
             else stats.httpBytes += bytes;
           });
-          hls.p2pEngine.addEventListener('onPeerConnect', () => {
+          hls.p2pEngine.addEventListener('onPeerConnect', ({ peerId, streamType }) => {
             stats.peers += 1;
+            if (streamType === 'main' && state.early) state.early.addPeer(peerId);
           });
-          hls.p2pEngine.addEventListener('onPeerClose', () => {
+          hls.p2pEngine.addEventListener('onPeerClose', ({ peerId }) => {
             stats.peers = Math.max(0, stats.peers - 1);
+            if (state.early) state.early.removePeer(peerId);
+          });
+          hls.p2pEngine.addEventListener('onSegmentLoaded', ({ segmentUrl, downloadSource, peerId }) => {
+            // Where each segment came from, and how long after this page saw it published.
+            const ms = state.early ? state.early.age(segmentUrl) : null;
+            const log = downloadSource === 'p2p' ? player.fromPeers : player.fromHttp;
+            log.push({ url: segmentUrl, peer: peerId, ms });
+            if (log.length > 200) log.shift();
           });
         },
       },
     };
+  }
+
+  /** A segment over HTTP for fetch-early: its bytes if they pass the check every HTTP segment passes, else null. */
+  async function fetchEarly(url) {
+    try {
+      const r = await fetch(url);
+      if (!r.ok) return null;
+      const data = await r.arrayBuffer();
+      stats.httpBytes += data.byteLength;
+      return (await player.validateHttp(url, undefined, data)) ? data : null;
+    } catch {
+      return null;
+    }
   }
 
   function onLevelLoaded(data) {
@@ -324,10 +362,38 @@ export function mount(element, options = {}) {
     state.peerlessSince = performance.now();
     state.angle = angle;
     for (const b of element.querySelectorAll('.sp-angles button')) b.setAttribute('aria-pressed', String(b.dataset.angle === angle));
+    if (state.early) state.early.destroy();
+    if (state.edge) state.edge.stop();
+    const p = state.policy;
+    const cache = new SegmentCache({ keepBehind: Math.max(p.urgent, 2 * p.segment) });
+    const p2pOn = Boolean(state.key && state.p2p && state.p2p.trackers.length);
+    state.earlyFetchers = p2pOn ? p.early_fetchers : 0;
+    const early = new EarlyFetch({
+      selfId,
+      fetchers: state.earlyFetchers,
+      segmentSeconds: p.segment,
+      cache,
+      fetchVerified: (url) => fetchEarly(url),
+    });
+    state.early = early;
     const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
-    const hls = new HlsWithP2P(playerConfig());
+    const hls = new HlsWithP2P(playerConfig(cache));
+    // hls.js asks this loader for every segment: early bytes when this page fetched them,
+    // p2p-media-loader otherwise.
+    hls.config.fLoader = earlyFirstLoader(hls.config.fLoader, early);
     state.hls = hls;
     hls.on(Hls.Events.LEVEL_LOADED, (_, data) => onLevelLoaded(data));
+    // New segments as soon as they are published, for fetch-early.
+    const edge = new EdgeWatch({
+      onPlaylist: (text, url) => segments.addPlaylist(text, url),
+      onSegment: (frag) => early.consider(frag),
+      active: () => early.fetchers > 0,
+    });
+    state.edge = edge;
+    hls.on(Hls.Events.LEVEL_UPDATED, (_, data) => {
+      early.playlist(data.details, data.level);
+      edge.follow(data.details, data.level);
+    });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       const sel = $('rung');
       sel.length = 1;
@@ -402,10 +468,17 @@ export function mount(element, options = {}) {
       notice('No match given: the match ID is a-z, 0-9, "-" and "_", up to 32 characters.');
       return;
     }
+    // Everything the first frame needs, at once: hls.js, the master playlist, the pinned key
+    // and the signed p2p.json (startup is a goal: docs/PERFORMANCE.md).
+    const pubLoad = loadPubkey(options.pin);
+    const docLoad = Promise.all([
+      fetchOk(new URL(`${match}/p2p.json`, ROOT), 'bytes'),
+      fetchOk(new URL(`${match}/p2p.json.sig`, ROOT), 'bytes'),
+    ]);
+    docLoad.catch(() => {});
     let master;
     try {
-      await loadHls();
-      master = await fetchOk(new URL(`${match}/master.m3u8`, ROOT));
+      [, master] = await Promise.all([loadHls(), fetchOk(new URL(`${match}/master.m3u8`, ROOT))]);
     } catch (e) {
       notice(`Waiting for match ${match} (${e.message}). Retrying…`);
       state.timers.push(setTimeout(start, 2000));
@@ -416,14 +489,11 @@ export function mount(element, options = {}) {
       return;
     }
     notice(null);
-    const pub = await loadPubkey(options.pin);
+    const pub = await pubLoad;
     state.key = pub.key || null;
     let p2pProblem = 'the match names no WebRTC tracker';
     try {
-      const [doc, sig] = await Promise.all([
-        fetchOk(new URL(`${match}/p2p.json`, ROOT), 'bytes'),
-        fetchOk(new URL(`${match}/p2p.json.sig`, ROOT), 'bytes'),
-      ]);
+      const [doc, sig] = await docLoad;
       // It names the trackers every viewer's browser contacts: only the match key's word counts.
       if (await verifyDocument(doc, sig, state.key)) state.p2p = JSON.parse(new TextDecoder().decode(doc));
       else p2pProblem = 'p2p.json is not signed with this match\'s key';
@@ -431,8 +501,14 @@ export function mount(element, options = {}) {
       state.p2p = null;
       if (/p2p\.json\.sig: HTTP/.test(e.message)) p2pProblem = 'p2p.json is not signed (no p2p.json.sig)';
     }
-    if (state.p2p) await loadIceServers();
-    state.segmentSeconds = await segmentSeconds(match, master);
+    // A match packaged before [delivery] gets the defaults for its segment duration.
+    const delivery = state.p2p && state.p2p.delivery;
+    const [seconds] = await Promise.all([
+      delivery ? delivery.segment : segmentSeconds(match, master),
+      state.p2p ? loadIceServers() : null,
+    ]);
+    state.policy = policyOf(state.p2p, seconds);
+    relayPolicy(state.policy.relay);
     if (!state.key) {
       p2pState(false, 'peer-to-peer off: this browser cannot check segment signatures');
       notice(`Everything comes from the origin: ${pub.reason}`);
@@ -441,14 +517,7 @@ export function mount(element, options = {}) {
     } else {
       p2pState(true, `peer-to-peer on · every peer segment verified${pub.via === 'WebCrypto' ? '' : ` (${pub.via})`}`);
     }
-    const s = state.segmentSeconds;
-    $('policy').textContent =
-      `The player sits about ${LIVE_SYNC * s} s (${LIVE_SYNC} segments) behind live, and at the ` +
-      `start waits up to ${s} s for peers. The next ${URGENT * s} s after the playhead come over ` +
-      `HTTP when no peer has them. Up to ${SHARED * s} s ahead, one viewer in a few fetches a new ` +
-      'segment over HTTP and the others take it from peers; everything further ahead that a peer ' +
-      `has comes from peers. With no peer for ${ALONE_AFTER * s} s it plays everything over HTTP ` +
-      'until one connects.';
+    $('policy').textContent = describe(state.policy);
     const angles = parseAngles(master);
     for (const angle of angles) {
       const b = document.createElement('button');

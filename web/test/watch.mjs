@@ -27,7 +27,11 @@
 // http:// and ws:// origins that Chromium must treat as secure (WebCrypto needs a secure
 // context, and a secure page may open only listed ws:// trackers).
 //
-// Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes + connections],
+// Every page's behind-live figure is sampled once a second while it plays (behindSamples), so a
+// benchmark reports its median and worst, not one moment's.
+//
+// Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes + connections +
+// behindSamples + fetch-early (peerId, early: URLs it fetched early, fromPeers: {url, peer})],
 // evil: stats}.
 import { chromium } from 'playwright-core';
 import { parseArgs } from 'node:util';
@@ -167,8 +171,18 @@ async function open(name, evil, noValidation = false, embed = false, noEd25519 =
     await context.route(FAN_SITE, (route) => route.fulfill({ contentType: 'text/html', body }));
   }
   await page.goto(embed ? FAN_SITE : arg.url);
-  pages.push({ name, page, evil });
+  pages.push({ name, page, evil, behind: [] });
 }
+
+// Behind live, once a second, from each page that is playing.
+const sampler = setInterval(() => {
+  for (const p of pages) {
+    p.page.evaluate(() => {
+      const s = window.swarmpack && window.swarmpack.stats;
+      return s && s.playing ? s.behindLiveSeconds : null;
+    }).then((v) => { if (typeof v === 'number') p.behind.push(Math.round(v * 100) / 100); }, () => {});
+  }
+}, 1000);
 
 try {
   if (arg['evil-first']) {
@@ -183,8 +197,9 @@ try {
     await new Promise((r) => setTimeout(r, Number(arg['stagger-ms'])));
   }
   await new Promise((r) => setTimeout(r, Number(arg['watch-ms'])));
+  clearInterval(sampler);
   const out = { viewers: [], evil: null, errors };
-  for (const { name, page, evil } of pages) {
+  for (const { name, page, evil, behind } of pages) {
     const seen = await page.evaluate(() => ({
       ...window.swarmpack.stats,
       unverifiedPlayed: window.swarmpack.unverifiedPlayed || 0,
@@ -198,7 +213,12 @@ try {
       connections: window.swarmpack.connections ? window.swarmpack.connections() : [],
       relayClosed: window.swarmpack.relayClosed ? window.swarmpack.relayClosed() : 0,
       aloneSwitches: window.swarmpack.aloneSwitches || 0,
+      peerId: window.swarmpack.peerId || null,
+      early: window.swarmpack.early ? window.swarmpack.early() : [],
+      fromPeers: window.swarmpack.fromPeers || [],
+      fromHttp: window.swarmpack.fromHttp || [],
     }));
+    seen.behindSamples = behind;
     if (evil) out.evil = { name, ...seen };
     else out.viewers.push({ name, ...seen });
   }
