@@ -2,7 +2,7 @@
 //! `player.js` (the player), `player.css`, `shared.js` and `segments.js` (its helpers, which
 //! the preview page uses too), `paths.js` (which network path each WebRTC connection took),
 //! `policy.js` (the match's delivery policy), `cache.js` (the segments a page holds for its
-//! peers), `early.js` and `edge.js` (fetch-early, and the live edge it watches), `hls.min.js` and p2p-media-loader's two ES bundles (from
+//! peers), `early.js` (fetch-early), `hls.min.js` and p2p-media-loader's two ES bundles (from
 //! `web/node_modules`, pinned by `web/package-lock.json` and put in `OUT_DIR` by `build.rs`),
 //! `ed25519.js` (@noble/ed25519, for browsers without Ed25519 in WebCrypto), and `pubkey.pem`, the match key `serve --keys` pins, which every signature is checked
 //! against.
@@ -26,7 +26,6 @@ const SEGMENTS_JS: &str = include_str!("../../web/player/segments.js");
 const PATHS_JS: &str = include_str!("../../web/player/paths.js");
 const CACHE_JS: &str = include_str!("../../web/player/cache.js");
 const EARLY_JS: &str = include_str!("../../web/player/early.js");
-const EDGE_JS: &str = include_str!("../../web/player/edge.js");
 const POLICY_JS: &str = include_str!("../../web/player/policy.js");
 /// Empty when the build found no `web/node_modules/hls.js` (build.rs warns).
 const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
@@ -72,7 +71,6 @@ pub fn routes(pinned: PinnedKey) -> Router {
         .route("/.player/paths.js", get(js(PATHS_JS)))
         .route("/.player/cache.js", get(js(CACHE_JS)))
         .route("/.player/early.js", get(js(EARLY_JS)))
-        .route("/.player/edge.js", get(js(EDGE_JS)))
         .route("/.player/policy.js", get(js(POLICY_JS)))
         .route(
             "/.player/player.css",

@@ -7,6 +7,10 @@
 // peer. Everyone else takes it from peers with most of their buffer still ahead
 // (docs/PERFORMANCE.md, "Close to live").
 //
+// A page learns of new segments from hls.js's playlist reloads (every target duration, and
+// half that after a reload that found nothing new, so within about half a segment of
+// publication).
+//
 // What is fetched early is checked like every HTTP segment before it is kept, played or shared;
 // the player's fragment loader (earlyFirstLoader) hands hls.js the early bytes when hls.js asks
 // for the segment, and takes over a peer or HTTP load already under way when they arrive first.

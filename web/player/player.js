@@ -25,7 +25,6 @@ import { connections, relayBytes, relayClosed, relayPolicy, useIceServers } from
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { SegmentCache } from './cache.js';
 import { EarlyFetch, earlyFirstLoader, newPeerId } from './early.js';
-import { EdgeWatch } from './edge.js';
 import { coreWindows, describe, policyOf } from './policy.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
 import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
@@ -177,7 +176,6 @@ export function mount(element, options = {}) {
     destroy: () => {
       for (const t of state.timers) clearInterval(t);
       if (state.early) state.early.destroy();
-      if (state.edge) state.edge.stop();
       if (state.hls) state.hls.destroy();
       state.hls = null;
       element.innerHTML = '';
@@ -256,7 +254,6 @@ export function mount(element, options = {}) {
     // Alone, p2p-media-loader fetches every new segment over HTTP itself: an early fetch
     // would fetch it twice.
     if (state.early) state.early.fetchers = alone ? 0 : state.earlyFetchers;
-    if (state.edge && !alone) state.edge.schedule();
   }
 
   function playerConfig(cache) {
@@ -363,7 +360,6 @@ export function mount(element, options = {}) {
     state.angle = angle;
     for (const b of element.querySelectorAll('.sp-angles button')) b.setAttribute('aria-pressed', String(b.dataset.angle === angle));
     if (state.early) state.early.destroy();
-    if (state.edge) state.edge.stop();
     const p = state.policy;
     const cache = new SegmentCache({ keepBehind: Math.max(p.urgent, 2 * p.segment) });
     const p2pOn = Boolean(state.key && state.p2p && state.p2p.trackers.length);
@@ -383,17 +379,7 @@ export function mount(element, options = {}) {
     hls.config.fLoader = earlyFirstLoader(hls.config.fLoader, early);
     state.hls = hls;
     hls.on(Hls.Events.LEVEL_LOADED, (_, data) => onLevelLoaded(data));
-    // New segments as soon as they are published, for fetch-early.
-    const edge = new EdgeWatch({
-      onPlaylist: (text, url) => segments.addPlaylist(text, url),
-      onSegment: (frag) => early.consider(frag),
-      active: () => early.fetchers > 0,
-    });
-    state.edge = edge;
-    hls.on(Hls.Events.LEVEL_UPDATED, (_, data) => {
-      early.playlist(data.details, data.level);
-      edge.follow(data.details, data.level);
-    });
+    hls.on(Hls.Events.LEVEL_UPDATED, (_, data) => early.playlist(data.details, data.level));
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       const sel = $('rung');
       sel.length = 1;

@@ -1,11 +1,10 @@
 // The delivery policy's parts, without a browser: fetch-early's ranking, its fetches and the
 // loader that hands hls.js the early bytes (web/player/early.js), the segment cache peers are
-// served from (cache.js), the live-edge watch (edge.js) and the policy's windows (policy.js).
+// served from (cache.js) and the policy's windows (policy.js).
 // Run by tests/player_delivery.rs:  node web/test/delivery.mjs
 import assert from 'node:assert/strict';
 import { EarlyFetch, earlyFirstLoader, newPeerId } from '../player/early.js';
 import { SegmentCache } from '../player/cache.js';
-import { parseEdge } from '../player/edge.js';
 import { coreWindows, describe, policyOf } from '../player/policy.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -166,16 +165,7 @@ function hlsCallbacks() {
   assert.deepEqual(cache.getStoredSegmentIds('swarm', 'swarm-main-A').sort(), [8, 9]);
 }
 
-// 5. The live edge: sequence numbers from EXT-X-MEDIA-SEQUENCE.
-{
-  const text = '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:41\n#EXTINF:2.000,\n41.ts\n#EXTINF:2.000,\n42.ts\n';
-  assert.deepEqual(parseEdge(text, `${ROOT}index.m3u8`), [
-    { url: `${ROOT}41.ts`, duration: 2, sn: 41 },
-    { url: `${ROOT}42.ts`, duration: 2, sn: 42 },
-  ]);
-}
-
-// 6. The policy: a p2p.json's own, or the defaults for the segment duration; the windows.
+// 5. The policy: a p2p.json's own, or the defaults for the segment duration; the windows.
 {
   const signed = { segment: 2, behind_live: 7, urgent: 1.5, early_fetchers: 2, relay: 'keep', alone_after: 4, startup_wait: 0 };
   assert.deepEqual(policyOf({ delivery: signed }, 6), signed);
