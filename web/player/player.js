@@ -132,8 +132,10 @@ export function mount(element, options = {}) {
     verifiedPlayed: 0,
     unverifiedPlayed: 0,
     playedBytes: 0,
-    // Seconds from the page's start to the first frame playing (benchmarks).
+    // Seconds from the page's start to the first frame playing, and the longest single stall
+    // after it (benchmarks).
     startupSeconds: null,
+    longestStallSeconds: 0,
     // Times the player went to plain HLS for want of peers, or back to the swarm's policy.
     aloneSwitches: 0,
     // This page's peer ID, the URLs of the segments it fetched early for its peers, and the
@@ -219,7 +221,11 @@ export function mount(element, options = {}) {
       if (!started) player.startupSeconds = performance.now() / 1000;
       started = true;
       stats.playing = true;
-      if (stalledAt !== null) stats.stallSeconds += (performance.now() - stalledAt) / 1000;
+      if (stalledAt !== null) {
+        const stalled = (performance.now() - stalledAt) / 1000;
+        stats.stallSeconds += stalled;
+        player.longestStallSeconds = Math.max(player.longestStallSeconds, stalled);
+      }
       stalledAt = null;
     });
     video.addEventListener('waiting', () => {

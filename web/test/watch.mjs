@@ -206,6 +206,7 @@ try {
       verifiedPlayed: window.swarmpack.verifiedPlayed || 0,
       playedBytes: window.swarmpack.playedBytes || 0,
       startupSeconds: window.swarmpack.startupSeconds,
+      longestStallSeconds: window.swarmpack.longestStallSeconds || 0,
       currentTime: document.querySelector('video').currentTime,
       p2pState: document.querySelector('.sp-p2p').textContent,
       error: document.querySelector('.sp-error').hidden ? null : document.querySelector('.sp-error').textContent,
