@@ -54,10 +54,7 @@ fn the_player_plays_only_signed_bytes_and_sends_the_token_only_to_signed_key_uri
     let text = std::fs::read_to_string(&profile)
         .unwrap()
         .replace("http://127.0.0.1:8000/announce", "ws://127.0.0.1:9")
-        .replace("ws://127.0.0.1:8000", "ws://127.0.0.1:9")
-        // The player starts 12 s behind the end of these 14 s matches, so it plays the
-        // tampered fourth segment and three before it (the default, 3 segments, starts later).
-        + "\n[delivery]\nbehind_live = 12.0\n";
+        .replace("ws://127.0.0.1:8000", "ws://127.0.0.1:9");
     std::fs::write(&profile, text).unwrap();
     let origin = tmp.path().join("origin");
     for m in ["tampered", "hijack"] {

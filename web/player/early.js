@@ -51,6 +51,8 @@ export class EarlyFetch {
     this.peers = new Set();
     this.jobs = new Map(); // segment URL -> {started, promise, resolve}
     this.inflight = new Map(); // segment URL -> callback(data) of a loader waiting on p2p-media-loader
+    this.waiting = new Map(); // segment URL -> its hls.js fragment, for those loaders
+    this.rescued = 0; // segments fetched because playback waited for them (rescue())
     this.newest = new Map(); // hls.js level -> newest sequence number seen
     this.fetched = []; // URLs of the segments fetched early (the newest 200), for tests and dashboards
     this.timers = new Set();
@@ -94,7 +96,7 @@ export class EarlyFetch {
   /** Starts (or schedules) the early fetch of `frag` if it is new and this page is among the first k. */
   consider(frag) {
     const newest = this.newest.get(frag.level);
-    if (newest === undefined || frag.sn <= newest || this.jobs.has(frag.url)) return;
+    if (newest === undefined || frag.sn <= newest) return;
     this.newest.set(frag.level, frag.sn);
     this.seen.set(frag.url, performance.now());
     if (this.seen.size > 64) this.seen.delete(this.seen.keys().next().value);
@@ -103,19 +105,48 @@ export class EarlyFetch {
     const key = new URL(frag.baseurl || frag.url).pathname;
     const rank = this.rank(key, frag.sn);
     if (rank >= this.fetchers) return;
+    const job = this.job(frag, () => rank > 0 && this.cache.has(frag.level, frag.sn)); // a peer was faster
+    if (rank === 0) job.go();
+    else {
+      const t = setTimeout(() => { this.timers.delete(t); job.go(); }, (rank * this.segmentSeconds * 1000) / 2);
+      this.timers.add(t);
+    }
+  }
+
+  /**
+   * Playback is waiting: every segment hls.js waits for from p2p-media-loader comes over HTTP
+   * now (once; an early fetch already under way is left to finish). p2p-media-loader looks at
+   * its queue when the playhead moves (at most once a second), a playlist reloads or a peer
+   * changes; a segment that was not yet urgent at its last look when the playhead stopped
+   * would otherwise wait for ever (a finished match, or a live one between reloads).
+   */
+  rescue() {
+    for (const [url, frag] of this.waiting) {
+      const job = this.jobs.get(url);
+      if (job && job.started) continue;
+      this.rescued += 1;
+      (job || this.job(frag, () => false, false)).go();
+    }
+  }
+
+  /**
+   * A fetch of `frag` over HTTP that `go()` starts unless `skip()` says it is no longer needed;
+   * `early`: listed in `fetched` (fetched for the swarm, not because playback waited).
+   */
+  job(frag, skip, early = true) {
     let resolve;
     const job = { started: false, sn: frag.sn, promise: new Promise((r) => { resolve = r; }) };
-    job.resolve = resolve;
     this.jobs.set(frag.url, job);
-    const go = () => {
-      if (rank > 0 && this.cache.has(frag.level, frag.sn)) return resolve(null); // a peer was faster
+    job.go = () => {
+      if (job.started) return;
+      if (skip()) return resolve(null);
       job.started = true;
       job.t0 = performance.now();
       this.fetchVerified(frag.url).then((data) => {
         job.t1 = performance.now();
         if (data) {
           this.cache.put(frag.level, frag.sn, data, frag.start, frag.start + frag.duration);
-          this.fetched.push(frag.url);
+          if (early) this.fetched.push(frag.url);
           if (this.fetched.length > 200) this.fetched.shift();
           const waiting = this.inflight.get(frag.url);
           if (waiting) waiting(data);
@@ -123,11 +154,13 @@ export class EarlyFetch {
         resolve(data);
       });
     };
-    if (rank === 0) go();
-    else {
-      const t = setTimeout(() => { this.timers.delete(t); go(); }, (rank * this.segmentSeconds * 1000) / 2);
-      this.timers.add(t);
-    }
+    return job;
+  }
+
+  /** No loader waits for `url` any more. */
+  forget(url) {
+    this.inflight.delete(url);
+    this.waiting.delete(url);
   }
 
   forgetOld(sn) {
@@ -188,6 +221,7 @@ export function earlyFirstLoader(Inner, early) {
       const url = context.url;
       if (context.frag) {
         early.cache.expectRequest(context.frag.level, context.frag.sn);
+        early.waiting.set(url, context.frag);
         early.inflight.set(url, (data) => {
           if (this.done) return;
           this.done = true; // the inner loader's abort goes nowhere
@@ -197,7 +231,7 @@ export function earlyFirstLoader(Inner, early) {
       }
       const finish = () => {
         this.done = true;
-        if (early.inflight.get(url)) early.inflight.delete(url);
+        early.forget(url);
       };
       this.inner.load(context, this.config, {
         onSuccess: (...a) => { if (!this.done) { finish(); callbacks.onSuccess(...a); } },
@@ -210,7 +244,7 @@ export function earlyFirstLoader(Inner, early) {
 
     succeed(data, callbacks) {
       this.done = true;
-      early.inflight.delete(this.context.url);
+      early.forget(this.context.url);
       // The HTTP fetch's own times: hls.js estimates bandwidth from them.
       const now = performance.now();
       const t = early.timing(this.context.url) || { start: now - 1, end: now };
@@ -225,7 +259,7 @@ export function earlyFirstLoader(Inner, early) {
     abort() {
       if (this.done) return;
       this.done = true; // the inner loader's own onAbort goes nowhere: hls.js hears it once, here
-      early.inflight.delete(this.context?.url);
+      early.forget(this.context?.url);
       this.stats.aborted = true;
       this.inner.abort();
       this.callbacks?.onAbort?.(this.stats, this.context, {});

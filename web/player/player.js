@@ -143,6 +143,8 @@ export function mount(element, options = {}) {
     // the page saw it published}): what tests and the lab check fetch-early by.
     peerId: selfId,
     early: () => (state.early ? [...state.early.fetched] : []),
+    // Segments fetched over HTTP because playback waited for them (early.js, rescue()).
+    rescued: () => (state.early ? state.early.rescued : 0),
     fromPeers: [],
     fromHttp: [],
     validate: async (url, _range, data) => {
@@ -236,6 +238,9 @@ export function mount(element, options = {}) {
       }
     });
     state.timers.push(setInterval(() => {
+      // Waiting half a second for a segment p2p-media-loader has not fetched: it comes over
+      // HTTP now (web/player/early.js, rescue()).
+      if (stalledAt !== null && performance.now() - stalledAt >= 500 && state.early) state.early.rescue();
       const date = state.hls && state.hls.playingDate;
       if (date) stats.behindLiveSeconds = (Date.now() - date.getTime()) / 1000;
       // Data-channel bytes over relayed connections, as many as peers gave at most.

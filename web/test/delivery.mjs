@@ -142,6 +142,33 @@ function hlsCallbacks() {
   assert.deepEqual(cb.seen, [['abort']], 'an abort reaches hls.js once');
 }
 
+{
+  // Playback waits for a segment p2p-media-loader never fetches (its queue looks only when the
+  // playhead moves): rescue() fetches it over HTTP once and hands it to hls.js; it is kept for
+  // peers but not listed as fetched early.
+  const { e, cache } = fetcherWithCache(1, 1); // not an early fetcher of segment 7
+  cache.expectRequest = () => {};
+  const fetched = [];
+  e.fetchVerified = async (url) => { fetched.push(url); return new Uint8Array(4).buffer; };
+  const Loader = earlyFirstLoader(FakeInner, e);
+  const l = new Loader({});
+  const cb = hlsCallbacks();
+  l.load({ url: `${ROOT}7.ts`, frag: frag(7) }, {}, cb);
+  const inner = FakeInner.made.at(-1);
+  assert.ok(inner.loaded && fetched.length === 0, 'p2p-media-loader has it, and nothing is fetched early');
+  e.rescue();
+  e.rescue();
+  await sleep(5);
+  assert.deepEqual(fetched, [`${ROOT}7.ts`], 'fetched once, however often playback waits');
+  assert.ok(inner.aborted, 'the p2p-media-loader load was taken over');
+  assert.deepEqual(cb.seen, [['success', 4, 4]]);
+  assert.deepEqual(cache.puts, [7], 'kept for peers');
+  assert.deepEqual([e.rescued, e.fetched], [1, []]);
+  e.rescue();
+  await sleep(5);
+  assert.equal(fetched.length, 1, 'nothing waits any more: nothing to rescue');
+}
+
 // 4. The cache: a segment of a stream p2p-media-loader has not named yet is played, not shared;
 //    once named, puts are announced and evicted after the playhead passes.
 {

@@ -31,7 +31,8 @@
 // benchmark reports its median and worst, not one moment's.
 //
 // Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes + connections +
-// behindSamples + fetch-early (peerId, early: URLs it fetched early, fromPeers: {url, peer})],
+// behindSamples + fetch-early (peerId, early: URLs it fetched early, rescued: segments fetched
+// because playback waited, fromPeers: {url, peer})],
 // evil: stats}.
 import { chromium } from 'playwright-core';
 import { parseArgs } from 'node:util';
@@ -216,6 +217,7 @@ try {
       aloneSwitches: window.swarmpack.aloneSwitches || 0,
       peerId: window.swarmpack.peerId || null,
       early: window.swarmpack.early ? window.swarmpack.early() : [],
+      rescued: window.swarmpack.rescued ? window.swarmpack.rescued() : 0,
       fromPeers: window.swarmpack.fromPeers || [],
       fromHttp: window.swarmpack.fromHttp || [],
     }));
