@@ -6,6 +6,8 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod archive;
+pub mod audience;
+pub mod collect;
 pub mod control;
 pub mod events;
 pub mod http;

@@ -74,6 +74,8 @@ pub struct Profile {
     pub ice_servers: Vec<IceServer>,
     /// The fans' player's policy (published in the signed `p2p.json`).
     pub delivery: Delivery,
+    /// `[qoe]`: where players report what fans experience.
+    pub qoe: Qoe,
     pub seed: SeedConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
@@ -205,6 +207,7 @@ struct RawProfile {
     #[serde(default)]
     ice_server: Vec<ice::RawIceServer>,
     delivery: Option<delivery::RawDelivery>,
+    qoe: Option<qoe::RawQoe>,
     seed: Option<RawSeed>,
     #[serde(default)]
     video: media::RawVideo,
@@ -415,6 +418,7 @@ impl Checker<'_> {
         let (trackers, webrtc_trackers) = self.trackers(&raw.tracker)?;
         let ice_servers = self.ice_servers(&raw.ice_server)?;
         let delivery = self.delivery(raw.delivery.as_ref(), &segment)?;
+        let qoe = self.qoe(raw.qoe.as_ref(), &key_uri_base)?;
         let seed = self.seed(raw.seed.as_ref())?;
         let video = self.video(&raw.video)?;
         let audio = self.audio(&raw.audio)?;
@@ -429,6 +433,7 @@ impl Checker<'_> {
             webrtc_trackers,
             ice_servers,
             delivery,
+            qoe,
             seed,
             video,
             audio,
@@ -571,12 +576,14 @@ pub mod delivery;
 pub mod frame_rate;
 pub mod ice;
 pub mod media;
+pub mod qoe;
 mod trackers;
 
 pub use delivery::Delivery;
 pub use frame_rate::FrameRate;
 pub use ice::IceServer;
 pub use media::{AudioConfig, VideoConfig};
+pub use qoe::Qoe;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,8 @@ use super::{Failure, bad_input, runtime};
 use anyhow::{Context, anyhow};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use swarmpack::audience::Limits;
+use swarmpack::collect::{self, Collector};
 use swarmpack::keys::KeyDir;
 use swarmpack::keys::server::{KeyService, router};
 
@@ -33,7 +35,14 @@ pub(super) fn keyserver(
         service = service.with_ice(keys.turn_secret(), Box::new(move |_| Some(servers.clone())));
     }
     drop(keys);
-    let app = router(Arc::new(service));
+    let service = Arc::new(service);
+    // Telemetry for the matches this server gave viewers keys for.
+    let watched = service.clone();
+    let collector = Collector::new(
+        Limits::default(),
+        Box::new(move |m: &str| watched.has_viewers(m)),
+    );
+    let app = router(service).merge(collect::routes(Arc::new(collector), true));
     serve_http(
         addr,
         app,
@@ -96,7 +105,9 @@ pub(super) fn serve(
         swarmpack::serve::ice_from_origin(origin.to_path_buf(), keys.public_key()),
     );
     let pinned = swarmpack::serve::player::PinnedKey(keys.public_pem());
-    let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev, pinned);
+    let collector = Collector::new(Limits::default(), matches_on(origin.to_path_buf()));
+    let app = swarmpack::serve::router(origin, spool, Arc::new(service), dev, pinned)
+        .merge(collect::routes(Arc::new(collector), true));
     drop(keys);
     serve_http(
         addr,
@@ -105,6 +116,56 @@ pub(super) fn serve(
         "/",
         stop_requests,
     )
+}
+
+/// The matches of a local origin (a directory per match).
+fn matches_on(origin: std::path::PathBuf) -> collect::Known {
+    Box::new(move |m: &str| origin.join(m).is_dir())
+}
+
+/// `swarmpack collect`: the CMCD collector on its own, for audiences one server's collector
+/// should not carry. With `origin` (a directory), only its matches; without, any match name
+/// up to [`collect::ANY_MATCHES`] of them.
+pub(super) fn collect(
+    listen: &str,
+    metrics: Option<&str>,
+    origin: Option<&std::path::Path>,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    let addr = listen_addr(listen, "0.0.0.0:8082")?;
+    let metrics_addr = metrics
+        .map(|m| listen_addr(m, "127.0.0.1:9102"))
+        .transpose()?;
+    let known = match origin {
+        Some(dir) if !dir.is_dir() => {
+            return Err(bad_input(anyhow!(
+                "--origin {}: not a directory (expected the directory a file:// origin names)",
+                dir.display()
+            )));
+        }
+        Some(dir) => matches_on(dir.to_path_buf()),
+        None => collect::any_match(),
+    };
+    let collector = Arc::new(Collector::new(Limits::default(), known));
+    // With --metrics, /metrics only there (an operator's network, not the fans').
+    let app = collect::routes(collector.clone(), metrics_addr.is_none());
+    if let Some(maddr) = metrics_addr {
+        let runtime_ = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(runtime)?;
+        let listener = runtime_
+            .block_on(tokio::net::TcpListener::bind(maddr))
+            .with_context(|| format!("cannot listen on {maddr}"))
+            .map_err(runtime)?;
+        tracing::info!("audience metrics on http://{maddr}/metrics");
+        std::thread::spawn(move || {
+            runtime_.block_on(swarmpack::metrics::serve(listener, move || {
+                collector.render()
+            }))
+        });
+    }
+    serve_http(addr, app, "CMCD collector", "/cmcd/{match}", stop_requests)
 }
 
 fn listen_addr(listen: &str, example: &str) -> Result<std::net::SocketAddr, Failure> {

@@ -258,6 +258,33 @@ coturn beside it: turnserver --use-auth-secret --static-auth-secret=\"$(cat keys
         #[arg(long, value_name = "FILE")]
         profile: Option<PathBuf>,
     },
+    /// Collect players' CMCD v2 reports on its own: POST /cmcd/{match}, GET /metrics.
+    #[command(
+        long_about = "The audience collector on its own, for audiences larger than the key \
+server's collector should carry (keyserver and serve have the same one). Players post CMCD v2 \
+reports (CTA-5004-B event mode, application/cmcd: one Structured Field Dictionary per line) to \
+POST /cmcd/{match}: 204 taken; 400 malformed (the line and key named) or a report of another \
+match; 404 a match not on --origin; 413 a body over 64 KiB or 256 lines; 429 over a session's \
+rate or the rate of new sessions. No address or token is kept: sessions are the players' random \
+sid, forgotten 45 s after their last report, and at most 100,000 are held (the one silent \
+longest goes first, counted). GET /metrics shows the figures per match, angle and rung in the \
+Prometheus text format (README: \"Watching the audience\"): counters and histograms, which add \
+up across several collectors behind a load balancer.",
+        after_help = "Example:\n  swarmpack collect --listen 0.0.0.0:8082 --metrics 127.0.0.1:9102 --origin ./out\n\
+and in the profile: [qoe] collector = \"https://collect.example/cmcd\""
+    )]
+    Collect {
+        /// Address the players post to, e.g. 0.0.0.0:8082.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// Serve GET /metrics on this address instead (an operator's network, not the fans').
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+        /// Take reports only for the matches of this origin directory (without it: any match
+        /// name, the first 256).
+        #[arg(long, value_name = "DIR")]
+        origin: Option<PathBuf>,
+    },
     /// Follow a match on its origin, verify every window, and seed it (an edge seeder).
     #[command(long_about = seed::LONG_ABOUT, after_help = seed::EXAMPLE)]
     Seed(seed::SeedArgs),
@@ -272,10 +299,12 @@ origin's files answer any origin (CORS)\n  \
 /keys/{match}/{period}   the key server (and /healthz)\n  \
 /keys/{match}/ice        the ICE servers of the match's signed p2p.json for a viewer token, TURN\n                           \
 with credentials minted from turn.secret (see keyserver --help)\n  \
+/cmcd/{match}            players' CMCD v2 reports (POST); /metrics: the audience's figures\n  \
 /dev-token?match=ID      a viewer token valid for an hour; only with --dev-tokens\n  \
 anything else            the origin directory, with byte ranges (the torrents' BEP 19 web seed)\n\n\
 The preview page plays every angle, has a large player whose angle switch keeps the master timecode, and shows the rung in use, the master timecode, and the newest window with its Ed25519 signatures checked in the browser, its infohash and magnet link. With --spool (the run's spool directory on the same machine) it also shows how many objects wait for the origin. With --dev-tokens the page fetches its own viewer token; anyone who reaches the server could then watch, so it is off by default. Open the page on localhost or over https: browsers verify signatures only in a secure context.\n\n\
-The fans' player sits 8 segments behind live (16 s with 2 s segments). A joining viewer waits up to one segment for peers before its first HTTP fetch. The next segment after the playhead comes over HTTP at once when no peer has it; up to 7 segments ahead, about one viewer in N fetches a new segment over HTTP and the others take it from peers; everything a peer has comes from peers. A viewer with no peer for 2 segments plays everything over HTTP until one connects. Measured with scripts/swarm-bench --browsers (docs/PERFORMANCE.md): 80% from peers with 6 viewers, no stall.\n\n\
+The fans' player follows the match's delivery policy, the [delivery] table of its profile, signed into p2p.json (README: \"Latency against offload\"). By default it sits 3 segments behind live (about 7 s with 2 s segments); one viewer in each group of peers fetches a new segment over HTTP as soon as it is published and the others take it from peers; the next half segment after the playhead comes over HTTP when no peer has it. Measured in the network lab (docs/PERFORMANCE.md): about 60% of bytes from peers with 6 viewers, 7.6 s behind live.\n\n\
+Players report what fans experience to POST /cmcd/{match} (CMCD v2 event mode, README: \"Watching the audience\"); GET /metrics shows the audience's figures in the Prometheus text format.\n\n\
 Example, beside `swarmpack run ... --origin file://$PWD/out --spool ./spool`:\n\n  \
 swarmpack serve --origin ./out --keys ./keys --listen 127.0.0.1:8080 --spool ./spool --dev-tokens\n\n\
 then open http://127.0.0.1:8080/?match=ID"
@@ -351,6 +380,16 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             listen,
             profile,
         } => http::keyserver(&keys, &listen, profile.as_deref(), stop_requests),
+        Command::Collect {
+            listen,
+            metrics,
+            origin,
+        } => http::collect(
+            &listen,
+            metrics.as_deref(),
+            origin.as_deref(),
+            stop_requests,
+        ),
         Command::Serve {
             origin,
             keys,

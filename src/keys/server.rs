@@ -61,7 +61,13 @@ pub struct KeyService {
     turn_secret: Option<Zeroizing<Vec<u8>>>,
     ice_source: Option<IceSource>,
     now: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Matches this server gave a key for (at most [`MAX_WATCHED`]): the ones whose viewers'
+    /// telemetry the collector beside it takes.
+    watched: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Matches a key server remembers having viewers.
+pub const MAX_WATCHED: usize = 4096;
 
 /// Unix seconds from the system clock.
 pub fn system_now() -> u64 {
@@ -83,6 +89,7 @@ impl KeyService {
             turn_secret: None,
             ice_source: None,
             now,
+            watched: Default::default(),
         }
     }
 
@@ -123,7 +130,18 @@ impl KeyService {
                 "token does not cover this key period",
             ));
         }
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if watched.len() < MAX_WATCHED && !watched.contains(match_id) {
+            watched.insert(match_id.to_owned());
+        }
+        drop(watched);
         Ok(content_key(&self.content_secret, match_id, period))
+    }
+
+    /// Whether this server has given a viewer a key of `match_id`.
+    pub fn has_viewers(&self, match_id: &str) -> bool {
+        let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        watched.contains(match_id)
     }
 
     /// Decides one ICE request: the match's ICE servers for a viewer whose token is valid now

@@ -3,7 +3,8 @@
 //! it (`{swarm}/{angle}`, and p2p-media-loader adds the rung's stream). It also names the ICE
 //! servers (STUN as written; TURN with `"credentials": "rest"`, whose per-viewer credentials
 //! the player asks the `ice` URL for, with its viewer token), and the player's delivery policy
-//! (profile `[delivery]`: latency against offload). The run signs it
+//! (profile `[delivery]`: latency against offload), and where the players report what fans
+//! experience (profile `[qoe]`). The run signs it
 //! (`p2p.json.sig`): the player takes none of it without the match key's word.
 
 use crate::profile::{Delivery, IceServer, Profile};
@@ -27,6 +28,10 @@ pub struct P2pDoc {
     /// written before it existed: the player then keeps its built-in defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// Where players post their CMCD v2 reports: `{telemetry}/{match}` (profile `[qoe]`).
+    /// Absent: telemetry off (or a document written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<String>,
 }
 
 impl P2pDoc {
@@ -41,6 +46,7 @@ impl P2pDoc {
             ice_servers: profile.ice_servers.clone(),
             ice: turn.then(|| ice_url(&profile.encryption.key_uri_base, match_id)),
             delivery: Some(profile.delivery.clone()),
+            telemetry: profile.qoe.collector.clone(),
         }
     }
 

@@ -358,7 +358,8 @@ fn p2p_json_names_a_swarm_that_depends_on_the_match_alone_and_the_ice_servers() 
     "relay": "last-resort",
     "alone_after": 4.0,
     "startup_wait": 0.0
-  }
+  },
+  "telemetry": "http://127.0.0.1:8080/cmcd"
 }
 "#
     );

@@ -492,3 +492,39 @@ fn delivery_defaults_follow_the_segment_and_each_key_is_checked() {
         assert!(e.contains(field) && e.contains(says), "{table}: {e}");
     }
 }
+
+#[test]
+fn telemetry_goes_beside_the_key_server_unless_the_profile_says_otherwise() {
+    use super::qoe::collector_beside;
+    let q = parse(MINIMAL).unwrap();
+    assert_eq!(
+        q.qoe.collector.as_deref(),
+        Some(collector_beside(&q.encryption.key_uri_base).as_str())
+    );
+    assert_eq!(
+        collector_beside("https://k.example/keys"),
+        "https://k.example/cmcd"
+    );
+    assert_eq!(
+        collector_beside("https://k.example/live/keys/"),
+        "https://k.example/live/cmcd"
+    );
+    assert_eq!(
+        collector_beside("https://k.example"),
+        "https://k.example/cmcd"
+    );
+    let own = parse(&format!(
+        "{MINIMAL}\n[qoe]\ncollector = \"https://c.example/cmcd/\"\n"
+    ))
+    .unwrap();
+    assert_eq!(own.qoe.collector.as_deref(), Some("https://c.example/cmcd"));
+    let off = parse(&format!("{MINIMAL}\n[qoe]\ntelemetry = false\n")).unwrap();
+    assert_eq!(off.qoe.collector, None);
+    let bad = parse(&format!(
+        "{MINIMAL}\n[qoe]\ncollector = \"ftp://c.example\"\n"
+    ))
+    .unwrap_err();
+    assert!(bad.to_string().contains("qoe.collector"), "{bad}");
+    let unknown = parse(&format!("{MINIMAL}\n[qoe]\ntelemetri = false\n")).unwrap_err();
+    assert!(unknown.to_string().contains("telemetri"), "{unknown}");
+}

@@ -1,7 +1,7 @@
 //! The fans' player as a module any site can mount (`web/player/`), under `/.player/`:
 //! `player.js` (the player), `player.css`, `shared.js` and `segments.js` (its helpers, which
 //! the preview page uses too), `paths.js` (which network path each WebRTC connection took),
-//! `policy.js` (the match's delivery policy), `cache.js` (the segments a page holds for its
+//! `policy.js` (the match's delivery policy), `telemetry.js` (CMCD reports), `cache.js` (the segments a page holds for its
 //! peers), `early.js` (fetch-early), `hls.min.js` and p2p-media-loader's two ES bundles (from
 //! `web/node_modules`, pinned by `web/package-lock.json` and put in `OUT_DIR` by `build.rs`),
 //! `ed25519.js` (@noble/ed25519, for browsers without Ed25519 in WebCrypto), and `pubkey.pem`, the match key `serve --keys` pins, which every signature is checked
@@ -27,6 +27,7 @@ const PATHS_JS: &str = include_str!("../../web/player/paths.js");
 const CACHE_JS: &str = include_str!("../../web/player/cache.js");
 const EARLY_JS: &str = include_str!("../../web/player/early.js");
 const POLICY_JS: &str = include_str!("../../web/player/policy.js");
+const TELEMETRY_JS: &str = include_str!("../../web/player/telemetry.js");
 /// Empty when the build found no `web/node_modules/hls.js` (build.rs warns).
 const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 /// Empty when the build found no `web/node_modules/p2p-media-loader-*` (build.rs warns).
@@ -72,6 +73,7 @@ pub fn routes(pinned: PinnedKey) -> Router {
         .route("/.player/cache.js", get(js(CACHE_JS)))
         .route("/.player/early.js", get(js(EARLY_JS)))
         .route("/.player/policy.js", get(js(POLICY_JS)))
+        .route("/.player/telemetry.js", get(js(TELEMETRY_JS)))
         .route(
             "/.player/player.css",
             get(|| async { asset("text/css; charset=utf-8", PLAYER_CSS) }),

@@ -25,6 +25,7 @@ import { connections, relayBytes, relayClosed, relayPolicy, useIceServers } from
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { SegmentCache } from './cache.js';
 import { EarlyFetch, earlyFirstLoader, newPeerId } from './early.js';
+import { cmcdConfig, customData, rungOf } from './telemetry.js';
 import { coreWindows, describe, policyOf } from './policy.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
 import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
@@ -90,7 +91,8 @@ function addStylesheet() {
  *
  * options: `match` (the match ID), `token` (a viewer token: keys need one), `angle` (the one to
  * start with; the first by default), `pin` (hex SHA-256 of the match key's SPKI DER: refuse a
- * server whose pinned key differs).
+ * server whose pinned key differs), `telemetry` (false: send no CMCD reports, whatever the
+ * match's p2p.json says).
  *
  * The returned player has `stats` (CONTRACT.md: httpBytes, p2pBytes, p2pRejected, peers,
  * stalls, stallSeconds, behindLiveSeconds, playing, relayBytes: the part of p2pBytes that came
@@ -120,7 +122,7 @@ export function mount(element, options = {}) {
     // operator like HTTP and are not offload.
     relayBytes: 0,
   };
-  const state = { token: options.token || null, key: null, p2p: null, policy: policyOf(null, 2), iceServers: [], hls: null, angle: null, early: null, timers: [], stopped: false, alone: false, peerlessSince: performance.now() };
+  const state = { token: options.token || null, key: null, p2p: null, policy: policyOf(null, 2), iceServers: [], hls: null, angle: null, early: null, timers: [], stopped: false, alone: false, peerlessSince: performance.now(), reporter: null };
   // This page's WebTorrent peer ID: fetch-early ranks viewers by it (web/player/early.js).
   const selfId = newPeerId();
   // Every signed segment of the playlists loaded; the token goes only to key URLs they vouch for.
@@ -143,6 +145,10 @@ export function mount(element, options = {}) {
     // the page saw it published}): what tests and the lab check fetch-early by.
     peerId: selfId,
     early: () => (state.early ? [...state.early.fetched] : []),
+    // Where this player reports what its fan experiences (telemetry.js), or null: off.
+    telemetry: null,
+    // This player's CMCD session ID (a random UUID, the collector's only name for it).
+    sessionId: crypto.randomUUID(),
     // Segments fetched over HTTP because playback waited for them (early.js, rescue()).
     rescued: () => (state.early ? state.early.rescued : 0),
     fromPeers: [],
@@ -247,6 +253,7 @@ export function mount(element, options = {}) {
       stats.relayBytes = Math.min(relayBytes(), stats.p2pBytes);
       aloneOrNot();
       showStats();
+      if (state.reporter && state.hls) state.reporter.updateCustomData(customData(player, rungOf(state.hls.levels[state.hls.currentLevel])));
     }, 500));
   }
 
@@ -281,6 +288,12 @@ export function mount(element, options = {}) {
       enableWorker: false,
       // The token only to a key URL a verified tag names.
       xhrSetup: segments.xhrSetup(() => state.token),
+      cmcd: player.telemetry ? cmcdConfig({
+        url: player.telemetry,
+        sessionId: player.sessionId,
+        contentId: `${options.match}/${state.angle}`,
+        onReporter: (r) => { state.reporter = r; },
+      }) : undefined,
       p2p: {
         core: {
           isP2PDisabled: !p2pOn,
@@ -505,6 +518,8 @@ export function mount(element, options = {}) {
       state.p2p ? loadIceServers() : null,
     ]);
     state.policy = policyOf(state.p2p, seconds);
+    const collector = state.p2p && typeof state.p2p.telemetry === 'string' && state.p2p.telemetry;
+    player.telemetry = collector && options.telemetry !== false ? `${collector}/${match}` : null;
     relayPolicy(state.policy.relay);
     if (!state.key) {
       p2pState(false, 'peer-to-peer off: this browser cannot check segment signatures');
