@@ -11,7 +11,7 @@
 use crate::audience::{Audience, Limits, Refused, cmcd};
 use crate::profile::is_path_safe_name;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -58,6 +58,15 @@ impl Collector {
         self.started.elapsed().as_secs_f64()
     }
 
+    /// The answer to a body over [`MAX_BODY`], counted.
+    pub fn oversized(&self) -> (StatusCode, String) {
+        self.audience().figures().report("oversized", 1);
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {MAX_BODY} bytes"),
+        )
+    }
+
     /// One request's body for `match_id`: the status and a one-line reason.
     pub fn take(&self, match_id: &str, body: &[u8]) -> (StatusCode, String) {
         let refuse = |outcome, status, why: String| {
@@ -82,11 +91,7 @@ impl Collector {
             );
         }
         if body.len() > MAX_BODY {
-            return refuse(
-                "oversized",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is over {MAX_BODY} bytes"),
-            );
+            return self.oversized();
         }
         let Ok(text) = std::str::from_utf8(body) else {
             return refuse(
@@ -122,9 +127,13 @@ impl Collector {
 async fn post_reports(
     State(c): State<Arc<Collector>>,
     Path(match_id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (status, why) = c.take(&match_id, &body);
+    // At most the limit is read; a larger body (or one cut off) is refused whole.
+    let (status, why) = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => c.take(&match_id, &body),
+        Err(_) => c.oversized(),
+    };
     if status.is_success() {
         return status.into_response();
     }
@@ -150,8 +159,8 @@ pub fn routes(collector: Arc<Collector>, metrics: bool) -> Router {
     let figures = collector.clone();
     let app = Router::new()
         .route("/cmcd/{match}", post(post_reports))
-        // One byte over the limit, so that the collector answers 413 itself, counted.
-        .layer(DefaultBodyLimit::max(MAX_BODY + 1))
+        // The handler reads the body itself, so that it answers 413 and counts it.
+        .layer(DefaultBodyLimit::disable())
         .layer(cors);
     let app = match metrics {
         false => app,

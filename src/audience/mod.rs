@@ -18,7 +18,12 @@ mod tests;
 
 use cmcd::{PlayState, Report};
 use figures::{Ending, Figures, Place, Source};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The label of an angle or rung a session has not named (yet).
+const UNKNOWN: &str = "unknown";
 
 /// Bounds on what the collector keeps and takes.
 #[derive(Clone, Debug)]
@@ -113,6 +118,8 @@ struct Session {
     last_seq: Option<u64>,
     started: bool,
     failed: bool,
+    /// Counted in `sessions` (once its rung is known, or when it ends without one).
+    counted: bool,
     totals: Totals,
     bucket: Bucket,
 }
@@ -191,7 +198,7 @@ impl Audience {
     fn one(&mut self, match_id: &str, angle: Option<String>, r: &Report, now: f64) -> bool {
         let key = (match_id.to_owned(), r.sid.clone());
         let held = self.sessions.get(&key).map(|s| s.place.clone());
-        let unknown = || "unknown".to_string();
+        let unknown = || UNKNOWN.to_string();
         let place = place_of(
             &mut self.places,
             self.limits.max_places_per_match,
@@ -242,6 +249,11 @@ impl Audience {
             self.figures.viewers.get_or_create(&place).inc();
             s.place = place;
         }
+        // A player's first report comes before it knows its rung.
+        if !s.counted && s.place.rung != UNKNOWN {
+            s.counted = true;
+            self.figures.sessions.get_or_create(&s.place).inc();
+        }
         let since = (now - s.last_seen).clamp(0.0, limits.session_timeout);
         s.last_seen = now;
         count(&self.figures, s, r, since);
@@ -259,7 +271,6 @@ impl Audience {
             self.close(&oldest, "evicted");
         }
         self.figures.viewers.get_or_create(&place).inc();
-        self.figures.sessions.get_or_create(&place).inc();
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         self.by_age.insert(stamp, key.clone());
@@ -273,6 +284,7 @@ impl Audience {
                 last_seq: None,
                 started: false,
                 failed: false,
+                counted: false,
                 totals: Totals::default(),
                 bucket,
             },
@@ -296,6 +308,9 @@ impl Audience {
         };
         self.by_age.remove(&s.stamp);
         self.figures.viewers.get_or_create(&s.place).dec();
+        if !s.counted {
+            self.figures.sessions.get_or_create(&s.place).inc();
+        }
         if !s.started && !s.failed {
             self.figures
                 .exits_before_start
@@ -335,7 +350,7 @@ fn place_of(
     let rung = if crate::profile::is_path_safe_name(&rung) {
         rung
     } else {
-        "unknown".into()
+        UNKNOWN.into()
     };
     let seen = places.entry(match_id.to_owned()).or_default();
     let pair = (angle, rung);
@@ -378,24 +393,41 @@ fn count(f: &Figures, s: &mut Session, r: &Report, since: f64) {
         place: p.clone(),
         source,
     };
-    f.bytes
-        .get_or_create(&source("peer"))
-        .inc_by(rise(&mut t.peer, r.peer_bytes, bytes));
-    f.bytes
-        .get_or_create(&source("http"))
-        .inc_by(rise(&mut t.http, r.http_bytes, bytes));
-    f.bytes
-        .get_or_create(&source("relay"))
-        .inc_by(rise(&mut t.relay, r.relay_bytes, bytes));
-    f.rejected
-        .get_or_create(p)
-        .inc_by(rise(&mut t.rejected, r.rejected, 10_000));
-    f.rebuffer_events
-        .get_or_create(p)
-        .inc_by(rise(&mut t.stalls, r.stalls, 10_000));
-    f.rebuffer_seconds
-        .get_or_create(p)
-        .inc_by(rise(&mut t.stall_ms, r.stall_ms, ms) as f64 / 1000.0);
+    // Only what rose: a session's first reports (before it knows its rung) add no empty series.
+    let add = |family: &Family<Source, Counter>, source, n: u64| {
+        if n > 0 {
+            family.get_or_create(&source).inc_by(n);
+        }
+    };
+    add(
+        &f.bytes,
+        source("peer"),
+        rise(&mut t.peer, r.peer_bytes, bytes),
+    );
+    add(
+        &f.bytes,
+        source("http"),
+        rise(&mut t.http, r.http_bytes, bytes),
+    );
+    add(
+        &f.bytes,
+        source("relay"),
+        rise(&mut t.relay, r.relay_bytes, bytes),
+    );
+    let rejected = rise(&mut t.rejected, r.rejected, 10_000);
+    if rejected > 0 {
+        f.rejected.get_or_create(p).inc_by(rejected);
+    }
+    let stalls = rise(&mut t.stalls, r.stalls, 10_000);
+    if stalls > 0 {
+        f.rebuffer_events.get_or_create(p).inc_by(stalls);
+    }
+    let stalled = rise(&mut t.stall_ms, r.stall_ms, ms);
+    if stalled > 0 {
+        f.rebuffer_seconds
+            .get_or_create(p)
+            .inc_by(stalled as f64 / 1000.0);
+    }
     if let Some(ms) = r.behind_ms {
         f.behind_live.get_or_create(p).observe(ms as f64 / 1000.0);
     }

@@ -156,6 +156,8 @@ fn running_totals_count_once_and_a_session_counts_only_for_itself() {
         value(&text, &format!("swarmpack_audience_viewers{CUP}")),
         2.0
     );
+    let sessions = value(&text, &format!("swarmpack_audience_sessions_total{CUP}"));
+    assert_eq!(sessions, 2.0, "each session once, under its rung");
     assert_eq!(
         value(
             &text,

@@ -2,6 +2,7 @@
 //! ports chosen by the OS, and processes that are killed when the test ends.
 #![allow(dead_code)]
 
+pub mod audience;
 pub mod browser;
 pub mod control;
 mod feeds;

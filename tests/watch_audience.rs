@@ -1,0 +1,142 @@
+//! What fans experience reaches the operator (issue 28): three viewers on `/watch` with
+//! telemetry on report through hls.js's CMCD v2 event mode to `serve`'s collector, and its
+//! `/metrics` agrees with what each page itself counted (`window.swarmpack`):
+//! - viewers: every page is one session, the sessions are the pages;
+//! - startup: one observation per page, the sum within 10 ms of the pages' own figures;
+//! - peer share: peer and HTTP bytes reported lag the pages' counters by at most one report
+//!   interval (10 s), so each total is at most the page's and at least half of it, and the
+//!   share of peer bytes within 20 points of the pages';
+//! - P2P still carries bytes with telemetry on, and no segment URL carries CMCD (query mode
+//!   would change p2p-media-loader's segment IDs);
+//! - a viewer with `?telemetry=off` sends nothing (no new session).
+
+mod common;
+
+use common::audience::{get, sum};
+use common::browser::{num, require_browser, watch_viewers as viewers};
+use common::tracker::Tracker;
+use common::*;
+use std::process::Stdio;
+use std::time::Duration;
+
+#[test]
+fn the_collector_sees_what_the_fans_players_saw() {
+    require_browser("p2p-media-loader-core");
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path());
+    let tracker = Tracker::start(&tmp.path().join("tracker.log"));
+    let port = free_tcp_port();
+    let text = std::fs::read_to_string(profile("demo.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", tracker.port));
+    let profile = tmp.path().join("audience.toml");
+    std::fs::write(&profile, text).unwrap();
+    let origin = tmp.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    let mut run = run_match(
+        "aud",
+        &profile,
+        &keys,
+        &format!("file://{}", origin.display()),
+    );
+    run.args(["--angle", "main=test:", "--no-seed", "--duration", "300"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("run.log")).unwrap());
+    let _run = Guard(run.spawn().unwrap());
+    let m = origin.join("aud");
+    wait_for("4 segments", Duration::from_secs(60), || {
+        live_with_segments(&m, 2, 4)
+    });
+    let p2p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join("p2p.json")).unwrap()).unwrap();
+    assert_eq!(
+        p2p["telemetry"],
+        format!("http://127.0.0.1:{port}/cmcd"),
+        "the signed p2p.json names the collector beside the key server"
+    );
+    let _server = serve(&origin, &keys, port, &["--dev-tokens".as_ref()]);
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let url = format!("http://127.0.0.1:{port}/watch?match=aud");
+    let seen = viewers(
+        &url,
+        &[
+            "--viewers",
+            "3",
+            "--stagger-ms",
+            "3000",
+            "--watch-ms",
+            "35000",
+        ],
+    );
+    let m = get(&metrics);
+    eprintln!("{m}");
+    let pages = seen["viewers"].as_array().unwrap();
+    assert_eq!(pages.len(), 3);
+    let aud = ["match=\"aud\""];
+
+    assert_eq!(
+        sum(&m, "swarmpack_audience_sessions_total", &aud),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(sum(&m, "swarmpack_audience_viewers", &aud), 3.0, "{m}");
+    let startup: f64 = pages.iter().map(|v| num(v, "startupSeconds")).sum();
+    assert_eq!(
+        sum(&m, "swarmpack_audience_startup_seconds_count", &aud),
+        3.0
+    );
+    let reported = sum(&m, "swarmpack_audience_startup_seconds_sum", &aud);
+    assert!(
+        (reported - startup).abs() < 0.01,
+        "startup {reported} s reported, {startup} s on the pages"
+    );
+
+    let page_peer: f64 = pages.iter().map(|v| num(v, "p2pBytes")).sum();
+    let page_http: f64 = pages.iter().map(|v| num(v, "httpBytes")).sum();
+    let peer = sum(
+        &m,
+        "swarmpack_audience_bytes_total",
+        &["match=\"aud\"", "source=\"peer\""],
+    );
+    let http = sum(
+        &m,
+        "swarmpack_audience_bytes_total",
+        &["match=\"aud\"", "source=\"http\""],
+    );
+    assert!(
+        page_peer > 0.0,
+        "no bytes from peers with telemetry on: {seen}"
+    );
+    for (what, reported, counted) in [("peer", peer, page_peer), ("http", http, page_http)] {
+        assert!(
+            reported <= counted && reported >= 0.5 * counted,
+            "{what} bytes: {reported} reported, {counted} counted by the pages"
+        );
+    }
+    let (share, page_share) = (peer / (peer + http), page_peer / (page_peer + page_http));
+    assert!(
+        (share - page_share).abs() <= 0.2,
+        "peer share {share:.2} reported, {page_share:.2} on the pages"
+    );
+    for v in pages {
+        for f in v["fromHttp"].as_array().unwrap() {
+            assert!(
+                !f["url"].as_str().unwrap().contains("CMCD"),
+                "CMCD in a segment URL: {f}"
+            );
+        }
+    }
+
+    // A viewer who turned telemetry off: no session.
+    viewers(
+        &format!("{url}&telemetry=off"),
+        &["--viewers", "1", "--stagger-ms", "0", "--watch-ms", "12000"],
+    );
+    let m = get(&metrics);
+    assert_eq!(
+        sum(&m, "swarmpack_audience_sessions_total", &aud),
+        3.0,
+        "{m}"
+    );
+}
