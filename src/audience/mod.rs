@@ -48,8 +48,8 @@ impl Default for Limits {
             session_timeout: 45.0,
             reports_per_second: 2.0,
             report_burst: 30.0,
-            new_sessions_per_second: 500.0,
-            new_session_burst: 5000.0,
+            new_sessions_per_second: 2000.0,
+            new_session_burst: 20_000.0,
             max_places_per_match: 64,
         }
     }
