@@ -8,6 +8,7 @@
 //! is stored about the client but its reports' numbers: no address, no token (CMCD targets
 //! cannot send one, and the reports change nothing but the figures).
 
+use crate::audience::history::{Point, STEP};
 use crate::audience::{Audience, Limits, Refused, cmcd};
 use crate::profile::is_path_safe_name;
 use axum::Router;
@@ -52,6 +53,12 @@ impl Collector {
         let mut audience = self.audience();
         audience.expire(self.now());
         audience.figures().render()
+    }
+
+    /// The last 10 minutes of `match_id`'s audience, oldest step first.
+    pub fn history(&self, match_id: &str) -> Vec<Point> {
+        let now = self.now();
+        self.audience().history(match_id, now)
     }
 
     fn now(&self) -> f64 {
@@ -149,16 +156,32 @@ async fn post_reports(
     r
 }
 
-/// `POST /cmcd/{match}` (any origin may post: players run on fans' sites) and, with
+/// `GET /cmcd/{match}/figures`: `{"step": 10, "points": [...]}`, the last 10 minutes
+/// ([`Point`]), for the operator's charts.
+async fn get_figures(State(c): State<Arc<Collector>>, Path(match_id): Path<String>) -> Response {
+    if !is_path_safe_name(&match_id) {
+        return (StatusCode::BAD_REQUEST, "malformed match\n").into_response();
+    }
+    let body = serde_json::json!({ "step": STEP, "points": c.history(&match_id) });
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// `POST /cmcd/{match}` (any origin may post: players run on fans' sites),
+/// `GET /cmcd/{match}/figures` and, with
 /// `metrics`, `GET /metrics`.
 pub fn routes(collector: Arc<Collector>, metrics: bool) -> Router {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
-        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE]);
     let figures = collector.clone();
     let app = Router::new()
         .route("/cmcd/{match}", post(post_reports))
+        .route("/cmcd/{match}/figures", get(get_figures))
         // The handler reads the body itself, so that it answers 413 and counts it.
         .layer(DefaultBodyLimit::disable())
         .layer(cors);

@@ -8,6 +8,7 @@
 //!   share of peer bytes within 20 points of the pages';
 //! - P2P still carries bytes with telemetry on, and no segment URL carries CMCD (query mode
 //!   would change p2p-media-loader's segment IDs);
+//! - the operator's preview page charts it (viewers 3, a share of bytes from peers);
 //! - a viewer with `?telemetry=off` sends nothing (no new session).
 
 mod common;
@@ -126,6 +127,34 @@ fn the_collector_sees_what_the_fans_players_saw() {
                 "CMCD in a segment URL: {f}"
             );
         }
+    }
+
+    // The operator's preview page charts it.
+    let shot = tmp.path().join("audience.png");
+    let mut page = std::process::Command::new("node");
+    page.current_dir(common::browser::web_dir())
+        .arg("test/preview.mjs")
+        .args(["--url", &format!("http://127.0.0.1:{port}/?match=aud")])
+        .args(["--angles", "main", "--expect", "audience", "--screenshot"])
+        .arg(&shot);
+    let out = run_with_deadline(page, Duration::from_secs(120));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the preview page's audience panel:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let panel: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let shown = &panel["audience"];
+    assert_eq!(shown["viewers"]["now"], "3", "{panel}");
+    assert!(
+        shown["peer_share"]["now"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('%')),
+        "{panel}"
+    );
+    if let Ok(keep) = std::env::var("KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
     }
 
     // A viewer who turned telemetry off: no session.

@@ -4,6 +4,7 @@
 /* global Hls */
 import { MATCH_ID, fetchOk, getToken, hex, keyErrorText, loadPubkey, parseAngles, verifyEd25519 } from '/.player/shared.js';
 import { SignedSegments, UNSIGNED_SEGMENT, verifyingLoader } from '/.player/segments.js';
+import { followAudience } from '/.preview/audience.js';
 
 const $ = (sel) => document.querySelector(sel);
 // Every signed segment of the playlists loaded: segments are played only when they match
@@ -484,6 +485,7 @@ async function start() {
     location.reload();
   });
   setInterval(tick, 100);
+  followAudience($('#audience'), match);
   if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) $('#big').requestVideoFrameCallback(onFrame);
   windowLoop();
 }

@@ -12,12 +12,14 @@
 
 pub mod cmcd;
 pub mod figures;
+pub mod history;
 
 #[cfg(test)]
 mod tests;
 
 use cmcd::{PlayState, Report};
 use figures::{Ending, Figures, Place, Source};
+use history::{History, Point};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -134,6 +136,9 @@ pub struct Audience {
     next_stamp: u64,
     places: HashMap<String, HashSet<(String, String)>>,
     new_sessions: Bucket,
+    /// Viewers now, per match, and each match's last 10 minutes.
+    viewers: HashMap<String, u64>,
+    history: History,
 }
 
 impl Audience {
@@ -147,6 +152,8 @@ impl Audience {
             next_stamp: 0,
             places: HashMap::new(),
             new_sessions,
+            viewers: HashMap::new(),
+            history: History::default(),
         }
     }
 
@@ -157,6 +164,13 @@ impl Audience {
     /// Sessions held now.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The last 10 minutes of `match_id`'s audience at `now`, in steps of [`history::STEP`].
+    pub fn history(&mut self, match_id: &str, now: f64) -> Vec<Point> {
+        self.expire(now);
+        let viewers = self.viewers.get(match_id).copied().unwrap_or(0);
+        self.history.points(match_id, now, viewers)
     }
 
     /// The reports of one request for `match_id`, at `now` (seconds, any monotonic origin).
@@ -256,7 +270,17 @@ impl Audience {
         }
         let since = (now - s.last_seen).clamp(0.0, limits.session_timeout);
         s.last_seen = now;
-        count(&self.figures, s, r, since);
+        let seen = count(&self.figures, s, r, since);
+        let viewers = self.viewers.get(match_id).copied().unwrap_or(0);
+        let step = self.history.step(match_id, now, viewers);
+        if let Some(startup) = seen.startup {
+            step.startup(startup);
+        }
+        if let Some(behind) = seen.behind {
+            step.behind(behind);
+        }
+        step.watched(seen.watched, seen.stalled);
+        step.bytes(seen.peer, seen.relay, seen.http);
         self.figures.report("accepted", 1);
         if r.state.is_some_and(PlayState::is_final) {
             self.close(&key, "ended");
@@ -271,6 +295,7 @@ impl Audience {
             self.close(&oldest, "evicted");
         }
         self.figures.viewers.get_or_create(&place).inc();
+        *self.viewers.entry(key.0.clone()).or_default() += 1;
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         self.by_age.insert(stamp, key.clone());
@@ -308,6 +333,9 @@ impl Audience {
         };
         self.by_age.remove(&s.stamp);
         self.figures.viewers.get_or_create(&s.place).dec();
+        if let Some(n) = self.viewers.get_mut(&key.0) {
+            *n = n.saturating_sub(1);
+        }
         if !s.counted {
             self.figures.sessions.get_or_create(&s.place).inc();
         }
@@ -367,17 +395,32 @@ fn place_of(
     }
 }
 
+/// What one report added, for the match's running step.
+#[derive(Default)]
+struct Seen {
+    startup: Option<f64>,
+    behind: Option<f64>,
+    watched: f64,
+    stalled: f64,
+    peer: u64,
+    relay: u64,
+    http: u64,
+}
+
 /// A report's contribution to the figures: increases of the running totals, one observation
 /// of each "now" figure, the startup once.
-fn count(f: &Figures, s: &mut Session, r: &Report, since: f64) {
+fn count(f: &Figures, s: &mut Session, r: &Report, since: f64) -> Seen {
+    let mut seen = Seen::default();
     let p = &s.place;
     if s.started {
         f.watch_seconds.get_or_create(p).inc_by(since);
+        seen.watched = since;
     }
     if let Some(ms) = r.startup_ms
         && !s.started
     {
         s.started = true;
+        seen.startup = Some(ms as f64 / 1000.0);
         f.startup.get_or_create(p).observe(ms as f64 / 1000.0);
     }
     if r.state == Some(PlayState::FatalError) && !s.started && !s.failed {
@@ -399,21 +442,12 @@ fn count(f: &Figures, s: &mut Session, r: &Report, since: f64) {
             family.get_or_create(&source).inc_by(n);
         }
     };
-    add(
-        &f.bytes,
-        source("peer"),
-        rise(&mut t.peer, r.peer_bytes, bytes),
-    );
-    add(
-        &f.bytes,
-        source("http"),
-        rise(&mut t.http, r.http_bytes, bytes),
-    );
-    add(
-        &f.bytes,
-        source("relay"),
-        rise(&mut t.relay, r.relay_bytes, bytes),
-    );
+    seen.peer = rise(&mut t.peer, r.peer_bytes, bytes);
+    seen.http = rise(&mut t.http, r.http_bytes, bytes);
+    seen.relay = rise(&mut t.relay, r.relay_bytes, bytes);
+    add(&f.bytes, source("peer"), seen.peer);
+    add(&f.bytes, source("http"), seen.http);
+    add(&f.bytes, source("relay"), seen.relay);
     let rejected = rise(&mut t.rejected, r.rejected, 10_000);
     if rejected > 0 {
         f.rejected.get_or_create(p).inc_by(rejected);
@@ -423,12 +457,14 @@ fn count(f: &Figures, s: &mut Session, r: &Report, since: f64) {
         f.rebuffer_events.get_or_create(p).inc_by(stalls);
     }
     let stalled = rise(&mut t.stall_ms, r.stall_ms, ms);
+    seen.stalled = stalled as f64 / 1000.0;
     if stalled > 0 {
         f.rebuffer_seconds
             .get_or_create(p)
             .inc_by(stalled as f64 / 1000.0);
     }
     if let Some(ms) = r.behind_ms {
+        seen.behind = Some(ms as f64 / 1000.0);
         f.behind_live.get_or_create(p).observe(ms as f64 / 1000.0);
     }
     if let Some(kbps) = r.bitrate_kbps {
@@ -439,6 +475,7 @@ fn count(f: &Figures, s: &mut Session, r: &Report, since: f64) {
     {
         f.ttfb.get_or_create(p).observe(ms as f64 / 1000.0);
     }
+    seen
 }
 
 /// How much a running total rose since the last report, at most `cap` (a total that fell,

@@ -355,3 +355,32 @@ fn distinct_places_per_match_are_capped() {
         2.0
     );
 }
+
+#[test]
+fn the_last_ten_minutes_come_in_steps_of_ten_seconds() {
+    let mut a = Audience::new(Limits::default());
+    let start = ",io.swarmpack-startup=2000,io.swarmpack-p2pb=0,io.swarmpack-httpb=0";
+    take(&mut a, &report("a", 0, start), 1.0).unwrap();
+    take(&mut a, &report("b", 0, &start.replace("2000", "1000")), 2.0).unwrap();
+    let more = ",io.swarmpack-p2pb=3000,io.swarmpack-httpb=1000,io.swarmpack-relayb=1000,io.swarmpack-behind=7000,io.swarmpack-stallms=500";
+    take(&mut a, &report("a", 1, more), 11.0).unwrap();
+    take(&mut a, &report("a", 2, ",sta=q"), 21.5).unwrap();
+    let points = a.history("cup", 35.0);
+    assert_eq!(points.len(), 3, "{points:?}");
+    let [p0, p1, p2] = [&points[0], &points[1], &points[2]];
+    assert_eq!((p0.at, p0.viewers), (11.0, 2));
+    assert_eq!(p0.startup_seconds, Some(1.5));
+    assert_eq!(p0.peer_share, None, "no bytes in the first step");
+    assert_eq!(p1.peer_share, Some(0.5), "relayed bytes are not offload");
+    assert_eq!(p1.behind_live_seconds, Some(7.0));
+    assert_eq!(
+        p1.rebuffer_ratio,
+        Some(0.05),
+        "0.5 s stalled in 10 s watched"
+    );
+    assert_eq!(p2.viewers, 1, "a quit");
+    assert_eq!(p2.startup_seconds, None);
+    assert!(a.history("final", 35.0).is_empty());
+    // Ten minutes later only the last ten minutes are kept.
+    assert_eq!(a.history("cup", 2000.0).len(), history::POINTS);
+}

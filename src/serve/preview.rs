@@ -22,6 +22,7 @@ use std::time::SystemTime;
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const AUDIENCE_JS: &str = include_str!("../../web/audience.js");
 
 /// One match found under the origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,6 +78,10 @@ pub fn routes(origin: PathBuf, spool: Option<PathBuf>) -> Router {
         .route(
             "/.preview/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/.preview/audience.js",
+            get(|| async { asset("text/javascript; charset=utf-8", AUDIENCE_JS) }),
         )
         .route(
             "/.preview/app.css",

@@ -2,8 +2,9 @@
 // playwright-core) and asserts what an operator would check by eye. Run by tests/preview.rs:
 //
 //   node web/test/preview.mjs --url http://127.0.0.1:PORT/?match=ID --angles main,pov \
-//        --rungs 360p,180p --expect play|key-error|no-ed25519|tampered --screenshot FILE.png
+//        --rungs 360p,180p --expect play|key-error|no-ed25519|tampered|audience --screenshot FILE.png
 //
+// audience reads the audience panel (the charts of what the fans' players reported);
 // key-error also tampers with the window manifest on its way to the page (one hex digit of
 // its infohash) and forges the rest as an attacker who holds the origin would: it signs the
 // tampered manifest with a key of its own and serves that key as the origin's pubkey.pem.
@@ -107,6 +108,14 @@ try {
       assert.match(await page.textContent(sel), /verified \(pure-JS Ed25519\)/);
     }
     seen.sig_status = await page.textContent('#sig-status');
+  } else if (arg.expect === 'audience') {
+    // The audience panel charts what the fans' players reported: at least one viewer now, and
+    // a line drawn for each figure that has a value.
+    await page.waitForFunction(() => Number(document.querySelector('#audience dd[data-figure="viewers"] .now')?.textContent) >= 1,
+      null, { timeout: 30000 });
+    seen.audience = await page.$$eval('#audience dd', (dds) => Object.fromEntries(dds.map((dd) =>
+      [dd.dataset.figure, { now: dd.querySelector('.now').textContent, lines: dd.querySelectorAll('polyline').length }])));
+    assert.ok(seen.audience.viewers.lines >= 1, 'no viewers chart drawn');
   } else if (arg.expect === 'tampered') {
     // The changed angle's tile says why and plays nothing; the others play.
     const victim = angles[angles.length - 1];
