@@ -9,7 +9,9 @@
 //! - P2P still carries bytes with telemetry on, and no segment URL carries CMCD (query mode
 //!   would change p2p-media-loader's segment IDs);
 //! - the operator's preview page charts it (viewers 3, a share of bytes from peers);
-//! - a viewer with `?telemetry=off` sends nothing (no new session).
+//! - a viewer with `?telemetry=off` sends nothing (no new session);
+//! - a delivery policy changed in the signed p2p.json while they watch (signed here with the
+//!   match key) reaches every player within 30 s.
 
 mod common;
 
@@ -59,6 +61,21 @@ fn the_collector_sees_what_the_fans_players_saw() {
     let _server = serve(&origin, &keys, port, &["--dev-tokens".as_ref()]);
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let url = format!("http://127.0.0.1:{port}/watch?match=aud");
+    // While they watch, the delivery policy changes (as PATCH …/delivery or a [qoe] action
+    // would): p2p.json with behind_live = 10, signed with the match key (ring; this OpenSSL
+    // cannot read ring's PKCS#8 v2 key file).
+    let (doc, keys_dir) = (m.join("p2p.json"), keys.clone());
+    let change = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(8));
+        let mut p2p: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&doc).unwrap()).unwrap();
+        p2p["delivery"]["behind_live"] = serde_json::json!(10.0);
+        let bytes = serde_json::to_string_pretty(&p2p).unwrap();
+        let pk8 = std::fs::read(keys_dir.join("signing.pk8")).unwrap();
+        let key = ring::signature::Ed25519KeyPair::from_pkcs8(&pk8).unwrap();
+        std::fs::write(doc.with_extension("json.sig"), key.sign(bytes.as_bytes())).unwrap();
+        std::fs::write(&doc, bytes).unwrap();
+    });
     let seen = viewers(
         &url,
         &[
@@ -70,6 +87,7 @@ fn the_collector_sees_what_the_fans_players_saw() {
             "35000",
         ],
     );
+    change.join().unwrap();
     let m = get(&metrics);
     eprintln!("{m}");
     let pages = seen["viewers"].as_array().unwrap();
@@ -121,6 +139,18 @@ fn the_collector_sees_what_the_fans_players_saw() {
         "peer share {share:.2} reported, {page_share:.2} on the pages"
     );
     for v in pages {
+        // Every player read the changed policy again within 30 s and applied it.
+        assert!(
+            num(v, "policyChanges") >= 1.0,
+            "the policy change did not reach {v}"
+        );
+        assert!(
+            v["policy"]
+                .as_str()
+                .is_some_and(|p| p.contains("about 11 s behind live")),
+            "{}",
+            v["policy"]
+        );
         for f in v["fromHttp"].as_array().unwrap() {
             assert!(
                 !f["url"].as_str().unwrap().contains("CMCD"),

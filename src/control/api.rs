@@ -238,12 +238,29 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     if let Some(r) = refuse_id(&id) {
         return r;
     }
-    let c = crate::sync::lock(&api.controller);
-    let spool = c.store().spool_dir();
-    match c.get(&id) {
-        Some(r) => axum::Json(view(r, &spool)).into_response(),
-        None => error(404, format!("match: no match {id:?} here")),
-    }
+    let (record, spool) = {
+        let c = crate::sync::lock(&api.controller);
+        (c.get(&id).cloned(), c.store().spool_dir())
+    };
+    let Some(r) = record else {
+        return error(404, format!("match: no match {id:?} here"));
+    };
+    let mut v = view(&r, &spool);
+    // What its fans experience now, from the collector its players report to (not under the
+    // controller's lock: the collector may be slow).
+    let collector = crate::profile::Profile::load(&r.spec.profile_file)
+        .ok()
+        .and_then(|p| p.qoe.collector)
+        .filter(|_| r.state.is_running());
+    let audience = match collector {
+        Some(c) => tokio::task::spawn_blocking(move || super::audience::now(&c, &id))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    v["audience"] = audience.unwrap_or(serde_json::Value::Null);
+    axum::Json(v).into_response()
 }
 
 async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {

@@ -16,6 +16,7 @@
 //! outbox.
 
 pub mod api;
+pub mod audience;
 pub mod request;
 pub mod store;
 pub mod supervise;

@@ -32,9 +32,11 @@ import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from '
 
 const HERE = new URL('.', import.meta.url);
 const ROOT = new URL('/', import.meta.url).href;
+// How often the player reads the match's delivery policy again (p2p.json).
+const POLICY_EVERY_MS = 30000;
 
 // The delivery policy (how far behind live, what comes over HTTP and when) is the match's:
-// the signed p2p.json carries it (web/player/policy.js). A viewer with no peer for
+// the signed p2p.json carries it (web/player/policy.js), read again every 30 s. A viewer with no peer for
 // `alone_after` plays as a plain HLS player (every segment of its buffer is urgent, so over
 // HTTP at once) until a peer connects: behind a NAT that no peer gets through, or with no ICE
 // servers, waiting for peers only stalls (scripts/swarm-lab, docs/PERFORMANCE.md).
@@ -149,6 +151,8 @@ export function mount(element, options = {}) {
     telemetry: null,
     // This player's CMCD session ID (a random UUID, the collector's only name for it).
     sessionId: crypto.randomUUID(),
+    // Times the match's delivery policy changed while this page played (followPolicy).
+    policyChanges: 0,
     // Segments fetched over HTTP because playback waited for them (early.js, rescue()).
     rescued: () => (state.early ? state.early.rescued : 0),
     fromPeers: [],
@@ -472,6 +476,38 @@ export function mount(element, options = {}) {
     }
   }
 
+  /**
+   * The match's delivery policy again (p2p.json, signed): an operator or the controller may
+   * change it during the match (README "Watching the audience"); a change applies at once,
+   * and an unsigned or unreadable document changes nothing.
+   */
+  async function followPolicy(match) {
+    let doc;
+    try {
+      const [bytes, sig] = await Promise.all([
+        fetchOk(new URL(`${match}/p2p.json`, ROOT), 'bytes'),
+        fetchOk(new URL(`${match}/p2p.json.sig`, ROOT), 'bytes'),
+      ]);
+      if (!(await verifyDocument(bytes, sig, state.key))) return;
+      doc = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return;
+    }
+    const policy = policyOf(doc, state.policy.segment);
+    if (JSON.stringify(policy) === JSON.stringify(state.policy)) return;
+    state.policy = policy;
+    player.policyChanges += 1;
+    relayPolicy(policy.relay);
+    $('policy').textContent = describe(policy);
+    const hls = state.hls;
+    if (!hls) return;
+    hls.config.liveSyncDuration = policy.behind_live;
+    const p2pOn = Boolean(state.key && state.p2p && state.p2p.trackers.length);
+    state.earlyFetchers = p2pOn ? policy.early_fetchers : 0;
+    if (state.early && !state.alone) state.early.fetchers = state.earlyFetchers;
+    if (hls.p2pEngine) hls.p2pEngine.applyDynamicConfig({ core: coreWindows(policy, state.alone) });
+  }
+
   async function start() {
     const match = options.match;
     if (!match || !MATCH_ID.test(match)) {
@@ -541,6 +577,7 @@ export function mount(element, options = {}) {
     }
     watchPlayback();
     play(angles.includes(options.angle) ? options.angle : angles[0]);
+    if (state.p2p) state.timers.push(setInterval(() => followPolicy(match), POLICY_EVERY_MS));
   }
 
   start();

@@ -218,6 +218,8 @@ try {
       peerId: window.swarmpack.peerId || null,
       early: window.swarmpack.early ? window.swarmpack.early() : [],
       rescued: window.swarmpack.rescued ? window.swarmpack.rescued() : 0,
+      policyChanges: window.swarmpack.policyChanges || 0,
+      policy: document.querySelector('.sp-policy')?.textContent ?? null,
       fromPeers: window.swarmpack.fromPeers || [],
       fromHttp: window.swarmpack.fromHttp || [],
     }));
