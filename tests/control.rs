@@ -270,6 +270,68 @@ fn a_match_runs_through_the_control_api_with_signed_webhooks() {
         || window_naming(&s.origin.join("final"), &now["id"]).is_some(),
     );
 
+    // The delivery policy changed by hand (README "Watching the audience"): the run
+    // publishes the whole policy in a new p2p.json, which openssl verifies with the match key.
+    let (code, answer) = call(
+        port,
+        "PATCH",
+        "/v1/matches/final/delivery",
+        &[bearer()],
+        Some(r#"{"behind_live": 4, "early_fetchers": 2}"#),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["delivery"]["behind_live"], 4.0, "{answer}");
+    assert_eq!(answer["delivery"]["early_fetchers"], 2, "{answer}");
+    assert_eq!(
+        answer["delivery"]["urgent"], 0.5,
+        "the rest as before: {answer}"
+    );
+    for (body, status, says) in [
+        (r#"{"behind_live": 0.5}"#, 422, "delivery.behind_live"),
+        (r#"{"urgent": 1, "nope": 1}"#, 422, "nope"),
+        (r#"{"segment": 2}"#, 422, "delivery.segment"),
+        ("[1]", 400, "JSON object"),
+    ] {
+        let (code, answer) = call(
+            port,
+            "PATCH",
+            "/v1/matches/final/delivery",
+            &[bearer()],
+            Some(body),
+        );
+        assert_eq!(code, status, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{body}: {answer}"
+        );
+    }
+    let (code, _) = call(
+        port,
+        "PATCH",
+        "/v1/matches/nope/delivery",
+        &[bearer()],
+        Some("{}"),
+    );
+    assert_eq!(code, 404);
+    let m = s.origin.join("final");
+    wait_for(
+        "the new policy in a signed p2p.json",
+        Duration::from_secs(20),
+        || {
+            let doc: serde_json::Value = std::fs::read(m.join("p2p.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            doc["delivery"]["behind_live"] == 4.0
+                && doc["delivery"]["early_fetchers"] == 2
+                && openssl_verifies_sig(
+                    &m.join("pubkey.pem"),
+                    &m.join("p2p.json"),
+                    &m.join("p2p.json.sig"),
+                )
+        },
+    );
+
     // The run dies: the controller starts it again, and the playlists carry on after one
     // discontinuity.
     unsafe_kill(pid, "KILL");

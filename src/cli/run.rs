@@ -101,6 +101,11 @@ pub struct RunArgs {
     /// playlist and goes into its window's manifest.
     #[arg(long, value_name = "FILE")]
     pub markers: Option<PathBuf>,
+    /// Follow FILE for the fans' players' delivery policy, one JSON line each (the [delivery]
+    /// keys, as `swarmpack control` writes them for PATCH /v1/matches/{id}/delivery): the
+    /// newest line, checked against the profile's bounds, goes out as a new signed p2p.json.
+    #[arg(long, value_name = "FILE")]
+    pub delivery: Option<PathBuf>,
     /// Run as one of several redundant encoders of this match: the same --match, --keys,
     /// --profile and feeds on each machine, each with its own --spool, all publishing to one
     /// s3:// or file:// origin. Each segment is claimed on the origin (create-if-absent)
@@ -301,6 +306,7 @@ pub fn run(
             fragments,
             events: args.events.clone(),
             markers: args.markers.clone(),
+            delivery: args.delivery.clone(),
             redundant: args.redundant,
             remote_angles: args.remote_angles.clone(),
         },

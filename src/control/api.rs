@@ -53,6 +53,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/matches", post(create).get(list))
         .route("/v1/matches/{id}", get(show).delete(stop))
         .route("/v1/matches/{id}/markers", post(marker))
+        .route("/v1/matches/{id}/delivery", axum::routing::patch(delivery))
         .route("/v1/matches/{id}/clips", post(clip))
         .route("/v1/matches/{id}/archive", post(archive))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -348,6 +349,39 @@ async fn archive(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
         )
             .into_response(),
         Err(e) => error(500, format!("cannot start swarmpack archive: {e}")),
+    }
+}
+
+/// `PATCH …/delivery`: some `[delivery]` keys (JSON); 200 with the whole policy now in force,
+/// which the run publishes in a new signed `p2p.json` (players read it within 30 s).
+async fn delivery(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = refuse_id(&id) {
+        return r;
+    }
+    let changes: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            return error(
+                400,
+                "body: expected a JSON object of [delivery] keys, e.g. {\"behind_live\": 8}",
+            );
+        }
+    };
+    let mut c = crate::sync::lock(&api.controller);
+    let Some(r) = c.get(&id) else {
+        return error(404, format!("match: no match {id:?} here"));
+    };
+    if !r.state.is_running() {
+        return error(
+            409,
+            format!("match: {id:?} is not running; the policy goes to its run"),
+        );
+    }
+    match c.change_delivery(&id, &changes) {
+        Ok(d) => axum::Json(json!({"match": id, "delivery": d})).into_response(),
+        Err(e @ super::DeliveryRefused::Invalid(_)) => error(422, e.to_string()),
+        Err(super::DeliveryRefused::NoMatch) => error(404, format!("match: no match {id:?} here")),
+        Err(e) => error(500, e.to_string()),
     }
 }
 

@@ -34,6 +34,19 @@ use webhook::Outbox;
 /// Crashes in a row (no window published in between) before a match is failed.
 pub const MAX_CRASHES: u32 = 5;
 
+/// Why a delivery change was refused (`PATCH /v1/matches/{id}/delivery`).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryRefused {
+    #[error("no such match")]
+    NoMatch,
+    #[error("{0}")]
+    Invalid(#[source] crate::profile::ProfileError),
+    #[error("the match's profile: {0}")]
+    Profile(#[source] crate::profile::ProfileError),
+    #[error("cannot hand the policy to the run: {0}")]
+    Io(#[source] std::io::Error),
+}
+
 pub struct Controller {
     store: Store,
     launcher: Launcher,
@@ -156,6 +169,42 @@ impl Controller {
         f.write_all(&line)?;
         tracing::info!("match {id}: marker {} at {}", marker.label, marker.start);
         Ok(())
+    }
+
+    /// The match's delivery policy with `changes` (JSON `[delivery]` keys) applied, handed to
+    /// its run (`run --delivery`), which publishes it in a new signed `p2p.json`. Returns the
+    /// whole policy now in force, or why the changes were refused.
+    pub fn change_delivery(
+        &mut self,
+        id: &str,
+        changes: &serde_json::Value,
+    ) -> Result<crate::profile::Delivery, DeliveryRefused> {
+        use std::io::Write;
+        let r = self.matches.get(id).ok_or(DeliveryRefused::NoMatch)?;
+        let profile = crate::profile::Profile::load(&r.spec.profile_file)
+            .map_err(DeliveryRefused::Profile)?;
+        let file = self.store.match_dir(id).join("delivery.jsonl");
+        // In force: the newest change, or the profile's table.
+        let current = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.lines().rev().find_map(|l| serde_json::from_str(l).ok()))
+            .unwrap_or(profile.delivery.clone());
+        let what = std::path::Path::new("PATCH body");
+        let new = crate::profile::delivery::patched(&current, changes, &profile.segment, what)
+            .map_err(DeliveryRefused::Invalid)?;
+        let mut line = serde_json::to_vec(&new).expect("a policy serialises");
+        line.push(b'\n');
+        // One write: the run never reads half a line as a whole one.
+        store::private_append(&file)
+            .and_then(|mut f| f.write_all(&line))
+            .map_err(DeliveryRefused::Io)?;
+        tracing::info!(
+            "match {id}: delivery policy now behind_live {} s, urgent {} s, early_fetchers {}",
+            new.behind_live,
+            new.urgent,
+            new.early_fetchers
+        );
+        Ok(new)
     }
 
     /// Starts cutting a highlight (`clip`: label, from, to) or archiving the match; its

@@ -60,6 +60,8 @@ impl Launcher {
             .arg(events)
             .arg("--markers")
             .arg(events.with_file_name("markers.jsonl"))
+            .arg("--delivery")
+            .arg(events.with_file_name("delivery.jsonl"))
             .args(["--log-format", "json"]);
         // Several matches on one machine: each seeder takes a free port.
         if let Ok(profile) = crate::profile::Profile::load(&spec.profile_file) {
@@ -231,7 +233,7 @@ mod tests {
             .join(" ");
         for part in [
             "run --match final --profile",
-            "--keys /k --spool /s --events /e.jsonl --markers /markers.jsonl",
+            "--keys /k --spool /s --events /e.jsonl --markers /markers.jsonl --delivery /delivery.jsonl",
             "--seed-listen 0.0.0.0:0",
             "--duration 30",
         ] {

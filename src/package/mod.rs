@@ -478,6 +478,22 @@ impl Packager {
         new
     }
 
+    /// Publishes `delivery` as the fans' players' policy from now on: `p2p.json` again, with
+    /// its signature (players read it every 30 s). Only once windows are signed.
+    pub fn set_delivery(&mut self, profile: &Profile, delivery: &crate::profile::Delivery) {
+        let Some(signer) = self.signer.as_deref() else {
+            return;
+        };
+        let doc = p2p::P2pDoc::new(&self.match_id, profile).with_delivery(delivery.clone());
+        let path = format!("{}/p2p.json", self.match_id);
+        self.out.extend(Object::signed(
+            path,
+            doc.to_json().into_bytes(),
+            ObjectKind::MasterPlaylist,
+            signer,
+        ));
+    }
+
     /// The origin refused the object at `path` for good. A segment becomes a gap in its
     /// playlist (EXT-X-GAP), and the playlist goes out again so players skip it.
     pub fn mark_lost(&mut self, path: &str) {

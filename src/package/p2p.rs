@@ -50,6 +50,12 @@ impl P2pDoc {
         }
     }
 
+    /// The document with another delivery policy (changed during the match).
+    pub fn with_delivery(mut self, delivery: Delivery) -> P2pDoc {
+        self.delivery = Some(delivery);
+        self
+    }
+
     /// The bytes published (and signed).
     pub fn to_json(&self) -> String {
         let doc = serde_json::to_string_pretty(self).expect("a P2pDoc always serializes");

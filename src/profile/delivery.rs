@@ -48,6 +48,50 @@ pub(super) struct RawDelivery {
     startup_wait: Option<f64>,
 }
 
+/// `current` with the keys of `changes` (a JSON object of `[delivery]` keys; `segment` may be
+/// there and must be the profile's), checked as the profile's table is; `source` names where
+/// the changes came from in errors (a request, a file).
+pub fn patched(
+    current: &Delivery,
+    changes: &serde_json::Value,
+    segment: &SegmentConfig,
+    source: &std::path::Path,
+) -> Result<Delivery, ProfileError> {
+    let checker = Checker { file: source };
+    let mut changes = changes.clone();
+    if let Some(map) = changes.as_object_mut()
+        && let Some(seg) = map.remove("segment")
+        && seg.as_f64() != Some(segment.duration_secs())
+    {
+        return Err(checker.invalid(
+            "delivery.segment",
+            &format!(
+                "the profile's segment duration, {}",
+                segment.duration_secs()
+            ),
+            seg,
+        ));
+    }
+    let raw: RawDelivery = serde_json::from_value(changes).map_err(|e| {
+        checker.invalid(
+            "delivery",
+            "an object of behind_live, urgent, early_fetchers, relay, alone_after, startup_wait",
+            e,
+        )
+    })?;
+    let merged = RawDelivery {
+        behind_live: raw.behind_live.or(Some(current.behind_live)),
+        urgent: raw.urgent.or(Some(current.urgent)),
+        early_fetchers: raw
+            .early_fetchers
+            .or(Some(i64::from(current.early_fetchers))),
+        relay: raw.relay.or_else(|| Some(current.relay.clone())),
+        alone_after: raw.alone_after.or(Some(current.alone_after)),
+        startup_wait: raw.startup_wait.or(Some(current.startup_wait)),
+    };
+    checker.delivery(Some(&merged), segment)
+}
+
 impl Delivery {
     /// The defaults for segments of `segment` seconds.
     pub fn defaults(segment: f64) -> Delivery {

@@ -58,7 +58,7 @@ impl MarkerFeed {
 }
 
 /// What `path` holds after `offset` bytes (None when it cannot be read, or is shorter).
-fn appended(path: &std::path::Path, offset: usize) -> Option<Vec<u8>> {
+pub(super) fn appended(path: &std::path::Path, offset: usize) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     if f.metadata().ok()?.len() < offset as u64 {

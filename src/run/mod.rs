@@ -1,5 +1,6 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
+mod delivery;
 mod events;
 mod intake;
 mod lock;
@@ -120,6 +121,8 @@ pub struct RunConfig {
     pub events: Option<PathBuf>,
     /// Follow this file for markers (JSON lines) to put in the playlists and manifests.
     pub markers: Option<PathBuf>,
+    /// Follow this file for delivery policies (JSON lines) to publish in `p2p.json`.
+    pub delivery: Option<PathBuf>,
     /// One of several redundant runs of this match on one origin: every segment is claimed
     /// on the origin before it is packaged ([`crate::publish::claim`]).
     pub redundant: bool,
@@ -150,8 +153,16 @@ fn anchor(now: UtcNs, timeline: &crate::timecode::Timeline, fast: bool) -> UtcNs
 
 /// Runs a match until its duration is reached, `stop_requests` counts one (clean stop at
 /// the next boundary), or two (stop at once).
-pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport, RunError> {
+pub fn run(mut cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport, RunError> {
     ingest::ladder::init()?;
+    // A restarted run publishes the policy in force from its first p2p.json.
+    if let Some(d) = cfg
+        .delivery
+        .as_deref()
+        .and_then(|f| delivery::newest(f, &cfg.profile))
+    {
+        cfg.profile.delivery = d;
+    }
     let timeline = cfg.profile.timeline();
     let any_network = cfg.angles.iter().any(|(_, s)| s.is_network());
     if cfg.fast && any_network {
@@ -326,6 +337,7 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
     let packager_cpu_start = crate::observe::thread_cpu_time();
     let publish_status = outlet.publisher.status();
     let mut marker_feed = cfg.markers.clone().map(markers::MarkerFeed::new);
+    let mut delivery_feed = cfg.delivery.clone().map(delivery::DeliveryFeed::new);
     // File and test feeds that stop producing end the run (network feeds have their slate).
     let watched: Vec<(String, Arc<std::sync::atomic::AtomicU64>)> = angles
         .iter()
@@ -346,6 +358,9 @@ pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport,
         observer.tick();
         if let Some(feed) = marker_feed.as_mut() {
             feed.poll(&mut packager);
+        }
+        if let Some(feed) = delivery_feed.as_mut() {
+            feed.poll(&mut packager, &cfg.profile);
         }
         run_events.origin(publish_status.origin_down());
         let now = Instant::now();
