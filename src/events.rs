@@ -37,6 +37,10 @@ pub enum EventType {
     ArchiveReady,
     #[serde(rename = "clip.ready")]
     ClipReady,
+    #[serde(rename = "qoe.degraded")]
+    QoeDegraded,
+    #[serde(rename = "qoe.recovered")]
+    QoeRecovered,
 }
 
 /// One event, as a line of an events file and as a webhook (its `id` goes in the

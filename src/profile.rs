@@ -418,7 +418,7 @@ impl Checker<'_> {
         let (trackers, webrtc_trackers) = self.trackers(&raw.tracker)?;
         let ice_servers = self.ice_servers(&raw.ice_server)?;
         let delivery = self.delivery(raw.delivery.as_ref(), &segment)?;
-        let qoe = self.qoe(raw.qoe.as_ref(), &key_uri_base)?;
+        let qoe = self.qoe(raw.qoe.as_ref(), &key_uri_base, &delivery, &segment)?;
         let seed = self.seed(raw.seed.as_ref())?;
         let video = self.video(&raw.video)?;
         let audio = self.audio(&raw.audio)?;

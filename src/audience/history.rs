@@ -4,7 +4,7 @@
 //! the mean seconds behind live and the share of bytes from peers (TURN relays not counted as
 //! peers). A step in which nothing was reported has no value (`null`), not a zero.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
 /// Seconds per step, and steps kept (10 minutes).
@@ -12,7 +12,7 @@ pub const STEP: f64 = 10.0;
 pub const POINTS: usize = 60;
 
 /// One step of one match.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// The step's end, in the collector's seconds.
     pub at: f64,

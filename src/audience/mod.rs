@@ -13,6 +13,7 @@
 pub mod cmcd;
 pub mod figures;
 pub mod history;
+pub mod qoe;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,9 @@ use swarmpack::control::supervise::Launcher;
 use swarmpack::control::webhook::{Outbox, Secret};
 use swarmpack::control::{Controller, api, store::Store};
 
+/// Seconds between looks at the audiences (the collector's step).
+const QOE_EVERY_SECONDS: u64 = 10;
+
 pub const LONG_ABOUT: &str = "Run matches for the bracket software or the producer's console: \
 a JSON API that starts each match as its own `swarmpack run` process, watches it, restarts it \
 when it dies, stops it on request, and reports what happens by webhooks signed as the Standard \
@@ -18,14 +21,20 @@ API (every request: Authorization: Bearer $SWARMPACK_API_TOKEN):\n  \
 POST   /v1/matches          {\"match\",\"profile\",\"angles\":{\"name\":\"uri\"},\"origin\",\"duration\"?}\n                         \
 with Idempotency-Key: a retry returns the first answer\n  \
 GET    /v1/matches          every match and its state\n  \
-GET    /v1/matches/ID       state, feeds, newest window and seq, spool depth, last error\n  \
-DELETE /v1/matches/ID       a clean stop, as SIGTERM on `run`\n\n\
+GET    /v1/matches/ID       state, feeds, newest window and seq, spool depth, last error, and\n                         \
+\"audience\": what its fans experience now (from the collector its profile's [qoe] names)\n  \
+PATCH  /v1/matches/ID/delivery  [delivery] keys: the fans' players' policy, in a new signed\n                         \
+p2p.json (players follow within 30 s)\n  \
+DELETE /v1/matches/ID       a clean stop, as SIGTERM on `run`\n  \
+(and POST …/markers, …/clips, …/archive: README)\n\n\
 Profiles are the .toml files in --profiles, by name. Runs get --spool STATE/spool and write \
 their log to STATE/matches/ID/run.log. A run that dies is restarted after 1, 2, 4, 8, 16 s; \
 after 5 crashes in a row without publishing a window (or a run refusing its input, exit 2) the \
 match is failed.\n\n\
 Webhooks (SWARMPACK_WEBHOOK_URL, SWARMPACK_WEBHOOK_SECRET=whsec_…): match.started, match.live, \
-feed.lost, feed.restored, window.published, origin.down, origin.up, match.ended, match.failed; \
+feed.lost, feed.restored, window.published, origin.down, origin.up, match.ended, match.failed, \
+qoe.degraded, qoe.recovered (the profile's [qoe] thresholds, judged every 10 s on the \
+collector's figures; while degraded, [qoe.on_degraded] is the players' policy); \
 each with one stable id, delivered at least once from STATE/outbox, retried with backoff and \
 jitter.\n\n\
 Stopping the controller (Ctrl-C, SIGTERM, or a crash) leaves the matches running: started \
@@ -142,6 +151,24 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
             while stop.load(Ordering::Relaxed) == 0 {
                 swarmpack::sync::lock(&watched.controller).tick();
                 std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .map_err(runtime)?;
+    // The audiences, every 10 s (a collector's step): the figures of each match with [qoe]
+    // thresholds, fetched outside the controller's lock, then judged.
+    let judged = api.clone();
+    let stop = stop_requests.clone();
+    std::thread::Builder::new()
+        .name("swarmpack-qoe".into())
+        .spawn(move || {
+            while stop.load(Ordering::Relaxed) == 0 {
+                let matches = swarmpack::sync::lock(&judged.controller).judged_audiences();
+                for (id, collector) in matches {
+                    if let Some(points) = swarmpack::control::audience::points(&collector, &id) {
+                        swarmpack::sync::lock(&judged.controller).judge_audience(&id, &points);
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(QOE_EVERY_SECONDS));
             }
         })
         .map_err(runtime)?;

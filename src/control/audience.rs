@@ -3,23 +3,33 @@
 //! audience"), read from `{collector}/{match}/figures`. Nothing when telemetry is off or the
 //! collector does not answer within a second (the API answers anyway).
 
+use crate::audience::history::Point;
 use std::time::Duration;
 
 /// The newest closed step (viewers, startup, rebuffer ratio, behind live, peer share) of
 /// `match_id` at `collector`, or `None`.
 pub fn now(collector: &str, match_id: &str) -> Option<serde_json::Value> {
+    newest(&figures(collector, match_id)?)
+}
+
+/// The collector's answer for `match_id` (`{"step", "points"}`), or `None`.
+fn figures(collector: &str, match_id: &str) -> Option<serde_json::Value> {
     let url = format!("{}/{match_id}/figures", collector.trim_end_matches('/'));
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(1))
         .build();
-    let body: serde_json::Value = match agent.get(&url).call() {
-        Ok(r) => serde_json::from_str(&r.into_string().ok()?).ok()?,
+    match agent.get(&url).call() {
+        Ok(r) => serde_json::from_str(&r.into_string().ok()?).ok(),
         Err(e) => {
             tracing::debug!("audience of {match_id} from {url}: {e}");
-            return None;
+            None
         }
-    };
-    newest(&body)
+    }
+}
+
+/// The last 10 minutes of `match_id` at `collector`, oldest step first, or `None`.
+pub fn points(collector: &str, match_id: &str) -> Option<Vec<Point>> {
+    serde_json::from_value(figures(collector, match_id)?.get("points")?.clone()).ok()
 }
 
 /// The newest point of a `figures` answer, without its collector-relative time.

@@ -125,8 +125,12 @@ impl Controller {
             live_announced: false,
             next_event,
             restart_after_ms: 0,
+            qoe_degraded: false,
+            qoe_before: None,
             jobs: self.matches.get(&id).map_or(Vec::new(), |r| r.jobs.clone()),
         };
+        // A match started again under the same ID starts from its profile's policy.
+        let _ = std::fs::remove_file(self.store.match_dir(&id).join("delivery.jsonl"));
         self.matches.insert(id.clone(), record);
         self.start_run(&id);
         let r = &self.matches[&id];
@@ -184,11 +188,7 @@ impl Controller {
         let profile = crate::profile::Profile::load(&r.spec.profile_file)
             .map_err(DeliveryRefused::Profile)?;
         let file = self.store.match_dir(id).join("delivery.jsonl");
-        // In force: the newest change, or the profile's table.
-        let current = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.lines().rev().find_map(|l| serde_json::from_str(l).ok()))
-            .unwrap_or(profile.delivery.clone());
+        let current = self.delivery_in_force(id, &profile);
         let what = std::path::Path::new("PATCH body");
         let new = crate::profile::delivery::patched(&current, changes, &profile.segment, what)
             .map_err(DeliveryRefused::Invalid)?;
@@ -205,6 +205,76 @@ impl Controller {
             new.early_fetchers
         );
         Ok(new)
+    }
+
+    /// The players' policy in force: the newest change, or the profile's `[delivery]`.
+    fn delivery_in_force(
+        &self,
+        id: &str,
+        profile: &crate::profile::Profile,
+    ) -> crate::profile::Delivery {
+        let file = self.store.match_dir(id).join("delivery.jsonl");
+        std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.lines().rev().find_map(|l| serde_json::from_str(l).ok()))
+            .unwrap_or(profile.delivery.clone())
+    }
+
+    /// The running matches whose profile sets `[qoe]` thresholds, with their collector.
+    pub fn judged_audiences(&self) -> Vec<(String, String)> {
+        self.matches
+            .values()
+            .filter(|r| r.state.is_running())
+            .filter_map(|r| {
+                let qoe = crate::profile::Profile::load(&r.spec.profile_file)
+                    .ok()?
+                    .qoe;
+                let collector = qoe.collector.filter(|_| qoe.thresholds.watched())?;
+                Some((r.spec.match_id.clone(), collector))
+            })
+            .collect()
+    }
+
+    /// Judges the match's audience (the collector's `points`) against its `[qoe]` thresholds:
+    /// on a crossing, `qoe.degraded` (and `[qoe.on_degraded]` applied to the players' policy)
+    /// or `qoe.recovered` (and the policy from before put back).
+    pub fn judge_audience(&mut self, id: &str, points: &[crate::audience::history::Point]) {
+        let Some(r) = self.matches.get(id).filter(|r| r.state.is_running()) else {
+            return;
+        };
+        let Ok(profile) = crate::profile::Profile::load(&r.spec.profile_file) else {
+            return;
+        };
+        let j = crate::audience::qoe::judge(&profile.qoe.thresholds, points);
+        if j.degraded == r.qoe_degraded {
+            return;
+        }
+        let before = self.delivery_in_force(id, &profile);
+        let mut data = json!({
+            "reasons": j.reasons,
+            "rebuffer_ratio": j.rebuffer_ratio,
+            "peer_share": j.peer_share,
+            "viewers": j.viewers,
+        });
+        let (kind, policy) = match j.degraded {
+            true => (EventType::QoeDegraded, profile.qoe.on_degraded.clone()),
+            false => (EventType::QoeRecovered, r.qoe_before.clone()),
+        };
+        if let Some(policy) = policy {
+            let changes = serde_json::to_value(&policy).expect("a policy serialises");
+            match self.change_delivery(id, &changes) {
+                Ok(d) => data["delivery"] = json!(d),
+                Err(e) => tracing::error!("match {id}: {e}"),
+            }
+        }
+        tracing::warn!("match {id}: {kind:?}: {}", data["reasons"]);
+        self.own_event(id, kind, data);
+        let r = self.matches.get_mut(id).expect("present");
+        r.qoe_degraded = j.degraded;
+        r.qoe_before = j.degraded.then_some(before);
+        if let Err(e) = self.store.save(r) {
+            tracing::error!("{e}");
+        }
     }
 
     /// Starts cutting a highlight (`clip`: label, from, to) or archiving the match; its

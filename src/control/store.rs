@@ -64,6 +64,12 @@ pub struct MatchRecord {
     /// Unix milliseconds before which a crashed run is not restarted.
     #[serde(default)]
     pub restart_after_ms: i64,
+    /// Whether `qoe.degraded` went out last (not `qoe.recovered`), and the players' policy
+    /// before `[qoe.on_degraded]` replaced it.
+    #[serde(default)]
+    pub qoe_degraded: bool,
+    #[serde(default)]
+    pub qoe_before: Option<crate::profile::Delivery>,
     /// Highlight and archive jobs not yet finished: `archive` or `clip-{label}`.
     #[serde(default)]
     pub jobs: Vec<String>,

@@ -528,3 +528,34 @@ fn telemetry_goes_beside_the_key_server_unless_the_profile_says_otherwise() {
     let unknown = parse(&format!("{MINIMAL}\n[qoe]\ntelemetri = false\n")).unwrap_err();
     assert!(unknown.to_string().contains("telemetri"), "{unknown}");
 }
+
+#[test]
+fn qoe_thresholds_and_the_degraded_policy_are_checked() {
+    let p = parse(&format!(
+        "{MINIMAL}\n[qoe]\nrebuffer_ratio = 0.02\npeer_share = 0.4\nmin_viewers = 10\n\
+         [qoe.on_degraded]\nbehind_live = 10\n"
+    ))
+    .unwrap();
+    let t = &p.qoe.thresholds;
+    assert_eq!(
+        (t.rebuffer_ratio, t.peer_share, t.min_viewers, t.over),
+        (Some(0.02), Some(0.4), 10, 60)
+    );
+    let d = p.qoe.on_degraded.unwrap();
+    assert_eq!((d.behind_live, d.urgent), (10.0, p.delivery.urgent));
+    assert!(!parse(MINIMAL).unwrap().qoe.thresholds.watched());
+    for (table, says) in [
+        ("rebuffer_ratio = 2", "qoe.rebuffer_ratio"),
+        ("peer_share = -0.1", "qoe.peer_share"),
+        ("over = 5", "qoe.over"),
+        ("min_viewers = -1", "qoe.min_viewers"),
+        ("telemetry = false\npeer_share = 0.4", "qoe.telemetry"),
+        ("[qoe.on_degraded]\nbehind_live = 1", "delivery.behind_live"),
+        ("[qoe.on_degraded]\nfaster = true", "faster"),
+    ] {
+        let e = parse(&format!("{MINIMAL}\n[qoe]\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{table}: {e}");
+    }
+}
