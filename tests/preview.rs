@@ -9,32 +9,15 @@
 
 mod common;
 
-use common::browser::{require_browser, web_dir};
+use common::browser::{preview_page, require_browser};
 use common::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-/// Runs the browser driver; panics with its output unless every check passed. Returns what
-/// the page showed (one JSON object).
+/// The preview page's checks for `expect`, with angles main and pov and rungs 360p and 180p.
 fn drive(url: &str, expect: &str, screenshot: &Path) -> serde_json::Value {
-    let mut cmd = Command::new("node");
-    cmd.current_dir(web_dir())
-        .arg("test/preview.mjs")
-        .args(["--url", url, "--angles", "main,pov", "--rungs", "360p,180p"])
-        .args(["--expect", expect])
-        .arg("--screenshot")
-        .arg(screenshot);
-    let out = run_with_deadline(cmd, Duration::from_secs(180));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the page failed its {expect} checks:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen = stdout.lines().last().unwrap_or("");
-    eprintln!("{expect}: {seen}");
-    serde_json::from_str(seen).unwrap()
+    preview_page(url, "main,pov", Some("360p,180p"), expect, screenshot)
 }
 
 /// Width and height from a PNG's IHDR chunk.

@@ -16,41 +16,15 @@
 mod common;
 
 use common::audience::{get, sum};
-use common::browser::{num, require_browser, watch_viewers as viewers};
-use common::tracker::Tracker;
+use common::browser::{LiveMatch, num, preview_page, require_browser, watch_viewers as viewers};
 use common::*;
-use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
 fn the_collector_sees_what_the_fans_players_saw() {
     require_browser("p2p-media-loader-core");
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = keygen(tmp.path());
-    let tracker = Tracker::start(&tmp.path().join("tracker.log"));
-    let port = free_tcp_port();
-    let text = std::fs::read_to_string(profile("demo.toml"))
-        .unwrap()
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", tracker.port));
-    let profile = tmp.path().join("audience.toml");
-    std::fs::write(&profile, text).unwrap();
-    let origin = tmp.path().join("origin");
-    std::fs::create_dir_all(&origin).unwrap();
-    let mut run = run_match(
-        "aud",
-        &profile,
-        &keys,
-        &format!("file://{}", origin.display()),
-    );
-    run.args(["--angle", "main=test:", "--no-seed", "--duration", "300"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(tmp.path().join("run.log")).unwrap());
-    let _run = Guard(run.spawn().unwrap());
-    let m = origin.join("aud");
-    wait_for("4 segments", Duration::from_secs(60), || {
-        live_with_segments(&m, 2, 4)
-    });
+    let live = LiveMatch::start("aud");
+    let (tmp, keys, port, origin, m) = (&live.tmp, &live.keys, live.port, &live.origin, &live.dir);
     let p2p: serde_json::Value =
         serde_json::from_slice(&std::fs::read(m.join("p2p.json")).unwrap()).unwrap();
     assert_eq!(
@@ -58,7 +32,7 @@ fn the_collector_sees_what_the_fans_players_saw() {
         format!("http://127.0.0.1:{port}/cmcd"),
         "the signed p2p.json names the collector beside the key server"
     );
-    let _server = serve(&origin, &keys, port, &["--dev-tokens".as_ref()]);
+    let _server = serve(origin, keys, port, &["--dev-tokens".as_ref()]);
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let url = format!("http://127.0.0.1:{port}/watch?match=aud");
     // While they watch, the delivery policy changes (as PATCH …/delivery or a [qoe] action
@@ -161,20 +135,13 @@ fn the_collector_sees_what_the_fans_players_saw() {
 
     // The operator's preview page charts it.
     let shot = tmp.path().join("audience.png");
-    let mut page = std::process::Command::new("node");
-    page.current_dir(common::browser::web_dir())
-        .arg("test/preview.mjs")
-        .args(["--url", &format!("http://127.0.0.1:{port}/?match=aud")])
-        .args(["--angles", "main", "--expect", "audience", "--screenshot"])
-        .arg(&shot);
-    let out = run_with_deadline(page, Duration::from_secs(120));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the preview page's audience panel:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let panel = preview_page(
+        &format!("http://127.0.0.1:{port}/?match=aud"),
+        "main",
+        None,
+        "audience",
+        &shot,
     );
-    let panel: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let shown = &panel["audience"];
     assert_eq!(shown["viewers"]["now"], "3", "{panel}");
     assert!(

@@ -24,53 +24,25 @@
 
 mod common;
 
-use common::browser::{num, require_browser, watch_viewers as viewers};
-use common::tracker::Tracker;
+use common::browser::{LiveMatch, num, require_browser, watch_viewers as viewers};
 use common::*;
-
-use std::process::Stdio;
-use std::time::Duration;
 
 #[test]
 fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
     require_browser("p2p-media-loader-core");
-    let tmp = tempfile::tempdir().unwrap();
-    let keys = keygen(tmp.path());
-    let tracker = Tracker::start(&tmp.path().join("tracker.log"));
-    let port = free_tcp_port();
-    let text = std::fs::read_to_string(profile("demo.toml"))
-        .unwrap()
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", tracker.port));
-    let profile = tmp.path().join("watch.toml");
-    std::fs::write(&profile, text).unwrap();
-    let origin = tmp.path().join("origin");
-    std::fs::create_dir_all(&origin).unwrap();
-    let mut run = run_match(
-        "fans",
-        &profile,
-        &keys,
-        &format!("file://{}", origin.display()),
-    );
-    run.args(["--angle", "main=test:", "--no-seed", "--duration", "300"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(tmp.path().join("run.log")).unwrap());
-    let _run = Guard(run.spawn().unwrap());
-    let m = origin.join("fans");
-    wait_for("4 segments", Duration::from_secs(60), || {
-        live_with_segments(&m, 2, 4)
-    });
+    let live = LiveMatch::start("fans");
+    let (keys, port, origin, m) = (&live.keys, live.port, &live.origin, &live.dir);
     let p2p: serde_json::Value =
         serde_json::from_slice(&std::fs::read(m.join("p2p.json")).unwrap()).unwrap();
     assert_eq!(p2p["swarm"], "swarmpack/fans");
     assert_eq!(
         p2p["trackers"][0],
-        format!("ws://127.0.0.1:{}", tracker.port)
+        format!("ws://127.0.0.1:{}", live.tracker.port)
     );
     let url = format!("http://127.0.0.1:{port}/watch?match=fans");
 
     // 1. Four viewers and an evil peer.
-    let server = serve(&origin, &keys, port, &["--dev-tokens".as_ref()]);
+    let server = serve(origin, keys, port, &["--dev-tokens".as_ref()]);
     let seen = viewers(
         &url,
         &[
@@ -176,7 +148,7 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
     drop(server);
 
     // 3. No token: the key server's 401, nothing plays.
-    let _server = serve(&origin, &keys, port, &[]);
+    let _server = serve(origin, keys, port, &[]);
     let seen = viewers(
         &url,
         &["--viewers", "1", "--stagger-ms", "0", "--watch-ms", "12000"],

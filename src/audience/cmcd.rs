@@ -213,51 +213,46 @@ impl Fields<'_> {
         }
     }
 
-    fn string(&self, key: &'static str) -> Result<Option<String>, ReportError> {
-        match self.dict.get(key) {
-            None => Ok(None),
-            Some(_) => self
-                .item(key)
-                .and_then(|b| b.as_string())
-                .map(|s| Some(s.as_str().to_owned()))
-                .ok_or_else(|| self.wrong(key, "a string")),
+    /// The value of `key` as `get` reads it; absent is `None`, present but unreadable an error
+    /// naming `expected`.
+    fn read<T>(
+        &self,
+        key: &'static str,
+        expected: &'static str,
+        get: impl Fn(&sfv::BareItem) -> Option<T>,
+    ) -> Result<Option<T>, ReportError> {
+        if self.dict.get(key).is_none() {
+            return Ok(None);
         }
+        self.item(key)
+            .and_then(get)
+            .map(Some)
+            .ok_or_else(|| self.wrong(key, expected))
+    }
+
+    fn string(&self, key: &'static str) -> Result<Option<String>, ReportError> {
+        self.read(key, "a string", |b| {
+            b.as_string().map(|s| s.as_str().to_owned())
+        })
     }
 
     fn token(&self, key: &'static str) -> Result<Option<String>, ReportError> {
-        match self.dict.get(key) {
-            None => Ok(None),
-            Some(_) => self
-                .item(key)
-                .and_then(|b| b.as_token())
-                .map(|t| Some(t.as_str().to_owned()))
-                .ok_or_else(|| self.wrong(key, "a token")),
-        }
+        self.read(key, "a token", |b| {
+            b.as_token().map(|t| t.as_str().to_owned())
+        })
     }
 
     fn string_or_token(&self, key: &'static str) -> Result<Option<String>, ReportError> {
-        match self.dict.get(key) {
-            None => Ok(None),
-            Some(_) => {
-                let b = self.item(key);
-                b.and_then(|b| b.as_string().map(|s| s.as_str().to_owned()))
-                    .or_else(|| b.and_then(|b| b.as_token().map(|t| t.as_str().to_owned())))
-                    .map(Some)
-                    .ok_or_else(|| self.wrong(key, "a string or token"))
-            }
-        }
+        self.read(key, "a string or token", |b| {
+            b.as_string()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|| b.as_token().map(|t| t.as_str().to_owned()))
+        })
     }
 
     /// A non-negative number; a decimal is rounded (CMCD sends integers, players may not).
     fn count(&self, key: &'static str) -> Result<Option<u64>, ReportError> {
-        match self.dict.get(key) {
-            None => Ok(None),
-            Some(_) => self
-                .item(key)
-                .and_then(non_negative)
-                .map(Some)
-                .ok_or_else(|| self.wrong(key, "a non-negative number")),
-        }
+        self.read(key, "a non-negative number", non_negative)
     }
 
     /// The first number of an inner list (`br=(3200 128)`), or a plain number.

@@ -368,20 +368,26 @@ async fn delivery(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Byt
         }
     };
     let mut c = crate::sync::lock(&api.controller);
-    let Some(r) = c.get(&id) else {
-        return error(404, format!("match: no match {id:?} here"));
-    };
-    if !r.state.is_running() {
-        return error(
-            409,
-            format!("match: {id:?} is not running; the policy goes to its run"),
-        );
+    if let Some(refused) = not_running(&c, &id, "the policy goes to its run") {
+        return refused;
     }
     match c.change_delivery(&id, &changes) {
         Ok(d) => axum::Json(json!({"match": id, "delivery": d})).into_response(),
         Err(e @ super::DeliveryRefused::Invalid(_)) => error(422, e.to_string()),
         Err(super::DeliveryRefused::NoMatch) => error(404, format!("match: no match {id:?} here")),
         Err(e) => error(500, e.to_string()),
+    }
+}
+
+/// 404 for a match the controller does not know, 409 for one not running (`why` says what
+/// needs it running); `None` for a running match.
+fn not_running(c: &super::Controller, id: &str, why: &str) -> Option<Response> {
+    match c.get(id) {
+        None => Some(error(404, format!("match: no match {id:?} here"))),
+        Some(r) if !r.state.is_running() => {
+            Some(error(409, format!("match: {id:?} is not running; {why}")))
+        }
+        Some(_) => None,
     }
 }
 
@@ -397,14 +403,8 @@ async fn marker(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes
         Err(Refusal { status, message }) => return error(status, message),
     };
     let mut c = crate::sync::lock(&api.controller);
-    let Some(r) = c.get(&id) else {
-        return error(404, format!("match: no match {id:?} here"));
-    };
-    if !r.state.is_running() {
-        return error(
-            409,
-            format!("match: {id:?} is not running; markers go into live playlists"),
-        );
+    if let Some(refused) = not_running(&c, &id, "markers go into live playlists") {
+        return refused;
     }
     match c.add_marker(&id, &marker) {
         Ok(()) => (StatusCode::CREATED, axum::Json(json!(marker))).into_response(),

@@ -45,3 +45,88 @@ pub fn num(v: &serde_json::Value, key: &str) -> f64 {
         .as_f64()
         .unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
+
+/// A live demo-profile match for browsers: keys, a WebTorrent tracker, the demo profile with
+/// the key server (and `serve`) on `port` and the tracker's port, and `run` on a test feed
+/// (angle `main`, 300 s, no seeder) publishing to a `file://` origin, waited for until each
+/// rung has 4 segments.
+pub struct LiveMatch {
+    pub tmp: tempfile::TempDir,
+    pub keys: PathBuf,
+    pub tracker: super::tracker::Tracker,
+    pub port: u16,
+    pub origin: PathBuf,
+    /// `origin/{match}`.
+    pub dir: PathBuf,
+    _run: super::Guard,
+}
+
+impl LiveMatch {
+    pub fn start(match_id: &str) -> LiveMatch {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = super::keygen(tmp.path());
+        let tracker = super::tracker::Tracker::start(&tmp.path().join("tracker.log"));
+        let port = super::free_tcp_port();
+        let text = std::fs::read_to_string(super::profile("demo.toml"))
+            .unwrap()
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", tracker.port));
+        let profile = tmp.path().join("live.toml");
+        std::fs::write(&profile, text).unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).unwrap();
+        let mut run = super::run_match(
+            match_id,
+            &profile,
+            &keys,
+            &format!("file://{}", origin.display()),
+        );
+        run.args(["--angle", "main=test:", "--no-seed", "--duration", "300"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(tmp.path().join("run.log")).unwrap());
+        let run = super::Guard(run.spawn().unwrap());
+        let dir = origin.join(match_id);
+        super::wait_for("4 segments", Duration::from_secs(60), || {
+            super::live_with_segments(&dir, 2, 4)
+        });
+        LiveMatch {
+            tmp,
+            keys,
+            tracker,
+            port,
+            origin,
+            dir,
+            _run: run,
+        }
+    }
+}
+
+/// `node web/test/preview.mjs --url URL --angles ANGLES [--rungs RUNGS] --expect EXPECT
+/// --screenshot FILE`: panics with its output unless every check of the operator's preview
+/// page passed; returns what the page showed (one JSON object).
+pub fn preview_page(
+    url: &str,
+    angles: &str,
+    rungs: Option<&str>,
+    expect: &str,
+    screenshot: &Path,
+) -> serde_json::Value {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(web_dir())
+        .arg("test/preview.mjs")
+        .args(["--url", url, "--angles", angles])
+        .args(rungs.map(|r| ["--rungs", r]).into_iter().flatten())
+        .args(["--expect", expect])
+        .arg("--screenshot")
+        .arg(screenshot);
+    let out = run_with_deadline(cmd, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the page failed its {expect} checks:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = stdout.lines().last().unwrap_or("");
+    eprintln!("{expect}: {seen}");
+    serde_json::from_str(seen).unwrap()
+}
