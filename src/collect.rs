@@ -45,7 +45,7 @@ impl Collector {
     }
 
     fn audience(&self) -> std::sync::MutexGuard<'_, Audience> {
-        self.audience.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.audience)
     }
 
     /// The figures as OpenMetrics text (sessions silent past the timeout forgotten first).
@@ -213,7 +213,7 @@ pub const ANY_MATCHES: usize = 256;
 pub fn any_match() -> Known {
     let seen = Mutex::new(std::collections::HashSet::<String>::new());
     Box::new(move |m: &str| {
-        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::sync::lock(&seen);
         if seen.contains(m) {
             return true;
         }

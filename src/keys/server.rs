@@ -130,7 +130,7 @@ impl KeyService {
                 "token does not cover this key period",
             ));
         }
-        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        let mut watched = crate::sync::lock(&self.watched);
         if watched.len() < MAX_WATCHED && !watched.contains(match_id) {
             watched.insert(match_id.to_owned());
         }
@@ -140,7 +140,7 @@ impl KeyService {
 
     /// Whether this server has given a viewer a key of `match_id`.
     pub fn has_viewers(&self, match_id: &str) -> bool {
-        let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        let watched = crate::sync::lock(&self.watched);
         watched.contains(match_id)
     }
 
@@ -325,6 +325,20 @@ mod tests {
 
     mod a_valid_token {
         use super::*;
+
+        #[test]
+        fn it_should_make_its_match_one_with_viewers_and_a_refused_one_should_not() {
+            let s = service();
+            let t = token_for("final", 1000, 2000);
+            assert!(!s.has_viewers("final"));
+            assert!(s.authorize("final", "40", Some(&t)).is_ok());
+            assert!(s.authorize("semi", "40", Some(&t)).is_err());
+            assert!(
+                s.has_viewers("final"),
+                "a key served: the collector takes its reports"
+            );
+            assert!(!s.has_viewers("semi"), "a refused key makes no match known");
+        }
 
         #[test]
         fn it_should_get_the_derived_key_of_the_periods_it_covers_only() {
