@@ -37,10 +37,18 @@ fn the_collector_sees_what_the_fans_players_saw() {
     let url = format!("http://127.0.0.1:{port}/watch?match=aud");
     // While they watch, the delivery policy changes (as PATCH …/delivery or a [qoe] action
     // would): p2p.json with behind_live = 10, signed with the match key (ring; this OpenSSL
-    // cannot read ring's PKCS#8 v2 key file).
+    // cannot read ring's PKCS#8 v2 key file). It changes once every page has started (its
+    // session reports), so each must pick it up by reading p2p.json again.
     let (doc, keys_dir) = (m.join("p2p.json"), keys.clone());
+    let watching = metrics.clone();
     let change = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(8));
+        wait_for("the three pages' sessions", Duration::from_secs(90), || {
+            sum(
+                &get(&watching),
+                "swarmpack_audience_viewers",
+                &["match=\"aud\""],
+            ) >= 3.0
+        });
         let mut p2p: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&doc).unwrap()).unwrap();
         p2p["delivery"]["behind_live"] = serde_json::json!(10.0);
