@@ -25,7 +25,7 @@ import { connections, relayBytes, relayClosed, relayPolicy, useIceServers } from
 import { HlsJsP2PEngine } from './p2pml-hlsjs.js';
 import { SegmentCache } from './cache.js';
 import { EarlyFetch, earlyFirstLoader, newPeerId } from './early.js';
-import { cmcdConfig, customData, rungOf } from './telemetry.js';
+import { cmcdConfig, customData, rungOf, sessionId } from './telemetry.js';
 import { coreWindows, describe, policyOf } from './policy.js';
 import { MATCH_ID, fetchOk, keyErrorText, loadPubkey, parseAngles } from './shared.js';
 import { SignedSegments, verifyDocument, verifyingLoader, verifySegment } from './segments.js';
@@ -150,7 +150,7 @@ export function mount(element, options = {}) {
     // Where this player reports what its fan experiences (telemetry.js), or null: off.
     telemetry: null,
     // This player's CMCD session ID (a random UUID, the collector's only name for it).
-    sessionId: crypto.randomUUID(),
+    sessionId: sessionId(),
     // Times the match's delivery policy changed while this page played (followPolicy).
     policyChanges: 0,
     // Segments fetched over HTTP because playback waited for them (early.js, rescue()).
@@ -479,7 +479,8 @@ export function mount(element, options = {}) {
   /**
    * The match's delivery policy again (p2p.json, signed): an operator or the controller may
    * change it during the match (README "Watching the audience"); a change applies at once,
-   * and an unsigned or unreadable document changes nothing.
+   * and an unsigned or unreadable document changes nothing. Only `delivery` is followed:
+   * trackers, ICE servers and telemetry apply from the next page load.
    */
   async function followPolicy(match) {
     let doc;

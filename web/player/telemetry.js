@@ -35,6 +35,19 @@ export function cmcdConfig({ url, sessionId, contentId, onReporter, interval = I
   };
 }
 
+/**
+ * A random version-4 UUID for the CMCD session ID. crypto.randomUUID exists only in secure
+ * contexts, and the player also runs outside one (with peer-to-peer off).
+ */
+export function sessionId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 /** The custom keys from the player's counters (integers: bytes, milliseconds, counts). */
 export function customData(player, rung) {
   const s = player.stats;

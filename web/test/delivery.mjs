@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { EarlyFetch, earlyFirstLoader, newPeerId } from '../player/early.js';
 import { SegmentCache } from '../player/cache.js';
 import { coreWindows, describe, policyOf } from '../player/policy.js';
+import { sessionId } from '../player/telemetry.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ROOT = 'http://origin.test/final/main/360p/';
@@ -202,5 +203,18 @@ function hlsCallbacks() {
   assert.deepEqual(coreWindows({ ...signed, early_fetchers: 0 }).httpDownloadTimeWindow, 5);
   assert.deepEqual(coreWindows(signed, true).highDemandTimeWindow, 9, 'alone: everything to the edge is urgent');
   assert.match(describe(signed), /about 8 s behind live/);
+}
+// 6. The CMCD session ID: a version-4 UUID, with or without crypto.randomUUID (which only
+//    secure contexts have).
+{
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.match(sessionId(), uuid);
+  const saved = crypto.randomUUID;
+  Object.defineProperty(crypto, 'randomUUID', { value: undefined, configurable: true });
+  const a = sessionId();
+  const b = sessionId();
+  Object.defineProperty(crypto, 'randomUUID', { value: saved, configurable: true });
+  assert.match(a, uuid);
+  assert.notEqual(a, b);
 }
 console.log('delivery: ok');
