@@ -232,7 +232,10 @@ proptest! {
         };
         let out = talk("live", "s3cret", 5, true, &mut damage);
         prop_assert!(!out.media_before_on_air);
-        prop_assert!(out.media <= 5);
+        // Damaged bytes can be whole chunks of their own: 0xC4 is a type-3 chunk header that
+        // starts another message on the media stream (proptest found it inserted; the case is
+        // kept in proptest-regressions/). At most one more message per byte of junk.
+        prop_assert!(out.media <= 5 + junk.len(), "{} media messages", out.media);
         prop_assert!(out.sent_to_client < 64 * 1024, "answered {} bytes", out.sent_to_client);
     }
 
