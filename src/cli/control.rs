@@ -144,48 +144,42 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
 
     // The supervisor: every half second, each match's events, exits and restarts.
     let watched = api.clone();
-    let stop = stop_requests.clone();
-    std::thread::Builder::new()
-        .name("swarmpack-supervise".into())
-        .spawn(move || {
-            while stop.load(Ordering::Relaxed) == 0 {
-                swarmpack::sync::lock(&watched.controller).tick();
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })
-        .map_err(runtime)?;
+    every(
+        "supervise",
+        Duration::from_millis(500),
+        &stop_requests,
+        move || {
+            swarmpack::sync::lock(&watched.controller).tick();
+        },
+    )?;
     // The audiences, every 10 s (a collector's step): the figures of each match with [qoe]
     // thresholds, fetched outside the controller's lock, then judged.
     let judged = api.clone();
-    let stop = stop_requests.clone();
-    std::thread::Builder::new()
-        .name("swarmpack-qoe".into())
-        .spawn(move || {
-            while stop.load(Ordering::Relaxed) == 0 {
-                let matches = swarmpack::sync::lock(&judged.controller).judged_audiences();
-                for (id, collector) in matches {
-                    if let Some(points) = swarmpack::control::audience::points(&collector, &id) {
-                        swarmpack::sync::lock(&judged.controller).judge_audience(&id, &points);
-                    }
+    every(
+        "qoe",
+        Duration::from_secs(QOE_EVERY_SECONDS),
+        &stop_requests,
+        move || {
+            let matches = swarmpack::sync::lock(&judged.controller).judged_audiences();
+            for (id, collector) in matches {
+                if let Some(points) = swarmpack::control::audience::points(&collector, &id) {
+                    swarmpack::sync::lock(&judged.controller).judge_audience(&id, &points);
                 }
-                std::thread::sleep(Duration::from_secs(QOE_EVERY_SECONDS));
             }
-        })
-        .map_err(runtime)?;
+        },
+    )?;
     // The webhooks, on their own thread: a slow receiver never holds up the API.
     if let Some((url, secret)) = webhook {
         let outbox = Outbox::open(&outbox_dir).map_err(runtime)?;
-        let stop = stop_requests.clone();
         tracing::info!("webhooks to {url}");
-        std::thread::Builder::new()
-            .name("swarmpack-webhooks".into())
-            .spawn(move || {
-                while stop.load(Ordering::Relaxed) == 0 {
-                    swarmpack::control::deliver_due(&outbox, &url, &secret);
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            })
-            .map_err(runtime)?;
+        every(
+            "webhooks",
+            Duration::from_millis(200),
+            &stop_requests,
+            move || {
+                swarmpack::control::deliver_due(&outbox, &url, &secret);
+            },
+        )?;
     }
     super::http::serve_http(
         addr,
@@ -196,4 +190,25 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
     )?;
     tracing::info!("controller stopped; its matches keep running (start it again to adopt them)");
     Ok(())
+}
+
+/// Runs `work` on a thread of its own (`swarmpack-{name}`), then again `period` after each
+/// time, until a stop is requested.
+fn every(
+    name: &str,
+    period: Duration,
+    stop_requests: &Arc<AtomicUsize>,
+    mut work: impl FnMut() + Send + 'static,
+) -> Result<(), Failure> {
+    let stop = stop_requests.clone();
+    std::thread::Builder::new()
+        .name(format!("swarmpack-{name}"))
+        .spawn(move || {
+            while stop.load(Ordering::Relaxed) == 0 {
+                work();
+                std::thread::sleep(period);
+            }
+        })
+        .map(drop)
+        .map_err(runtime)
 }

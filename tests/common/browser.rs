@@ -27,16 +27,11 @@ pub fn watch_viewers(url: &str, args: &[&str]) -> serde_json::Value {
         .arg("test/watch.mjs")
         .args(["--url", url])
         .args(args);
-    let out = run_with_deadline(cmd, Duration::from_secs(240));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the viewers failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen = stdout.lines().last().unwrap_or("");
-    eprintln!("{args:?}: {seen}");
-    serde_json::from_str(seen).unwrap()
+    node_driver(
+        cmd,
+        Duration::from_secs(240),
+        &format!("the viewers {args:?}"),
+    )
 }
 
 /// A number from the driver's JSON.
@@ -119,14 +114,24 @@ pub fn preview_page(
         .args(["--expect", expect])
         .arg("--screenshot")
         .arg(screenshot);
-    let out = run_with_deadline(cmd, Duration::from_secs(180));
+    node_driver(
+        cmd,
+        Duration::from_secs(180),
+        &format!("the page's {expect} checks"),
+    )
+}
+
+/// Runs a browser driver within `deadline`; panics with its output unless it succeeded.
+/// Returns the one JSON object of its last line.
+fn node_driver(cmd: Command, deadline: Duration, what: &str) -> serde_json::Value {
+    let out = run_with_deadline(cmd, deadline);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "the page failed its {expect} checks:\n{stdout}\n{}",
+        "{what} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let seen = stdout.lines().last().unwrap_or("");
-    eprintln!("{expect}: {seen}");
+    eprintln!("{what}: {seen}");
     serde_json::from_str(seen).unwrap()
 }
