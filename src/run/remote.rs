@@ -332,3 +332,48 @@ async fn held_manifest(
         }
     }
 }
+
+/// Angle groups: follows the remote angles' renditions on the origin, from the first seq of
+/// the window this run starts in (or of the oldest window it continues).
+pub(super) fn follow(
+    cfg: &super::RunConfig,
+    rt: &tokio::runtime::Runtime,
+    anchor: UtcNs,
+    continued: Option<Seq>,
+) -> Option<Remote> {
+    if cfg.remote_angles.is_empty() {
+        return None;
+    }
+    let timeline = cfg.profile.timeline();
+    let config = crate::publish::follow::FollowConfig {
+        match_id: cfg.match_id.clone(),
+        renditions: cfg
+            .remote_angles
+            .iter()
+            .flat_map(|a| {
+                cfg.profile
+                    .rungs
+                    .iter()
+                    .map(|r| (a.clone(), r.name.clone()))
+            })
+            .collect(),
+        from: timeline
+            .window_seqs(timeline.window_of(
+                continued.map_or(timeline.seq_at(anchor), |c| c.min(timeline.seq_at(anchor))),
+            ))
+            .0,
+        public_key: cfg.keys.public_key(),
+        every: (Duration::from_nanos(timeline.segment_ns()) / 4).max(Duration::from_millis(250)),
+        timeline,
+    };
+    tracing::info!(
+        "angle group: following {} on the origin for this match's windows",
+        cfg.remote_angles.join(", ")
+    );
+    Some(Remote::start(
+        rt.handle(),
+        cfg.origin.clone(),
+        config,
+        timeline,
+    ))
+}
