@@ -13,7 +13,7 @@ use swarmpack::keys::{ContentKey, content_key, segment_iv};
 use swarmpack::package::crypt::{Aes128, encrypt};
 use swarmpack::package::playlist::{LivePlaylist, PlaylistEntry, SegmentKey};
 use swarmpack::package::torrent::{self, TorrentFile, TorrentMeta};
-use swarmpack::package::{Clear, EncodedSegment, Packager};
+use swarmpack::package::{Clear, EncodedSegment, Output, Packager};
 use swarmpack::profile::Profile;
 use swarmpack::timecode::{Seq, Timeline};
 
@@ -170,7 +170,7 @@ fn packager(c: &mut Criterion) {
                             bytes: bytes.clone(),
                         })
                         .unwrap();
-                        while let Some(o) = p.pull() {
+                        while let Some(o) = p.pull().and_then(Output::into_put) {
                             black_box(o);
                         }
                     }

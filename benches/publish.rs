@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarmpack::keys::KeyDir;
-use swarmpack::package::{EncodedSegment, ObjectKind};
+use swarmpack::package::{EncodedSegment, ObjectKind, Output};
 use swarmpack::profile::Profile;
 use swarmpack::publish::{Durability, Origin, Published, Publisher, PublisherConfig};
 use swarmpack::timecode::Seq;
@@ -147,7 +147,7 @@ fn main() {
                     })
                     .unwrap();
                 let mut documents = Vec::new();
-                while let Some(object) = packager.pull() {
+                while let Some(object) = packager.pull().and_then(Output::into_put) {
                     match object.kind {
                         ObjectKind::Segment => {
                             closed_at.insert(object.path.clone(), t0);
@@ -167,8 +167,10 @@ fn main() {
             }
         }
     }
-    packager.finish();
-    while let Some(object) = packager.pull() {
+    packager
+        .push(swarmpack::package::Input::Finish)
+        .expect("the end is never refused");
+    while let Some(object) = packager.pull().and_then(Output::into_put) {
         publisher.submit(&object).unwrap();
     }
     publisher.finish(Duration::from_secs(60)).unwrap();

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swarmpack::keys::KeyDir;
-use swarmpack::package::EncodedSegment;
+use swarmpack::package::{EncodedSegment, Output};
 use swarmpack::profile::Profile;
 use swarmpack::timecode::Seq;
 
@@ -63,7 +63,7 @@ fn main() {
         let mut objects = 0;
         for s in copies {
             packager.push(s).expect("in order");
-            while let Some(o) = packager.pull() {
+            while let Some(o) = packager.pull().and_then(Output::into_put) {
                 objects += 1;
                 black_box(o);
             }

@@ -1,17 +1,24 @@
 //! The packager: pure core from encoded segments to the objects the origin stores.
 //!
-//! It is a push/pull state machine: `push` an [`EncodedSegment`], then `pull` until `None`.
-//! Outputs come out in the order they must be published: a segment before the playlist that
-//! names it; the multivariant playlists first of all. Nothing here knows about GStreamer,
-//! threads, the network or the disk.
+//! It is the one state machine that decides what a match publishes: [`Packager::push`] an
+//! [`Input`] (a segment, a claim's answer, a refused object, a marker, a delivery policy, a
+//! remote angle's segment or playlist, the origin's answer about the chain, a clock tick),
+//! then [`Packager::pull`] [`Output`]s until `None`: objects to put, claims to make, questions
+//! to ask. Outputs come out in the order they must be carried out: a segment before the
+//! playlist that names it; the multivariant playlists first of all. Nothing here knows about
+//! GStreamer, threads, the network, the disk or the clock.
+//!
+//! Calls only its own rooms, the profile and the timecode.
 
 pub mod archive;
 pub mod chain;
 pub mod codec;
 pub mod crypt;
 pub mod hex;
+mod input;
 pub mod manifest;
 pub mod marker;
+mod object;
 pub mod p2p;
 pub mod playlist;
 pub mod remote;
@@ -20,112 +27,17 @@ pub mod segment;
 pub mod segment_sig;
 pub mod torrent;
 pub mod window;
+mod window_close;
 
 use crate::profile::Profile;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};
-use playlist::{LivePlaylist, PlaylistEntry, SegmentKey};
+pub use input::{Held, Input, Output};
+pub use object::{Clear, Object, ObjectKind, Protection, Sealed, segment_path};
+use playlist::{LivePlaylist, PlaylistEntry};
 pub use segment::{EncodedSegment, SegmentAssembler};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-
-/// What a published object is, so the publisher can order and retry it appropriately.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObjectKind {
-    Segment,
-    MediaPlaylist,
-    MasterPlaylist,
-    /// `pubkey.pem`, published once.
-    PublicKey,
-    /// A window's `.torrent`.
-    Torrent,
-    /// A window manifest or its signature.
-    Manifest,
-    /// `live.json` or its signature.
-    Pointer,
-    /// A zero-filled BEP 47 pad file for web seeds of clients that ignore BEP 47.
-    Pad,
-}
-
-impl ObjectKind {
-    /// Whether the object never changes once published (a segment, a window's manifest,
-    /// signature and torrent, a pad, the public key), so the origin may refuse to replace it.
-    /// Playlists and `live.json` move with the match.
-    pub fn is_immutable(self) -> bool {
-        !matches!(
-            self,
-            ObjectKind::MediaPlaylist | ObjectKind::MasterPlaylist | ObjectKind::Pointer
-        )
-    }
-}
-
-impl ObjectKind {
-    pub const ALL: [ObjectKind; 8] = [
-        ObjectKind::Segment,
-        ObjectKind::MediaPlaylist,
-        ObjectKind::MasterPlaylist,
-        ObjectKind::PublicKey,
-        ObjectKind::Torrent,
-        ObjectKind::Manifest,
-        ObjectKind::Pointer,
-        ObjectKind::Pad,
-    ];
-
-    /// A stable lower-case name (spool records, logs, metrics labels).
-    pub fn name(self) -> &'static str {
-        match self {
-            ObjectKind::Segment => "segment",
-            ObjectKind::MediaPlaylist => "media-playlist",
-            ObjectKind::MasterPlaylist => "master-playlist",
-            ObjectKind::PublicKey => "public-key",
-            ObjectKind::Torrent => "torrent",
-            ObjectKind::Manifest => "manifest",
-            ObjectKind::Pointer => "pointer",
-            ObjectKind::Pad => "pad",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ObjectKind> {
-        ObjectKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// Replaced whole as the match goes on (an older queued copy is obsolete).
-    pub fn is_replaceable(self) -> bool {
-        matches!(self, ObjectKind::MediaPlaylist | ObjectKind::Pointer)
-    }
-}
-
-/// One object for the origin, at a path relative to the origin root.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Object {
-    pub path: String,
-    pub bytes: Vec<u8>,
-    pub kind: ObjectKind,
-}
-
-impl Object {
-    /// A JSON document and its detached Ed25519 signature (`{path}.sig`), both of `kind`.
-    pub fn signed(
-        path: String,
-        json: Vec<u8>,
-        kind: ObjectKind,
-        signer: &dyn manifest::Signer,
-    ) -> [Object; 2] {
-        let sig = signer.sign(&json).to_vec();
-        let sig_path = format!("{path}.sig");
-        [
-            Object {
-                path,
-                bytes: json,
-                kind,
-            },
-            Object {
-                path: sig_path,
-                bytes: sig,
-                kind,
-            },
-        ]
-    }
-}
+pub use window_close::grace as window_grace;
 
 /// Why the packager refused a segment.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -141,49 +53,6 @@ pub enum PackageError {
         seq: Seq,
         last: Seq,
     },
-}
-
-/// How segments leave the packager: [`crypt::Aes128`] encrypts them (every real match);
-/// `Clear` stores them as encoded (for tests of the packager itself).
-pub trait Protection: Send {
-    /// Transforms the bytes in place for storage and returns the EXT-X-KEY for them.
-    fn seal(&mut self, segment: &mut EncodedSegment) -> Option<SegmentKey>;
-}
-
-/// A segment sealed for storage (encrypted, with its EXT-X-KEY), not yet packaged.
-#[derive(Debug)]
-pub struct Sealed {
-    pub segment: EncodedSegment,
-    pub key: Option<SegmentKey>,
-    /// SHA-256 of `segment.bytes`, when a stage before packaging computed it already (a
-    /// redundant run's claim), so the packager does not hash the segment again.
-    pub sha256: Option<[u8; 32]>,
-}
-
-impl Sealed {
-    /// Where the segment goes on the origin.
-    pub fn path(&self, match_id: &str) -> String {
-        segment_path(
-            match_id,
-            &self.segment.angle,
-            &self.segment.rung,
-            self.segment.seq,
-        )
-    }
-}
-
-/// `{match}/{angle}/{rung}/{seq}.ts`.
-pub fn segment_path(match_id: &str, angle: &str, rung: &str, seq: Seq) -> String {
-    format!("{match_id}/{angle}/{rung}/{seq}.ts")
-}
-
-/// No encryption.
-pub struct Clear;
-
-impl Protection for Clear {
-    fn seal(&mut self, _segment: &mut EncodedSegment) -> Option<SegmentKey> {
-        None
-    }
 }
 
 /// Packages one match.
@@ -213,7 +82,11 @@ pub struct Packager {
     remote_playlists: HashMap<(String, String), resume::RestoredPlaylist>,
     /// Segments a media playlist keeps.
     dvr: usize,
-    out: VecDeque<Object>,
+    out: VecDeque<Output>,
+    /// Angle groups: when windows with remote renditions close.
+    closer: window_close::WindowClose,
+    /// The `p2p.json` of the profile, before any delivery policy change.
+    p2p: p2p::P2pDoc,
 }
 
 impl Packager {
@@ -228,10 +101,12 @@ impl Packager {
         let timeline = profile.timeline();
         let dvr = profile.segment.dvr_segments();
         let mut out = VecDeque::new();
-        let master = |path: String, text: String| Object {
-            path,
-            bytes: text.into_bytes(),
-            kind: ObjectKind::MasterPlaylist,
+        let master = |path: String, text: String| {
+            Output::Put(Object {
+                path,
+                bytes: text.into_bytes(),
+                kind: ObjectKind::MasterPlaylist,
+            })
         };
         out.push_back(master(
             format!("{match_id}/master.m3u8"),
@@ -269,6 +144,8 @@ impl Packager {
             remote_playlists: HashMap::new(),
             dvr,
             out,
+            closer: window_close::WindowClose::new(timeline),
+            p2p: p2p::P2pDoc::new(match_id, profile),
         }
     }
 
@@ -281,24 +158,19 @@ impl Packager {
         signer: Arc<dyn manifest::Signer>,
         pubkey_pem: &str,
     ) -> Self {
-        self.out.push_back(Object {
+        let pubkey = Object {
             path: format!("{}/pubkey.pem", self.match_id),
             bytes: pubkey_pem.as_bytes().to_vec(),
             kind: ObjectKind::PublicKey,
-        });
+        };
         // p2p.json names the trackers (and ICE servers) every viewer's browser contacts:
         // the player takes it only with a signature of the match key.
-        self.out.push_back(Object {
+        let p2p_sig = Object {
             path: format!("{}/p2p.json.sig", self.match_id),
-            bytes: signer
-                .sign(
-                    p2p::P2pDoc::new(&self.match_id, profile)
-                        .to_json()
-                        .as_bytes(),
-                )
-                .to_vec(),
+            bytes: signer.sign(self.p2p.to_json().as_bytes()).to_vec(),
             kind: ObjectKind::MasterPlaylist,
-        });
+        };
+        self.put([pubkey, p2p_sig]);
         let renditions = self.playlists.len();
         let mut book = window::WindowBook::new(&self.match_id, profile, renditions, signer.clone());
         book.add_remote(self.remote.iter().cloned());
@@ -321,7 +193,7 @@ impl Packager {
     /// Continues a match from what an earlier run published: its playlists (the next segment
     /// of each follows a discontinuity), its hash chain, and the segments of windows it never
     /// closed (they close with the new segments of the same window).
-    pub fn resume(&mut self, resume: resume::Resume) {
+    fn resume(&mut self, resume: resume::Resume) {
         for (angle, rung, restored) in resume.playlists {
             let key = (angle, rung);
             if let Some(p) = self.playlists.get_mut(&key) {
@@ -340,16 +212,9 @@ impl Packager {
         }
     }
 
-    /// Takes one finished segment: queues the (sealed) segment, then its updated playlist.
-    pub fn push(&mut self, segment: EncodedSegment) -> Result<(), PackageError> {
-        let sealed = self.seal(segment)?;
-        self.push_sealed(sealed)
-    }
-
-    /// The first half of [`Packager::push`]: checks the segment comes after what its playlist
-    /// lists and seals it for storage. A redundant run claims the sealed bytes on the origin
-    /// before it packages them.
-    pub fn seal(&mut self, mut segment: EncodedSegment) -> Result<Sealed, PackageError> {
+    /// Checks the segment comes after what its playlist lists and seals it for storage. A
+    /// redundant run claims the sealed bytes on the origin before it packages them.
+    fn seal(&mut self, mut segment: EncodedSegment) -> Result<Sealed, PackageError> {
         self.check_order(&segment)?;
         let key = self.protection.seal(&mut segment);
         Ok(Sealed {
@@ -382,20 +247,10 @@ impl Packager {
         }
     }
 
-    /// The second half of [`Packager::push`]: queues the sealed segment (as it is now: a
-    /// redundant run may have swapped in the bytes the origin holds), then its updated
-    /// playlist, and keeps it for its window.
-    pub fn push_sealed(&mut self, sealed: Sealed) -> Result<(), PackageError> {
-        self.package(sealed, true)
-    }
-
-    /// A sealed segment whose seq is lost (a redundant run found a claim it cannot verify,
-    /// or other bytes in the way): it is listed as a signed gap, and neither its bytes nor
-    /// a signature for them leave the packager. Its window closes without it.
-    pub fn push_lost(&mut self, sealed: Sealed) -> Result<(), PackageError> {
-        self.package(sealed, false)
-    }
-
+    /// Queues the sealed segment (as it is now: a redundant run may have swapped in the bytes
+    /// the origin holds), then its updated playlist, and keeps it for its window. A segment
+    /// not to `publish` (its seq lost) is listed as a signed gap, and neither its bytes nor a
+    /// signature for them leave the packager; its window closes without it.
     fn package(&mut self, sealed: Sealed, publish: bool) -> Result<(), PackageError> {
         let Sealed {
             segment,
@@ -448,26 +303,26 @@ impl Packager {
                 .filter(|_| !publish)
                 .map(|s| segment_sig::GapSignature::sign(s.as_ref(), &path)),
         });
-        if publish {
-            self.out.push_back(Object {
-                path,
-                bytes: segment.bytes,
-                kind: ObjectKind::Segment,
-            });
-        }
-        self.out.push_back(Object {
+        let playlist = Object {
             path: format!("{dir}/index.m3u8"),
             bytes: playlist.render().into_bytes(),
             kind: ObjectKind::MediaPlaylist,
-        });
+        };
+        if publish {
+            self.put([Object {
+                path,
+                bytes: segment.bytes,
+                kind: ObjectKind::Segment,
+            }]);
+        }
+        self.put([playlist]);
         self.window_pending.extend(window_copy);
         Ok(())
     }
 
     /// Adds a marker to every live playlist (from its next update) and to the window
-    /// manifest of the window it falls in, if that window is still open. False when every
-    /// playlist had it already.
-    pub fn add_marker(&mut self, marker: &marker::Marker) -> bool {
+    /// manifest of the window it falls in, if that window is still open.
+    fn add_marker(&mut self, marker: &marker::Marker) {
         let mut new = false;
         for p in self.playlists.values_mut() {
             new |= p.add_marker(marker);
@@ -475,28 +330,36 @@ impl Packager {
         if let Some(book) = self.windows.as_mut() {
             book.add_marker(marker);
         }
-        new
+        if new {
+            tracing::info!(
+                "marker {} ({}) at {}",
+                marker.label,
+                marker.class.as_deref().unwrap_or("no class"),
+                marker.start
+            );
+        }
     }
 
     /// Publishes `delivery` as the fans' players' policy from now on: `p2p.json` again, with
     /// its signature (players read it every 30 s). Only once windows are signed.
-    pub fn set_delivery(&mut self, profile: &Profile, delivery: &crate::profile::Delivery) {
+    fn set_delivery(&mut self, delivery: crate::profile::Delivery) {
         let Some(signer) = self.signer.as_deref() else {
             return;
         };
-        let doc = p2p::P2pDoc::new(&self.match_id, profile).with_delivery(delivery.clone());
+        let doc = self.p2p.clone().with_delivery(delivery);
         let path = format!("{}/p2p.json", self.match_id);
-        self.out.extend(Object::signed(
+        let signed = Object::signed(
             path,
             doc.to_json().into_bytes(),
             ObjectKind::MasterPlaylist,
             signer,
-        ));
+        );
+        self.put(signed);
     }
 
     /// The origin refused the object at `path` for good. A segment becomes a gap in its
     /// playlist (EXT-X-GAP), and the playlist goes out again so players skip it.
-    pub fn mark_lost(&mut self, path: &str) {
+    fn mark_lost(&mut self, path: &str) {
         let Some(rest) = path.strip_prefix(&format!("{}/", self.match_id)) else {
             return;
         };
@@ -516,41 +379,35 @@ impl Packager {
         if let Some(playlist) = self.playlists.get_mut(&key)
             && playlist.mark_gap(Seq(seq), sig)
         {
-            self.out.push_back(Object {
+            let object = Object {
                 path: format!("{}/{angle}/{rung}/index.m3u8", self.match_id),
                 bytes: playlist.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
-            });
+            };
+            self.put([object]);
         }
     }
 
     /// The match is over: every media playlist gets EXT-X-ENDLIST.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         self.feed_windows(usize::MAX);
         if let Some(book) = self.windows.as_mut() {
             let mut closed = Vec::new();
             book.finish(&mut closed);
-            self.out.extend(closed);
+            self.put(closed);
         }
         let mut keys: Vec<_> = self.playlists.keys().cloned().collect();
         keys.sort();
         for key in keys {
             let playlist = self.playlists.get_mut(&key).expect("key from the map");
             playlist.end();
-            self.out.push_back(Object {
+            let object = Object {
                 path: format!("{}/{}/{}/index.m3u8", self.match_id, key.0, key.1),
                 bytes: playlist.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
-            });
+            };
+            self.put([object]);
         }
-    }
-
-    /// The next object to publish, in publishing order.
-    pub fn pull(&mut self) -> Option<Object> {
-        if self.out.is_empty() {
-            self.feed_windows(1);
-        }
-        self.out.pop_front()
     }
 
     /// Hands pending segments to the window book until one closes a window (or, with
@@ -565,7 +422,7 @@ impl Packager {
             book.add(copy, &mut closed);
             if !closed.is_empty() {
                 n += 1;
-                self.out.extend(closed.drain(..));
+                self.out.extend(closed.drain(..).map(Output::Put));
                 if n >= closes {
                     break;
                 }
@@ -574,6 +431,8 @@ impl Packager {
     }
 }
 
+#[cfg(test)]
+mod input_tests;
 #[cfg(test)]
 mod robustness;
 #[cfg(test)]

@@ -8,7 +8,8 @@ use super::playlist::{self, LivePlaylist, PlaylistEntry};
 use super::resume::RestoredPlaylist;
 use super::segment_sig::GapSignature;
 use super::window::WindowSegment;
-use super::{Object, ObjectKind, Packager};
+use super::window_close::Step;
+use super::{Object, ObjectKind, Output, Packager};
 use crate::profile::Profile;
 use crate::timecode::{NS_PER_SEC, Seq};
 
@@ -38,7 +39,11 @@ impl Packager {
         };
         let master_path = format!("{}/master.m3u8", self.match_id);
         let all = match_angles(&local, remote);
-        if let Some(master) = self.out.iter_mut().find(|o| o.path == master_path) {
+        if let Some(Output::Put(master)) = self
+            .out
+            .iter_mut()
+            .find(|o| matches!(o, Output::Put(o) if o.path == master_path))
+        {
             master.bytes =
                 playlist::render_master(&playlist::match_master(profile, &all)).into_bytes();
         }
@@ -58,7 +63,7 @@ impl Packager {
 
     /// A remote rendition's segment, read from the origin and checked against its signed tag:
     /// it goes into its window like this machine's own.
-    pub fn add_remote_segment(&mut self, segment: WindowSegment) {
+    pub(super) fn add_remote_segment(&mut self, segment: WindowSegment) {
         if self.windows.is_some() {
             self.window_pending.push_back(segment);
         }
@@ -66,23 +71,61 @@ impl Packager {
 
     /// A remote rendition's playlist as its machine last published it (the base for marking
     /// its gaps, should that machine stop).
-    pub fn remote_playlist(&mut self, angle: &str, rung: &str, published: RestoredPlaylist) {
-        self.remote_playlists
-            .insert((angle.to_string(), rung.to_string()), published);
+    pub(super) fn remote_playlist(
+        &mut self,
+        angle: String,
+        rung: String,
+        published: RestoredPlaylist,
+    ) {
+        self.closer.seen(&angle, &rung);
+        self.remote_playlists.insert((angle, rung), published);
+    }
+
+    /// The clock: remote renditions overdue at `utc` are given up, and the ready windows
+    /// close as far as the origin's answers allow (or are asked about).
+    pub(super) fn tick(&mut self, now: std::time::Instant, utc: crate::timecode::UtcNs) {
+        let cutoffs = self.closer.tick(now, utc, &self.remote);
+        if self.remote.is_empty() {
+            return;
+        }
+        self.give_up_remote(&|angle, rung| cutoffs[&(angle.to_string(), rung.to_string())]);
+        self.close_ready();
+    }
+
+    /// Closes ready windows, each chained to the origin's manifest of the window before,
+    /// until one waits (or is asked about: [`Output::AskChain`]).
+    pub(super) fn close_ready(&mut self) {
+        while let Some(w) = self.ready_window() {
+            let closed_prev = w.checked_sub(1).is_some_and(|p| self.closed_window(p));
+            match self.closer.step(w, closed_prev) {
+                Step::Close(adopt) => {
+                    if let Some((n, sha256)) = adopt {
+                        self.adopt_window(n, sha256);
+                    }
+                    self.close_window(w);
+                }
+                Step::TakeOver(sha256) => self.take_over_window(w, sha256),
+                Step::Ask => {
+                    self.out.push_back(Output::AskChain(w));
+                    return;
+                }
+                Step::Wait => return,
+            }
+        }
     }
 
     /// Windows stop waiting for a remote rendition once they end before its cutoff
     /// (`cutoff(angle, rung)`). Each remote rendition that lacked segments in them, and whose
     /// playlist this machine has seen, gets them as EXT-X-GAP entries, and its playlist goes
     /// out again.
-    pub fn give_up_remote(&mut self, cutoff: &dyn Fn(&str, &str) -> Seq) {
+    pub(super) fn give_up_remote(&mut self, cutoff: &dyn Fn(&str, &str) -> Seq) {
         self.give_up(cutoff, None);
     }
 
     /// The match ended at seq `last`: every open window stops waiting for remote renditions,
     /// and a remote rendition that lacked segments up to `last` gets them as gaps and its
     /// playlist ends (EXT-X-ENDLIST), as this machine's own do.
-    pub fn give_up_remote_at_end(&mut self, last: Seq) {
+    pub(super) fn give_up_remote_at_end(&mut self, last: Seq) {
         self.give_up(&|_, _| Seq(u64::MAX), Some(last));
     }
 
@@ -94,18 +137,18 @@ impl Packager {
 
     /// Closes window `w` (from [`Packager::ready_window`]) chained to what the book holds
     /// as the newest manifest, and queues its objects.
-    pub fn close_window(&mut self, w: u64) {
+    pub(super) fn close_window(&mut self, w: u64) {
         let Some(book) = self.windows.as_mut() else {
             return;
         };
         let mut closed = Vec::new();
         book.close_window(w, &mut closed);
-        self.out.extend(closed);
+        self.put(closed);
     }
 
     /// The origin holds window `w`'s manifest with this SHA-256 (hex): the next window
     /// chains to it, whoever composed it.
-    pub fn adopt_window(&mut self, w: u64, sha256: String) {
+    pub(super) fn adopt_window(&mut self, w: u64, sha256: String) {
         if let Some(book) = self.windows.as_mut() {
             book.adopt(w, sha256);
         }
@@ -113,14 +156,14 @@ impl Packager {
 
     /// Another machine composed window `w` (from [`Packager::ready_window`]) first: this
     /// machine takes the origin's manifest (this SHA-256) as it is instead of composing its own.
-    pub fn take_over_window(&mut self, w: u64, sha256: String) {
+    pub(super) fn take_over_window(&mut self, w: u64, sha256: String) {
         if let Some(book) = self.windows.as_mut() {
             book.take_over(w, sha256);
         }
     }
 
     /// Whether this machine closed window `w` itself (its manifest is on its way out).
-    pub fn closed_window(&self, w: u64) -> bool {
+    pub(super) fn closed_window(&self, w: u64) -> bool {
         self.windows.as_ref().is_some_and(|b| b.has_closed(w))
     }
 
@@ -179,11 +222,12 @@ impl Packager {
             );
             published.entries = live.entries().cloned().collect();
             published.discontinuity_sequence = live.to_m3u8().discontinuity_sequence;
-            self.out.push_back(Object {
+            let playlist = Object {
                 path: format!("{}/{}/{}/index.m3u8", self.match_id, m.angle, m.rung),
                 bytes: live.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
-            });
+            };
+            self.put([playlist]);
         }
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::timecode::NS_PER_SEC;
+use playlist::SegmentKey;
 use std::path::Path;
 
 fn packager(angles: &[&str]) -> Packager {
@@ -9,7 +10,7 @@ fn packager(angles: &[&str]) -> Packager {
     Packager::new("final", &profile, &angles, Box::new(Clear))
 }
 
-fn seg(angle: &str, rung: &str, seq: u64) -> EncodedSegment {
+pub(super) fn seg(angle: &str, rung: &str, seq: u64) -> EncodedSegment {
     let mut bytes = vec![0u8; 188];
     bytes[0] = 0x47;
     EncodedSegment {
@@ -21,8 +22,8 @@ fn seg(angle: &str, rung: &str, seq: u64) -> EncodedSegment {
     }
 }
 
-fn drain(p: &mut Packager) -> Vec<(String, ObjectKind)> {
-    std::iter::from_fn(|| p.pull())
+pub(super) fn drain(p: &mut Packager) -> Vec<(String, ObjectKind)> {
+    std::iter::from_fn(|| p.pull_put())
         .map(|o| (o.path, o.kind))
         .collect()
 }
@@ -58,8 +59,8 @@ fn playlist_names_the_segment_with_pdt_of_its_boundary() {
     let mut p = packager(&["cam1"]);
     drain(&mut p);
     p.push(seg("cam1", "360p", 897_685_200)).unwrap();
-    let _segment = p.pull().unwrap();
-    let playlist = String::from_utf8(p.pull().unwrap().bytes).unwrap();
+    let _segment = p.pull_put().unwrap();
+    let playlist = String::from_utf8(p.pull_put().unwrap().bytes).unwrap();
     assert!(
         playlist.contains("#EXT-X-MEDIA-SEQUENCE:897685200"),
         "{playlist}"
@@ -79,7 +80,7 @@ fn gaps_become_discontinuities() {
     p.push(seg("cam1", "360p", 5)).unwrap();
     p.push(seg("cam1", "360p", 6)).unwrap();
     p.push(seg("cam1", "360p", 9)).unwrap();
-    let last = std::iter::from_fn(|| p.pull()).last().unwrap();
+    let last = std::iter::from_fn(|| p.pull_put()).last().unwrap();
     let text = String::from_utf8(last.bytes).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert!(
@@ -116,7 +117,7 @@ fn finish_ends_every_playlist() {
     p.push(seg("cam1", "360p", 5)).unwrap();
     drain(&mut p);
     p.finish();
-    let ended: Vec<_> = std::iter::from_fn(|| p.pull()).collect();
+    let ended: Vec<_> = std::iter::from_fn(|| p.pull_put()).collect();
     assert_eq!(ended.len(), 4);
     for o in ended {
         assert_eq!(o.kind, ObjectKind::MediaPlaylist);
@@ -146,9 +147,9 @@ fn protection_seam_transforms_bytes_and_names_the_key() {
     let mut p = Packager::new("m", &profile, &["a".to_string()], Box::new(Marker));
     drain(&mut p);
     p.push(seg("a", "360p", 1)).unwrap();
-    let s = p.pull().unwrap();
+    let s = p.pull_put().unwrap();
     assert_eq!(s.bytes[187], 0x47);
-    let text = String::from_utf8(p.pull().unwrap().bytes).unwrap();
+    let text = String::from_utf8(p.pull_put().unwrap().bytes).unwrap();
     assert!(
         text.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV=0x07070707070707070707070707070707"),
         "{text}"
@@ -168,7 +169,7 @@ fn signed(seed: &[u8; 32]) -> Packager {
     )
 }
 
-fn push_both(p: &mut Packager, seq: u64) -> Result<(), PackageError> {
+pub(super) fn push_both(p: &mut Packager, seq: u64) -> Result<(), PackageError> {
     p.push(seg("cam1", "360p", seq))?;
     p.push(seg("cam1", "180p", seq))
 }
@@ -184,7 +185,7 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     for seq in 10..=16 {
         push_both(&mut first, seq).unwrap();
     }
-    origin.extend(std::iter::from_fn(|| first.pull()).map(|o| (o.path, o.bytes)));
+    origin.extend(std::iter::from_fn(|| first.pull_put()).map(|o| (o.path, o.bytes)));
     let manifest_2 = origin["final/windows/2.json"].clone();
 
     // What `publish::resume::load` reads back.
@@ -224,7 +225,7 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     for seq in 18..=20 {
         push_both(&mut second, seq).unwrap();
     }
-    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| second.pull())
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| second.pull_put())
         .map(|o| (o.path, o.bytes))
         .collect();
     let playlist = String::from_utf8(out["final/cam1/180p/index.m3u8"].clone()).unwrap();
@@ -270,7 +271,7 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     for seq in 40..=44 {
         push_both(&mut second, seq).unwrap();
     }
-    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| second.pull())
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| second.pull_put())
         .map(|o| (o.path, o.bytes))
         .collect();
     let w8: manifest::WindowManifest =
@@ -295,8 +296,8 @@ fn every_segment_line_carries_a_signature_that_verifies_the_moment_it_is_publish
         s.bytes[1] = seq as u8; // distinct bytes per segment
         p.push(s).unwrap();
         // Before the window closes, the playlist alone lets anyone check the new segment.
-        let segment = p.pull().unwrap();
-        let playlist = p.pull().unwrap();
+        let segment = p.pull_put().unwrap();
+        let playlist = p.pull_put().unwrap();
         assert_eq!(playlist.kind, ObjectKind::MediaPlaylist);
         stored.insert(segment.path.clone(), segment.bytes.clone());
         let text = String::from_utf8(playlist.bytes).unwrap();
@@ -398,10 +399,10 @@ fn a_claimed_segment_is_packaged_with_the_bytes_the_origin_holds() {
     let mut theirs = seg("cam1", "360p", 10).bytes;
     theirs[1] = 0xee;
     sealed.segment.bytes = theirs.clone();
-    p.push_sealed(sealed).unwrap();
-    let segment = p.pull().unwrap();
+    p.push(Input::Claimed(sealed)).unwrap();
+    let segment = p.pull_put().unwrap();
     assert_eq!(segment.bytes, theirs);
-    let playlist = p.pull().unwrap();
+    let playlist = p.pull_put().unwrap();
     let parsed = resume::parse_playlist(&playlist.path, &playlist.bytes).unwrap();
     let tag = parsed.entries[0].signature.as_ref().unwrap();
     assert!(tag.describes(&theirs));
@@ -409,8 +410,18 @@ fn a_claimed_segment_is_packaged_with_the_bytes_the_origin_holds() {
 }
 
 /// What a packager published, as an origin would hold it.
+/// Publishes every output to `origin`; a redundant run's claims are won on it (the segment
+/// comes back as claimed).
 fn publish_all(p: &mut Packager, origin: &mut HashMap<String, Vec<u8>>) {
-    origin.extend(std::iter::from_fn(|| p.pull()).map(|o| (o.path, o.bytes)));
+    while let Some(output) = p.pull() {
+        match output {
+            Output::Put(o) => {
+                origin.insert(o.path, o.bytes);
+            }
+            Output::Claim(sealed) => p.push(Input::Claimed(sealed)).unwrap(),
+            Output::AskChain(w) => panic!("no remote angles, yet window {w} was asked about"),
+        }
+    }
 }
 
 /// The state `publish::resume::load` reads back from `origin` for cam1's two rungs.
@@ -463,9 +474,9 @@ fn a_redundant_run_that_joins_makes_the_same_playlists_and_windows() {
     for seq in 17..=19 {
         push_both(&mut first, seq).unwrap();
         push_both(&mut second, seq).expect("17 follows 16: nothing is refused");
+        publish_all(&mut second, &mut theirs);
     }
     publish_all(&mut first, &mut origin);
-    publish_all(&mut second, &mut theirs);
     for key in [
         "final/windows/3.json",
         "final/windows/3.json.sig",
@@ -490,7 +501,7 @@ fn a_redundant_run_that_joins_makes_the_same_playlists_and_windows() {
 }
 
 /// cam2's segment as another machine published it: what the follower hands over.
-fn remote_segment(rung: &str, seq: u64) -> window::WindowSegment {
+pub(super) fn remote_segment(rung: &str, seq: u64) -> window::WindowSegment {
     let s = seg("cam2", rung, seq);
     window::WindowSegment {
         angle: "cam2".into(),
@@ -511,7 +522,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
     let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear))
         .with_remote_angles(&profile, &["cam2".to_string()])
         .sign_windows(&profile, std::sync::Arc::new(signer), "");
-    let first: Vec<Object> = std::iter::from_fn(|| p.pull()).collect();
+    let first: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
     let master = String::from_utf8(first[0].bytes.clone()).unwrap();
     assert!(master.contains("NAME=\"cam1\",DEFAULT=YES"), "{master}");
     assert!(master.contains("URI=\"cam2/360p/index.m3u8\""), "{master}");
@@ -527,7 +538,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
     }
     assert_eq!(p.ready_window(), Some(2));
     p.close_window(2);
-    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull())
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull_put())
         .map(|o| (o.path, o.bytes))
         .collect();
     let w2: manifest::WindowManifest =
@@ -551,7 +562,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         gap_signature: None,
     });
     let published = resume::parse_playlist("p", cam2.render().as_bytes()).unwrap();
-    p.remote_playlist("cam2", "360p", published);
+    p.remote_playlist("cam2".into(), "360p".into(), published);
     p.add_remote_segment(remote_segment("360p", 15));
     for seq in 15..=19 {
         push_both(&mut p, seq).unwrap();
@@ -564,7 +575,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         "window 3 ends at 19: not overdue yet"
     );
     p.give_up_remote(&|_, _| Seq(20));
-    let gap = p.pull().expect("cam2/360p's playlist, gap-marked");
+    let gap = p.pull_put().expect("cam2/360p's playlist, gap-marked");
     assert_eq!(gap.path, "final/cam2/360p/index.m3u8");
     let text = String::from_utf8(gap.bytes).unwrap();
     assert_eq!(text.matches("#EXT-X-GAP").count(), 4, "{text}");
@@ -573,14 +584,14 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         "{text}"
     );
     assert!(
-        p.pull().is_none(),
+        p.pull_put().is_none(),
         "cam2/180p was never seen: no playlist made up for it"
     );
     assert_eq!(p.ready_window(), Some(3));
     let held = "ab".repeat(32);
     p.adopt_window(2, held.clone());
     p.close_window(3);
-    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull())
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull_put())
         .map(|o| (o.path, o.bytes))
         .collect();
     let w3: manifest::WindowManifest =

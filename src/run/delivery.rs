@@ -6,7 +6,7 @@
 //! `p2p.json`.
 
 use super::markers::appended;
-use crate::package::Packager;
+use crate::package::{Input, Packager};
 use crate::profile::{Delivery, Profile, delivery};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -86,7 +86,8 @@ impl DeliveryFeed {
                 early_fetchers = d.early_fetchers,
                 "delivery policy changed: p2p.json goes out again"
             );
-            packager.set_delivery(profile, &d);
+            // Policies are never refused.
+            let _ = packager.push(Input::Delivery(d));
         }
     }
 }

@@ -1,7 +1,9 @@
-//! How an encoded segment enters the packager: straight in, or (`run --redundant`) sealed,
-//! claimed on the origin, and packaged as the origin holds it.
+//! How a redundant run's segments reach the packager: the packager seals each one and asks
+//! for its claim ([`Output::Claim`](crate::package::Output::Claim)); the claim goes to the
+//! origin here, and what comes back (the segment as the origin holds it, or its seq lost) is
+//! pushed in again. A run of its own (not `--redundant`) has no claims.
 
-use crate::package::{EncodedSegment, PackageError, Packager};
+use crate::package::{Input, PackageError, Packager, Sealed};
 use crate::publish::Claims;
 use crate::publish::claim::Claimed;
 use std::time::Duration;
@@ -49,14 +51,14 @@ impl Intake {
         }
     }
 
-    /// Packages `segment`, or seals it and queues its claim.
-    pub fn take(&mut self, packager: &mut Packager, segment: EncodedSegment) {
+    /// Sends a sealed segment's claim to the origin.
+    pub fn claim(&mut self, sealed: Sealed) {
         match self {
-            Intake::Direct => refused(packager.push(segment), false),
-            Intake::Redundant { claims, .. } => match packager.seal(segment) {
-                Ok(sealed) => claims.submit(sealed),
-                Err(e) => refused(Err(e), true),
-            },
+            Intake::Redundant { claims, .. } => claims.submit(sealed),
+            Intake::Direct => tracing::error!(
+                "{}: a claim asked of a run that is not redundant; dropped",
+                sealed.segment.seq
+            ),
         }
     }
 
@@ -82,16 +84,16 @@ impl Intake {
 
 /// Packages a claimed segment, or (its seq lost) a signed gap in its place.
 fn take_claimed(packager: &mut Packager, claimed: Claimed) {
-    let result = match claimed.lost {
-        None => packager.push_sealed(claimed.sealed),
-        Some(_) => packager.push_lost(claimed.sealed),
+    let input = match claimed.lost {
+        None => Input::Claimed(claimed.sealed),
+        Some(_) => Input::ClaimLost(claimed.sealed),
     };
-    refused(result, true);
+    refused(packager.push(input), true);
 }
 
 /// Logs a segment the packager refused. For a redundant run, a segment another run already
 /// listed is expected (it joined behind that run), so it is only a debug line.
-fn refused(result: Result<(), PackageError>, redundant: bool) {
+pub(super) fn refused(result: Result<(), PackageError>, redundant: bool) {
     match result {
         Ok(()) => {}
         Err(e @ PackageError::OutOfOrder { .. }) if redundant => {

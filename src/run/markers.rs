@@ -4,6 +4,7 @@
 //! reading only what was appended. A marker more than ten minutes ahead of the wall clock is
 //! dropped (logged): it names no segment a live playlist will hold soon.
 
+use crate::package::Input;
 use crate::package::Packager;
 use crate::package::marker;
 use std::path::PathBuf;
@@ -45,14 +46,8 @@ impl MarkerFeed {
                 );
                 continue;
             }
-            if packager.add_marker(&m) {
-                tracing::info!(
-                    "marker {} ({}) at {}",
-                    m.label,
-                    m.class.as_deref().unwrap_or("no class"),
-                    m.start
-                );
-            }
+            // Markers are never refused.
+            let _ = packager.push(Input::Marker(m));
         }
     }
 }

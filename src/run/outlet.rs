@@ -6,7 +6,7 @@
 
 use super::{RunError, RunReport};
 use crate::package::manifest::LivePointer;
-use crate::package::{Object, ObjectKind, Packager};
+use crate::package::{Object, ObjectKind};
 use crate::publish::Publisher;
 use crate::seed::{Gate, Seeder};
 use std::collections::VecDeque;
@@ -67,49 +67,43 @@ impl Outlet {
         Ok(())
     }
 
-    /// Hands every pending object to the publisher, in the packager's order. Segments also
-    /// go into the seeding copy, and a window's torrent starts its seeding; the window's
+    /// Hands one object to the publisher, in the packager's order. A segment also goes
+    /// into the seeding copy, and a window's torrent starts its seeding; the window's
     /// documents wait for the seeder.
-    pub fn forward(
-        &mut self,
-        packager: &mut Packager,
-        report: &mut RunReport,
-    ) -> Result<(), RunError> {
-        while let Some(object) = packager.pull() {
-            if object.kind == ObjectKind::Segment {
-                report.segments += 1;
-                report.bytes += object.bytes.len() as u64;
-            }
-            let claimed = object.kind == ObjectKind::Segment && self.segments_claimed;
-            let Some(seeder) = &self.seeder else {
-                if !claimed {
-                    self.submit(&object)?;
-                }
-                continue;
-            };
-            match object.kind {
-                ObjectKind::Segment => {
-                    if let Err(e) = seeder.stash(&object.path, &object.bytes) {
-                        tracing::error!("{e}; its window will not be seeded completely");
-                    }
-                }
-                ObjectKind::Torrent => {
-                    if let Some(gate) = seeder.seed(&object.path, &object.bytes) {
-                        self.held.push_back(Held::Gate(gate));
-                    }
-                }
-                _ => {}
-            }
-            if claimed {
-                continue;
-            }
-            if waits_for_seeder(object.kind) && !self.held.is_empty() {
-                self.held.push_back(Held::Object(object));
-            } else {
+    pub fn put(&mut self, object: Object, report: &mut RunReport) -> Result<(), RunError> {
+        if object.kind == ObjectKind::Segment {
+            report.segments += 1;
+            report.bytes += object.bytes.len() as u64;
+        }
+        let claimed = object.kind == ObjectKind::Segment && self.segments_claimed;
+        let Some(seeder) = &self.seeder else {
+            if !claimed {
                 self.submit(&object)?;
             }
+            return Ok(());
+        };
+        match object.kind {
+            ObjectKind::Segment => {
+                if let Err(e) = seeder.stash(&object.path, &object.bytes) {
+                    tracing::error!("{e}; its window will not be seeded completely");
+                }
+            }
+            ObjectKind::Torrent => {
+                if let Some(gate) = seeder.seed(&object.path, &object.bytes) {
+                    self.held.push_back(Held::Gate(gate));
+                }
+            }
+            _ => {}
         }
-        self.release()
+        if claimed {
+            return Ok(());
+        }
+        if waits_for_seeder(object.kind) && !self.held.is_empty() {
+            self.held.push_back(Held::Object(object));
+            Ok(())
+        } else {
+            self.submit(&object)
+        }
     }
 
     /// Publishes the held documents whose gates have opened.

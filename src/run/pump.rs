@@ -8,7 +8,8 @@
 use super::start::Running;
 use super::{RunError, RunReport};
 use crate::ingest::{self, IngestEvent};
-use crate::package::EncodedSegment;
+use crate::package::{EncodedSegment, Input, Output};
+use crate::timecode::Seq;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -78,14 +79,42 @@ impl Running {
             return Err(RunError::Feed { angle, message });
         }
         for path in self.lost.try_iter() {
-            self.packager.mark_lost(&path);
+            let _ = self.packager.push(Input::Refused(path));
         }
         self.intake.poll(&mut self.packager);
+        self.tick();
+        self.carry_out()
+    }
+
+    /// The remote angles' news and the clock, into the packager.
+    fn tick(&mut self) {
         if let Some(r) = self.remote.as_mut() {
-            let now = ingest::ladder::clock_now(&self.gst_clock);
-            r.poll(&mut self.packager, self.outlet.seeder.as_ref(), now);
+            r.poll(&mut self.packager, self.outlet.seeder.as_ref());
         }
-        self.outlet.forward(&mut self.packager, &mut self.report)
+        let utc = ingest::ladder::clock_now(&self.gst_clock);
+        // The clock is never refused.
+        let _ = self.packager.push(Input::Tick {
+            now: Instant::now(),
+            utc,
+        });
+    }
+
+    /// Carries out what the packager asks, in its order: objects to the publisher (and the
+    /// seeder), claims to the origin, questions about the chain to the origin.
+    pub fn carry_out(&mut self) -> Result<(), RunError> {
+        while let Some(output) = self.packager.pull() {
+            match output {
+                Output::Put(object) => self.outlet.put(object, &mut self.report)?,
+                Output::Claim(sealed) => self.intake.claim(sealed),
+                Output::AskChain(w) => match self.remote.as_mut() {
+                    Some(r) => r.ask(w),
+                    None => {
+                        tracing::error!("window {w}: a question for a run without remote angles")
+                    }
+                },
+            }
+        }
+        self.outlet.release()
     }
 
     /// Whether a stop request ends the pump now (`unfinished` renditions have not reached
@@ -167,8 +196,9 @@ impl Running {
             segment.rung.clone(),
             segment.bytes.len(),
         );
-        self.intake.take(&mut self.packager, segment);
-        self.outlet.forward(&mut self.packager, &mut self.report)?;
+        let redundant = self.cfg.redundant;
+        super::intake::refused(self.packager.push(segment), redundant);
+        self.carry_out()?;
         let report = &mut self.report;
         report.first_seq = Some(report.first_seq.map_or(seq, |f| f.min(seq)));
         report.last_seq = Some(report.last_seq.map_or(seq, |l| l.max(seq)));
@@ -176,6 +206,30 @@ impl Running {
         self.stalls.segment(&angle, &rung, Instant::now());
         if let Some(factor) = self.progress.segment(seq, &self.timeline) {
             self.observer.realtime_factor(factor);
+        }
+        Ok(())
+    }
+
+    /// Angle groups, at the end of the match at `last`: waits (up to the grace) for every
+    /// remote rendition to deliver it, then for the open windows to close as the other
+    /// machines close them (twice the grace); the packager gives up what is still missing.
+    fn finish_remote(&mut self, last: Seq) -> Result<(), RunError> {
+        if self.remote.is_none() {
+            return Ok(());
+        }
+        let grace = crate::package::window_grace(&self.timeline);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && self.remote.as_ref().is_some_and(|r| r.behind(last)) {
+            self.tick();
+            self.carry_out()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.packager.push(Input::RemoteEnd(last));
+        let deadline = Instant::now() + grace * 2;
+        while self.packager.ready_window().is_some() && Instant::now() < deadline {
+            self.tick();
+            self.carry_out()?;
+            std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
     }
@@ -194,11 +248,12 @@ impl Running {
         }
         self.intake
             .finish(&mut self.packager, self.cfg.drain_timeout);
-        if let (Some(r), Some(last)) = (self.remote.as_mut(), self.report.last_seq) {
-            r.finish(&mut self.packager, self.outlet.seeder.as_ref(), last);
+        self.carry_out()?;
+        if let Some(last) = self.report.last_seq {
+            self.finish_remote(last)?;
         }
-        self.packager.finish();
-        self.outlet.forward(&mut self.packager, &mut self.report)?;
+        let _ = self.packager.push(Input::Finish);
+        self.carry_out()?;
         self.outlet.close(self.cfg.drain_timeout)?;
         self.events.ended(self.report.segments);
         let packager_cpu = crate::observe::thread_cpu_time()

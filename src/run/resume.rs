@@ -149,6 +149,7 @@ pub(super) fn resume(
             }
         }
     }
-    packager.resume(state);
+    // Never refused.
+    let _ = packager.push(crate::package::Input::Resume(state));
     Ok(())
 }

@@ -132,7 +132,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     }
     let intake = intake::Intake::for_run(&cfg, rt.handle(), publisher.status());
     let seeder = start_seeder(&cfg, &rt, &work_dir)?;
-    let mut outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
+    let outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
     let remote = super::remote::follow(&cfg, &rt, anchor, packager.oldest_pending_seq());
     let (tx, ingest) = crossbeam_channel::unbounded();
     let mut angles = Angles(Vec::new());
@@ -149,9 +149,6 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         angles.0.push(angle);
     }
     drop(tx);
-    // The pipelines are sound: the multivariant playlists go up first, once.
-    let mut report = RunReport::default();
-    outlet.forward(&mut packager, &mut report)?;
     tracing::info!(
         "match {} on {}: {} angle(s) x {} rung(s), {} s segments, timecode anchor {}",
         cfg.match_id,
@@ -161,9 +158,6 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         timeline.segment_secs(),
         anchor.to_datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ")
     );
-    for a in &angles.0 {
-        a.start(&gst_clock, (!fast).then_some(anchor))?;
-    }
     let observer = Observer::new(
         metrics,
         cfg.status_line,
@@ -177,7 +171,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     );
     let watched = watched_feeds(&cfg, &angles);
     let stalls = stall_watch(&cfg, &timeline, &watched);
-    Ok(Running {
+    let mut running = Running {
         progress: Progress::new(angles.0.len() * cfg.profile.rungs.len()),
         angles,
         timeline,
@@ -185,7 +179,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         gst_clock,
         angle_names,
         packager,
-        report,
+        report: RunReport::default(),
         events,
         lost,
         intake,
@@ -202,7 +196,13 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         _lock: lock,
         rt,
         cfg,
-    })
+    };
+    // The pipelines are sound: the multivariant playlists go up first, once.
+    running.carry_out()?;
+    for a in &running.angles.0 {
+        a.start(&running.gst_clock, (!fast).then_some(anchor))?;
+    }
+    Ok(running)
 }
 
 /// Whether the feeds run as fast as the machine allows: `--fast`, unless a feed is a network
