@@ -113,7 +113,7 @@ async fn package(
     clip: Option<&ClipRequest>,
 ) -> Result<ArchiveReport, ArchiveRunError> {
     let public_key = keys.public_key();
-    let live_path = format!("{match_id}/live.json");
+    let live_path = crate::layout::live(match_id);
     let Some((live, sig)) = origin.get_signed(&live_path).await? else {
         return Err(ArchiveRunError::NoMatch {
             match_id: match_id.to_string(),
@@ -178,7 +178,7 @@ async fn package(
         // Read at most the signed length: a longer object is refused without being read
         // whole, and then fails its check below.
         let data = match origin
-            .get_limited(&format!("{match_id}/{path}"), *length)
+            .get_limited(&crate::layout::in_match(match_id, path), *length)
             .await
         {
             Ok(data) => data.unwrap_or_default(),
@@ -202,7 +202,7 @@ async fn package(
     let candidates = std::iter::once("master.m3u8".to_string())
         .chain(angles.iter().map(|a| format!("{a}/master.m3u8")));
     for rel in candidates {
-        if let Some(live) = origin.get(&format!("{match_id}/{rel}")).await? {
+        if let Some(live) = origin.get(&crate::layout::in_match(match_id, &rel)).await? {
             masters.push((rel, live));
         }
     }
@@ -235,7 +235,7 @@ async fn walk_chain(
     let mut chain = Vec::new();
     let mut next = chain::head(pointer);
     while let Some(link) = next.take() {
-        let path = format!("{match_id}/{}", link.path());
+        let path = crate::layout::in_match(match_id, &link.path());
         let broken = |problem: String| ArchiveRunError::Chain {
             path: path.clone(),
             problem,

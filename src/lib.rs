@@ -13,6 +13,7 @@ pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod layout;
 pub mod metrics;
 pub mod observe;
 pub mod package;

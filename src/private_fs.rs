@@ -1,7 +1,8 @@
 //! Files and directories only their owner may read: the controller's state, the runs' spools
 //! and logs. Each is made so whatever mode it had before (a directory made by hand with 0755,
-//! a log an older version left 0644).
+//! a log an older version left 0644), and files written whole or not at all.
 
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -26,4 +27,22 @@ pub fn private_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     Ok(f)
+}
+
+/// Writes `bytes` to `path` whole: a temporary file beside it (mode 0600), fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -167,11 +167,11 @@ impl Checker<'_> {
     }
 
     fn window(&mut self, doc: &WindowManifest) -> Result<(), VerifyError> {
-        let rel = format!("windows/{}.json", doc.window);
+        let rel = crate::layout::window_manifest_rel(doc.window);
         let mut files = Vec::new();
         for s in &doc.segments {
             self.report.segments += 1;
-            let expected = format!("{}/{}/{}.ts", s.angle, s.rung, s.seq);
+            let expected = crate::layout::segment_rel(&s.angle, &s.rung, s.seq);
             if s.path != expected || checked_relative(&s.path).is_err() {
                 self.reported.insert(s.path.clone());
                 self.problem(format!(
@@ -329,7 +329,7 @@ impl Checker<'_> {
                 continue;
             }
             self.report.tags += 1;
-            let path = format!("{match_id}/{seg_rel}");
+            let path = crate::layout::in_match(match_id, &seg_rel);
             let tag = match (&entry.key, &entry.tag) {
                 (Err(e), _) => {
                     self.problem(format!("{rel}: {uri}: {e}"));
@@ -480,7 +480,8 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
                 }
             },
             Err(LinkError::Hash { found, expected }) => {
-                let from = after.map_or("live.json".to_string(), |n| format!("windows/{n}.json"));
+                let from =
+                    after.map_or("live.json".to_string(), crate::layout::window_manifest_rel);
                 c.problem(format!(
                     "{from}: links to {rel} with SHA-256 {expected}, but {rel} has {found}"
                 ));

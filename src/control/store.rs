@@ -12,8 +12,6 @@
 use super::request::MatchSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where a match is (CONTRACT.md).
@@ -83,25 +81,7 @@ pub struct Remembered {
     pub body: serde_json::Value,
 }
 
-/// Writes `bytes` to `path` whole: a temporary file beside it (mode 0600), fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-pub use crate::private_fs::{private_append, private_dir};
+pub use crate::private_fs::{private_append, private_dir, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
 #[error("controller state {path}")]

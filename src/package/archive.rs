@@ -296,7 +296,7 @@ impl<'a> Archive<'a> {
             }
             let rel = format!("{}{angle}/{rung}/vod.m3u8", self.layout.dir);
             out.push(Object {
-                path: format!("{match_id}/{rel}"),
+                path: crate::layout::in_match(match_id, &rel),
                 bytes: render_media(&m3u8).into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
             });
@@ -310,7 +310,7 @@ impl<'a> Archive<'a> {
                 path.replace("master.m3u8", "vod.m3u8")
             );
             out.push(Object {
-                path: format!("{match_id}/{rel}"),
+                path: crate::layout::in_match(match_id, &rel),
                 bytes: vod_master(path, live)?.into_bytes(),
                 kind: ObjectKind::MasterPlaylist,
             });
@@ -332,7 +332,7 @@ impl<'a> Archive<'a> {
             torrent::assemble(&self.hashed, self.piece, &meta).map_err(|_| ArchiveError::Empty)?;
         for pad in &t.pads {
             out.push(Object {
-                path: format!("{match_id}/.pad/{pad}"),
+                path: crate::layout::pad(match_id, *pad),
                 bytes: vec![0; *pad as usize],
                 kind: ObjectKind::Pad,
             });
@@ -412,7 +412,7 @@ fn sign_listed(
     key: Option<&SegmentKey>,
 ) -> SegmentSignature {
     let sha = super::hex::decode_array::<32>(&s.sha256).unwrap_or_default();
-    let path = format!("{match_id}/{}", s.path);
+    let path = crate::layout::in_match(match_id, &s.path);
     SegmentSignature::sign_digest(signer, &path, s.length, sha, key)
 }
 

@@ -17,7 +17,7 @@ pub struct Link {
 impl Link {
     /// `{match}/windows/{window}.json`, relative to the match directory.
     pub fn path(&self) -> String {
-        format!("windows/{}.json", self.window)
+        crate::layout::window_manifest_rel(self.window)
     }
 }
 

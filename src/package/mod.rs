@@ -32,7 +32,7 @@ mod window_close;
 use crate::profile::Profile;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};
 pub use input::{Held, Input, Output};
-pub use object::{Clear, Object, ObjectKind, Protection, Sealed, segment_path};
+pub use object::{Clear, Object, ObjectKind, Protection, Sealed};
 use playlist::{LivePlaylist, PlaylistEntry};
 pub use segment::{EncodedSegment, SegmentAssembler};
 use std::collections::{HashMap, VecDeque};
@@ -109,18 +109,18 @@ impl Packager {
             })
         };
         out.push_back(master(
-            format!("{match_id}/master.m3u8"),
+            crate::layout::master(match_id),
             playlist::render_master(&playlist::match_master(profile, angles)),
         ));
         out.push_back(master(
-            format!("{match_id}/p2p.json"),
+            crate::layout::p2p(match_id),
             p2p::P2pDoc::new(match_id, profile).to_json(),
         ));
         let angle_master = playlist::render_master(&playlist::angle_master(profile));
         let mut playlists = HashMap::new();
         for angle in angles {
             out.push_back(master(
-                format!("{match_id}/{angle}/master.m3u8"),
+                crate::layout::angle_master(match_id, angle),
                 angle_master.clone(),
             ));
             for rung in &profile.rungs {
@@ -159,14 +159,14 @@ impl Packager {
         pubkey_pem: &str,
     ) -> Self {
         let pubkey = Object {
-            path: format!("{}/pubkey.pem", self.match_id),
+            path: crate::layout::pubkey(&self.match_id),
             bytes: pubkey_pem.as_bytes().to_vec(),
             kind: ObjectKind::PublicKey,
         };
         // p2p.json names the trackers (and ICE servers) every viewer's browser contacts:
         // the player takes it only with a signature of the match key.
         let p2p_sig = Object {
-            path: format!("{}/p2p.json.sig", self.match_id),
+            path: crate::layout::sig(&crate::layout::p2p(&self.match_id)),
             bytes: signer.sign(self.p2p.to_json().as_bytes()).to_vec(),
             kind: ObjectKind::MasterPlaylist,
         };
@@ -262,7 +262,7 @@ impl Packager {
         let playlist = self.playlists.get_mut(&key).expect("checked above");
         let last = playlist.last_seq();
         let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
-        let path = segment_path(&self.match_id, &key.0, &key.1, segment.seq);
+        let path = crate::layout::segment(&self.match_id, &key.0, &key.1, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
         let sha256 = (publish && self.signer.is_some())
             .then(|| known.unwrap_or_else(|| hex::sha256(&segment.bytes)));
@@ -347,7 +347,7 @@ impl Packager {
             return;
         };
         let doc = self.p2p.clone().with_delivery(delivery);
-        let path = format!("{}/p2p.json", self.match_id);
+        let path = crate::layout::p2p(&self.match_id);
         let signed = Object::signed(
             path,
             doc.to_json().into_bytes(),
@@ -360,15 +360,7 @@ impl Packager {
     /// The origin refused the object at `path` for good. A segment becomes a gap in its
     /// playlist (EXT-X-GAP), and the playlist goes out again so players skip it.
     fn mark_lost(&mut self, path: &str) {
-        let Some(rest) = path.strip_prefix(&format!("{}/", self.match_id)) else {
-            return;
-        };
-        let mut parts = rest.splitn(3, '/');
-        let (Some(angle), Some(rung), Some(file)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return;
-        };
-        let Some(seq) = file.strip_suffix(".ts").and_then(|n| n.parse().ok()) else {
+        let Some((angle, rung, seq)) = crate::layout::parse_segment(&self.match_id, path) else {
             return;
         };
         let key = (angle.to_string(), rung.to_string());
@@ -377,10 +369,10 @@ impl Packager {
             .as_ref()
             .map(|s| segment_sig::GapSignature::sign(s.as_ref(), path));
         if let Some(playlist) = self.playlists.get_mut(&key)
-            && playlist.mark_gap(Seq(seq), sig)
+            && playlist.mark_gap(seq, sig)
         {
             let object = Object {
-                path: format!("{}/{angle}/{rung}/index.m3u8", self.match_id),
+                path: crate::layout::media_playlist(&self.match_id, angle, rung),
                 bytes: playlist.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
             };
@@ -402,7 +394,7 @@ impl Packager {
             let playlist = self.playlists.get_mut(&key).expect("key from the map");
             playlist.end();
             let object = Object {
-                path: format!("{}/{}/{}/index.m3u8", self.match_id, key.0, key.1),
+                path: crate::layout::media_playlist(&self.match_id, &key.0, &key.1),
                 bytes: playlist.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
             };

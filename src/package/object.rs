@@ -6,7 +6,6 @@
 use super::manifest;
 use super::playlist::SegmentKey;
 use super::segment::EncodedSegment;
-use crate::timecode::Seq;
 
 /// What a published object is, so the publisher can order and retry it appropriately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +90,7 @@ impl Object {
         signer: &dyn manifest::Signer,
     ) -> [Object; 2] {
         let sig = signer.sign(&json).to_vec();
-        let sig_path = format!("{path}.sig");
+        let sig_path = crate::layout::sig(&path);
         [
             Object {
                 path,
@@ -127,18 +126,13 @@ pub struct Sealed {
 impl Sealed {
     /// Where the segment goes on the origin.
     pub fn path(&self, match_id: &str) -> String {
-        segment_path(
+        crate::layout::segment(
             match_id,
             &self.segment.angle,
             &self.segment.rung,
             self.segment.seq,
         )
     }
-}
-
-/// `{match}/{angle}/{rung}/{seq}.ts`.
-pub fn segment_path(match_id: &str, angle: &str, rung: &str, seq: Seq) -> String {
-    format!("{match_id}/{angle}/{rung}/{seq}.ts")
 }
 
 /// No encryption.

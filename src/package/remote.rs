@@ -37,7 +37,7 @@ impl Packager {
             a.dedup();
             a
         };
-        let master_path = format!("{}/master.m3u8", self.match_id);
+        let master_path = crate::layout::master(&self.match_id);
         let all = match_angles(&local, remote);
         if let Some(Output::Put(master)) = self
             .out
@@ -199,7 +199,7 @@ impl Packager {
                     gap_signature: self.signer.as_ref().map(|s| {
                         GapSignature::sign(
                             s.as_ref(),
-                            &super::segment_path(&self.match_id, &m.angle, &m.rung, seq),
+                            &crate::layout::segment(&self.match_id, &m.angle, &m.rung, seq),
                         )
                     }),
                 });
@@ -223,7 +223,7 @@ impl Packager {
             published.entries = live.entries().cloned().collect();
             published.discontinuity_sequence = live.to_m3u8().discontinuity_sequence;
             let playlist = Object {
-                path: format!("{}/{}/{}/index.m3u8", self.match_id, m.angle, m.rung),
+                path: crate::layout::media_playlist(&self.match_id, &m.angle, &m.rung),
                 bytes: live.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
             };

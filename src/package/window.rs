@@ -302,7 +302,7 @@ impl WindowBook {
             comment: format!("swarmpack window {w} of match {}", self.match_id),
         };
         let t = torrent::build(&files, &meta).expect("a window with segments has files");
-        let torrent_path = format!("windows/{w}.torrent");
+        let torrent_path = crate::layout::window_torrent_rel(w);
         let markers = self.take_markers(w);
         let doc = WindowManifest {
             markers,
@@ -353,11 +353,11 @@ impl WindowBook {
         };
         let json = manifest::to_file_bytes(&doc);
         let digest = manifest::sha256_hex(&json);
-        let base = format!("{}/windows/{w}", self.match_id);
+        let base = crate::layout::in_match(&self.match_id, &format!("windows/{w}"));
         for pad in &t.pads {
             if self.pads_published.insert(*pad) {
                 out.push(Object {
-                    path: format!("{}/.pad/{pad}", self.match_id),
+                    path: crate::layout::pad(&self.match_id, *pad),
                     bytes: vec![0; *pad as usize],
                     kind: ObjectKind::Pad,
                 });
@@ -398,7 +398,7 @@ impl WindowBook {
             ended,
         };
         out.extend(Object::signed(
-            format!("{}/live.json", self.match_id),
+            crate::layout::live(&self.match_id),
             manifest::to_file_bytes(&live),
             ObjectKind::Pointer,
             self.signer.as_ref(),

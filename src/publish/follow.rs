@@ -73,7 +73,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
     loop {
         for (angle, rung) in &cfg.renditions {
             let key = (angle.clone(), rung.clone());
-            let dir = format!("{}/{angle}/{rung}", cfg.match_id);
+            let dir = crate::layout::rendition(&cfg.match_id, angle, rung);
             let path = format!("{dir}/index.m3u8");
             let text = match origin.get(&path).await {
                 Ok(Some(text)) => text,

@@ -23,7 +23,7 @@ pub async fn load(
     timeline: &Timeline,
 ) -> Result<Resume, ResumeLoadError> {
     let mut state = Resume::default();
-    let live_path = format!("{match_id}/live.json");
+    let live_path = crate::layout::live(match_id);
     if let Some((live, sig)) = origin.get_signed(&live_path).await? {
         let pointer = match resume::parse_pointer(&live_path, match_id, &live, &sig, public_key) {
             Err(ResumeError::ForeignPointer { .. }) => {
@@ -36,7 +36,7 @@ pub async fn load(
     }
     let newest_closed = state.newest_closed();
     for (angle, rung) in renditions {
-        let dir = format!("{match_id}/{angle}/{rung}");
+        let dir = crate::layout::rendition(match_id, angle, rung);
         let path = format!("{dir}/index.m3u8");
         let Some(text) = origin.get(&path).await? else {
             continue;
@@ -113,7 +113,7 @@ async fn torn_pointer(
     let mut link = chain::head(&pointer).ok_or_else(foreign)?;
     let mut kept = Vec::new();
     for _ in 0..pointer.windows.len() {
-        let path = format!("{match_id}/{}", link.path());
+        let path = crate::layout::in_match(match_id, &link.path());
         let (Some(file), Some(sig)) = (
             origin.get(&path).await?,
             origin.get(&format!("{path}.sig")).await?,

@@ -219,8 +219,13 @@ impl Running {
         }
         let grace = crate::package::window_grace(&self.timeline);
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline && self.remote.as_ref().is_some_and(|r| r.behind(last)) {
-            self.tick();
+        // No clock meanwhile: a tick could give the last window up without ending the
+        // remote playlists.
+        while let Some(r) = self.remote.as_mut().filter(|r| r.behind(last)) {
+            if Instant::now() >= deadline {
+                break;
+            }
+            r.poll(&mut self.packager, self.outlet.seeder.as_ref());
             self.carry_out()?;
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -4,7 +4,7 @@
 //! the origin. When to give a rendition up and when a window closes is the packager's
 //! ([`crate::package`]'s `window_close`).
 
-use crate::package::{Held, Input, Packager, chain, segment_path};
+use crate::package::{Held, Input, Packager, chain};
 use crate::publish::follow::{FollowConfig, Followed, Follower};
 use crate::publish::{Origin, OriginError};
 use crate::seed::Seeder;
@@ -60,7 +60,7 @@ impl Remote {
                     let newest = self.delivered.entry(key).or_insert(segment.seq);
                     *newest = (*newest).max(segment.seq);
                     if let Some(seeder) = seeder {
-                        let path = segment_path(
+                        let path = crate::layout::segment(
                             packager.match_id(),
                             &segment.angle,
                             &segment.rung,
@@ -135,7 +135,7 @@ async fn newest_window(
     match_id: &str,
     public_key: &[u8],
 ) -> Result<Option<(u64, String)>, OriginError> {
-    let path = format!("{match_id}/live.json");
+    let path = crate::layout::live(match_id);
     let Some((live, sig)) = origin.get_signed(&path).await? else {
         return Ok(None);
     };
@@ -154,7 +154,7 @@ async fn held_manifest(
     w: u64,
     public_key: &[u8],
 ) -> Result<Option<String>, OriginError> {
-    let path = format!("{match_id}/windows/{w}.json");
+    let path = crate::layout::window_manifest(match_id, w);
     let Some((file, sig)) = origin.get_signed(&path).await? else {
         return Ok(None);
     };

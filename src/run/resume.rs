@@ -18,10 +18,7 @@ fn record_path(work_dir: &Path) -> PathBuf {
 /// Records that a `live.json` naming `window` as the newest went to the spool.
 pub(super) fn record_newest(work_dir: &Path, window: u64) {
     let path = record_path(work_dir);
-    let tmp = path.with_extension("tmp");
-    let written =
-        std::fs::write(&tmp, window.to_string()).and_then(|_| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if let Err(e) = crate::private_fs::write_atomic(&path, window.to_string().as_bytes()) {
         tracing::warn!(
             "{}: {e}; a restart cannot check the origin for a rollback",
             path.display()
@@ -106,7 +103,7 @@ pub(super) fn resume(
         && found < recorded
     {
         return Err(RunError::Rollback {
-            path: format!("{}/live.json", cfg.match_id),
+            path: crate::layout::live(&cfg.match_id),
             found,
             recorded,
         });
@@ -143,7 +140,7 @@ pub(super) fn resume(
     );
     if let Some(seeder) = seeder {
         for s in &state.open_segments {
-            let path = crate::package::segment_path(&cfg.match_id, &s.angle, &s.rung, s.seq);
+            let path = crate::layout::segment(&cfg.match_id, &s.angle, &s.rung, s.seq);
             if let Err(e) = seeder.stash(&path, &s.bytes) {
                 tracing::error!("{e}; its window will not be seeded completely");
             }

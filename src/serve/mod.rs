@@ -80,7 +80,7 @@ fn match_timeline(match_dir: &Path) -> Result<crate::timecode::Timeline, String>
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(not_yet)?;
     let w = *live.windows.first().ok_or_else(not_yet)?;
-    let doc: WindowManifest = std::fs::read(match_dir.join(format!("windows/{w}.json")))
+    let doc: WindowManifest = std::fs::read(match_dir.join(crate::layout::window_manifest_rel(w)))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(not_yet)?;

@@ -29,7 +29,7 @@ pub(super) async fn document(
     {
         return Ok((file, sig));
     }
-    let path = format!("{}/{rel}", cfg.match_id);
+    let path = crate::layout::in_match(&cfg.match_id, rel);
     Ok(cfg.origin.get_signed(&path).await?.unwrap_or_default())
 }
 
@@ -74,7 +74,7 @@ pub(super) async fn window(
     doc: &WindowManifest,
     metrics: &EdgeMetrics,
 ) -> Result<Result<Vec<u8>, Refusal>, OriginError> {
-    let rel = format!("windows/{}.torrent", doc.window);
+    let rel = crate::layout::window_torrent_rel(doc.window);
     if doc.torrent.path != rel {
         return Ok(Err(Refusal(format!(
             "windows/{}.json names torrent {:?}, expected {rel}",
@@ -88,7 +88,7 @@ pub(super) async fn window(
     if let Err(r) = segments(
         cfg,
         seeder,
-        &format!("windows/{}.json", doc.window),
+        &crate::layout::window_manifest_rel(doc.window),
         doc,
         metrics,
     )
@@ -125,7 +125,11 @@ async fn torrent_bytes(
     {
         return Ok(Ok(bytes));
     }
-    let Some(bytes) = cfg.origin.get(&format!("{}/{rel}", cfg.match_id)).await? else {
+    let Some(bytes) = cfg
+        .origin
+        .get(&crate::layout::in_match(&cfg.match_id, rel))
+        .await?
+    else {
         return Ok(Err(Refusal(format!("{rel}: missing on the origin"))));
     };
     if !matches(&bytes) {
@@ -191,7 +195,7 @@ async fn segments(
     let m = &cfg.match_id;
     let mut missing = Vec::new();
     for s in &doc.segments {
-        let expected_path = format!("{}/{}/{}.ts", s.angle, s.rung, s.seq);
+        let expected_path = crate::layout::segment_rel(&s.angle, &s.rung, s.seq);
         if s.path != expected_path || checked_relative(&s.path).is_err() {
             return Ok(Err(Refusal(format!(
                 "{listed_in} lists path {:?}, expected {expected_path}",
@@ -209,7 +213,7 @@ async fn segments(
     }
     let paths = missing
         .iter()
-        .map(|s| (format!("{m}/{}", s.path), s.length))
+        .map(|s| (crate::layout::in_match(m, &s.path), s.length))
         .collect();
     for (s, (path, data)) in missing.iter().zip(fetch_all(cfg, paths).await?) {
         let Some(data) = data else {
@@ -250,7 +254,7 @@ pub(super) async fn prefetch(
     metrics: &EdgeMetrics,
 ) -> Result<(), OriginError> {
     let m = &cfg.match_id;
-    let Some(master) = cfg.origin.get(&format!("{m}/master.m3u8")).await? else {
+    let Some(master) = cfg.origin.get(&crate::layout::master(m)).await? else {
         return Ok(());
     };
     let mut wanted: Vec<(String, SegmentSignature)> = Vec::new();
@@ -258,7 +262,7 @@ pub(super) async fn prefetch(
         if checked_relative(&rel).is_err() {
             continue;
         }
-        let Some(bytes) = cfg.origin.get(&format!("{m}/{rel}")).await? else {
+        let Some(bytes) = cfg.origin.get(&crate::layout::in_match(m, &rel)).await? else {
             continue;
         };
         let Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) = m3u8_rs::parse_playlist_res(&bytes)

@@ -239,9 +239,9 @@ async fn round(
     metrics: &EdgeMetrics,
 ) -> Result<(), Fault> {
     let m = &cfg.match_id;
-    let live_path = format!("{m}/live.json");
+    let live_path = crate::layout::live(m);
     let Some((live, sig)) = cfg.origin.get_signed(&live_path).await? else {
-        if !book.reached && cfg.origin.get(&format!("{m}/master.m3u8")).await?.is_none() {
+        if !book.reached && cfg.origin.get(&crate::layout::master(m)).await?.is_none() {
             return Err(Fault::Input(EdgeError::NoMatch {
                 origin: cfg.origin.describe().to_string(),
                 match_id: m.clone(),
