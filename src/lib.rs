@@ -17,6 +17,7 @@ pub mod layout;
 pub mod metrics;
 pub mod observe;
 pub mod package;
+pub mod pem;
 pub mod private_fs;
 pub mod profile;
 pub mod publish;

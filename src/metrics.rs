@@ -103,132 +103,147 @@ impl Metrics {
             spool_memory_bytes: Gauge::default(),
             registry: Registry::default(),
         };
+        m.register_media(&mut registry);
+        m.register_publishing(&mut registry);
+        m.register_seeding(&mut registry);
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Registers the media figures: segments, bytes, frames, speed, publish latency.
+    fn register_media(&self, registry: &mut Registry) {
         registry.register(
             "segments",
             "Segments packaged, per angle and rung",
-            m.segments.clone(),
+            self.segments.clone(),
         );
         registry.register(
             "segment_bytes",
             "Bytes of segments packaged (encrypted), per angle and rung",
-            m.segment_bytes.clone(),
+            self.segment_bytes.clone(),
         );
         registry.register(
             "last_seq",
             "Newest segment number, per angle and rung",
-            m.last_seq.clone(),
+            self.last_seq.clone(),
         );
         registry.register(
             "input_frames",
             "Decoded video frames taken from each angle's feed",
-            m.input_frames.clone(),
+            self.input_frames.clone(),
         );
         registry.register(
             "encoder_realtime_factor",
             "Media seconds encoded per wall-clock second, over the match so far",
-            m.realtime_factor.clone(),
+            self.realtime_factor.clone(),
         );
         registry.register(
             "publish_latency_seconds",
             "From an object being queued to it being on the origin, per object kind",
-            m.publish_latency.clone(),
+            self.publish_latency.clone(),
         );
+    }
+
+    /// Registers the spool, the origin and the claims.
+    fn register_publishing(&self, registry: &mut Registry) {
         registry.register(
             "spool_objects",
             "Objects in the spool, not yet on the origin",
-            m.spool_objects.clone(),
+            self.spool_objects.clone(),
         );
         registry.register(
             "spool_bytes",
             "Bytes in the spool, not yet on the origin",
-            m.spool_bytes.clone(),
+            self.spool_bytes.clone(),
         );
         registry.register(
             "origin_errors",
             "Failed upload attempts",
-            m.origin_errors.clone(),
+            self.origin_errors.clone(),
         );
         registry.register(
             "objects_quarantined",
             "Objects the origin refused (4xx, or a permanent local error) and that went to the spool's dead letters",
-            m.objects_quarantined.clone(),
+            self.objects_quarantined.clone(),
         );
         registry.register(
             "origin_conflicts",
             "Immutable objects the origin already held with other bytes (another run publishing this match); kept, never overwritten",
-            m.origin_conflicts.clone(),
+            self.origin_conflicts.clone(),
         );
         registry.register(
             "claims_won",
             "run --redundant: segments this run claimed on the origin with its own bytes",
-            m.claims_won.clone(),
+            self.claims_won.clone(),
         );
         registry.register(
             "claims_adopted",
             "run --redundant: segments another run had published first; this run packaged the origin's bytes",
-            m.claims_adopted.clone(),
+            self.claims_adopted.clone(),
         );
         registry.register(
             "claims_lost",
             "run --redundant: seqs lost to a claim that does not verify with the match key, other bytes in the way, or a refusal; published as signed gaps",
-            m.claims_lost.clone(),
+            self.claims_lost.clone(),
         );
         registry.register(
             "claims_waiting",
             "run --redundant: segments waiting for their claim on the origin",
-            m.claims_waiting.clone(),
+            self.claims_waiting.clone(),
         );
+    }
+
+    /// Registers seeding, trackers, RTMP refusals and the spool held in memory.
+    fn register_seeding(&self, registry: &mut Registry) {
         registry.register(
             "origin_down",
             "1 while the origin is treated as down (objects held in the spool)",
-            m.origin_down.clone(),
+            self.origin_down.clone(),
         );
         registry.register(
             "seeded_windows",
             "Windows being seeded now",
-            m.seeded_windows.clone(),
+            self.seeded_windows.clone(),
         );
         registry.register(
             "seeded_windows_added",
             "Windows handed to the seeder since the start",
-            m.seeded_windows_total.clone(),
+            self.seeded_windows_total.clone(),
         );
         registry.register(
             "windows_published_unannounced",
             "Windows published after the 2 s wait without a tracker answering the seeder's announce",
-            m.windows_unannounced.clone(),
+            self.windows_unannounced.clone(),
         );
         registry.register(
             "windows_published_unseeded",
             "Windows published although the seeder could not hold them complete",
-            m.windows_unseeded.clone(),
+            self.windows_unseeded.clone(),
         );
         registry.register(
             "tracker_announces",
             "Announces a tracker answered (HTTP and UDP), for every seeded window",
-            m.tracker_announces.clone(),
+            self.tracker_announces.clone(),
         );
         registry.register(
             "tracker_errors",
             "Announces that failed or were refused",
-            m.tracker_errors.clone(),
+            self.tracker_errors.clone(),
         );
         registry.register(
             "rtmp_refused",
             "rtmp-listen:// connections and publishes refused, by reason",
-            m.rtmp_refused.clone(),
+            self.rtmp_refused.clone(),
         );
         registry.register(
             "spool_write_failures",
             "Objects the spool's disk refused (full, read-only, failing); held in memory instead",
-            m.spool_write_failures.clone(),
+            self.spool_write_failures.clone(),
         );
         registry.register(
             "spool_memory_bytes",
             "Bytes the spool holds in memory because its disk refused them",
-            m.spool_memory_bytes.clone(),
+            self.spool_memory_bytes.clone(),
         );
-        Arc::new(Metrics { registry, ..m })
     }
 
     /// The OpenMetrics text exposition.

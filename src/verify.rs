@@ -1,15 +1,17 @@
 //! `swarmpack verify`: checks a published match the way a careful peer would. Every window
 //! manifest's Ed25519 signature, the hash chain between windows, every segment's length and
 //! SHA-256, and that each torrent's infohashes, v1 piece hashes and v2 roots match the data.
-//! Works on a local match directory or over HTTP. Reports one line per problem.
+//! Works on a match on any origin `run` publishes to (a directory, HTTP, S3), read through
+//! [`crate::publish::Origin`]. Reports one line per problem.
 
+use crate::package::bencode::get as dict;
 use crate::package::chain::{self, Link, LinkError};
 use crate::package::manifest::{LivePointer, WindowManifest, hex, sha256_hex};
 use crate::package::playlist::media_uris;
 use crate::package::segment_sig::{TAG, tagged_entries};
 use crate::package::torrent::{self, TorrentFile, TorrentMeta};
+use crate::publish::Origin;
 use crate::publish::origin::checked_relative;
-use bendy::value::Value;
 use m3u8_rs::Playlist;
 use ring::signature::{ED25519, UnparsedPublicKey};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -23,66 +25,61 @@ pub enum VerifyError {
     Fetch { location: String, message: String },
 }
 
-/// Where the match directory is.
-pub enum Source {
-    Dir(PathBuf),
-    Http(String),
+/// Where the match directory is: a match on an origin of any kind `run --origin` takes
+/// (a directory or `file://`, `http(s)://`, `s3://`), read through the one origin reader.
+pub struct Source {
+    origin: Origin,
+    match_id: String,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Source {
-    pub fn parse(s: &str) -> Source {
-        if s.starts_with("http://") || s.starts_with("https://") {
-            Source::Http(format!("{}/", s.trim_end_matches('/')))
-        } else if let Some(path) = s.strip_prefix("file://") {
-            // The form `run --origin` takes.
-            Source::Dir(PathBuf::from(path))
-        } else {
-            Source::Dir(PathBuf::from(s))
-        }
-    }
-
-    /// The object at `rel`, or None if it does not exist. `rel` must be a plain relative
-    /// path (no `..`, not absolute), and at most [`MAX_OBJECT`] bytes are read: what a
-    /// manifest names is not trusted before its bytes check.
-    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, VerifyError> {
-        use std::io::Read;
-        let location = match self {
-            Source::Dir(dir) => dir.join(rel).display().to_string(),
-            Source::Http(base) => format!("{base}{rel}"),
-        };
+    /// The match at `s`: its last path segment names the match, the rest the origin.
+    pub fn parse(s: &str) -> Result<Source, VerifyError> {
         let fetch = |message: String| VerifyError::Fetch {
-            location: location.clone(),
+            location: s.to_string(),
             message,
         };
-        checked_relative(rel).map_err(|e| fetch(e.to_string()))?;
-        let reader: Box<dyn Read> = match self {
-            Source::Dir(dir) => match std::fs::File::open(dir.join(rel)) {
-                Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Box::new(f),
-                Ok(_) => return Err(fetch("not a regular file".into())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(fetch(e.to_string())),
-            },
-            Source::Http(_) => match ureq::get(&location)
-                .timeout(std::time::Duration::from_secs(30))
-                .call()
-            {
-                Ok(resp) => Box::new(resp.into_reader()),
-                // The origin will not serve it (404, 403, 410, …): missing, as verify sees it.
-                Err(ureq::Error::Status(400..=499, _)) => return Ok(None),
-                Err(e) => return Err(fetch(e.to_string())),
-            },
-        };
-        let mut bytes = Vec::new();
-        reader
-            .take(MAX_OBJECT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| fetch(e.to_string()))?;
-        if bytes.len() as u64 > MAX_OBJECT {
-            return Err(fetch(format!(
-                "larger than {MAX_OBJECT} bytes; no object of a match is"
-            )));
+        let trimmed = s.trim_end_matches('/');
+        let (base, match_id) = trimmed.rsplit_once('/').unwrap_or((".", trimmed));
+        if match_id.is_empty() {
+            return Err(fetch("expected the match directory on the origin".into()));
         }
-        Ok(Some(bytes))
+        let url = match base.split_once("://") {
+            Some(("file", _)) | None => {
+                let dir = trimmed.strip_prefix("file://").unwrap_or(trimmed);
+                if !std::path::Path::new(dir).is_dir() {
+                    return Err(fetch(
+                        "not a directory (expected the match directory on the origin)".into(),
+                    ));
+                }
+                format!("file://{}", base.strip_prefix("file://").unwrap_or(base))
+            }
+            Some(_) => base.to_string(),
+        };
+        let origin = Origin::open(&url).map_err(|e| fetch(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fetch(e.to_string()))?;
+        Ok(Source {
+            origin,
+            match_id: match_id.to_string(),
+            rt,
+        })
+    }
+
+    /// The object at `rel` (relative to the match), or None if it does not exist. At most
+    /// [`MAX_OBJECT`] bytes are read: what a manifest names is not trusted before its bytes
+    /// check.
+    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, VerifyError> {
+        let path = crate::layout::in_match(&self.match_id, rel);
+        self.rt
+            .block_on(self.origin.get_limited(&path, MAX_OBJECT))
+            .map_err(|e| VerifyError::Fetch {
+                location: format!("{}/{path}", self.origin.describe()),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -91,28 +88,12 @@ pub const MAX_OBJECT: u64 = 256 * 1024 * 1024;
 
 /// Reads a raw Ed25519 public key from SPKI PEM (`pubkey.pem`).
 pub fn read_pubkey(path: &std::path::Path) -> Result<Vec<u8>, VerifyError> {
-    use base64::Engine;
-    let err = |message: &str| VerifyError::PublicKey {
+    let err = |message: String| VerifyError::PublicKey {
         path: path.to_path_buf(),
-        message: message.to_string(),
+        message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(&e.to_string()))?;
-    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|_| err("expected a PEM public key"))?;
-    match der.len() {
-        44 if der[..12]
-            == [
-                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-            ] =>
-        {
-            Ok(der[12..].to_vec())
-        }
-        _ => Err(err(
-            "expected an Ed25519 SPKI public key (as `swarmpack keygen` writes)",
-        )),
-    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    crate::pem::parse_ed25519_spki_pem(&text).map_err(|e| err(e.to_string()))
 }
 
 /// Verification outcome: every problem found, one line each.
@@ -401,13 +382,6 @@ impl Checker<'_> {
     }
 }
 
-fn dict<'v>(v: &'v Value<'static>, key: &str) -> Option<&'v Value<'static>> {
-    match v {
-        Value::Dict(d) => d.get(key.as_bytes()),
-        _ => None,
-    }
-}
-
 /// Verifies the match at `src` (its directory: `live.json`, `windows/`, segments, media
 /// playlists), or only window `only` and its link to the one before.
 pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, VerifyError> {
@@ -419,14 +393,6 @@ pub fn verify(src: &Source, pubkey: &[u8], only: Option<u64>) -> Result<Report, 
         digests: HashMap::new(),
         reported: HashSet::new(),
     };
-    if let Source::Dir(dir) = src
-        && !dir.is_dir()
-    {
-        return Err(VerifyError::Fetch {
-            location: dir.display().to_string(),
-            message: "not a directory (expected the match directory on the origin)".into(),
-        });
-    }
     // p2p.json names the trackers every viewer's browser contacts: signed, or a problem.
     c.signed("p2p.json")?;
     let Some(live) = c.signed("live.json")? else {
@@ -511,18 +477,27 @@ mod tests {
 
     #[test]
     fn sources_take_the_forms_run_takes() {
-        assert!(
-            matches!(Source::parse("file:///srv/o/final"), Source::Dir(d) if d == std::path::Path::new("/srv/o/final"))
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("final")).unwrap();
+        let dir = tmp.path().join("final").display().to_string();
+        for form in [dir.clone(), format!("file://{dir}"), format!("{dir}/")] {
+            let s = Source::parse(&form).unwrap();
+            assert_eq!(s.match_id, "final");
+            assert_eq!(s.origin.local_root(), Some(tmp.path()), "{form}");
+        }
+        let http = Source::parse("http://h/o/final/").unwrap();
+        assert_eq!(
+            (http.match_id.as_str(), http.origin.describe()),
+            ("final", "http://h/o")
         );
-        assert!(matches!(Source::parse("/srv/o/final"), Source::Dir(_)));
-        assert!(
-            matches!(Source::parse("http://h/o/final"), Source::Http(u) if u == "http://h/o/final/")
-        );
-        let missing = Source::parse("file:///no/such/match");
-        let e = verify(&missing, &[0; 32], None).err().unwrap().to_string();
-        assert!(
-            e.contains("/no/such/match") && e.contains("not a directory"),
-            "{e}"
-        );
+        let s3 = Source::parse("s3://bucket/prefix/final").unwrap();
+        assert_eq!(s3.match_id, "final");
+        for missing in ["file:///no/such/match", "/no/such/match"] {
+            let e = Source::parse(missing).err().unwrap().to_string();
+            assert!(
+                e.contains("/no/such/match") && e.contains("not a directory"),
+                "{e}"
+            );
+        }
     }
 }

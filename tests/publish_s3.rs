@@ -51,6 +51,22 @@ fn s3_origin_receives_a_match_that_verifies() {
         }
     }
     assert_verifies(&base, &keys);
+    // And through the S3 API itself, as `run --origin` names it: verify reads every origin
+    // the way run writes it. A segment changed in the bucket is found.
+    let verify_s3 = || {
+        let mut v = swarmpack();
+        v.args(["verify", "s3://matches/live/cup", "--pubkey"])
+            .arg(keys.join("pubkey.pem"));
+        moto.env(&mut v);
+        v.output().unwrap()
+    };
+    let v = verify_s3();
+    assert!(
+        v.status.success(),
+        "verify s3:// failed:\n{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
 
     // One write per immutable key.
     let versions = moto.key_versions("live/cup/");
@@ -113,5 +129,22 @@ fn s3_origin_receives_a_match_that_verifies() {
         after.iter().find(|(k, _)| *k == key).map(|(_, n)| *n),
         Some(1),
         "{key} kept its one version"
+    );
+
+    // Replace (not create) a segment with other bytes of its length: verify on s3:// says so.
+    let mut forged = held.clone();
+    forged[100] ^= 0xff;
+    let origin = swarmpack::publish::Origin::open("s3://matches/live").unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(origin.put(&segment, forged.into()))
+        .unwrap();
+    let v = verify_s3();
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert!(!v.status.success(), "a changed segment verified:\n{out}");
+    let rel = segment.trim_start_matches("cup/");
+    assert!(
+        out.contains(rel),
+        "the changed segment is not named:\n{out}"
     );
 }

@@ -63,6 +63,26 @@ pub enum LogFormat {
     Json,
 }
 
+/// The match on its origin, and the keys that sign what `archive` and `clip` publish there.
+#[derive(clap::Args)]
+pub(crate) struct OnOrigin {
+    /// The match: its directory on the origin.
+    #[arg(long = "match", value_name = "ID")]
+    match_id: String,
+    /// The match's origin, as given to `run` (file://, http(s)://, s3://). From the
+    /// environment too, so credentials in it stay off the command line other users see.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SWARMPACK_ORIGIN",
+        hide_env_values = true
+    )]
+    origin: String,
+    /// Match secrets from `swarmpack keygen` (the signing key signs what is published).
+    #[arg(long, value_name = "DIR", default_value = "./keys")]
+    keys: PathBuf,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run one match: ingest every angle, encode the ladder, package and publish.
@@ -153,8 +173,9 @@ signature of live.json, p2p.json and every window manifest, the hash chain betwe
 (gaps, reordering, substitution), every segment's length and SHA-256 and its signed tag in the \
 playlists, that every EXT-X-GAP entry is signed by the match key, and that each window \
 torrent's infohashes, v1 piece hashes and v2 merkle roots match the data and its trackers are \
-the signed magnet link's. PATH_OR_URL is the match directory, local (out/final) or over HTTP \
-(http://origin/final/). Prints one line per problem; exits 0 only when everything checks."
+the signed magnet link's. PATH_OR_URL is the match directory on any origin run publishes to: local (out/final or \
+file:///srv/origin/final), over HTTP (http://origin/final/) or on S3 (s3://bucket/prefix/final, \
+credentials and endpoint from the AWS_* variables, as for run). Prints one line per problem; exits 0 only when everything checks."
     )]
     Verify {
         /// The match directory: a local path or an http(s):// URL.
@@ -178,20 +199,8 @@ hash, the playlists and the torrent's infohashes).",
         after_help = "Example:\n  swarmpack archive --match final --origin file:///srv/origin --keys ./keys"
     )]
     Archive {
-        #[arg(long = "match", value_name = "ID")]
-        match_id: String,
-        /// The match's origin, as given to `run` (file://, http(s)://, s3://). From the
-        /// environment too, so credentials in it stay off the command line other users see.
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "SWARMPACK_ORIGIN",
-            hide_env_values = true
-        )]
-        origin: String,
-        /// Match secrets from `swarmpack keygen` (the signing key signs the archive).
-        #[arg(long, value_name = "DIR", default_value = "./keys")]
-        keys: PathBuf,
+        #[command(flatten)]
+        on: OnOrigin,
     },
     /// Start, watch and stop matches over a JSON API, with signed webhooks.
     #[command(long_about = control::LONG_ABOUT, after_help = control::EXAMPLE)]
@@ -208,8 +217,8 @@ multivariant playlists, clip.torrent (hybrid v1+v2, the origin as web seed, so a
         after_help = "Example:\n  swarmpack clip --match final --from 2026-12-01T20:15:00Z --to 2026-12-01T20:15:30Z \\\n      --label ace-round-7 --origin file:///srv/origin --keys ./keys"
     )]
     Clip {
-        #[arg(long = "match", value_name = "ID")]
-        match_id: String,
+        #[command(flatten)]
+        on: OnOrigin,
         /// Start of the highlight (RFC 3339, e.g. 2026-12-01T20:15:00Z).
         #[arg(long, value_name = "TIME")]
         from: String,
@@ -219,18 +228,6 @@ multivariant playlists, clip.torrent (hybrid v1+v2, the origin as web seed, so a
         /// The highlight's name: its directory under MATCH/clips/ (a-z, 0-9, '-', '_').
         #[arg(long, value_name = "LABEL")]
         label: String,
-        /// The match's origin, as given to `run` (file://, http(s)://, s3://). From the
-        /// environment too, so credentials in it stay off the command line other users see.
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "SWARMPACK_ORIGIN",
-            hide_env_values = true
-        )]
-        origin: String,
-        /// Match secrets from `swarmpack keygen` (the signing key signs clip.json).
-        #[arg(long, value_name = "DIR", default_value = "./keys")]
-        keys: PathBuf,
     },
     /// Serve content keys to viewers with a valid token: GET /keys/{match}/{period}.
     #[command(
@@ -406,22 +403,14 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
             spool.as_deref(),
             stop_requests,
         ),
-        Command::Archive {
-            match_id,
-            origin,
-            keys,
-        } => archive(&match_id, &origin, &keys, None),
+        Command::Archive { on } => archive(&on, None),
         Command::Clip {
-            match_id,
+            on,
             from,
             to,
             label,
-            origin,
-            keys,
         } => archive(
-            &match_id,
-            &origin,
-            &keys,
+            &on,
             Some(swarmpack::archive::ClipRequest { label, from, to }),
         ),
         Command::Verify {
@@ -431,8 +420,8 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
         } => {
             use swarmpack::verify;
             let key = verify::read_pubkey(&pubkey).map_err(bad_input)?;
-            let report =
-                verify::verify(&verify::Source::parse(&target), &key, window).map_err(runtime)?;
+            let source = verify::Source::parse(&target).map_err(runtime)?;
+            let report = verify::verify(&source, &key, window).map_err(runtime)?;
             for p in &report.problems {
                 println!("{p}");
             }
@@ -461,12 +450,8 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
 }
 
 /// `archive`, or with `clip` a highlight package.
-fn archive(
-    match_id: &str,
-    origin: &str,
-    keys: &std::path::Path,
-    clip: Option<swarmpack::archive::ClipRequest>,
-) -> Result<(), Failure> {
+fn archive(on: &OnOrigin, clip: Option<swarmpack::archive::ClipRequest>) -> Result<(), Failure> {
+    let (match_id, origin, keys) = (on.match_id.as_str(), on.origin.as_str(), &on.keys);
     if !is_path_safe_name(match_id) {
         return Err(bad_input(anyhow!(
             "--match {match_id:?}: expected {}",

@@ -205,6 +205,40 @@ pub fn run(
     log_format: LogFormat,
     stop_requests: Arc<AtomicUsize>,
 ) -> Result<(), Failure> {
+    let Some(config) = config(&args, log_format)? else {
+        return Ok(());
+    };
+    let report = swarmpack::run::run(config, stop_requests).map_err(failure)?;
+    if report.segments == 0 {
+        return Err(runtime(anyhow!(
+            "match {} produced no segments: check the feeds, no frame reached a segment boundary",
+            args.match_id
+        )));
+    }
+    Ok(())
+}
+
+/// How a run's failure exits: 2 for what the command line or profile got wrong, 130 for a
+/// second signal, 1 otherwise.
+fn failure(e: RunError) -> Failure {
+    match e {
+        RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
+        | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
+        | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. })
+        | RunError::Seed(swarmpack::seed::SeedError::MissingToken { .. })
+        | RunError::AlreadyRunning { .. }
+        | RunError::Events { .. } => bad_input(e),
+        RunError::Interrupted => Failure {
+            code: 130,
+            error: e.into(),
+        },
+        e => runtime(e),
+    }
+}
+
+/// The run's configuration from the command line, every flag checked; None when there is
+/// nothing to run (`--print-pipeline` printed the pipelines).
+fn config(args: &RunArgs, log_format: LogFormat) -> Result<Option<RunConfig>, Failure> {
     if !is_path_safe_name(&args.match_id) {
         return Err(bad_input(anyhow!(
             "--match {:?}: expected {}",
@@ -238,7 +272,7 @@ pub fn run(
                     .map_err(bad_input)?;
             println!("# angle {name}\ngst-launch-1.0 -e {text}\n");
         }
-        return Ok(());
+        return Ok(None);
     }
     let mut profile = profile;
     if let Some(listen) = &args.seed_listen {
@@ -266,8 +300,8 @@ pub fn run(
         swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
         e => runtime(e),
     })?;
-    check_remote_angles(&args, &angles)?;
-    check_coordination(&args, &origin)?;
+    check_remote_angles(args, &angles)?;
+    check_coordination(args, &origin)?;
     let keys = KeyDir::load(&args.keys).map_err(bad_input)?;
     if let Some(root) = origin.local_root() {
         keys.ensure_outside(root).map_err(bad_input)?;
@@ -285,51 +319,28 @@ pub fn run(
     let seed = profile.seed.enabled && !args.no_seed;
     let status_line =
         log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = swarmpack::run::run(
-        RunConfig {
-            match_id: args.match_id.clone(),
-            profile,
-            angles,
-            origin,
-            spool: args.spool.clone(),
-            drain_timeout,
-            durability: match args.spool_durability {
-                SpoolDurability::Fsync => swarmpack::publish::Durability::Fsync,
-                SpoolDurability::Buffered => swarmpack::publish::Durability::Buffered,
-            },
-            seed,
-            metrics,
-            status_line,
-            keys,
-            duration_secs: args.duration,
-            fast: args.fast,
-            fragments,
-            events: args.events.clone(),
-            markers: args.markers.clone(),
-            delivery: args.delivery.clone(),
-            redundant: args.redundant,
-            remote_angles: args.remote_angles.clone(),
+    Ok(Some(RunConfig {
+        match_id: args.match_id.clone(),
+        profile,
+        angles,
+        origin,
+        spool: args.spool.clone(),
+        drain_timeout,
+        durability: match args.spool_durability {
+            SpoolDurability::Fsync => swarmpack::publish::Durability::Fsync,
+            SpoolDurability::Buffered => swarmpack::publish::Durability::Buffered,
         },
-        stop_requests,
-    )
-    .map_err(|e| match e {
-        RunError::Ingest(swarmpack::ingest::IngestError::Template { .. })
-        | RunError::Ingest(swarmpack::ingest::IngestError::Parse { .. })
-        | RunError::Ingest(swarmpack::ingest::IngestError::Missing { .. })
-        | RunError::Seed(swarmpack::seed::SeedError::MissingToken { .. })
-        | RunError::AlreadyRunning { .. }
-        | RunError::Events { .. } => bad_input(e),
-        RunError::Interrupted => Failure {
-            code: 130,
-            error: e.into(),
-        },
-        e => runtime(e),
-    })?;
-    if report.segments == 0 {
-        return Err(runtime(anyhow!(
-            "match {} produced no segments: check the feeds, no frame reached a segment boundary",
-            args.match_id
-        )));
-    }
-    Ok(())
+        seed,
+        metrics,
+        status_line,
+        keys,
+        duration_secs: args.duration,
+        fast: args.fast,
+        fragments,
+        events: args.events.clone(),
+        markers: args.markers.clone(),
+        delivery: args.delivery.clone(),
+        redundant: args.redundant,
+        remote_angles: args.remote_angles.clone(),
+    }))
 }

@@ -2,7 +2,6 @@
 //! secret and the Ed25519 signing key (each mode 0600), plus the public key as SPKI PEM.
 //! Nothing in here is ever copied to the origin except `pubkey.pem`.
 
-use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use std::io::Write;
@@ -111,15 +110,7 @@ pub fn private_file(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// SPKI PEM of a raw Ed25519 public key (RFC 8410).
-pub fn ed25519_spki_pem(public: &[u8]) -> String {
-    let mut der = vec![
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    der.extend_from_slice(public);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
-}
+pub use crate::pem::ed25519_spki_pem;
 
 impl KeyDir {
     /// Refuses a keys directory inside `origin` (a local origin directory): whatever lies under

@@ -11,6 +11,7 @@
 //! Calls only its own rooms, the profile and the timecode.
 
 pub mod archive;
+pub mod bencode;
 pub mod chain;
 pub mod codec;
 pub mod crypt;

@@ -5,10 +5,9 @@
 //! both v1 and v2. Pure: segment bytes in, metainfo bytes and infohashes out. Hashes are
 //! computed from the bytes in memory, never by walking files.
 
-use bendy::encoding::Encoder;
-use bendy::value::Value;
+use super::bencode::{Value, bytes, dict};
+pub use super::bencode::{decode as decode_value, encode};
 use ring::digest;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// BEP 52 merkle block size in bytes.
@@ -16,9 +15,6 @@ pub const BLOCK: usize = 16 * 1024;
 /// Smallest and largest piece length swarmpack picks, in bytes.
 pub const MIN_PIECE: u64 = 16 * 1024;
 pub const MAX_PIECE: u64 = 1024 * 1024;
-
-/// Nesting depth of our metainfo (file tree: name/angle/rung/file/""/fields).
-const DEPTH: usize = 12;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TorrentError {
@@ -129,46 +125,16 @@ pub fn merkle(data: &[u8], piece: u64) -> ([u8; 32], Option<Vec<u8>>) {
     (layer[0], piece_layer)
 }
 
-fn bytes(b: impl Into<Vec<u8>>) -> Value<'static> {
-    Value::Bytes(Cow::Owned(b.into()))
-}
-
-fn dict(pairs: Vec<(&str, Value<'static>)>) -> Value<'static> {
-    Value::Dict(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (Cow::Owned(k.as_bytes().to_vec()), v))
-            .collect(),
-    )
-}
-
-/// Bencodes a value (keys come out sorted: the dicts are BTreeMaps of raw bytes).
-pub fn encode(v: &Value) -> Vec<u8> {
-    let mut e = Encoder::new().with_max_depth(DEPTH);
-    e.emit(v)
-        .expect("in-memory bencoding of a well-formed value");
-    e.get_output().expect("complete output")
-}
-
-/// Decodes bencode into a value.
-pub fn decode(data: &[u8]) -> Result<Value<'static>, TorrentError> {
-    let mut d = bendy::decoding::Decoder::new(data).with_max_depth(DEPTH);
-    let obj = d
-        .next_object()
-        .map_err(|e| TorrentError::Bencode(e.to_string()))?
-        .ok_or(TorrentError::Bencode("empty input".into()))?;
-    use bendy::decoding::FromBencode;
-    Value::decode_bencode_object(obj).map_err(|e| TorrentError::Bencode(e.to_string()))
+/// Decodes canonical bencode into a value.
+pub fn decode(data: &[u8]) -> Result<Value, TorrentError> {
+    decode_value(data).map_err(TorrentError::Bencode)
 }
 
 /// The v1 (SHA-1) and v2 (SHA-256) infohashes of a `.torrent` file: hashes of its bencoded
 /// `info` dictionary.
 pub fn infohashes(torrent: &[u8]) -> Result<([u8; 20], [u8; 32]), TorrentError> {
     let top = decode(torrent)?;
-    let info = match &top {
-        Value::Dict(d) => d.get(&b"info"[..]).ok_or(TorrentError::Field("info"))?,
-        _ => return Err(TorrentError::Field("info")),
-    };
+    let info = super::bencode::get(&top, "info").ok_or(TorrentError::Field("info"))?;
     let info_bytes = encode(info);
     Ok((sha1(&info_bytes), sha256(&info_bytes)))
 }
@@ -179,18 +145,16 @@ pub fn with_trackers(torrent: &[u8], trackers: &[String]) -> Result<Vec<u8>, Tor
     let Value::Dict(mut top) = decode(torrent)? else {
         return Err(TorrentError::Field("info"));
     };
-    top.remove(&b"announce"[..]);
-    top.remove(&b"announce-list"[..]);
+    let key = |k: &str| librqbit_bencode::ByteBufOwned::from(k.as_bytes());
+    top.remove(&key("announce"));
+    top.remove(&key("announce-list"));
     if let Some(first) = trackers.first() {
-        top.insert(
-            Cow::Borrowed(&b"announce"[..]),
-            Value::Bytes(Cow::Owned(first.as_bytes().to_vec())),
-        );
+        top.insert(key("announce"), bytes(first.as_bytes()));
         let tiers = trackers
             .iter()
-            .map(|t| Value::List(vec![Value::Bytes(Cow::Owned(t.as_bytes().to_vec()))]))
+            .map(|t| Value::List(vec![bytes(t.as_bytes())]))
             .collect();
-        top.insert(Cow::Borrowed(&b"announce-list"[..]), Value::List(tiers));
+        top.insert(key("announce-list"), Value::List(tiers));
     }
     Ok(encode(&Value::Dict(top)))
 }
@@ -266,9 +230,8 @@ pub fn assemble(
     let mut v1_files = Vec::new();
     let mut pads = std::collections::BTreeSet::new();
     let mut pieces = Vec::new();
-    let mut layers: BTreeMap<Cow<'static, [u8]>, Value<'static>> = BTreeMap::new();
-    let mut tree: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value<'static>>>> =
-        BTreeMap::new();
+    let mut layers: BTreeMap<Vec<u8>, Value> = BTreeMap::new();
+    let mut tree: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> = BTreeMap::new();
     let last = files.len() - 1;
     for (i, f) in files.iter().enumerate() {
         let len = f.length;
@@ -298,7 +261,7 @@ pub fn assemble(
         if let Some(root) = f.root {
             entry.push(("pieces root", bytes(root.to_vec())));
             if let Some(layer) = &f.layer {
-                layers.insert(Cow::Owned(root.to_vec()), bytes(layer.clone()));
+                layers.insert(root.to_vec(), bytes(layer.clone()));
             }
         }
         tree.entry(f.path[0].clone())
@@ -307,26 +270,10 @@ pub fn assemble(
             .or_default()
             .insert(f.path[2].clone(), dict(vec![("", dict(entry))]));
     }
-    let file_tree = Value::Dict(
-        tree.into_iter()
-            .map(|(angle, rungs)| {
-                let rungs = Value::Dict(
-                    rungs
-                        .into_iter()
-                        .map(|(rung, segs)| {
-                            let segs = Value::Dict(
-                                segs.into_iter()
-                                    .map(|(name, v)| (Cow::Owned(name.into_bytes()), v))
-                                    .collect(),
-                            );
-                            (Cow::Owned(rung.into_bytes()), segs)
-                        })
-                        .collect(),
-                );
-                (Cow::Owned(angle.into_bytes()), rungs)
-            })
-            .collect(),
-    );
+    let file_tree = dict(tree.into_iter().map(|(angle, rungs)| {
+        let rungs = dict(rungs.into_iter().map(|(rung, segs)| (rung, dict(segs))));
+        (angle, rungs)
+    }));
     let info = dict(vec![
         ("file tree", file_tree),
         ("files", Value::List(v1_files)),
@@ -344,7 +291,7 @@ pub fn assemble(
         ),
         ("creation date", Value::Integer(meta.creation_date)),
         ("info", info),
-        ("piece layers", Value::Dict(layers)),
+        ("piece layers", dict(layers)),
         (
             "url-list",
             Value::List(vec![bytes(meta.web_seed.as_bytes())]),

@@ -7,6 +7,7 @@
 //! player it mounts, which other sites can embed, is [`player`]. The routes are [`router`];
 //! binding, logging and stopping are the CLI's.
 
+mod assets;
 pub mod player;
 pub mod preview;
 pub mod watch;

@@ -11,7 +11,6 @@
 //! embeds the player loads all of it from this server. They are public already; keys still
 //! need a viewer token, and `/dev-token` and the preview's status routes stay same-origin.
 
-use super::preview::asset;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -62,57 +61,53 @@ pub fn public_cors() -> CorsLayer {
 pub struct PinnedKey(pub String);
 
 pub fn routes(pinned: PinnedKey) -> Router {
-    let js =
-        |body: &'static str| move || async move { asset("text/javascript; charset=utf-8", body) };
     let pem = Arc::new(pinned.0);
-    Router::new()
-        .route("/.player/player.js", get(js(PLAYER_JS)))
-        .route("/.player/shared.js", get(js(SHARED_JS)))
-        .route("/.player/segments.js", get(js(SEGMENTS_JS)))
-        .route("/.player/paths.js", get(js(PATHS_JS)))
-        .route("/.player/cache.js", get(js(CACHE_JS)))
-        .route("/.player/early.js", get(js(EARLY_JS)))
-        .route("/.player/policy.js", get(js(POLICY_JS)))
-        .route("/.player/telemetry.js", get(js(TELEMETRY_JS)))
-        .route(
-            "/.player/player.css",
-            get(|| async { asset("text/css; charset=utf-8", PLAYER_CSS) }),
-        )
-        .route(
-            "/.player/hls.min.js",
-            get(|| async { bundle(HLS_JS, "hls.js") }),
-        )
-        .route(
-            "/.player/p2pml-core.js",
-            get(|| async { bundle(P2PML_CORE, "p2p-media-loader") }),
-        )
-        .route(
-            "/.player/p2pml-hlsjs.js",
-            get(|| async { bundle(P2PML_HLSJS, "p2p-media-loader") }),
-        )
-        .route(
-            "/.player/ed25519.js",
-            get(|| async { bundle(ED25519_JS, "@noble/ed25519") }),
-        )
-        .route(
-            "/.player/pubkey.pem",
-            get(move || {
-                let pem = pem.clone();
-                async move {
-                    (
-                        [
-                            (
-                                header::CONTENT_TYPE,
-                                HeaderValue::from_static("application/x-pem-file"),
-                            ),
-                            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                        ],
-                        pem.as_str().to_string(),
-                    )
-                }
-            }),
-        )
-        .layer(public_cors())
+    super::assets::routes(&[
+        ("/.player/player.js", PLAYER_JS),
+        ("/.player/shared.js", SHARED_JS),
+        ("/.player/segments.js", SEGMENTS_JS),
+        ("/.player/paths.js", PATHS_JS),
+        ("/.player/cache.js", CACHE_JS),
+        ("/.player/early.js", EARLY_JS),
+        ("/.player/policy.js", POLICY_JS),
+        ("/.player/telemetry.js", TELEMETRY_JS),
+        ("/.player/player.css", PLAYER_CSS),
+    ])
+    .route(
+        "/.player/hls.min.js",
+        get(|| async { bundle(HLS_JS, "hls.js") }),
+    )
+    .route(
+        "/.player/p2pml-core.js",
+        get(|| async { bundle(P2PML_CORE, "p2p-media-loader") }),
+    )
+    .route(
+        "/.player/p2pml-hlsjs.js",
+        get(|| async { bundle(P2PML_HLSJS, "p2p-media-loader") }),
+    )
+    .route(
+        "/.player/ed25519.js",
+        get(|| async { bundle(ED25519_JS, "@noble/ed25519") }),
+    )
+    .route(
+        "/.player/pubkey.pem",
+        get(move || {
+            let pem = pem.clone();
+            async move {
+                (
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/x-pem-file"),
+                        ),
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    ],
+                    pem.as_str().to_string(),
+                )
+            }
+        }),
+    )
+    .layer(public_cors())
 }
 
 /// An npm bundle compiled in, or 503 saying how to get it when the build had none.

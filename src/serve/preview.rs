@@ -70,37 +70,15 @@ struct Dirs {
 /// The page's routes; `origin` is read for `/.preview/matches.json`, `spool` (the directory
 /// given to `run --spool`) for `/.preview/spool.json`.
 pub fn routes(origin: PathBuf, spool: Option<PathBuf>) -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/.preview/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/.preview/audience.js",
-            get(|| async { asset("text/javascript; charset=utf-8", AUDIENCE_JS) }),
-        )
-        .route(
-            "/.preview/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
-        )
-        .route("/.preview/matches.json", get(list_matches))
-        .route("/.preview/spool.json", get(spool_depth))
-        .with_state(Arc::new(Dirs { origin, spool }))
-}
-
-pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
+    super::assets::routes(&[
+        ("/", INDEX_HTML),
+        ("/.preview/app.js", APP_JS),
+        ("/.preview/audience.js", AUDIENCE_JS),
+        ("/.preview/app.css", APP_CSS),
+    ])
+    .route("/.preview/matches.json", get(list_matches))
+    .route("/.preview/spool.json", get(spool_depth))
+    .with_state(Arc::new(Dirs { origin, spool }))
 }
 
 async fn list_matches(State(dirs): State<Arc<Dirs>>) -> Response {

@@ -4,26 +4,16 @@
 //!
 //! Routes: `/watch`, `/.watch/{watch.js,watch.css}`.
 
-use super::preview::asset;
 use axum::Router;
-use axum::routing::get;
 
 const WATCH_HTML: &str = include_str!("../../web/watch.html");
 const WATCH_JS: &str = include_str!("../../web/watch.js");
 const WATCH_CSS: &str = include_str!("../../web/watch.css");
 
 pub fn routes() -> Router {
-    Router::new()
-        .route(
-            "/watch",
-            get(|| async { asset("text/html; charset=utf-8", WATCH_HTML) }),
-        )
-        .route(
-            "/.watch/watch.js",
-            get(|| async { asset("text/javascript; charset=utf-8", WATCH_JS) }),
-        )
-        .route(
-            "/.watch/watch.css",
-            get(|| async { asset("text/css; charset=utf-8", WATCH_CSS) }),
-        )
+    super::assets::routes(&[
+        ("/watch", WATCH_HTML),
+        ("/.watch/watch.js", WATCH_JS),
+        ("/.watch/watch.css", WATCH_CSS),
+    ])
 }

@@ -14,21 +14,18 @@ fn meta() -> TorrentMeta {
     }
 }
 
-fn dict_get<'a>(v: &'a Value<'static>, key: &str) -> &'a Value<'static> {
-    match v {
-        Value::Dict(d) => d.get(key.as_bytes()).unwrap_or_else(|| panic!("no {key}")),
-        _ => panic!("not a dict"),
-    }
+fn dict_get<'a>(v: &'a Value, key: &str) -> &'a Value {
+    crate::package::bencode::get(v, key).unwrap_or_else(|| panic!("no {key}"))
 }
 
-fn as_bytes<'a>(v: &'a Value<'static>) -> &'a [u8] {
+fn as_bytes(v: &Value) -> &[u8] {
     match v {
-        Value::Bytes(b) => b,
+        Value::Bytes(b) => b.as_ref(),
         _ => panic!("not bytes"),
     }
 }
 
-fn as_int(v: &Value<'static>) -> i64 {
+fn as_int(v: &Value) -> i64 {
     match v {
         Value::Integer(i) => *i,
         _ => panic!("not an integer"),
@@ -87,7 +84,7 @@ fn every_file_starts_on_a_piece_boundary_in_the_v1_stream() {
     let mut real = 0;
     for f in list {
         let len = as_int(dict_get(f, "length"));
-        let is_pad = matches!(f, Value::Dict(d) if d.contains_key(&b"attr"[..]));
+        let is_pad = crate::package::bencode::get(f, "attr").is_some();
         if !is_pad {
             assert_eq!(offset % piece as i64, 0, "file {real} starts mid-piece");
             real += 1;
