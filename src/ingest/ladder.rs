@@ -95,6 +95,63 @@ struct AngleState {
     frames: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// One rung's appsink (segments out) and its encoder's keyframe probe.
+fn attach_rung(
+    find: &dyn Fn(&str) -> Result<gst::Element, IngestError>,
+    angle: Arc<str>,
+    rung: &crate::profile::Rung,
+    state: &Arc<AngleState>,
+    events: &Sender<IngestEvent>,
+) -> Result<(), IngestError> {
+    let sink = find(&format!("sink_{}", rung.name))?
+        .downcast::<gst_app::AppSink>()
+        .map_err(|_| IngestError::Missing {
+            angle: angle.to_string(),
+            element: format!("sink_{} (an appsink)", rung.name),
+        })?;
+    let encoder_input = find(&format!("enc_{}", rung.name))?
+        .static_pad("sink")
+        .and_then(|p| p.peer())
+        .ok_or_else(|| IngestError::Missing {
+            angle: angle.to_string(),
+            element: format!("enc_{} (linked encoder)", rung.name),
+        })?;
+    attach_sink(&sink, angle, rung, state.clone(), events.clone());
+    install_keyframe_probe(&encoder_input, state.clone());
+    Ok(())
+}
+
+/// The RTMP server of an `rtmp-listen://` feed, pushing into the pipeline's `rtmpin` appsrc.
+fn listen_rtmp(
+    angle: &str,
+    rtmpin: &gst::Element,
+    addr: &str,
+    port: u16,
+    app: &str,
+    stream: &str,
+) -> Result<super::rtmp::RtmpListener, IngestError> {
+    let appsrc =
+        rtmpin
+            .clone()
+            .downcast::<gst_app::AppSrc>()
+            .map_err(|_| IngestError::Missing {
+                angle: angle.to_string(),
+                element: "rtmpin (an appsrc)".into(),
+            })?;
+    let expect = super::rtmp::Expect {
+        angle: angle.to_string(),
+        app: app.to_string(),
+        stream: stream.to_string(),
+    };
+    super::rtmp::RtmpListener::start(addr, port, expect, appsrc).map_err(|source| {
+        IngestError::Listen {
+            angle: angle.to_string(),
+            addr: format!("{addr}:{port}"),
+            source,
+        }
+    })
+}
+
 impl AngleIngest {
     /// Builds the angle's pipeline; nothing runs until [`AngleIngest::start`].
     pub fn build(
@@ -177,27 +234,7 @@ impl AngleIngest {
         }
 
         for rung in &profile.rungs {
-            let sink = find(&format!("sink_{}", rung.name))?
-                .downcast::<gst_app::AppSink>()
-                .map_err(|_| IngestError::Missing {
-                    angle: angle.to_string(),
-                    element: format!("sink_{} (an appsink)", rung.name),
-                })?;
-            attach_sink(
-                &sink,
-                angle_arc.clone(),
-                rung,
-                state.clone(),
-                events.clone(),
-            );
-            let encoder_input = find(&format!("enc_{}", rung.name))?
-                .static_pad("sink")
-                .and_then(|p| p.peer())
-                .ok_or_else(|| IngestError::Missing {
-                    angle: angle.to_string(),
-                    element: format!("enc_{} (linked encoder)", rung.name),
-                })?;
-            install_keyframe_probe(&encoder_input, state.clone());
+            attach_rung(&find, angle_arc.clone(), rung, &state, &events)?;
         }
 
         let rtmp = match spec {
@@ -206,26 +243,14 @@ impl AngleIngest {
                 port,
                 app,
                 stream,
-            } => {
-                let appsrc = find("rtmpin")?.downcast::<gst_app::AppSrc>().map_err(|_| {
-                    IngestError::Missing {
-                        angle: angle.to_string(),
-                        element: "rtmpin (an appsrc)".into(),
-                    }
-                })?;
-                let expect = super::rtmp::Expect {
-                    angle: angle.to_string(),
-                    app: app.clone(),
-                    stream: stream.clone(),
-                };
-                let listener = super::rtmp::RtmpListener::start(addr, *port, expect, appsrc)
-                    .map_err(|source| IngestError::Listen {
-                        angle: angle.to_string(),
-                        addr: format!("{addr}:{port}"),
-                        source,
-                    })?;
-                Some(listener)
-            }
+            } => Some(listen_rtmp(
+                angle,
+                &find("rtmpin")?,
+                addr,
+                *port,
+                app,
+                stream,
+            )?),
             _ => None,
         };
         let bus_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

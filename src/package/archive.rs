@@ -236,24 +236,14 @@ impl<'a> Archive<'a> {
         Ok(())
     }
 
-    /// Every object of the archive, once every segment was added: `vod.m3u8` per rendition,
-    /// the VOD multivariant playlists (from the live ones in `masters`: path below the match
-    /// and bytes), pad files, `archive.torrent` and the signed `archive.json`.
-    pub fn finish(
-        self,
-        masters: &[(String, Vec<u8>)],
-        signer: &dyn Signer,
-    ) -> Result<Vec<Object>, ArchiveError> {
-        if self.hashed.len() != self.order.len() {
-            let missing = &self.order[self.hashed.len()].path;
-            return Err(ArchiveError::Missing(missing.clone()));
-        }
-        let (match_id, timeline, dist) = (&self.match_id, &self.timeline, &self.dist);
+    /// Every rendition's VOD playlist, signed tags and markers included, into `out`; returns
+    /// their paths, the first seq and the end of the last segment (ns).
+    fn vod_playlists(&self, signer: &dyn Signer, out: &mut Vec<Object>) -> (Vec<String>, u64, u64) {
+        let (match_id, timeline) = (&self.match_id, &self.timeline);
         let mut renditions: BTreeMap<(&str, &str), Vec<&ManifestSegment>> = BTreeMap::new();
         for s in &self.order {
             renditions.entry((&s.angle, &s.rung)).or_default().push(s);
         }
-        let mut out = Vec::new();
         let mut playlists = Vec::new();
         let (mut first_seq, mut last_end) = (u64::MAX, 0u64);
         for ((angle, rung), mut segs) in renditions {
@@ -302,6 +292,24 @@ impl<'a> Archive<'a> {
             });
             playlists.push(rel);
         }
+        (playlists, first_seq, last_end)
+    }
+
+    /// Every object of the archive, once every segment was added: `vod.m3u8` per rendition,
+    /// the VOD multivariant playlists (from the live ones in `masters`: path below the match
+    /// and bytes), pad files, `archive.torrent` and the signed `archive.json`.
+    pub fn finish(
+        self,
+        masters: &[(String, Vec<u8>)],
+        signer: &dyn Signer,
+    ) -> Result<Vec<Object>, ArchiveError> {
+        if self.hashed.len() != self.order.len() {
+            let missing = &self.order[self.hashed.len()].path;
+            return Err(ArchiveError::Missing(missing.clone()));
+        }
+        let (match_id, timeline, dist) = (&self.match_id, &self.timeline, &self.dist);
+        let mut out = Vec::new();
+        let (playlists, first_seq, last_end) = self.vod_playlists(signer, &mut out);
         let mut masters_out = Vec::new();
         for (path, live) in masters {
             let rel = format!(

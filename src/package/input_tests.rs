@@ -1,9 +1,10 @@
 //! Exact-order tests of the packager's inputs beyond segments: claims, refusals, and the
 //! angle-group close policy driven by an injected clock.
 
-use super::tests::{drain, push_both, remote_segment, seg};
+use super::tests::{drain, push_both, seg};
 use super::*;
 use crate::timecode::UtcNs;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -269,4 +270,110 @@ fn a_remote_rendition_never_seen_is_given_up_sooner_than_a_seen_one() {
     assert!(tick(&mut p, UtcNs(unseen.0 - 1)).is_empty());
     // Given up (a segment later, the cutoff seq moves past 14): window 2 is asked about.
     assert_eq!(tick(&mut p, UtcNs(unseen.0 + tl.segment_ns())), ["ask 2"]);
+}
+
+/// cam2's segment as another machine published it: what the follower hands over.
+fn remote_segment(rung: &str, seq: u64) -> window::WindowSegment {
+    let s = seg("cam2", rung, seq);
+    window::WindowSegment {
+        angle: "cam2".into(),
+        rung: rung.into(),
+        seq: s.seq,
+        duration_ns: s.duration_ns,
+        sha256: hex::sha256(&s.bytes),
+        bytes: s.bytes,
+        key: None,
+    }
+}
+
+#[test]
+fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
+    let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"))
+        .expect("demo profile");
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
+    let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear))
+        .with_remote_angles(&profile, &["cam2".to_string()])
+        .sign_windows(&profile, std::sync::Arc::new(signer), "");
+    let first: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
+    let master = String::from_utf8(first[0].bytes.clone()).unwrap();
+    assert!(master.contains("NAME=\"cam1\",DEFAULT=YES"), "{master}");
+    assert!(master.contains("URI=\"cam2/360p/index.m3u8\""), "{master}");
+
+    // Window 2 (10..=14) waits for cam2, then closes when told.
+    for seq in 10..=14 {
+        push_both(&mut p, seq).unwrap();
+    }
+    assert_eq!(p.ready_window(), None, "cam2 has not delivered");
+    for seq in 10..=14 {
+        p.add_remote_segment(remote_segment("360p", seq));
+        p.add_remote_segment(remote_segment("180p", seq));
+    }
+    assert_eq!(p.ready_window(), Some(2));
+    p.close_window(2);
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull_put())
+        .map(|o| (o.path, o.bytes))
+        .collect();
+    let w2: manifest::WindowManifest =
+        serde_json::from_slice(&out["final/windows/2.json"]).unwrap();
+    let angles: std::collections::BTreeSet<&str> =
+        w2.segments.iter().map(|s| s.angle.as_str()).collect();
+    assert_eq!(angles.into_iter().collect::<Vec<_>>(), ["cam1", "cam2"]);
+    assert_eq!(w2.segments.len(), 20);
+
+    // Window 3: cam2's machine stopped after 15. Given up once overdue, its seen playlist
+    // goes on as a marked gap; the window chains to the origin's window 2, not this one's.
+    let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
+    cam2.push(PlaylistEntry {
+        seq: Seq(15),
+        duration: 2.0,
+        pdt: profile.timeline().seq_start(Seq(15)),
+        discontinuity: false,
+        key: None,
+        signature: None,
+        gap: false,
+        gap_signature: None,
+    });
+    let published = resume::parse_playlist("p", cam2.render().as_bytes()).unwrap();
+    p.remote_playlist("cam2".into(), "360p".into(), published);
+    p.add_remote_segment(remote_segment("360p", 15));
+    for seq in 15..=19 {
+        push_both(&mut p, seq).unwrap();
+    }
+    drain(&mut p);
+    p.give_up_remote(&|_, _| Seq(19));
+    assert_eq!(
+        p.ready_window(),
+        None,
+        "window 3 ends at 19: not overdue yet"
+    );
+    p.give_up_remote(&|_, _| Seq(20));
+    let gap = p.pull_put().expect("cam2/360p's playlist, gap-marked");
+    assert_eq!(gap.path, "final/cam2/360p/index.m3u8");
+    let text = String::from_utf8(gap.bytes).unwrap();
+    assert_eq!(text.matches("#EXT-X-GAP").count(), 4, "{text}");
+    assert!(
+        text.contains("15.ts") && text.ends_with("19.ts\n"),
+        "{text}"
+    );
+    assert!(
+        p.pull_put().is_none(),
+        "cam2/180p was never seen: no playlist made up for it"
+    );
+    assert_eq!(p.ready_window(), Some(3));
+    let held = "ab".repeat(32);
+    p.adopt_window(2, held.clone());
+    p.close_window(3);
+    let out: HashMap<String, Vec<u8>> = std::iter::from_fn(|| p.pull_put())
+        .map(|o| (o.path, o.bytes))
+        .collect();
+    let w3: manifest::WindowManifest =
+        serde_json::from_slice(&out["final/windows/3.json"]).unwrap();
+    assert_eq!(w3.prev_manifest_sha256, Some(held));
+    let cam2_seqs: Vec<u64> = w3
+        .segments
+        .iter()
+        .filter(|s| s.angle == "cam2")
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(cam2_seqs, [15]);
 }

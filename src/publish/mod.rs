@@ -339,6 +339,75 @@ const DEPTH_LOG_EVERY: Duration = Duration::from_secs(5);
 /// A backlog this deep is logged even while the origin is up.
 const DEPTH_LOG_MIN: usize = 64;
 
+/// Reads an object from the spool and puts it on the origin: created once if immutable,
+/// replaced otherwise.
+async fn upload(origin: &Origin, spool: &Spool, entry: &Entry) -> Result<Created, UploadFailure> {
+    match spool.read(entry) {
+        Ok(bytes) => {
+            let bytes = Bytes::from(bytes);
+            let put = if entry.kind.is_immutable() {
+                origin.create(&entry.path, bytes).await
+            } else {
+                origin.put(&entry.path, bytes).await.map(|()| Created::New)
+            };
+            put.map_err(|e| UploadFailure {
+                refused: e.is_refusal(),
+                message: e.to_string(),
+            })
+        }
+        // A damaged record can never be published: like a refusal, it goes.
+        Err(e) => Err(UploadFailure {
+            refused: true,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// An object is on the origin (or the origin held other bytes, kept): out of the schedule
+/// and the spool, counted, and told to the run.
+#[allow(clippy::too_many_arguments)]
+fn succeeded(
+    schedule: &mut Schedule,
+    spool: &Spool,
+    status: &PublishStatus,
+    config: &PublisherConfig,
+    origin: &Origin,
+    entry: Entry,
+    created: Created,
+    queued: Instant,
+) {
+    if let Created::Other { len, sha256 } = created {
+        status.conflicts.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            "origin {} already holds other bytes at {} ({len} bytes, SHA-256 {}): \
+                 kept, never overwritten; is another run publishing this match?",
+            origin.describe(),
+            entry.path,
+            crate::package::hex::encode(&sha256)
+        );
+    }
+    if schedule.origin_down() {
+        tracing::info!(
+            "origin {} is back; {} object(s) to catch up",
+            origin.describe(),
+            schedule.len().saturating_sub(1)
+        );
+    }
+    schedule.succeeded(entry.id);
+    spool.remove(entry.id);
+    status.published.fetch_add(1, Ordering::Relaxed);
+    if let Some(events) = &config.events {
+        let _ = events.send(Published {
+            id: entry.id,
+            path: entry.path,
+            kind: entry.kind,
+            len: entry.len,
+            queued,
+            done: Instant::now(),
+        });
+    }
+}
+
 async fn dispatch(
     origin: Origin,
     spool: Arc<Spool>,
@@ -357,25 +426,7 @@ async fn dispatch(
         while let Some(entry) = schedule.next_ready(now, config.max_in_flight) {
             let (origin, spool) = (origin.clone(), spool.clone());
             uploads.spawn(async move {
-                let result = match spool.read(&entry) {
-                    Ok(bytes) => {
-                        let bytes = Bytes::from(bytes);
-                        let put = if entry.kind.is_immutable() {
-                            origin.create(&entry.path, bytes).await
-                        } else {
-                            origin.put(&entry.path, bytes).await.map(|()| Created::New)
-                        };
-                        put.map_err(|e| UploadFailure {
-                            refused: e.is_refusal(),
-                            message: e.to_string(),
-                        })
-                    }
-                    // A damaged record can never be published: like a refusal, it goes.
-                    Err(e) => Err(UploadFailure {
-                        refused: true,
-                        message: e.to_string(),
-                    }),
-                };
+                let result = upload(&origin, &spool, &entry).await;
                 (entry, result)
             });
         }
@@ -423,37 +474,8 @@ async fn dispatch(
                 };
                 match result {
                     Ok(created) => {
-                        if let Created::Other { len, sha256 } = created {
-                            status.conflicts.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(
-                                "origin {} already holds other bytes at {} ({len} bytes, SHA-256 {}): \
-                                 kept, never overwritten; is another run publishing this match?",
-                                origin.describe(),
-                                entry.path,
-                                crate::package::hex::encode(&sha256)
-                            );
-                        }
-                        if schedule.origin_down() {
-                            tracing::info!(
-                                "origin {} is back; {} object(s) to catch up",
-                                origin.describe(),
-                                schedule.len().saturating_sub(1)
-                            );
-                        }
-                        schedule.succeeded(entry.id);
-                        spool.remove(entry.id);
-                        status.published.fetch_add(1, Ordering::Relaxed);
                         let queued = queued_at.remove(&entry.id).unwrap_or(now);
-                        if let Some(events) = &config.events {
-                            let _ = events.send(Published {
-                                id: entry.id,
-                                path: entry.path,
-                                kind: entry.kind,
-                                len: entry.len,
-                                queued,
-                                done: Instant::now(),
-                            });
-                        }
+                        succeeded(&mut schedule, &spool, &status, &config, &origin, entry, created, queued);
                     }
                     Err(failure) => failed(&mut schedule, &spool, &status, &config, entry, failure),
                 }

@@ -95,16 +95,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     let metrics = serve_metrics(&cfg, &rt)?;
     let work_dir = cfg.spool.join(&cfg.match_id);
     let lock = lock::lock_match(&work_dir, &cfg.match_id)?;
-    let event_log = match &cfg.events {
-        Some(path) => Some(crate::events::EventLog::open(path, &cfg.match_id).map_err(
-            |source| RunError::Events {
-                path: path.clone(),
-                source,
-            },
-        )?),
-        None => None,
-    };
-    let events = events::RunEvents::new(event_log, &cfg.match_id);
+    let events = open_events(&cfg)?;
     let (lost_tx, lost) = crossbeam_channel::unbounded::<String>();
     let publisher = Publisher::start(
         rt.handle(),
@@ -135,20 +126,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     let outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
     let remote = super::remote::follow(&cfg, &rt, anchor, packager.oldest_pending_seq());
     let (tx, ingest) = crossbeam_channel::unbounded();
-    let mut angles = Angles(Vec::new());
-    for (name, spec) in &cfg.angles {
-        let angle = AngleIngest::build(
-            name,
-            spec,
-            &cfg.profile,
-            &cfg.fragments,
-            fast,
-            clock.clone(),
-            tx.clone(),
-        )?;
-        angles.0.push(angle);
-    }
-    drop(tx);
+    let angles = build_angles(&cfg, fast, &clock, tx)?;
     tracing::info!(
         "match {} on {}: {} angle(s) x {} rung(s), {} s segments, timecode anchor {}",
         cfg.match_id,
@@ -203,6 +181,43 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         a.start(&running.gst_clock, (!fast).then_some(anchor))?;
     }
     Ok(running)
+}
+
+/// `--events FILE`: the match's events, appended as JSON lines.
+fn open_events(cfg: &RunConfig) -> Result<events::RunEvents, RunError> {
+    let log = match &cfg.events {
+        Some(path) => Some(crate::events::EventLog::open(path, &cfg.match_id).map_err(
+            |source| RunError::Events {
+                path: path.clone(),
+                source,
+            },
+        )?),
+        None => None,
+    };
+    Ok(events::RunEvents::new(log, &cfg.match_id))
+}
+
+/// Every angle's pipeline, built (not started), sending to `tx`.
+fn build_angles(
+    cfg: &RunConfig,
+    fast: bool,
+    clock: &Arc<MatchClock>,
+    tx: crossbeam_channel::Sender<IngestEvent>,
+) -> Result<Angles, RunError> {
+    let mut angles = Angles(Vec::new());
+    for (name, spec) in &cfg.angles {
+        let angle = AngleIngest::build(
+            name,
+            spec,
+            &cfg.profile,
+            &cfg.fragments,
+            fast,
+            clock.clone(),
+            tx.clone(),
+        )?;
+        angles.0.push(angle);
+    }
+    Ok(angles)
 }
 
 /// Whether the feeds run as fast as the machine allows: `--fast`, unless a feed is a network
