@@ -91,13 +91,18 @@ fn a_refused_segment_goes_out_again_as_a_gap() {
     assert!(p.pull().is_none());
 }
 
+/// cam1 here, cam2 on another machine, windows signed.
+fn group(profile: &Profile) -> Packager {
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
+    Packager::new("final", profile, &["cam1".to_string()], Box::new(Clear))
+        .with_remote_angles(profile, &["cam2".to_string()])
+        .sign_windows(profile, std::sync::Arc::new(signer), "")
+}
+
 /// cam1 here, cam2 on another machine; window 2 (seqs 10..=14) complete on both.
 fn group_with_window_2() -> (Packager, crate::timecode::Timeline) {
     let profile = profile();
-    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
-    let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear))
-        .with_remote_angles(&profile, &["cam2".to_string()])
-        .sign_windows(&profile, std::sync::Arc::new(signer), "");
+    let mut p = group(&profile);
     for seq in 10..=14 {
         push_both(&mut p, seq).unwrap();
         for rung in ["360p", "180p"] {
@@ -107,6 +112,15 @@ fn group_with_window_2() -> (Packager, crate::timecode::Timeline) {
     }
     drain(&mut p);
     (p, profile.timeline())
+}
+
+/// Window 2 closes now, in this order, its manifest chained to `prev`.
+fn assert_window_2_chains_to(p: &mut Packager, prev: &str) {
+    let out: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
+    let paths: Vec<String> = out.iter().map(|o| format!("put {}", o.path)).collect();
+    assert_eq!(paths, WINDOW_2);
+    let w2: manifest::WindowManifest = serde_json::from_slice(&out[2].bytes).unwrap();
+    assert_eq!(w2.prev_manifest_sha256.as_deref(), Some(prev));
 }
 
 const WINDOW_2: [&str; 6] = [
@@ -148,15 +162,7 @@ fn a_ready_window_is_asked_about_once_then_closes_chained_to_the_answer() {
         answer: Ok(answer(&held)),
     })
     .unwrap();
-    let out: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
-    assert_eq!(
-        out.iter()
-            .map(|o| format!("put {}", o.path))
-            .collect::<Vec<_>>(),
-        WINDOW_2
-    );
-    let w2: manifest::WindowManifest = serde_json::from_slice(&out[2].bytes).unwrap();
-    assert_eq!(w2.prev_manifest_sha256, Some(held));
+    assert_window_2_chains_to(&mut p, &held);
 }
 
 #[test]
@@ -236,25 +242,14 @@ fn a_window_the_origin_does_not_chain_waits_twice_the_grace_then_takes_the_newes
         }),
     })
     .unwrap();
-    let out: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
-    assert_eq!(
-        out.iter()
-            .map(|o| format!("put {}", o.path))
-            .collect::<Vec<_>>(),
-        WINDOW_2
-    );
-    let w2: manifest::WindowManifest = serde_json::from_slice(&out[2].bytes).unwrap();
-    assert_eq!(w2.prev_manifest_sha256, Some(newest));
+    assert_window_2_chains_to(&mut p, &newest);
 }
 
 #[test]
 fn a_remote_rendition_never_seen_is_given_up_sooner_than_a_seen_one() {
     let profile = profile();
     let tl = profile.timeline();
-    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
-    let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear))
-        .with_remote_angles(&profile, &["cam2".to_string()])
-        .sign_windows(&profile, std::sync::Arc::new(signer), "");
+    let mut p = group(&profile);
     for seq in 10..=14 {
         push_both(&mut p, seq).unwrap();
     }
@@ -288,12 +283,8 @@ fn remote_segment(rung: &str, seq: u64) -> window::WindowSegment {
 
 #[test]
 fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
-    let profile = Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/demo.toml"))
-        .expect("demo profile");
-    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
-    let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear))
-        .with_remote_angles(&profile, &["cam2".to_string()])
-        .sign_windows(&profile, std::sync::Arc::new(signer), "");
+    let profile = profile();
+    let mut p = group(&profile);
     let first: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
     let master = String::from_utf8(first[0].bytes.clone()).unwrap();
     assert!(master.contains("NAME=\"cam1\",DEFAULT=YES"), "{master}");
