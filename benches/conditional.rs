@@ -64,7 +64,7 @@ fn claims(rt: &tokio::runtime::Runtime, origin: &Origin, n: usize) -> [(f64, f64
         let t = Instant::now();
         assert_eq!(
             rt.block_on(claim(&cx, &path, &ours, Some(&key))).unwrap(),
-            Claim::Ours(swarmpack::package::hex::sha256(&ours))
+            Claim::Ours(swarmpack::hex::sha256(&ours))
         );
         won.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();

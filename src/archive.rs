@@ -1,12 +1,12 @@
 //! `swarmpack archive`: after the match, read its signed hash chain back from the origin,
 //! check every segment against it, and publish VOD playlists, one whole-match torrent and one
-//! signed whole-match manifest (`package::archive` builds them).
+//! signed whole-match manifest (`package::vod` builds them).
 
 use crate::keys::KeyDir;
-use crate::package::archive::{Archive, ArchiveError, ClipRange, Distribution, Layout};
 use crate::package::chain;
 use crate::package::manifest::{self, WindowManifest};
-use crate::package::resume::{self, ResumeError};
+use crate::package::published::{self, ResumeError};
+use crate::package::vod::{Archive, ArchiveError, ClipRange, Distribution, Layout};
 use crate::publish::{Origin, OriginError};
 use std::collections::BTreeSet;
 
@@ -120,7 +120,7 @@ async fn package(
             origin: origin.describe().to_string(),
         });
     };
-    let pointer = resume::parse_pointer(&live_path, match_id, &live, &sig, &public_key)?;
+    let pointer = published::parse_pointer(&live_path, match_id, &live, &sig, &public_key)?;
     let chain = walk_chain(origin, match_id, &pointer, &public_key).await?;
 
     let newest = &chain.last().expect("a chain has a window").0;
@@ -147,7 +147,7 @@ async fn package(
                     ),
                 });
             }
-            let cut = crate::package::archive::cut(&chain, first, last);
+            let cut = crate::package::vod::cut(&chain, first, last);
             if cut.is_empty() {
                 let seqs = chain
                     .iter()

@@ -214,7 +214,7 @@ impl Checker<'_> {
             ));
         }
         // The announce list is outside the infohash: it must name the signed magnet's trackers.
-        let signed = crate::package::archive::Distribution::from_magnet(&doc.torrent.magnet);
+        let signed = crate::package::vod::Distribution::from_magnet(&doc.torrent.magnet);
         if torrent::with_trackers(&bytes, &signed.trackers)
             .ok()
             .as_deref()

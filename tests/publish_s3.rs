@@ -120,7 +120,7 @@ fn s3_origin_receives_a_match_that_verifies() {
         created.1,
         Created::Other {
             len: held.len() as u64,
-            sha256: swarmpack::package::hex::sha256(&held),
+            sha256: swarmpack::hex::sha256(&held),
         }
     );
     let after = moto.key_versions("live/cup/");

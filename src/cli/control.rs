@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use swarmpack::control::supervise::Launcher;
 use swarmpack::control::webhook::{Outbox, Secret};
-use swarmpack::control::{Controller, api, store::Store};
+use swarmpack::control::{Controller, api, records::Store};
 
 /// Seconds between looks at the audiences (the collector's step).
 const QOE_EVERY_SECONDS: u64 = 10;

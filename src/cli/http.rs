@@ -28,7 +28,7 @@ pub(super) fn keyserver(
                  run `swarmpack keygen --out {}` to add one",
                 path.display(),
                 keys.dir.display(),
-                swarmpack::keys::store::TURN_SECRET,
+                swarmpack::keys::key_dir::TURN_SECRET,
                 keys.dir.display()
             )));
         }

@@ -335,12 +335,12 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
     match cli.command {
         Command::Run(args) => run::run(args, cli.log_format, stop_requests),
         Command::Keygen { out } => {
-            if out.join(swarmpack::keys::store::CONTENT_SECRET).exists()
+            if out.join(swarmpack::keys::key_dir::CONTENT_SECRET).exists()
                 && KeyDir::add_turn_secret(&out).map_err(bad_input)?
             {
                 tracing::info!(
                     "added {} to the keys in {} (the other keys are kept); coturn's static-auth-secret is its text",
-                    swarmpack::keys::store::TURN_SECRET,
+                    swarmpack::keys::key_dir::TURN_SECRET,
                     out.display()
                 );
                 return Ok(());

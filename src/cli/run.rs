@@ -312,7 +312,7 @@ fn config(args: &RunArgs, log_format: LogFormat) -> Result<Option<RunConfig>, Fa
              with these keys cannot mint TURN credentials (viewers behind symmetric NATs then \
              play from the origin only); `swarmpack keygen --out {}` adds one",
             keys.dir.display(),
-            swarmpack::keys::store::TURN_SECRET,
+            swarmpack::keys::key_dir::TURN_SECRET,
             keys.dir.display()
         );
     }

@@ -3,8 +3,8 @@
 //! `{"error": "..."}` naming the field.
 
 use super::Controller;
+use super::records::{MatchRecord, Remembered};
 use super::request::{self, Refusal};
-use super::store::{MatchRecord, Remembered};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};

@@ -18,18 +18,18 @@
 pub mod api;
 pub mod audience;
 mod qoe;
+pub mod records;
 pub mod request;
-pub mod store;
 pub mod supervise;
 pub mod webhook;
 
 use crate::events::{Event, EventType};
 pub use qoe::DeliveryRefused;
+use records::{MatchRecord, MatchState, Store};
 use request::MatchSpec;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Child;
-use store::{MatchRecord, MatchState, Store};
 use supervise::Launcher;
 use webhook::Outbox;
 
@@ -96,7 +96,7 @@ impl Controller {
     }
 
     /// Starts a match (the caller checked it is not running).
-    pub fn create(&mut self, spec: MatchSpec) -> Result<&MatchRecord, store::StoreError> {
+    pub fn create(&mut self, spec: MatchSpec) -> Result<&MatchRecord, records::StoreError> {
         let id = spec.match_id.clone();
         let next_event = self.matches.get(&id).map_or(0, |r| r.next_event);
         let record = MatchRecord {
@@ -157,7 +157,8 @@ impl Controller {
         use std::io::Write;
         let mut line = serde_json::to_vec(marker).expect("a marker serialises");
         line.push(b'\n');
-        let mut f = store::private_append(&self.store.match_dir(id).join("markers.jsonl"))?;
+        let mut f =
+            crate::private_fs::private_append(&self.store.match_dir(id).join("markers.jsonl"))?;
         // One write: the run never reads half a line as a whole one.
         f.write_all(&line)?;
         tracing::info!("match {id}: marker {} at {}", marker.label, marker.start);

@@ -41,7 +41,7 @@ impl Controller {
         let mut line = serde_json::to_vec(&new).expect("a policy serialises");
         line.push(b'\n');
         // One write: the run never reads half a line as a whole one.
-        super::store::private_append(&file)
+        crate::private_fs::private_append(&file)
             .and_then(|mut f| f.write_all(&line))
             .map_err(DeliveryRefused::Io)?;
         tracing::info!(

@@ -272,7 +272,7 @@ pub fn fingerprint(body: &[u8]) -> String {
     let canonical = serde_json::from_slice::<serde_json::Value>(body)
         .map(|v| v.to_string().into_bytes())
         .unwrap_or_else(|_| body.to_vec());
-    crate::package::hex::encode(&crate::package::hex::sha256(&canonical))
+    crate::hex::encode(&crate::hex::sha256(&canonical))
 }
 
 #[cfg(test)]

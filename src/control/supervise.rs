@@ -78,11 +78,11 @@ impl Launcher {
 
     /// Starts a run of `spec` in `dir` (the match's state directory).
     pub fn start(&self, spec: &MatchSpec, dir: &Path) -> std::io::Result<Child> {
-        super::store::private_dir(dir)?;
-        let log = super::store::private_append(&dir.join("run.log"))?;
+        crate::private_fs::private_dir(dir)?;
+        let log = crate::private_fs::private_append(&dir.join("run.log"))?;
         // The run writes these; made private before it starts, whatever they were.
         for f in ["events.jsonl", "markers.jsonl"] {
-            super::store::private_append(&dir.join(f))?;
+            crate::private_fs::private_append(&dir.join(f))?;
         }
         self.command(spec, &dir.join("events.jsonl"))
             .stdin(Stdio::null())
@@ -103,9 +103,9 @@ impl Launcher {
         name: &str,
         clip: Option<(&str, &str, &str)>,
     ) -> std::io::Result<Child> {
-        let log = super::store::private_append(&dir.join("jobs.log"))?;
+        let log = crate::private_fs::private_append(&dir.join("jobs.log"))?;
         let exit = job_exit_file(dir, name);
-        super::store::private_dir(exit.parent().unwrap_or(dir))?;
+        crate::private_fs::private_dir(exit.parent().unwrap_or(dir))?;
         let _ = std::fs::remove_file(&exit);
         // sh runs swarmpack ($0 and its arguments, never parsed by the shell) and records
         // its exit code.

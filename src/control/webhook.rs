@@ -117,7 +117,7 @@ impl Outbox {
         let name = if safe {
             id.to_string()
         } else {
-            crate::package::hex::encode(&crate::package::hex::sha256(id.as_bytes()))
+            crate::hex::encode(&crate::hex::sha256(id.as_bytes()))
         };
         self.dir.join(format!("{name}.json"))
     }
@@ -140,11 +140,12 @@ impl Outbox {
     }
 
     fn write(&self, path: &Path, pending: &Pending) -> Result<(), WebhookError> {
-        crate::control::store::write_atomic(path, &serde_json::to_vec(pending).expect("json"))
-            .map_err(|source| WebhookError::Outbox {
+        crate::private_fs::write_atomic(path, &serde_json::to_vec(pending).expect("json")).map_err(
+            |source| WebhookError::Outbox {
                 path: path.to_path_buf(),
                 source,
-            })
+            },
+        )
     }
 
     fn read_all(dir: &Path) -> Vec<(PathBuf, Pending)> {

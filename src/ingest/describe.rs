@@ -3,7 +3,7 @@
 //! per distinct audio bitrate. Pure: profile and fragments in, gst-launch text out (what
 //! `--print-pipeline` shows); `ladder` builds and runs it.
 
-use super::ladder::IngestError;
+use super::error::IngestError;
 use super::source::SourceSpec;
 use super::template::Fragments;
 use crate::package::codec;

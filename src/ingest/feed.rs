@@ -5,7 +5,7 @@
 //! the master timecode: frames before it are blackened (under the slate's text and timecode)
 //! and their audio muted, so a segment is either slate or feed, never half of each.
 
-use super::ladder::{IngestError, running_time};
+use super::error::{IngestError, running_time};
 use super::{IngestEvent, MatchClock};
 use crate::timecode::UtcNs;
 use gst::prelude::*;

@@ -3,7 +3,7 @@
 //! segment boundary; the appsink side cuts the TS where the encoder's key-unit mark arrives.
 
 use super::source::SourceSpec;
-use super::template::{Fragments, TemplateError};
+use super::template::Fragments;
 use super::{IngestEvent, MatchClock};
 use crate::package::SegmentAssembler;
 use crate::profile::{Profile, Rung};
@@ -12,36 +12,7 @@ use crossbeam_channel::Sender;
 use gst::prelude::*;
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("angle {angle}: {source}")]
-    Template {
-        angle: String,
-        source: TemplateError,
-    },
-    #[error(
-        "angle {angle}: the pipeline description does not parse: {message}\n  pipeline: {description}"
-    )]
-    Parse {
-        angle: String,
-        message: String,
-        description: String,
-    },
-    #[error(
-        "angle {angle}: the pipeline has no element named {element:?} (the fragments in pipelines/ must keep it)"
-    )]
-    Missing { angle: String, element: String },
-    #[error("GStreamer could not start: {0}")]
-    Init(String),
-    #[error("angle {angle}: cannot start the pipeline: {message}")]
-    Start { angle: String, message: String },
-    #[error("angle {angle}: cannot listen for RTMP publishers on {addr}: {source}")]
-    Listen {
-        angle: String,
-        addr: String,
-        source: std::io::Error,
-    },
-}
+pub use super::IngestError;
 
 /// Initialises GStreamer once per process.
 pub fn init() -> Result<(), IngestError> {
@@ -314,13 +285,7 @@ impl AngleIngest {
     }
 }
 
-/// Running time of `buffer` on `pad`, if it has a PTS and a time segment.
-pub(super) fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
-    let pts = buffer.pts()?;
-    let ev = pad.sticky_event::<gst::event::Segment>(0)?;
-    let segment = ev.segment().downcast_ref::<gst::ClockTime>()?;
-    segment.to_running_time(pts).map(|t| t.nseconds())
-}
+use super::error::running_time;
 
 /// Burns the master timecode into the test picture: attaches a SMPTE timecode (UTC time
 /// of day, counted at the nominal whole rate: 30 for 29.97) that `timeoverlay

@@ -4,6 +4,7 @@
 
 pub mod describe;
 pub mod downmix;
+mod error;
 pub mod feed;
 pub mod ladder;
 pub mod rtmp;
@@ -16,7 +17,8 @@ use crate::timecode::{Timeline, UtcNs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use ladder::{AngleIngest, IngestError};
+pub use error::IngestError;
+pub use ladder::AngleIngest;
 pub use source::{SourceError, SourceSpec};
 pub use template::Fragments;
 

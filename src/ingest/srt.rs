@@ -30,7 +30,7 @@ impl Passphrase {
 
     /// Reads a passphrase file that only its owner may read (trailing newline dropped).
     pub fn from_file(path: &std::path::Path) -> Result<Passphrase, String> {
-        crate::keys::store::private_file(path).map_err(|e| e.to_string())?;
+        crate::keys::key_dir::private_file(path).map_err(|e| e.to_string())?;
         let text = Zeroizing::new(
             std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
         );

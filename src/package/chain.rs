@@ -2,8 +2,8 @@
 //! manifest's SHA-256, and each manifest names its predecessor's. Every reader of the chain
 //! (`verify`, `archive`, the edge seeder) checks a link the same way here. Pure: bytes in.
 
-use super::hex::sha256_hex;
 use super::manifest::{LivePointer, WindowManifest};
+use crate::hex::sha256_hex;
 use ring::signature::{ED25519, UnparsedPublicKey};
 
 /// What the chain expects of the next manifest to read.

@@ -5,7 +5,7 @@
 //! May call the packager's own rooms; no I/O, no clock of its own (time is an input).
 
 use super::marker::Marker;
-use super::resume::{RestoredPlaylist, Resume};
+use super::published::{RestoredPlaylist, Resume};
 use super::window::WindowSegment;
 use super::{EncodedSegment, Object, PackageError, Packager, Sealed};
 use crate::profile::Delivery;

@@ -275,7 +275,7 @@ fn remote_segment(rung: &str, seq: u64) -> window::WindowSegment {
         rung: rung.into(),
         seq: s.seq,
         duration_ns: s.duration_ns,
-        sha256: hex::sha256(&s.bytes),
+        sha256: crate::hex::sha256(&s.bytes),
         bytes: s.bytes,
         key: None,
     }
@@ -324,7 +324,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         gap: false,
         gap_signature: None,
     });
-    let published = resume::parse_playlist("p", cam2.render().as_bytes()).unwrap();
+    let published = published::parse_playlist("p", cam2.render().as_bytes()).unwrap();
     p.remote_playlist("cam2".into(), "360p".into(), published);
     p.add_remote_segment(remote_segment("360p", 15));
     for seq in 15..=19 {

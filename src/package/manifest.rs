@@ -84,24 +84,13 @@ pub struct LivePointer {
     pub ended: bool,
 }
 
-/// Signs bytes with the match's Ed25519 key.
-pub trait Signer: Send + Sync {
-    fn sign(&self, message: &[u8]) -> [u8; 64];
-}
+pub use crate::sign::Signer;
 
-impl Signer for ring::signature::Ed25519KeyPair {
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        out.copy_from_slice(ring::signature::Ed25519KeyPair::sign(self, message).as_ref());
-        out
-    }
-}
-
-pub use super::hex::{encode as hex, sha256_hex};
+pub use crate::hex::{encode as hex, sha256_hex};
 
 /// 16 bytes from 32 hex digits (an IV as manifests write it).
 pub fn iv_from_hex(hex: &str) -> Option<[u8; 16]> {
-    super::hex::decode_array(hex)
+    crate::hex::decode_array(hex)
 }
 
 fn percent(s: &str) -> String {

@@ -10,23 +10,23 @@
 //!
 //! Calls only its own rooms, the profile and the timecode.
 
-pub mod archive;
+pub mod angle_group;
 pub mod bencode;
 pub mod chain;
 pub mod codec;
 pub mod crypt;
-pub mod hex;
 mod input;
 pub mod manifest;
 pub mod marker;
 mod object;
 pub mod p2p;
 pub mod playlist;
-pub mod remote;
-pub mod resume;
+pub mod published;
 pub mod segment;
+pub mod segment_key;
 pub mod segment_sig;
 pub mod torrent;
+pub mod vod;
 pub mod window;
 mod window_close;
 
@@ -80,7 +80,7 @@ pub struct Packager {
     redundant: bool,
     /// Renditions other machines encode ([`remote`]), and their playlists as last published.
     remote: Vec<(String, String)>,
-    remote_playlists: HashMap<(String, String), resume::RestoredPlaylist>,
+    remote_playlists: HashMap<(String, String), published::RestoredPlaylist>,
     /// Segments a media playlist keeps.
     dvr: usize,
     out: VecDeque<Output>,
@@ -194,7 +194,7 @@ impl Packager {
     /// Continues a match from what an earlier run published: its playlists (the next segment
     /// of each follows a discontinuity), its hash chain, and the segments of windows it never
     /// closed (they close with the new segments of the same window).
-    fn resume(&mut self, resume: resume::Resume) {
+    fn resume(&mut self, resume: published::Resume) {
         for (angle, rung, restored) in resume.playlists {
             let key = (angle, rung);
             if let Some(p) = self.playlists.get_mut(&key) {
@@ -266,7 +266,7 @@ impl Packager {
         let path = crate::layout::segment(&self.match_id, &key.0, &key.1, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
         let sha256 = (publish && self.signer.is_some())
-            .then(|| known.unwrap_or_else(|| hex::sha256(&segment.bytes)));
+            .then(|| known.unwrap_or_else(|| crate::hex::sha256(&segment.bytes)));
         let signature = self.signer.as_ref().zip(sha256).map(|(signer, sha)| {
             segment_sig::SegmentSignature::sign_digest(
                 signer.as_ref(),

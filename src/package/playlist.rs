@@ -18,14 +18,7 @@ use std::sync::atomic::Ordering;
 /// HLS protocol version: floating-point EXTINF (3) and EXT-X-KEY IV (2).
 const HLS_VERSION: usize = 3;
 
-/// How a segment is encrypted, as the playlist must say it (EXT-X-KEY).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentKey {
-    /// Absolute key URI: `{key_uri_base}/{match}/{period}`.
-    pub uri: String,
-    /// The explicit AES-128-CBC IV.
-    pub iv: [u8; 16],
-}
+pub use super::segment_key::SegmentKey;
 
 /// One line item of a media playlist.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,8 +40,7 @@ pub struct PlaylistEntry {
     pub gap_signature: Option<GapSignature>,
 }
 
-/// The EXT-X-GAP tag as m3u8-rs keeps it (it has no field for it).
-pub const GAP_TAG: &str = "X-GAP";
+pub use super::segment_key::GAP_TAG;
 
 /// A live media playlist that keeps the last `dvr_segments` entries.
 #[derive(Clone, Debug)]
@@ -166,7 +158,7 @@ impl LivePlaylist {
                 key: e.key.as_ref().map(|k| Key {
                     method: KeyMethod::AES128,
                     uri: Some(k.uri.clone()),
-                    iv: Some(format!("0x{}", super::hex::encode(&k.iv))),
+                    iv: Some(format!("0x{}", crate::hex::encode(&k.iv))),
                     keyformat: None,
                     keyformatversions: None,
                 }),

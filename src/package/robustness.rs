@@ -6,7 +6,7 @@
 //! formats, nothing changed from what the key signed ever verifies.
 //! Tokens have their own properties in `keys::token`.
 
-use super::{chain, resume, segment_sig, torrent};
+use super::{chain, published, segment_sig, torrent};
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -39,10 +39,10 @@ fn mutate(base: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
 
 /// Everything a restart, verify or an edge seeder does with a playlist's bytes.
 fn read_playlist(bytes: &[u8]) {
-    if let Ok(p) = resume::parse_playlist("m/a/r/index.m3u8", bytes) {
+    if let Ok(p) = published::parse_playlist("m/a/r/index.m3u8", bytes) {
         let key = [1u8; 32];
         let (kept, _) =
-            resume::verified_prefix("m/a/r", &p.entries, &key, crate::timecode::Seq(u64::MAX));
+            published::verified_prefix("m/a/r", &p.entries, &key, crate::timecode::Seq(u64::MAX));
         assert!(kept <= p.entries.len());
     }
     if let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) = m3u8_rs::parse_playlist_res(bytes) {
@@ -57,7 +57,7 @@ fn read_playlist(bytes: &[u8]) {
 fn read_documents(bytes: &[u8]) {
     let link = chain::Link {
         window: 179_537_040,
-        sha256: super::hex::sha256_hex(bytes),
+        sha256: crate::hex::sha256_hex(bytes),
     };
     // A wrong signature always fails first; the parse below is what verify does anyway.
     assert!(chain::check("final", &link, bytes, &[0; 64], &[3; 32]).is_err());
@@ -66,7 +66,7 @@ fn read_documents(bytes: &[u8]) {
     {
         assert!(prev.window < doc.window, "links go back");
     }
-    assert!(resume::parse_pointer("m/live.json", "m", bytes, &[0; 64], &[3; 32]).is_err());
+    assert!(published::parse_pointer("m/live.json", "m", bytes, &[0; 64], &[3; 32]).is_err());
 }
 
 fn key_pair() -> ring::signature::Ed25519KeyPair {
@@ -115,9 +115,9 @@ proptest! {
     #[test]
     fn signed_gaps(edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..10)) {
         let bytes = mutate(&signed_playlist(), &edits);
-        if let Ok(p) = resume::parse_playlist("m/a/r/index.m3u8", &bytes) {
+        if let Ok(p) = published::parse_playlist("m/a/r/index.m3u8", &bytes) {
             let pk = public_key();
-            let (kept, _) = resume::verified_prefix("m/a/r", &p.entries, &pk, crate::timecode::Seq(u64::MAX));
+            let (kept, _) = published::verified_prefix("m/a/r", &p.entries, &pk, crate::timecode::Seq(u64::MAX));
             for e in &p.entries[..kept] {
                 let path = format!("m/a/r/{}.ts", e.seq);
                 let tag = e.signature.as_ref().is_some_and(|s| s.verifies(&pk, &path, e.key.as_ref()));

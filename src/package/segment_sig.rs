@@ -9,9 +9,9 @@
 //! it, and its IV as 32 lowercase hex digits. Anyone holding the match's public key can check a
 //! segment the moment it appears, long before its window closes. Pure: bytes in, tag out.
 
-use super::hex::{self, sha256};
-use super::manifest::Signer;
-use super::playlist::SegmentKey;
+use super::segment_key::SegmentKey;
+use crate::hex::{self, sha256};
+use crate::sign::Signer;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -267,7 +267,7 @@ pub fn tagged_entries(playlist: &m3u8_rs::MediaPlaylist) -> Vec<TaggedEntry> {
         .iter()
         .map(|seg| {
             if let Some(k) = &seg.key {
-                key = match (&k.method, super::resume::parse_iv(k.iv.as_deref())) {
+                key = match (&k.method, super::segment_key::parse_iv(k.iv.as_deref())) {
                     (m3u8_rs::KeyMethod::None, _) => Ok(None),
                     (_, Some(iv)) => Ok(Some(SegmentKey {
                         uri: k.uri.clone().unwrap_or_default(),
@@ -286,7 +286,7 @@ pub fn tagged_entries(playlist: &m3u8_rs::MediaPlaylist) -> Vec<TaggedEntry> {
                 gap: seg
                     .unknown_tags
                     .iter()
-                    .any(|t| t.tag == super::playlist::GAP_TAG),
+                    .any(|t| t.tag == super::segment_key::GAP_TAG),
                 gap_tag: GapSignature::find(&seg.unknown_tags),
             }
         })

@@ -188,8 +188,8 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     origin.extend(std::iter::from_fn(|| first.pull_put()).map(|o| (o.path, o.bytes)));
     let manifest_2 = origin["final/windows/2.json"].clone();
 
-    // What `publish::resume::load` reads back.
-    let pointer = resume::parse_pointer(
+    // What `publish::match_state::load` reads back.
+    let pointer = published::parse_pointer(
         "final/live.json",
         "final",
         &origin["final/live.json"],
@@ -201,17 +201,18 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     let mut open = Vec::new();
     for rung in ["360p", "180p"] {
         let restored =
-            resume::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")]).unwrap();
+            published::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")])
+                .unwrap();
         for e in restored.entries.iter().filter(|e| e.seq.0 >= 15) {
             let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
-            open.push(resume::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
+            open.push(published::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
         }
         playlists.push(("cam1".to_string(), rung.to_string(), restored));
     }
     assert_eq!(open.len(), 4);
     let mut second = signed(&seed);
     drain(&mut second);
-    second.resume(resume::Resume {
+    second.resume(published::Resume {
         closed: pointer.windows.iter().rev().copied().collect(),
         newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
         playlists,
@@ -301,7 +302,7 @@ fn every_segment_line_carries_a_signature_that_verifies_the_moment_it_is_publish
         assert_eq!(playlist.kind, ObjectKind::MediaPlaylist);
         stored.insert(segment.path.clone(), segment.bytes.clone());
         let text = String::from_utf8(playlist.bytes).unwrap();
-        let parsed = resume::parse_playlist(&playlist.path, text.as_bytes()).unwrap();
+        let parsed = published::parse_playlist(&playlist.path, text.as_bytes()).unwrap();
         assert_eq!(parsed.entries.len() as u64, seq - 9);
         for e in &parsed.entries {
             let path = format!("final/cam1/360p/{}.ts", e.seq);
@@ -403,7 +404,7 @@ fn a_claimed_segment_is_packaged_with_the_bytes_the_origin_holds() {
     let segment = p.pull_put().unwrap();
     assert_eq!(segment.bytes, theirs);
     let playlist = p.pull_put().unwrap();
-    let parsed = resume::parse_playlist(&playlist.path, &playlist.bytes).unwrap();
+    let parsed = published::parse_playlist(&playlist.path, &playlist.bytes).unwrap();
     let tag = parsed.entries[0].signature.as_ref().unwrap();
     assert!(tag.describes(&theirs));
     assert!(!tag.describes(&seg("cam1", "360p", 10).bytes));
@@ -424,9 +425,9 @@ fn publish_all(p: &mut Packager, origin: &mut HashMap<String, Vec<u8>>) {
     }
 }
 
-/// The state `publish::resume::load` reads back from `origin` for cam1's two rungs.
-fn read_back(origin: &HashMap<String, Vec<u8>>, public: &[u8]) -> resume::Resume {
-    let pointer = resume::parse_pointer(
+/// The state `publish::match_state::load` reads back from `origin` for cam1's two rungs.
+fn read_back(origin: &HashMap<String, Vec<u8>>, public: &[u8]) -> published::Resume {
+    let pointer = published::parse_pointer(
         "final/live.json",
         "final",
         &origin["final/live.json"],
@@ -439,14 +440,15 @@ fn read_back(origin: &HashMap<String, Vec<u8>>, public: &[u8]) -> resume::Resume
     let mut open = Vec::new();
     for rung in ["360p", "180p"] {
         let restored =
-            resume::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")]).unwrap();
+            published::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")])
+                .unwrap();
         for e in restored.entries.iter().filter(|e| e.seq.0 / 5 > newest) {
             let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
-            open.push(resume::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
+            open.push(published::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
         }
         playlists.push(("cam1".to_string(), rung.to_string(), restored));
     }
-    resume::Resume {
+    published::Resume {
         closed: pointer.windows.iter().rev().copied().collect(),
         newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
         playlists,

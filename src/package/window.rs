@@ -5,7 +5,7 @@
 use super::manifest::{
     self, FORMAT, LivePointer, ManifestSegment, Signer, TorrentRef, WindowManifest,
 };
-use super::playlist::SegmentKey;
+use super::segment_key::SegmentKey;
 use super::torrent::{self, TorrentFile, TorrentMeta};
 use super::{Object, ObjectKind};
 use crate::profile::Profile;

@@ -26,9 +26,9 @@
 use super::queue::RetryPolicy;
 use super::{Origin, OriginError, PublishStatus};
 use crate::package::Sealed;
-use crate::package::manifest::Signer;
 use crate::package::playlist::SegmentKey;
 use crate::package::segment_sig::SegmentSignature;
+use crate::sign::Signer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

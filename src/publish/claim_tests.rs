@@ -65,7 +65,7 @@ impl Bench {
 fn a_claim_adopts_only_bytes_a_verified_claim_describes() {
     let b = Bench::new();
     let ours = b"ours".as_slice();
-    let digest = crate::package::hex::sha256(ours);
+    let digest = crate::hex::sha256(ours);
     assert_eq!(b.claim(ours).unwrap(), Claim::Ours(digest));
     // The claim went up before the bytes, and holds the segment's tag.
     let claim = parse_claim(&b.held(&claim_path(PATH)).unwrap()).unwrap();
@@ -134,7 +134,7 @@ fn forged_bytes_or_claims_cost_the_seq_and_are_never_adopted() {
     b.write(PATH, b"theirs");
     assert_eq!(
         b.claim(b"ours").unwrap(),
-        Claim::Theirs(b"theirs".to_vec(), crate::package::hex::sha256(b"theirs"))
+        Claim::Theirs(b"theirs".to_vec(), crate::hex::sha256(b"theirs"))
     );
 }
 

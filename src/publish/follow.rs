@@ -4,7 +4,7 @@
 //! packager for its window. Nothing here trusts a segment its tag does not describe.
 
 use super::Origin;
-use crate::package::resume::{self, RestoredPlaylist};
+use crate::package::published::{self, RestoredPlaylist};
 use crate::package::window::WindowSegment;
 use crate::timecode::Seq;
 use std::collections::HashMap;
@@ -90,7 +90,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 continue;
             }
             let latest = cfg.timeline.newest_possible(crate::timecode::UtcNs::now());
-            let mut published = match resume::parse_playlist(&path, &text) {
+            let mut published = match published::parse_playlist(&path, &text) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("{e}; skipped until it changes");
@@ -99,7 +99,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 }
             };
             let (verified, why) =
-                resume::verified_prefix(&dir, &published.entries, &cfg.public_key, latest);
+                published::verified_prefix(&dir, &published.entries, &cfg.public_key, latest);
             if let Some(why) = why {
                 tracing::error!("{why}; following {path} only up to it");
                 published.entries.truncate(verified);
@@ -124,7 +124,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                     }
                 };
                 *want = Seq(entry.seq.0 + 1);
-                let Some(segment) = resume::open_segment(angle, rung, entry, bytes) else {
+                let Some(segment) = published::open_segment(angle, rung, entry, bytes) else {
                     tracing::error!(
                         "{seg_path}: the bytes on the origin are not the ones its signed tag describes; \
                          not taken into this machine's windows"

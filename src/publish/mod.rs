@@ -6,9 +6,9 @@
 
 pub mod claim;
 pub mod follow;
+pub mod match_state;
 pub mod origin;
 pub mod queue;
-pub mod resume;
 pub mod spool;
 
 use crate::package::{Object, ObjectKind};
@@ -383,7 +383,7 @@ fn succeeded(
                  kept, never overwritten; is another run publishing this match?",
             origin.describe(),
             entry.path,
-            crate::package::hex::encode(&sha256)
+            crate::hex::encode(&sha256)
         );
     }
     if schedule.origin_down() {

@@ -294,7 +294,7 @@ impl Origin {
             Some(held) if held == bytes => Created::Same,
             Some(held) => Created::Other {
                 len: held.len() as u64,
-                sha256: crate::package::hex::sha256(&held),
+                sha256: crate::hex::sha256(&held),
             },
         })
     }

@@ -29,7 +29,7 @@ async fn create_never_replaces_what_a_directory_origin_holds() {
         other,
         Created::Other {
             len: first.len() as u64,
-            sha256: crate::package::hex::sha256(&first),
+            sha256: crate::hex::sha256(&first),
         }
     );
     let held = std::fs::read(tmp.path().join("m/a/r/7.ts")).unwrap();

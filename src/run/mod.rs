@@ -1,13 +1,13 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
 
 mod delivery;
-mod events;
 mod intake;
 mod lock;
 mod markers;
+mod match_events;
 mod outlet;
 mod pump;
-mod remote;
+mod remote_angles;
 mod resume;
 mod stall;
 mod start;
@@ -34,7 +34,7 @@ pub enum RunError {
     #[error(transparent)]
     Seed(#[from] SeedError),
     #[error(transparent)]
-    Resume(#[from] crate::package::resume::ResumeError),
+    Resume(#[from] crate::package::published::ResumeError),
     #[error("--metrics {addr}: cannot listen: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -152,6 +152,7 @@ fn anchor(now: UtcNs, timeline: &crate::timecode::Timeline, fast: bool) -> UtcNs
 /// the next boundary), or two (stop at once): start, pump, close.
 pub fn run(cfg: RunConfig, stop_requests: Arc<AtomicUsize>) -> Result<RunReport, RunError> {
     let mut running = start::start(cfg)?;
+    running.begin()?;
     let result = running.pump(&stop_requests);
     running.close(result)
 }

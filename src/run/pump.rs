@@ -22,6 +22,13 @@ struct Stop {
 }
 
 impl Running {
+    /// Publishes the multivariant playlists (the pipelines are sound), then starts the
+    /// pipelines.
+    pub fn begin(&mut self) -> Result<(), RunError> {
+        self.carry_out()?;
+        self.angles.start(&self.gst_clock, self.base_time)
+    }
+
     /// Pumps until the match ends, fails, or is stopped.
     pub fn pump(&mut self, stop_requests: &AtomicUsize) -> Result<(), RunError> {
         let mut stop = Stop {
@@ -101,7 +108,7 @@ impl Running {
 
     /// Carries out what the packager asks, in its order: objects to the publisher (and the
     /// seeder), claims to the origin, questions about the chain to the origin.
-    pub fn carry_out(&mut self) -> Result<(), RunError> {
+    fn carry_out(&mut self) -> Result<(), RunError> {
         while let Some(output) = self.packager.pull() {
             match output {
                 Output::Put(object) => self.outlet.put(object, &mut self.report)?,

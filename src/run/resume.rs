@@ -5,7 +5,7 @@
 use super::{RunConfig, RunError};
 use crate::package::Packager;
 use crate::publish::Publisher;
-use crate::publish::resume::ResumeLoadError;
+use crate::publish::match_state::ResumeLoadError;
 use crate::seed::Seeder;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ pub(super) fn resume(
     // match's hash chain.
     let started = Instant::now();
     let state = loop {
-        let loaded = rt.block_on(crate::publish::resume::load(
+        let loaded = rt.block_on(crate::publish::match_state::load(
             &cfg.origin,
             &cfg.match_id,
             &renditions,

@@ -6,7 +6,7 @@
 //! moves media: that is the pump's job.
 
 use super::outlet::Outlet;
-use super::{RunConfig, RunError, RunReport, delivery, events, intake, lock, markers, stall};
+use super::{RunConfig, RunError, RunReport, delivery, intake, lock, markers, match_events, stall};
 use crate::ingest::{self, AngleIngest, IngestEvent, MatchClock};
 use crate::metrics::Metrics;
 use crate::observe::{Observer, Progress};
@@ -23,6 +23,18 @@ use std::time::{Duration, Instant};
 pub(super) struct Angles(Vec<AngleIngest>);
 
 impl Angles {
+    /// Starts every pipeline on `clock`.
+    pub fn start(
+        &self,
+        clock: &gst::Clock,
+        base_time: Option<crate::timecode::UtcNs>,
+    ) -> Result<(), RunError> {
+        for a in &self.0 {
+            a.start(clock, base_time)?;
+        }
+        Ok(())
+    }
+
     /// Shuts every pipeline down now (dropping does the same).
     pub fn stop(&mut self) {
         self.0.drain(..).for_each(AngleIngest::shutdown);
@@ -46,12 +58,12 @@ pub(super) struct Running {
     pub angle_names: Vec<String>,
     pub packager: Packager,
     pub report: RunReport,
-    pub events: events::RunEvents,
+    pub events: match_events::RunEvents,
     /// Objects the origin refused for good: segments become gaps in their playlists.
     pub lost: crossbeam_channel::Receiver<String>,
     pub intake: intake::Intake,
     pub outlet: Outlet,
-    pub remote: Option<super::remote::Remote>,
+    pub remote: Option<super::remote_angles::Remote>,
     pub ingest: crossbeam_channel::Receiver<IngestEvent>,
     pub observer: Observer,
     pub progress: Progress,
@@ -65,9 +77,12 @@ pub(super) struct Running {
     pub packager_cpu_start: Option<Duration>,
     _lock: std::fs::File,
     pub rt: tokio::runtime::Runtime,
+    /// The UTC instant the pipelines' running time 0 stands for (None: `--fast`).
+    pub base_time: Option<crate::timecode::UtcNs>,
 }
 
-/// Builds and starts everything a match needs, in the order a failure can be undone.
+/// Builds everything a match needs, in the order a failure can be undone; the pipelines
+/// are built, not started ([`Running::begin`] starts them).
 pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     ingest::ladder::init()?;
     // A restarted run publishes the policy in force from its first p2p.json.
@@ -124,7 +139,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     let intake = intake::Intake::for_run(&cfg, rt.handle(), publisher.status());
     let seeder = start_seeder(&cfg, &rt, &work_dir)?;
     let outlet = Outlet::new(publisher, seeder, &work_dir, cfg.redundant);
-    let remote = super::remote::follow(&cfg, &rt, anchor, packager.oldest_pending_seq());
+    let remote = super::remote_angles::follow(&cfg, &rt, anchor, packager.oldest_pending_seq());
     let (tx, ingest) = crossbeam_channel::unbounded();
     let angles = build_angles(&cfg, fast, &clock, tx)?;
     tracing::info!(
@@ -149,7 +164,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     );
     let watched = watched_feeds(&cfg, &angles);
     let stalls = stall_watch(&cfg, &timeline, &watched);
-    let mut running = Running {
+    let running = Running {
         progress: Progress::new(angles.0.len() * cfg.profile.rungs.len()),
         angles,
         timeline,
@@ -174,17 +189,13 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         _lock: lock,
         rt,
         cfg,
+        base_time: (!fast).then_some(anchor),
     };
-    // The pipelines are sound: the multivariant playlists go up first, once.
-    running.carry_out()?;
-    for a in &running.angles.0 {
-        a.start(&running.gst_clock, (!fast).then_some(anchor))?;
-    }
     Ok(running)
 }
 
 /// `--events FILE`: the match's events, appended as JSON lines.
-fn open_events(cfg: &RunConfig) -> Result<events::RunEvents, RunError> {
+fn open_events(cfg: &RunConfig) -> Result<match_events::RunEvents, RunError> {
     let log = match &cfg.events {
         Some(path) => Some(crate::events::EventLog::open(path, &cfg.match_id).map_err(
             |source| RunError::Events {
@@ -194,7 +205,7 @@ fn open_events(cfg: &RunConfig) -> Result<events::RunEvents, RunError> {
         )?),
         None => None,
     };
-    Ok(events::RunEvents::new(log, &cfg.match_id))
+    Ok(match_events::RunEvents::new(log, &cfg.match_id))
 }
 
 /// Every angle's pipeline, built (not started), sending to `tx`.

@@ -2,13 +2,13 @@
 //! else from the origin, and checking every byte before the engine sees it.
 
 use super::{EdgeConfig, EdgeMetrics, Fault, Refusal};
-use crate::package::archive::{ArchiveManifest, Distribution};
+use crate::hex::{encode as hex, sha256_hex};
 use crate::package::chain::{self, Link};
-use crate::package::hex::{encode as hex, sha256_hex};
 use crate::package::manifest::{TorrentRef, WindowManifest};
 use crate::package::playlist::media_uris;
 use crate::package::segment_sig::{SegmentSignature, tagged_entries};
 use crate::package::torrent;
+use crate::package::vod::{ArchiveManifest, Distribution};
 use crate::publish::OriginError;
 use crate::publish::origin::checked_relative;
 use crate::seed::{Seeder, Slot};

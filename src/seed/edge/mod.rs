@@ -254,7 +254,7 @@ async fn round(
         return Ok(fetch::prefetch(cfg, seeder, after, &mut book.prefetched, metrics).await?);
     };
     book.reached = true;
-    use crate::package::resume::{ResumeError, parse_pointer};
+    use crate::package::published::{ResumeError, parse_pointer};
     let pointer = parse_pointer(&live_path, m, &live, &sig, &cfg.public_key).map_err(|e| {
         Fault::Input(match e {
             ResumeError::ForeignMatch { found, .. } => EdgeError::ForeignPointer {

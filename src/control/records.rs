@@ -81,7 +81,7 @@ pub struct Remembered {
     pub body: serde_json::Value,
 }
 
-pub use crate::private_fs::{private_append, private_dir, write_atomic};
+use crate::private_fs::{private_dir, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
 #[error("controller state {path}")]
@@ -152,7 +152,7 @@ impl Store {
     }
 
     fn idempotency_path(&self, key: &str) -> PathBuf {
-        let name = crate::package::hex::encode(&crate::package::hex::sha256(key.as_bytes()));
+        let name = crate::hex::encode(&crate::hex::sha256(key.as_bytes()));
         self.dir.join("idempotency").join(format!("{name}.json"))
     }
 

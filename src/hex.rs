@@ -1,4 +1,6 @@
 //! Lower-case hex and SHA-256, the one implementation every manifest, tag and log line uses.
+//!
+//! A leaf: calls only ring.
 
 /// Lower-case hex of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {

@@ -140,7 +140,7 @@ async fn newest_window(
         return Ok(None);
     };
     Ok(
-        crate::package::resume::parse_pointer(&path, match_id, &live, &sig, public_key)
+        crate::package::published::parse_pointer(&path, match_id, &live, &sig, public_key)
             .ok()
             .and_then(|p| Some((*p.windows.first()?, p.newest_manifest_sha256))),
     )

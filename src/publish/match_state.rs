@@ -1,9 +1,9 @@
 //! Reading back what an earlier run of the same match published, so a restart after a crash
 //! continues it: the signed `live.json` (the hash chain's head), every media playlist, and the
-//! segments of windows that were never closed. The parsing is pure (`package::resume`).
+//! segments of windows that were never closed. The parsing is pure (`package::published`).
 
 use super::{Origin, OriginError};
-use crate::package::resume::{self, Resume, ResumeError};
+use crate::package::published::{self, Resume, ResumeError};
 use crate::timecode::Timeline;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,8 @@ pub async fn load(
     let mut state = Resume::default();
     let live_path = crate::layout::live(match_id);
     if let Some((live, sig)) = origin.get_signed(&live_path).await? {
-        let pointer = match resume::parse_pointer(&live_path, match_id, &live, &sig, public_key) {
+        let pointer = match published::parse_pointer(&live_path, match_id, &live, &sig, public_key)
+        {
             Err(ResumeError::ForeignPointer { .. }) => {
                 torn_pointer(origin, match_id, &live_path, &live, public_key).await?
             }
@@ -41,9 +42,10 @@ pub async fn load(
         let Some(text) = origin.get(&path).await? else {
             continue;
         };
-        let mut restored = resume::parse_playlist(&path, &text)?;
+        let mut restored = published::parse_playlist(&path, &text)?;
         let latest = timeline.newest_possible(crate::timecode::UtcNs::now());
-        let (verified, why) = resume::verified_prefix(&dir, &restored.entries, public_key, latest);
+        let (verified, why) =
+            published::verified_prefix(&dir, &restored.entries, public_key, latest);
         if let Some(why) = why {
             tracing::error!(
                 "{why}; the restored playlist stops before it ({} of {} entries kept)",
@@ -69,7 +71,7 @@ pub async fn load(
                 );
                 continue;
             };
-            match resume::open_segment(angle, rung, entry, bytes) {
+            match published::open_segment(angle, rung, entry, bytes) {
                 Some(segment) => state.open_segments.push(segment),
                 None => {
                     tracing::error!(
@@ -107,7 +109,7 @@ async fn torn_pointer(
             path: live_path.to_string(),
         })
     };
-    let Ok(mut pointer) = resume::parse_pointer_unsigned(live_path, match_id, live) else {
+    let Ok(mut pointer) = published::parse_pointer_unsigned(live_path, match_id, live) else {
         return Err(foreign());
     };
     let mut link = chain::head(&pointer).ok_or_else(foreign)?;

@@ -419,7 +419,7 @@ fn sign_listed(
     s: &ManifestSegment,
     key: Option<&SegmentKey>,
 ) -> SegmentSignature {
-    let sha = super::hex::decode_array::<32>(&s.sha256).unwrap_or_default();
+    let sha = crate::hex::decode_array::<32>(&s.sha256).unwrap_or_default();
     let path = crate::layout::in_match(match_id, &s.path);
     SegmentSignature::sign_digest(signer, &path, s.length, sha, key)
 }

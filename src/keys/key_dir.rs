@@ -89,7 +89,7 @@ fn write_turn_secret(dir: &Path) -> Result<(), KeyError> {
     SystemRandom::new()
         .fill(raw.as_mut())
         .map_err(|_| io(dir, "no system randomness"))?;
-    let mut text = Zeroizing::new(crate::package::hex::encode(raw.as_ref()));
+    let mut text = Zeroizing::new(crate::hex::encode(raw.as_ref()));
     text.push('\n');
     write_new(&dir.join(TURN_SECRET), text.as_bytes(), 0o600)
 }
@@ -252,7 +252,7 @@ impl KeyDir {
     }
 
     /// An owned signer for the packager (a second handle on the same key).
-    pub fn signer(&self) -> std::sync::Arc<dyn crate::package::manifest::Signer> {
+    pub fn signer(&self) -> std::sync::Arc<dyn crate::sign::Signer> {
         let pair = Ed25519KeyPair::from_pkcs8(&self.pkcs8)
             .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8))
             .expect("the key loaded once already");

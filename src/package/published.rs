@@ -1,10 +1,15 @@
-//! Continuing a match after a crash: what an earlier run published (its signed `live.json`,
-//! its media playlists and the segments of windows it never closed), turned back into the
-//! packager's state. Pure: bytes in, state out; reading them from the origin is the
-//! publisher's side (`publish::resume`).
+//! The parsers of published documents: a signed `live.json`, media playlists (with their
+//! signed tags and gaps) and the segments of windows never closed, turned back into the
+//! packager's state ([`Resume`]) or checked for followers (angle groups, edge seeders,
+//! archive). Pure: bytes in, state out; reading them from the origin is
+//! `publish::match_state`'s side.
+//!
+//! Calls the playlist, manifest, segment-key, segment-signature and window rooms; none of
+//! them calls back.
 
 use super::manifest::LivePointer;
-use super::playlist::{PlaylistEntry, SegmentKey};
+use super::playlist::PlaylistEntry;
+use super::segment_key::SegmentKey;
 use super::segment_sig::{GAP_TAG, GapSignature, SegmentSignature, TAG};
 use super::window::WindowSegment;
 use crate::timecode::{NS_PER_SEC, Seq, UtcNs};
@@ -151,7 +156,7 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
             gap: s
                 .unknown_tags
                 .iter()
-                .any(|t| t.tag == super::playlist::GAP_TAG),
+                .any(|t| t.tag == super::segment_key::GAP_TAG),
             gap_signature,
         });
     }
@@ -161,14 +166,7 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
     })
 }
 
-/// An EXT-X-KEY IV: `0x` + 32 hex digits.
-pub fn parse_iv(text: Option<&str>) -> Option<[u8; 16]> {
-    let text = text?;
-    let hex = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))?;
-    super::manifest::iv_from_hex(hex)
-}
+pub use super::segment_key::parse_iv;
 
 /// How many leading entries of a published playlist (at `dir` = `{match}/{angle}/{rung}`)
 /// the match key vouches for, and why the next one is not. An entry counts when its segment

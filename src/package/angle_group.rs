@@ -5,7 +5,7 @@
 //! up once its window is overdue, and its playlist is carried on as a marked gap.
 
 use super::playlist::{self, LivePlaylist, PlaylistEntry};
-use super::resume::RestoredPlaylist;
+use super::published::RestoredPlaylist;
 use super::segment_sig::GapSignature;
 use super::window::WindowSegment;
 use super::window_close::Step;
