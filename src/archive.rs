@@ -7,6 +7,7 @@ use crate::package::chain;
 use crate::package::manifest::{self, WindowManifest};
 use crate::package::published::{self, ResumeError};
 use crate::package::vod::{Archive, ArchiveError, ClipRange, Distribution, Layout};
+use crate::publish::chain_walk::Found;
 use crate::publish::{Origin, OriginError};
 use std::collections::BTreeSet;
 
@@ -233,21 +234,21 @@ async fn walk_chain(
     public_key: &[u8],
 ) -> Result<Vec<(WindowManifest, String)>, ArchiveRunError> {
     let mut chain = Vec::new();
-    let mut next = chain::head(pointer);
-    while let Some(link) = next.take() {
-        let path = crate::layout::in_match(match_id, &link.path());
-        let broken = |problem: String| ArchiveRunError::Chain {
-            path: path.clone(),
-            problem,
-        };
-        let (file, sig) = origin
-            .get_signed(&path)
-            .await?
-            .ok_or_else(|| broken("missing, but the chain links to it".into()))?;
-        let (doc, prev) = chain::check(match_id, &link, &file, &sig, public_key)
-            .map_err(|e| broken(e.to_string()))?;
-        next = prev;
-        chain.push((doc, link.sha256));
+    let mut broken = None;
+    let head = chain::head(pointer);
+    crate::publish::chain_walk::walk(origin, match_id, head, public_key, |found| {
+        match found {
+            Found::Checked { link, doc } => chain.push((doc, link.sha256)),
+            Found::Missing { path, .. } => {
+                broken = Some((path, "missing, but the chain links to it".to_string()))
+            }
+            Found::Broken { path, error, .. } => broken = Some((path, error.to_string())),
+        }
+        true
+    })
+    .await?;
+    if let Some((path, problem)) = broken {
+        return Err(ArchiveRunError::Chain { path, problem });
     }
     chain.reverse();
     Ok(chain)
@@ -255,13 +256,14 @@ async fn walk_chain(
 
 async fn put_with_retries(origin: &Origin, path: &str, bytes: Vec<u8>) -> Result<(), OriginError> {
     let bytes = bytes::Bytes::from(bytes);
+    let policy = crate::retry::RetryPolicy::default();
     let mut attempt = 1;
     loop {
         match origin.put(path, bytes.clone()).await {
             Ok(()) => return Ok(()),
-            Err(e) if attempt < 5 => {
-                tracing::error!("{e} (attempt {attempt} of 5)");
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            Err(e) if attempt < policy.attempts => {
+                tracing::error!("{e} (attempt {attempt} of {})", policy.attempts);
+                tokio::time::sleep(policy.delay(attempt, rand::random())).await;
                 attempt += 1;
             }
             Err(e) => return Err(e),

@@ -51,6 +51,16 @@ pub fn segment_rel(angle: &str, rung: &str, seq: impl std::fmt::Display) -> Stri
     format!("{angle}/{rung}/{seq}.ts")
 }
 
+/// Whether `path` is a plain relative path: not empty, no `//`, no `.`/`..`, not absolute.
+/// What a document names is read only if it is (an origin must not be led outside the match).
+pub fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains("//")
+        && std::path::Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 /// `{match}/{rel}`: a path relative to the match, from the origin root.
 pub fn in_match(match_id: &str, rel: &str) -> String {
     format!("{match_id}/{rel}")
@@ -102,5 +112,13 @@ mod tests {
         assert_eq!(parse_segment("fin", &p), None, "another match");
         assert_eq!(parse_segment("final", "final/cam1/360p/index.m3u8"), None);
         assert_eq!(parse_segment("final", "final/windows/2.json"), None);
+    }
+
+    #[test]
+    fn only_plain_relative_paths_are_read() {
+        assert!(is_plain_relative("cam1/360p/7.ts"));
+        for bad in ["", "/etc/passwd", "../x.ts", "a/../b", "a//b", "./a"] {
+            assert!(!is_plain_relative(bad), "{bad}");
+        }
     }
 }

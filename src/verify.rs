@@ -11,7 +11,6 @@ use crate::package::playlist::media_uris;
 use crate::package::segment_sig::{TAG, tagged_entries};
 use crate::package::torrent::{self, TorrentFile, TorrentMeta};
 use crate::publish::Origin;
-use crate::publish::origin::checked_relative;
 use m3u8_rs::Playlist;
 use ring::signature::{ED25519, UnparsedPublicKey};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -152,8 +151,7 @@ impl Checker<'_> {
         let mut files = Vec::new();
         for s in &doc.segments {
             self.report.segments += 1;
-            let expected = crate::layout::segment_rel(&s.angle, &s.rung, s.seq);
-            if s.path != expected || checked_relative(&s.path).is_err() {
+            if let Err(expected) = s.check_path() {
                 self.reported.insert(s.path.clone());
                 self.problem(format!(
                     "{rel}: lists path {:?}, expected {expected}; not read",
@@ -166,22 +164,17 @@ impl Checker<'_> {
                 self.problem(format!("{}: missing (listed in {rel})", s.path));
                 continue;
             };
-            let sha = sha256_hex(&data);
-            let problem = if data.len() as u64 != s.length {
-                format!("{}: {} bytes, {rel} says {}", s.path, data.len(), s.length)
-            } else if sha != s.sha256 {
-                format!(
-                    "{}: SHA-256 {sha} differs from {rel} ({})",
-                    s.path, s.sha256
-                )
-            } else {
-                self.digests.insert(s.path.clone(), (s.length, sha));
-                let name = format!("{}.ts", s.seq);
-                files.push((s.angle.clone(), s.rung.clone(), name, data));
-                continue;
-            };
-            self.reported.insert(s.path.clone());
-            self.problem(problem);
+            match s.check_bytes(&data) {
+                Ok(sha) => {
+                    self.digests.insert(s.path.clone(), (s.length, sha));
+                    let name = format!("{}.ts", s.seq);
+                    files.push((s.angle.clone(), s.rung.clone(), name, data));
+                }
+                Err(mismatch) => {
+                    self.reported.insert(s.path.clone());
+                    self.problem(format!("{}: {mismatch} in {rel}", s.path));
+                }
+            }
         }
         self.torrent(doc, &files)
     }
@@ -278,7 +271,7 @@ impl Checker<'_> {
             }
         }
         for rel in media {
-            if checked_relative(&rel).is_err() || !rel.ends_with(".m3u8") {
+            if !crate::layout::is_plain_relative(&rel) || !rel.ends_with(".m3u8") {
                 self.problem(format!(
                     "a multivariant playlist names {rel:?}, expected ANGLE/RUNG/index.m3u8"
                 ));
@@ -305,7 +298,7 @@ impl Checker<'_> {
         for entry in tagged_entries(&playlist) {
             let uri = &entry.uri;
             let seg_rel = format!("{dir}/{uri}");
-            if checked_relative(&seg_rel).is_err() || !uri.ends_with(".ts") {
+            if !crate::layout::is_plain_relative(&seg_rel) || !uri.ends_with(".ts") {
                 self.problem(format!("{rel}: names {uri:?}, expected SEQ.ts"));
                 continue;
             }

@@ -68,7 +68,12 @@ pub fn headers(secret: &Secret, event: &Event, now: i64) -> [(&'static str, Stri
 
 /// How long to wait after `attempts` failed attempts, before jitter: 1 s doubling to 5 min.
 pub fn backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.min(9)).min(Duration::from_secs(300))
+    retry_policy().step(attempts + 1)
+}
+
+/// The outbox's retries: 1 s doubling to 5 min, with equal jitter.
+fn retry_policy() -> crate::retry::RetryPolicy {
+    crate::retry::RetryPolicy::backoff(Duration::from_secs(1), Duration::from_secs(300))
 }
 
 /// Give up on an event after this many attempts (about a day at the longest backoff).
@@ -202,8 +207,7 @@ impl Outbox {
             let _ = std::fs::rename(path, dead);
             return None;
         }
-        let base = backoff(pending.attempts - 1);
-        let wait = base / 2 + base.mul_f64(0.5 * jitter.clamp(0.0, 1.0));
+        let wait = retry_policy().delay(pending.attempts, jitter);
         pending.due_ms = now_ms + wait.as_millis() as i64;
         if let Err(e) = self.write(path, &pending) {
             tracing::warn!("{e}");

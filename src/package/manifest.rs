@@ -57,6 +57,46 @@ pub struct ManifestSegment {
     pub iv: String,
 }
 
+/// How bytes differ from the segment a manifest lists.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("{found} bytes, {expected} listed")]
+    Length { found: u64, expected: u64 },
+    #[error("SHA-256 {found}, {expected} listed")]
+    Sha256 { found: String, expected: String },
+}
+
+impl ManifestSegment {
+    /// The path it must have, `{angle}/{rung}/{seq}.ts` and plain relative; `Err(expected)`
+    /// when it names another (a manifest must not lead a reader elsewhere).
+    pub fn check_path(&self) -> Result<(), String> {
+        let expected = crate::layout::segment_rel(&self.angle, &self.rung, self.seq);
+        if self.path == expected && crate::layout::is_plain_relative(&self.path) {
+            Ok(())
+        } else {
+            Err(expected)
+        }
+    }
+
+    /// Whether `data` is this segment: its length, then its SHA-256 (returned, hex).
+    pub fn check_bytes(&self, data: &[u8]) -> Result<String, Mismatch> {
+        if data.len() as u64 != self.length {
+            return Err(Mismatch::Length {
+                found: data.len() as u64,
+                expected: self.length,
+            });
+        }
+        let sha = sha256_hex(data);
+        if sha != self.sha256 {
+            return Err(Mismatch::Sha256 {
+                found: sha,
+                expected: self.sha256.clone(),
+            });
+        }
+        Ok(sha)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TorrentRef {

@@ -112,27 +112,16 @@ async fn torn_pointer(
     let Ok(mut pointer) = published::parse_pointer_unsigned(live_path, match_id, live) else {
         return Err(foreign());
     };
-    let mut link = chain::head(&pointer).ok_or_else(foreign)?;
+    let head = chain::head(&pointer).ok_or_else(foreign)?;
     let mut kept = Vec::new();
-    for _ in 0..pointer.windows.len() {
-        let path = crate::layout::in_match(match_id, &link.path());
-        let (Some(file), Some(sig)) = (
-            origin.get(&path).await?,
-            origin.get(&format!("{path}.sig")).await?,
-        ) else {
-            break;
-        };
-        match chain::check(match_id, &link, &file, &sig, public_key) {
-            Ok((doc, prev)) => {
-                kept.push(doc.window);
-                match prev {
-                    Some(p) => link = p,
-                    None => break,
-                }
-            }
-            Err(_) => break,
+    let most = pointer.windows.len();
+    super::chain_walk::walk(origin, match_id, Some(head), public_key, |found| {
+        if let super::chain_walk::Found::Checked { doc, .. } = found {
+            kept.push(doc.window);
         }
-    }
+        kept.len() < most
+    })
+    .await?;
     let Some(newest) = kept.first().copied() else {
         return Err(foreign());
     };

@@ -4,6 +4,7 @@
 //! task on the shared tokio runtime uploads in the order [`queue`] allows, with bounded
 //! retries, back-off and jitter, and holds objects in the spool while the origin is down.
 
+pub mod chain_walk;
 pub mod claim;
 pub mod follow;
 pub mod match_state;

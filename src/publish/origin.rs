@@ -20,7 +20,7 @@ use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientConfigKey, ClientOptions, ObjectStore, PutMode, PutOptions, RetryConfig};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -510,12 +510,8 @@ fn redact_url(url: &str) -> String {
 
 /// Accepts `a/b/c.ts`; refuses absolute paths, `..`, `.` and empty components.
 pub fn checked_relative(path: &str) -> Result<&Path, OriginError> {
-    let p = Path::new(path);
-    let plain = !path.is_empty()
-        && !path.contains("//")
-        && p.components().all(|c| matches!(c, Component::Normal(_)));
-    if plain {
-        Ok(p)
+    if crate::layout::is_plain_relative(path) {
+        Ok(Path::new(path))
     } else {
         Err(OriginError::BadPath(path.to_string()))
     }

@@ -28,44 +28,7 @@ pub struct Entry {
     pub len: u64,
 }
 
-/// How hard to try before holding objects in the spool.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Attempts per object before the origin is considered down.
-    pub attempts: u32,
-    /// Delay after the first failure; doubles per attempt, up to `cap`.
-    pub base: Duration,
-    pub cap: Duration,
-    /// While the origin is down, one object is tried this often.
-    pub probe_every: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(4),
-            probe_every: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay after failed attempt `attempt` (1-based), with "equal jitter":
-    /// half the exponential step plus a random share (`jitter` in 0..=1) of the other half.
-    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let step = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.cap);
-        step / 2 + step.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
-    }
-
-    fn probe_delay(&self, jitter: f64) -> Duration {
-        self.probe_every / 2 + self.probe_every.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {

@@ -10,7 +10,6 @@ use crate::package::segment_sig::{SegmentSignature, tagged_entries};
 use crate::package::torrent;
 use crate::package::vod::{ArchiveManifest, Distribution};
 use crate::publish::OriginError;
-use crate::publish::origin::checked_relative;
 use crate::seed::{Seeder, Slot};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -195,17 +194,14 @@ async fn segments(
     let m = &cfg.match_id;
     let mut missing = Vec::new();
     for s in &doc.segments {
-        let expected_path = crate::layout::segment_rel(&s.angle, &s.rung, s.seq);
-        if s.path != expected_path || checked_relative(&s.path).is_err() {
+        if let Err(expected_path) = s.check_path() {
             return Ok(Err(Refusal(format!(
                 "{listed_in} lists path {:?}, expected {expected_path}",
                 s.path
             ))));
         }
         let local = seeder.folder(m).join(&s.path);
-        if std::fs::read(&local)
-            .is_ok_and(|d| d.len() as u64 == s.length && sha256_hex(&d) == s.sha256)
-        {
+        if std::fs::read(&local).is_ok_and(|d| s.check_bytes(&d).is_ok()) {
             metrics.segments_cached.inc();
         } else {
             missing.push(s);
@@ -222,14 +218,10 @@ async fn segments(
                 s.path
             ))));
         };
-        let sha = sha256_hex(&data);
-        if data.len() as u64 != s.length || sha != s.sha256 {
+        if let Err(mismatch) = s.check_bytes(&data) {
             return Ok(Err(Refusal(format!(
-                "{}: {} bytes with SHA-256 {sha} on the origin, but {listed_in} says {} bytes with {} (altered or swapped segment)",
-                s.path,
-                data.len(),
-                s.length,
-                s.sha256
+                "{}: {mismatch} in {listed_in} (altered or swapped segment)",
+                s.path
             ))));
         }
         metrics.segments_fetched.inc();
@@ -259,7 +251,7 @@ pub(super) async fn prefetch(
     };
     let mut wanted: Vec<(String, SegmentSignature)> = Vec::new();
     for rel in media_uris(&master).unwrap_or_default() {
-        if checked_relative(&rel).is_err() {
+        if !crate::layout::is_plain_relative(&rel) {
             continue;
         }
         let Some(bytes) = cfg.origin.get(&crate::layout::in_match(m, &rel)).await? else {
@@ -279,7 +271,7 @@ pub(super) async fn prefetch(
             if seq.is_none_or(|s| s <= after_seq) || held.contains(&path) {
                 continue;
             }
-            if checked_relative(&path).is_err() {
+            if !crate::layout::is_plain_relative(&path) {
                 continue;
             }
             if entry.signed_gap(&cfg.public_key, &path) {

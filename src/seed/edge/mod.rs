@@ -214,7 +214,7 @@ pub fn follow(cfg: EdgeConfig, stop_requests: Arc<AtomicUsize>) -> Result<(), Ed
         );
         crate::metrics::Metrics::catch_up(&metrics.uploaded_bytes, seeder.uploaded_bytes());
         // Back off while the origin is unreachable (up to 8 polls), checking for a stop.
-        let wait = cfg.poll * 2u32.pow(failures.min(3));
+        let wait = crate::retry::RetryPolicy::backoff(cfg.poll, cfg.poll * 8).step(failures + 1);
         let until = std::time::Instant::now() + wait;
         while std::time::Instant::now() < until && stop_requests.load(Ordering::Relaxed) == 0 {
             std::thread::sleep(Duration::from_millis(50));
