@@ -1,6 +1,8 @@
 //! `swarmpack archive`: after the match, read its signed hash chain back from the origin,
 //! check every segment against it, and publish VOD playlists, one whole-match torrent and one
 //! signed whole-match manifest (`package::vod` builds them).
+//!
+//! May call: `keys`, `layout`, `package`, `profile`, `publish`, `retry`, `timecode`.
 
 use crate::keys::KeyDir;
 use crate::package::chain;

@@ -7,6 +7,8 @@
 //! [`MAX_BODY`] bytes or [`MAX_LINES`] lines; 429 over a rate (with `Retry-After`). Nothing
 //! is stored about the client but its reports' numbers: no address, no token (CMCD targets
 //! cannot send one, and the reports change nothing but the figures).
+//!
+//! May call: `audience`, `profile`, `sync`.
 
 use crate::audience::history::{Point, STEP};
 use crate::audience::{Audience, Limits, Refused, cmcd};

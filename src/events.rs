@@ -5,6 +5,8 @@
 //!
 //! Each event carries its id from the moment it is written, so every delivery of it, and every
 //! re-read of the file after a restart, names the same event.
+//!
+//! May call: `private_fs`, `sync`.
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;

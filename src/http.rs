@@ -9,6 +9,8 @@
 //!   connection over either cap is closed as soon as it is accepted. The total stays below the
 //!   process's file-descriptor limit, so the server never runs out of descriptors and stops
 //!   accepting (which is how 1,000 half-open connections used to starve `/healthz`).
+//!
+//! May call: `sync`.
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};

@@ -1,5 +1,7 @@
 //! Prometheus metrics (OpenMetrics text) for one match, served at `http://ADDR/metrics` when
 //! `run --metrics ADDR` is given. The run loop feeds them; nothing here blocks.
+//!
+//! May call: `http`, `publish`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

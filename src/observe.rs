@@ -1,6 +1,8 @@
 //! Watching a running match: feeds the Prometheus metrics and, when stderr is a terminal,
 //! redraws a one-line status per angle (input fps, output bitrate, newest seq) plus the
 //! spool, once a second.
+//!
+//! May call: `ingest`, `metrics`, `publish`, `seed`, `timecode`.
 
 use crate::metrics::{self, Metrics};
 use crate::publish::PublishStatus;

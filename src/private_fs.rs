@@ -1,6 +1,8 @@
 //! Files and directories only their owner may read: the controller's state, the runs' spools
 //! and logs. Each is made so whatever mode it had before (a directory made by hand with 0755,
 //! a log an older version left 0644), and files written whole or not at all.
+//!
+//! A leaf: calls no other room.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -4,6 +4,8 @@
 //! silently fall back to a default on match day), and every value is range-checked. Each
 //! error names the file, the field and what was expected, so the operator can fix it
 //! without reading the source.
+//!
+//! May call: `timecode`.
 
 use crate::timecode::Timeline;
 use serde::Deserialize;

@@ -1,4 +1,6 @@
 //! One way to take a lock.
+//!
+//! A leaf: calls no other room.
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -9,6 +9,8 @@
 //! integer arithmetic on nanoseconds and never needs a leap-second table.
 //!
 //! Everything here is pure: callers pass the instant in; nothing reads the system clock.
+//!
+//! A leaf: calls no other room.
 
 use chrono::{DateTime, TimeZone, Utc};
 use std::fmt;

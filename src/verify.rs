@@ -3,6 +3,8 @@
 //! SHA-256, and that each torrent's infohashes, v1 piece hashes and v2 roots match the data.
 //! Works on a match on any origin `run` publishes to (a directory, HTTP, S3), read through
 //! [`crate::publish::Origin`]. Reports one line per problem.
+//!
+//! May call: `layout`, `package`, `pem`, `publish`.
 
 use crate::package::bencode::get as dict;
 use crate::package::chain::{self, Link, LinkError};

@@ -7,6 +7,8 @@
 //! the spec asks of receivers. swarmpack's own keys follow the spec's custom-key rule (a
 //! hyphenated, reverse-DNS prefix), for what CMCD has no key for; the player sends its running
 //! totals, so a lost or repeated report loses or repeats nothing.
+//!
+//! A leaf: calls no other room.
 
 use thiserror::Error;
 

@@ -2,6 +2,8 @@
 //! (viewers now), labelled by match, angle and rung. Counters and histograms from several
 //! collectors behind a load balancer add up in Prometheus; so does the viewers gauge, as long
 //! as each session reports to one collector.
+//!
+//! May call: `metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -3,6 +3,8 @@
 //! step, and over the step the mean startup of the sessions that started, the rebuffer ratio,
 //! the mean seconds behind live and the share of bytes from peers (TURN relays not counted as
 //! peers). A step in which nothing was reported has no value (`null`), not a zero.
+//!
+//! A leaf: calls no other room.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};

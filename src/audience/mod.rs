@@ -9,6 +9,8 @@
 //! changes only its own session's numbers, and a session's report rate is limited, so one
 //! client cannot stand for many viewers without making up many sessions, which are limited in
 //! turn ([`Limits::new_sessions_per_second`]).
+//!
+//! May call (the whole room): `metrics`, `profile`.
 
 pub mod cmcd;
 pub mod figures;

@@ -1,6 +1,8 @@
 //! Whether a match's audience is degraded, from the last steps of its history and the
 //! profile's `[qoe]` thresholds. Pure: the controller fetches the points and acts on the
 //! answer (webhooks, the players' policy).
+//!
+//! May call: `history`, `profile`.
 
 use super::history::{Point, STEP};
 use crate::profile::qoe::Thresholds;

@@ -1,4 +1,6 @@
 //! `swarmpack control`: the match controller (see `swarmpack::control`).
+//!
+//! May call: `http`.
 
 use super::{Failure, bad_input, runtime};
 use anyhow::{Context, anyhow};

@@ -1,4 +1,6 @@
 //! The long-running HTTP commands: `keyserver` and `serve`.
+//!
+//! The binary's edge: may call any room of the library (through `swarmpack::`).
 
 use super::{Failure, bad_input, runtime};
 use anyhow::{Context, anyhow};

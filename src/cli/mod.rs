@@ -1,5 +1,7 @@
 //! The command line: clap definitions, and the calls into the library. Errors are sorted
 //! here into bad input (exit 2) and runtime failures (exit 1).
+//!
+//! The binary's edge: may call any room of the library (through `swarmpack::`).
 
 mod control;
 mod http;

@@ -1,4 +1,6 @@
 //! `swarmpack run`: its arguments, and turning them into a [`RunConfig`] (bad input exits 2).
+//!
+//! The binary's edge: may call any room of the library (through `swarmpack::`).
 
 use super::{Failure, LogFormat, bad_input, runtime};
 use anyhow::anyhow;

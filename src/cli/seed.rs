@@ -1,4 +1,6 @@
 //! `swarmpack seed`: the edge seeder's command line.
+//!
+//! The binary's edge: may call any room of the library (through `swarmpack::`).
 
 use super::{Failure, bad_input, runtime};
 use std::path::PathBuf;

@@ -1,4 +1,6 @@
 //! `swarmpack token`: a viewer token bound to a match, a session, a validity and key periods.
+//!
+//! The binary's edge: may call any room of the library (through `swarmpack::`).
 
 use super::{Failure, bad_input};
 use anyhow::anyhow;

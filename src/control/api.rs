@@ -1,6 +1,8 @@
 //! The control API's routes (CONTRACT.md, "The control API"). Every request needs
 //! `Authorization: Bearer $SWARMPACK_API_TOKEN` (compared in constant time); errors are JSON
 //! `{"error": "..."}` naming the field.
+//!
+//! May call: `audience`, `records`, `request`, `ingest`, `keys`, `profile`, `run`, `sync`.
 
 use super::Controller;
 use super::records::{MatchRecord, Remembered};

@@ -2,6 +2,8 @@
 //! step of the collector its players report to (the profile's `[qoe]`, README "Watching the
 //! audience"), read from `{collector}/{match}/figures`. Nothing when telemetry is off or the
 //! collector does not answer within a second (the API answers anyway).
+//!
+//! May call: `audience`.
 
 use crate::audience::history::Point;
 use std::time::Duration;

@@ -14,6 +14,8 @@
 //! directory, and `match.ended` at its clean end; the controller adds `match.started`,
 //! `match.live` (the first window published) and `match.failed`, and queues them all in the
 //! outbox.
+//!
+//! May call (the whole room): `audience`, `events`, `hex`, `ingest`, `keys`, `package`, `private_fs`, `profile`, `retry`, `run`, `sync`, `timecode`.
 
 pub mod api;
 pub mod audience;

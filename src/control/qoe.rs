@@ -2,6 +2,8 @@
 //! the profile's `[qoe]` thresholds on the audience's figures (`qoe.degraded` /
 //! `qoe.recovered`). The policy goes to the match's run (`run --delivery`), which publishes
 //! it in a new signed `p2p.json`.
+//!
+//! May call: `audience`, `events`, `private_fs`, `profile`.
 
 use super::Controller;
 use crate::events::EventType;

@@ -8,6 +8,8 @@
 //!
 //! Every file is written whole (a temporary file, fsync, rename) and readable by its owner
 //! only.
+//!
+//! May call: `request`, `hex`, `private_fs`, `profile`.
 
 use super::request::MatchSpec;
 use serde::{Deserialize, Serialize};

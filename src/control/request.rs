@@ -1,5 +1,7 @@
 //! The body of `POST /v1/matches`, checked before anything starts: bad JSON is 400, and a
 //! body that is JSON but wrong is 422 with a message naming the field and what was expected.
+//!
+//! May call: `hex`, `ingest`, `package`, `profile`, `timecode`.
 
 use crate::ingest::SourceSpec;
 use crate::profile::{is_path_safe_name, path_safe_name_rule};

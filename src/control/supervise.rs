@@ -5,6 +5,8 @@
 //! Whether a run is alive is read from its spool's run lock (`{spool}/{match}/run.lock`, an
 //! exclusive `flock` that `run` holds for its whole life and the kernel drops when it dies),
 //! so a restarted controller tells a live run from a dead one without trusting an old pid.
+//!
+//! May call: `request`, `private_fs`, `profile`.
 
 use super::request::MatchSpec;
 use std::os::unix::process::CommandExt;

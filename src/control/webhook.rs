@@ -7,6 +7,8 @@
 //! receiver answers 2xx, so a controller restart loses none. A failed attempt is retried
 //! after a backoff that doubles from 1 s up to 5 minutes, with jitter, for up to a day; an
 //! event that never got through moves to `outbox/dead/` and is logged.
+//!
+//! May call: `events`, `hex`, `private_fs`, `retry`.
 
 use crate::events::Event;
 use base64::Engine;

@@ -2,6 +2,8 @@
 //! from a larger rung where it can be), an x264 encode and an MPEG-TS mux, with one AAC encode
 //! per distinct audio bitrate. Pure: profile and fragments in, gst-launch text out (what
 //! `--print-pipeline` shows); `ladder` builds and runs it.
+//!
+//! May call: `error`, `source`, `template`, `package`, `profile`.
 
 use super::error::IngestError;
 use super::source::SourceSpec;

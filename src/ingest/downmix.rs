@@ -9,6 +9,8 @@
 //! channel order is by position) in, audioconvert's `mix-matrix` (2 rows, one per output
 //! side) out. [`install`] sets it on the source fragment's `audioconvert name=downmix` from
 //! each caps the feed announces.
+//!
+//! A leaf: calls no other room.
 
 use gst::prelude::*;
 

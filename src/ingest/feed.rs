@@ -4,6 +4,8 @@
 //! When a lost feed returns, the picture stays on the slate until the next segment boundary of
 //! the master timecode: frames before it are blackened (under the slate's text and timecode)
 //! and their audio muted, so a segment is either slate or feed, never half of each.
+//!
+//! May call: `error`, `timecode`.
 
 use super::error::{IngestError, running_time};
 use super::{IngestEvent, MatchClock};

@@ -1,6 +1,8 @@
 //! One angle's running pipeline (its text comes from `describe`): feed → decode once → per
 //! rung (rate, scale, x264 | AAC) → MPEG-TS → appsink. Pad probes put the master timecode on the frames and force an IDR at every
 //! segment boundary; the appsink side cuts the TS where the encoder's key-unit mark arrives.
+//!
+//! May call: `describe`, `downmix`, `error`, `feed`, `rtmp`, `source`, `srt`, `template`, `package`, `profile`, `sync`, `timecode`.
 
 use super::source::SourceSpec;
 use super::template::Fragments;

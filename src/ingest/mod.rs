@@ -1,6 +1,8 @@
 //! Ingest: the GStreamer edge. Each angle is one pipeline that decodes its feed once, scales
 //! and encodes every rung, muxes MPEG-TS and hands the bytes to Rust through appsink, cut
 //! at IDRs forced on the shared master timecode.
+//!
+//! May call (the whole room): `keys`, `package`, `profile`, `sync`, `timecode`.
 
 pub mod describe;
 pub mod downmix;

@@ -2,6 +2,8 @@
 //!
 //! Parsing is pure and strict: a URI that cannot work is refused before anything starts,
 //! with the angle, the URI and the accepted forms in the message.
+//!
+//! May call: `srt`, `template`, `profile`.
 
 use super::template::{Fragments, TemplateError};
 use crate::profile::Rung;

@@ -3,6 +3,8 @@
 //! (what `--print-pipeline` shows and GStreamer may log): it is set on each `srtsrc` the feed
 //! creates, as it is created. It is wiped from memory when dropped, and errors show the URI
 //! with it hidden.
+//!
+//! May call: `keys`.
 
 use zeroize::Zeroizing;
 

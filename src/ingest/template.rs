@@ -1,5 +1,7 @@
 //! Pipeline fragments: gst-launch text with `{placeholder}`s, kept in `pipelines/` so that an
 //! operator can read and tune them. Lines starting with `#` are comments.
+//!
+//! A leaf: calls no other room.
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,8 @@
 //! server derives it on request, so nothing per match is ever stored. The IV of a segment
 //! is derived from its identity, so it is unique per (key, angle, rung, seq) and the same
 //! segment always encrypts to the same bytes (uploads stay idempotent across restarts).
+//!
+//! A leaf: calls no other room.
 
 use ring::{digest, hkdf};
 

@@ -4,6 +4,8 @@
 //! under the shared secret. coturn needs no call to the key server: it recomputes the password
 //! and refuses it after the expiry. Pure: the key server's handler is a thin layer over
 //! [`answer`].
+//!
+//! May call: `profile`.
 
 use crate::profile::IceServer;
 use base64::Engine;

@@ -1,6 +1,8 @@
 //! The key directory written by `swarmpack keygen`: the content master secret, the token
 //! secret and the Ed25519 signing key (each mode 0600), plus the public key as SPKI PEM.
 //! Nothing in here is ever copied to the origin except `pubkey.pem`.
+//!
+//! May call: `hex`, `pem`, `sign`.
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};

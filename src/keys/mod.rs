@@ -1,5 +1,7 @@
 //! Keys and entitlement: the match secrets on disk, content-key derivation, viewer tokens,
 //! and the key server that hands content keys only to entitled viewers.
+//!
+//! May call (the whole room): `hex`, `pem`, `profile`, `sign`, `sync`, `timecode`.
 
 pub mod derive;
 pub mod ice;

@@ -4,6 +4,8 @@
 //!
 //! The decision is [`KeyService::authorize`], pure and testable; the axum handlers are a
 //! thin layer over it. Logs name the match, the period and the outcome: never a token or key.
+//!
+//! May call: `derive`, `ice`, `token`, `profile`, `sync`.
 
 use super::derive::{ContentKey, content_key};
 use super::ice::{self, IceAnswer};

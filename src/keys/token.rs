@@ -6,6 +6,8 @@
 //! pay-per-view and archive access). Verification is pure: the caller passes the current time
 //! in, and [`CLOCK_SKEW`] seconds of difference between clocks are allowed. The MAC is checked
 //! by ring in constant time before the claims are even parsed.
+//!
+//! May call: `timecode`.
 
 use crate::timecode::{NS_PER_SEC, Timeline, UtcNs};
 use base64::Engine;

@@ -3,6 +3,8 @@
 //! so that its window manifests and torrents cover every rendition of the match, byte for
 //! byte as the other machines make them. A remote rendition that stops delivering is given
 //! up once its window is overdue, and its playlist is carried on as a marked gap.
+//!
+//! May call: `layout`, `playlist`, `published`, `segment_sig`, `window`, `window_close`, `profile`, `timecode`.
 
 use super::playlist::{self, LivePlaylist, PlaylistEntry};
 use super::published::RestoredPlaylist;

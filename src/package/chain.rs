@@ -1,6 +1,8 @@
 //! The hash chain of window manifests, one link at a time: `live.json` names the newest
 //! manifest's SHA-256, and each manifest names its predecessor's. Every reader of the chain
 //! (`verify`, `archive`, the edge seeder) checks a link the same way here. Pure: bytes in.
+//!
+//! May call: `hex`, `layout`, `manifest`.
 
 use super::manifest::{LivePointer, WindowManifest};
 use crate::hex::sha256_hex;

@@ -1,6 +1,8 @@
 //! H.264 signalling derived from a rung: the level x264 is told to signal and the RFC 6381
 //! `CODECS` string the playlists advertise. Both come from one table so that what the
 //! playlist promises is what the SPS says.
+//!
+//! May call: `profile`.
 
 use crate::profile::Rung;
 

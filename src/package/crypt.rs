@@ -1,5 +1,7 @@
 //! Segment encryption: HLS METHOD=AES-128, i.e. AES-128-CBC with PKCS#7 padding over the
 //! whole segment, with the window's content key and an explicit per-segment IV.
+//!
+//! May call: `keys`, `playlist`, `timecode`.
 
 use super::playlist::SegmentKey;
 use super::{EncodedSegment, Protection};

@@ -5,6 +5,8 @@
 //! torrent's infohashes and magnet link; and the SHA-256 of the previous window's manifest
 //! file, which chains the windows. The detached signature is 64 raw Ed25519 bytes over the
 //! exact file bytes. Pure: the signer is passed in.
+//!
+//! May call: `hex`, `layout`, `marker`, `sign`.
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,8 @@
 //! timecode. Each becomes an `EXT-X-DATERANGE` (RFC 8216 §4.3.2.7) in every live media
 //! playlist, before the segment it falls in, and goes into the window manifest of that
 //! segment's window and from there into the archive's and highlights' VOD playlists.
+//!
+//! May call: `timecode`.
 
 use crate::timecode::UtcNs;
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,7 @@
 //! playlist that names it; the multivariant playlists first of all. Nothing here knows about
 //! GStreamer, threads, the network, the disk or the clock.
 //!
-//! Calls only its own rooms, the profile and the timecode.
+//! May call (the whole room): `hex`, `keys`, `layout`, `profile`, `sign`, `timecode`.
 
 pub mod angle_group;
 pub mod bencode;

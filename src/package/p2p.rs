@@ -6,6 +6,8 @@
 //! (profile `[delivery]`: latency against offload), and where the players report what fans
 //! experience (profile `[qoe]`). The run signs it
 //! (`p2p.json.sig`): the player takes none of it without the match key's word.
+//!
+//! May call: `profile`.
 
 use crate::profile::{Delivery, IceServer, Profile};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,8 @@
 //! HLS playlists as typed m3u8-rs values: live media playlists with a sliding DVR window,
 //! one multivariant playlist per angle, and the match's top multivariant playlist with the
 //! angles as EXT-X-MEDIA TYPE=VIDEO alternatives (RFC 8216 §4.3.4.1).
+//!
+//! May call: `hex`, `codec`, `marker`, `segment_key`, `segment_sig`, `profile`, `timecode`.
 
 use crate::package::codec;
 use crate::package::marker::Marker;

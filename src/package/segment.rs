@@ -5,6 +5,8 @@
 //! re-sends PAT/PMT right there). The assembler turns that into whole segments, each named
 //! by the seq of the boundary it starts at. Bytes before the first boundary belong to no
 //! whole segment and are dropped, so every segment starts with PAT, PMT and an IDR.
+//!
+//! May call: `timecode`.
 
 use crate::timecode::{Seq, Timeline, UtcNs};
 use std::sync::Arc;

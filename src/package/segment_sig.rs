@@ -8,6 +8,8 @@
 //! below the origin root, its length, its SHA-256, its key URI exactly as the playlist writes
 //! it, and its IV as 32 lowercase hex digits. Anyone holding the match's public key can check a
 //! segment the moment it appears, long before its window closes. Pure: bytes in, tag out.
+//!
+//! May call: `hex`, `segment_key`, `sign`.
 
 use super::segment_key::SegmentKey;
 use crate::hex::{self, sha256};

@@ -4,6 +4,8 @@
 //! pad files align every file to a piece boundary, so every segment verifies on its own in
 //! both v1 and v2. Pure: segment bytes in, metainfo bytes and infohashes out. Hashes are
 //! computed from the bytes in memory, never by walking files.
+//!
+//! May call: `bencode`.
 
 use super::bencode::{Value, bytes, dict};
 pub use super::bencode::{decode as decode_value, encode};

@@ -1,6 +1,8 @@
 //! After the match: the whole match as video on demand, from its signed window manifests.
 //! Pure: manifests and segment bytes in (one segment at a time); VOD playlists, one
 //! whole-match torrent and one signed whole-match manifest out. Reading the origin and publishing are `crate::archive`'s job.
+//!
+//! May call: `hex`, `layout`, `manifest`, `playlist`, `segment_sig`, `torrent`, `timecode`.
 
 use super::manifest::{self, FORMAT, ManifestSegment, Signer, TorrentRef, WindowManifest};
 use super::playlist::{LivePlaylist, PlaylistEntry, SegmentKey, render_master, render_media};

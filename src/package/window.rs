@@ -1,6 +1,8 @@
 //! Closing windows: collects every sealed segment of a window across all renditions and,
 //! once each rendition has moved past it, turns it into a torrent, a signed manifest that
 //! chains to the previous one, and a signed `live.json`.
+//!
+//! May call: `layout`, `manifest`, `marker`, `segment_key`, `torrent`, `profile`, `timecode`.
 
 use super::manifest::{
     self, FORMAT, LivePointer, ManifestSegment, Signer, TorrentRef, WindowManifest,

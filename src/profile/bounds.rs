@@ -1,6 +1,8 @@
 //! Limits on a profile as a whole, so no profile makes a match hold gigabytes in memory or
 //! re-upload a huge playlist with every segment. Each field is also checked on its own in
 //! `profile.rs`; these are the products of fields.
+//!
+//! May call: its parent room (`profile`) only.
 
 use super::{Checker, ProfileError, Rung, SegmentConfig};
 

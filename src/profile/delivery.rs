@@ -7,6 +7,8 @@
 //! behind the end of the newest segment, what lies within half a segment of the playhead over
 //! HTTP at once when no peer has it, and for each new segment one viewer of each neighbourhood
 //! fetching it over HTTP as soon as it is published.
+//!
+//! May call: its parent room (`profile`) only.
 
 use super::{Checker, ProfileError, SegmentConfig};
 use serde::{Deserialize, Serialize};

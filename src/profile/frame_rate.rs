@@ -1,6 +1,8 @@
 //! Frame rates as broadcast has them: whole (25, 30, 50, 60) and the NTSC family at
 //! 1000/1001 of them (23.976, 29.97, 59.94, 119.88), exact as fractions, so a 2.002 s segment
 //! at 29.97 fps is exactly 60 frames and the epoch lock stays exact.
+//!
+//! A leaf: calls no other room.
 
 use std::fmt;
 

@@ -4,6 +4,8 @@
 //! STUN entries go into the signed `p2p.json` as they are. TURN entries carry no secret in the
 //! profile: `credentials = "rest"` says the key server mints short-lived credentials per viewer
 //! from `turn.secret` (coturn's `use-auth-secret`), at `GET {key_uri_base}/{match}/ice`.
+//!
+//! May call: its parent room (`profile`) only.
 
 use super::{Checker, ProfileError};
 use serde::{Deserialize, Serialize};

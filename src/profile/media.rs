@@ -1,5 +1,7 @@
 //! `[video]` and `[audio]` tables: what is done to every angle's picture and sound once,
 //! before the ladder (the deinterlacing method, loudness normalisation).
+//!
+//! May call: its parent room (`profile`) only.
 
 use super::{Checker, ProfileError};
 use serde::Deserialize;

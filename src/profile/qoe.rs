@@ -9,6 +9,8 @@
 //! `rebuffer_ratio`, or the share of bytes from peers falls below `peer_share` with more than
 //! `min_viewers` viewers, sends `qoe.degraded` (and `qoe.recovered` once both are back), and
 //! while degraded applies `[qoe.on_degraded]` (`[delivery]` keys) to the players' policy.
+//!
+//! May call: `delivery`.
 
 use super::{Checker, Delivery, ProfileError, SegmentConfig};
 use serde::Deserialize;

@@ -1,5 +1,7 @@
 //! `[[tracker]]` tables: BitTorrent trackers for the torrents and the seeder, WebTorrent
 //! (`ws(s)://`) trackers for the fans' browsers.
+//!
+//! May call: its parent room (`profile`) only.
 
 use super::{Checker, ProfileError, RawTracker, Tracker};
 

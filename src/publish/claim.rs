@@ -22,6 +22,8 @@
 //! published. Claims run in order, one at a time, on the I/O runtime. While the origin does
 //! not answer, segments wait here in memory: no run can describe a segment before it knows
 //! whose bytes the origin keeps.
+//!
+//! May call: `package`, `queue`, `sign`.
 
 use super::queue::RetryPolicy;
 use super::{Origin, OriginError, PublishStatus};

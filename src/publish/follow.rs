@@ -2,6 +2,8 @@
 //! machines encode for this match. Their media playlists are polled; every newly listed
 //! segment is read and checked against its signed tag (the match's key), then handed to the
 //! packager for its window. Nothing here trusts a segment its tag does not describe.
+//!
+//! May call: `layout`, `package`, `timecode`.
 
 use super::Origin;
 use crate::package::published::{self, RestoredPlaylist};

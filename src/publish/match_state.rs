@@ -1,6 +1,8 @@
 //! Reading back what an earlier run of the same match published, so a restart after a crash
 //! continues it: the signed `live.json` (the hash chain's head), every media playlist, and the
 //! segments of windows that were never closed. The parsing is pure (`package::published`).
+//!
+//! May call: `layout`, `package`, `chain_walk`, `timecode`.
 
 use super::{Origin, OriginError};
 use crate::package::published::{self, Resume, ResumeError};

@@ -3,6 +3,8 @@
 //! [`Publisher::submit`] writes each object to the on-disk [`spool`] and returns; a dispatcher
 //! task on the shared tokio runtime uploads in the order [`queue`] allows, with bounded
 //! retries, back-off and jitter, and holds objects in the spool while the origin is down.
+//!
+//! May call (the whole room): `hex`, `layout`, `package`, `retry`, `sign`, `sync`, `timecode`.
 
 pub mod chain_walk;
 pub mod claim;

@@ -12,6 +12,8 @@
 //! `If-None-Match: *`, answered 412 when the key exists; a local directory's exclusive
 //! create), so a second run on the same match never replaces what the first published.
 //! WebDAV has no such PUT: there it is a plain PUT.
+//!
+//! May call: `hex`, `layout`.
 
 use bytes::Bytes;
 use futures_util::StreamExt;

@@ -13,6 +13,8 @@
 //!
 //! Replaceable objects (media playlists, `live.json`) are coalesced: a newer copy makes a
 //! queued, not yet started older copy obsolete. That keeps a long outage's backlog small.
+//!
+//! May call: `package`, `retry`.
 
 use crate::package::ObjectKind;
 use std::collections::{BTreeMap, HashSet};

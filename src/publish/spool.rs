@@ -17,6 +17,8 @@
 //!   published from there: the match stays on air, an error is logged every 10 s and
 //!   counted, and a crash while the disk is full loses what memory holds. Past the budget
 //!   `put` fails.
+//!
+//! May call: `package`, `queue`, `sync`.
 
 use super::queue::Entry;
 use crate::package::ObjectKind;

@@ -4,6 +4,8 @@
 //! publishes the policy in force from its first `p2p.json`) and then follows the file once a
 //! second; the newest line appended that checks against the profile goes out as a new signed
 //! `p2p.json`.
+//!
+//! May call: `package`, `profile`, `markers`.
 
 use super::markers::appended;
 use crate::package::{Input, Packager};

@@ -2,6 +2,8 @@
 //! for its claim ([`Output::Claim`](crate::package::Output::Claim)); the claim goes to the
 //! origin here, and what comes back (the segment as the origin holds it, or its seq lost) is
 //! pushed in again. A run of its own (not `--redundant`) has no claims.
+//!
+//! May call: `package`, `publish`.
 
 use crate::package::{Input, PackageError, Packager, Sealed};
 use crate::publish::Claims;

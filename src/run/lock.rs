@@ -1,4 +1,6 @@
 //! One run per match and spool: the run lock.
+//!
+//! May call: `private_fs`.
 
 use super::RunError;
 use std::path::Path;

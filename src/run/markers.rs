@@ -3,6 +3,8 @@
 //! when a run starts (a restarted run puts every marker back) and then followed once a second,
 //! reading only what was appended. A marker more than ten minutes ahead of the wall clock is
 //! dropped (logged): it names no segment a live playlist will hold soon.
+//!
+//! May call: `package`, `timecode`.
 
 use crate::package::Input;
 use crate::package::Packager;

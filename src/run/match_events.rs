@@ -2,6 +2,8 @@
 //! restored (from the ingest's own feed watch), each window once its manifest is on the
 //! origin, the origin going down and coming back (from the publisher's schedule), and the
 //! match's clean end (a run that dies writes none: that is how a crash is told apart).
+//!
+//! May call: `events`, `metrics`, `package`, `publish`.
 
 use crate::events::{EventLog, EventType};
 use crate::metrics::Metrics;

@@ -1,4 +1,6 @@
 //! One match, wired end to end: ingest → package → publish, and its lifecycle.
+//!
+//! May call (the whole room): `events`, `ingest`, `keys`, `layout`, `metrics`, `observe`, `package`, `private_fs`, `profile`, `publish`, `seed`, `timecode`.
 
 mod delivery;
 mod intake;

@@ -3,6 +3,8 @@
 //! Seed before publish: a window's torrent, its manifest and signature, and the `live.json`
 //! that names it wait here until the seeder's [`Gate`] opens (the window is held complete and
 //! a tracker answered, or a bounded wait ran out). Segments and media playlists never wait.
+//!
+//! May call: `package`, `publish`, `resume`, `seed`.
 
 use super::{RunError, RunReport};
 use crate::package::manifest::LivePointer;

@@ -2,7 +2,8 @@
 //! carry out what the packager pulls out; then close. Holds no state of its own beyond
 //! [`Running`] and the stop request.
 //!
-//! May call the run's own rooms (intake, outlet, remote, feeds, stall watch, events) and the
+//! May call the run's own rooms (`intake`, `outlet`, `remote_angles`, `resume`, `stall`,
+//! `markers`, `delivery`, `match_events`), the packager's inputs and outputs, and the
 //! observer; it decides nothing the packager decides.
 
 use super::start::Running;

@@ -3,6 +3,8 @@
 //! packager's questions about what a window chains to ([`Output::AskChain`]) are read from
 //! the origin. When to give a rendition up and when a window closes is the packager's
 //! ([`crate::package`]'s `window_close`).
+//!
+//! May call: `layout`, `package`, `publish`, `seed`, `timecode`.
 
 use crate::package::{Held, Input, Packager, chain};
 use crate::publish::follow::{FollowConfig, Followed, Follower};

@@ -1,6 +1,8 @@
 //! Continuing what an earlier run of this match published (after a crash or a stop), and
 //! the spool's record of the newest window it published, which a restart checks the origin
 //! against.
+//!
+//! May call: `layout`, `package`, `private_fs`, `publish`, `seed`.
 
 use super::{RunConfig, RunError};
 use crate::package::Packager;

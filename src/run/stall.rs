@@ -4,6 +4,8 @@
 //! the media stops. Network feeds are not watched: their slate keeps every segment coming.
 //!
 //! Pure: frame counts, segments and instants in; a verdict out.
+//!
+//! A leaf: calls no other room.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -13,6 +13,8 @@
 //! keeps the window's torrent, manifest and `live.json` back until then: a viewer that takes
 //! a torrent the instant it appears finds a seeder. `edge` is the same engine following a
 //! match on its origin (`swarmpack seed`).
+//!
+//! May call (the whole room): `hex`, `layout`, `metrics`, `package`, `profile`, `publish`, `retry`, `sync`.
 
 pub mod edge;
 pub mod tracker;

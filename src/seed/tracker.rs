@@ -3,6 +3,8 @@
 //! a span that names the infohash after every answered announce. [`TrackerEvents`] (a
 //! `tracing` layer the binary installs) reads those events; the seeder asks [`answered`]
 //! before it lets a window's torrent reach the origin.
+//!
+//! May call: `sync`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

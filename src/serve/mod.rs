@@ -6,6 +6,8 @@
 //! The preview page at `/` is [`preview`], the fans' page at `/watch` is [`watch`], and the
 //! player it mounts, which other sites can embed, is [`player`]. The routes are [`router`];
 //! binding, logging and stopping are the CLI's.
+//!
+//! May call (the whole room): `keys`, `layout`, `package`, `profile`, `publish`, `run`, `timecode`.
 
 mod assets;
 pub mod player;

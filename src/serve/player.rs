@@ -10,6 +10,8 @@
 //! These routes and the origin's files answer any origin (CORS `*`, GET and HEAD): a site that
 //! embeds the player loads all of it from this server. They are public already; keys still
 //! need a viewer token, and `/dev-token` and the preview's status routes stay same-origin.
+//!
+//! May call: `assets`.
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};

@@ -7,6 +7,8 @@
 //! `/.preview/matches.json` (the matches under the origin, newest first) and, when `serve`
 //! knows the run's spool directory, `/.preview/spool.json?match=ID` (objects not yet on the
 //! origin). `.preview` cannot clash with a match: match names have no dots.
+//!
+//! May call: `profile`, `publish`, `run`, `assets`.
 
 use axum::Router;
 use axum::extract::{Query, State};

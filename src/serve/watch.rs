@@ -3,6 +3,8 @@
 //! `/dev-token`.
 //!
 //! Routes: `/watch`, `/.watch/{watch.js,watch.css}`.
+//!
+//! May call: `assets`.
 
 use axum::Router;
 

@@ -7,6 +7,8 @@
 //!   handshake, `connect`, `createStream` and `publish` need about 4 KiB);
 //! - after it, a message is bounded by RTMP's own 24-bit length (16 MiB), which is also the
 //!   largest tag FLV can frame.
+//!
+//! May call: `flv`, `keys`.
 
 use super::flv;
 use bytes::Bytes;

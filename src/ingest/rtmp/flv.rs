@@ -1,5 +1,7 @@
 //! Frames the FLV tag bodies an RTMP publisher sends as an FLV byte stream for GStreamer's
 //! `flvdemux`, moving each publisher's timestamps onto the pipeline's running time.
+//!
+//! A leaf: calls no other room.
 
 /// RTMP message and FLV tag type of audio.
 pub const AUDIO: u8 = 8;

@@ -1,6 +1,8 @@
 //! Who may talk to an `rtmp-listen://` port, decided without I/O so it can be tested with a
 //! fake clock: how many connections are open (in all, and from one address), which address
 //! is being throttled for guessing keys, and which connection is on air.
+//!
+//! A leaf: calls no other room.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

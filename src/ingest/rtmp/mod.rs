@@ -21,6 +21,8 @@
 //! (`swarmpack_rtmp_refused_total`). Tag timestamps are moved onto the pipeline's running time
 //! at each publisher's first tag, so media lands on the master timecode when it arrives and a
 //! reconnecting encoder continues forward in time.
+//!
+//! May call: `sync`.
 
 mod conversation;
 mod flv;

@@ -1,5 +1,7 @@
 //! Fetching what a verified manifest lists, from the cache when it is there and verified,
 //! else from the origin, and checking every byte before the engine sees it.
+//!
+//! May call: `hex`, `layout`, `package`, `publish`.
 
 use super::{EdgeConfig, EdgeMetrics, Fault, Refusal};
 use crate::hex::{encode as hex, sha256_hex};

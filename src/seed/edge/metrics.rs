@@ -1,4 +1,6 @@
 //! The edge seeder's Prometheus counters.
+//!
+//! May call: `metrics`.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;

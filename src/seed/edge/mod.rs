@@ -7,6 +7,8 @@
 //! Nothing unverified is seeded: a manifest, torrent or segment that fails a check makes it
 //! refuse that window, log why and count it. Verified files stay in the cache directory, so
 //! a restart seeds them again without fetching them from the origin.
+//!
+//! May call: `layout`, `metrics`, `package`, `profile`, `publish`, `retry`.
 
 mod fetch;
 mod metrics;
