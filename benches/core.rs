@@ -90,7 +90,7 @@ fn playlists(c: &mut Criterion) {
     let timeline = Timeline::new(2000, 5);
     let mut p = LivePlaylist::new(&timeline, 30);
     for s in 0..40u64 {
-        let seq = Seq(897_652_640 + s);
+        let seq = Seq::new(897_652_640 + s);
         p.push(PlaylistEntry {
             seq,
             duration: 2.0,
@@ -165,7 +165,7 @@ fn packager(c: &mut Criterion) {
                         p.push(EncodedSegment {
                             angle: a.clone(),
                             rung: r.clone(),
-                            seq: Seq(seq),
+                            seq: Seq::new(seq),
                             duration_ns: 2_000_000_000,
                             bytes: bytes.clone(),
                         })

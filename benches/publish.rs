@@ -121,7 +121,7 @@ fn main() {
     let mut submits = Vec::new();
     let started = Instant::now();
     for i in 0..seqs {
-        let seq = Seq(first.0 + i);
+        let seq = Seq::new(first.get() + i);
         let due = started + pace * i as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);

@@ -53,7 +53,7 @@ fn main() {
                 copies.push(EncodedSegment {
                     angle: a.clone(),
                     rung: r.clone(),
-                    seq: Seq(seq),
+                    seq: Seq::new(seq),
                     duration_ns: profile.segment.duration_ms * 1_000_000,
                     bytes: b.clone(),
                 });

@@ -97,8 +97,8 @@ fn clip_range(
         )));
     }
     let timeline = crate::timecode::Timeline::new((segment_duration * 1000.0).round() as u64, 1);
-    let first = timeline.seq_at(from).0;
-    let last = timeline.seq_at(crate::timecode::UtcNs(to.0 - 1)).0;
+    let first = timeline.seq_at(from).get();
+    let last = timeline.seq_at(crate::timecode::UtcNs(to.0 - 1)).get();
     let range = ClipRange {
         label: request.label.clone(),
         from: request.from.clone(),

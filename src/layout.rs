@@ -77,7 +77,7 @@ pub fn parse_segment<'a>(match_id: &str, path: &'a str) -> Option<(&'a str, &'a 
     let mut parts = rest.splitn(3, '/');
     let (angle, rung, file) = (parts.next()?, parts.next()?, parts.next()?);
     let seq = file.strip_suffix(".ts")?.parse().ok()?;
-    Some((angle, rung, Seq(seq)))
+    Some((angle, rung, Seq::new(seq)))
 }
 
 /// `windows/{w}.json`, relative to the match: window `w`'s manifest.
@@ -106,9 +106,12 @@ mod tests {
 
     #[test]
     fn segment_paths_round_trip() {
-        let p = segment("final", "cam1", "360p", Seq(42));
+        let p = segment("final", "cam1", "360p", Seq::new(42));
         assert_eq!(p, "final/cam1/360p/42.ts");
-        assert_eq!(parse_segment("final", &p), Some(("cam1", "360p", Seq(42))));
+        assert_eq!(
+            parse_segment("final", &p),
+            Some(("cam1", "360p", Seq::new(42)))
+        );
         assert_eq!(parse_segment("fin", &p), None, "another match");
         assert_eq!(parse_segment("final", "final/cam1/360p/index.m3u8"), None);
         assert_eq!(parse_segment("final", "final/windows/2.json"), None);

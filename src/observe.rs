@@ -72,7 +72,7 @@ impl Progress {
         }
         self.pending.remove(&seq);
         let (first, since) = *self.first.get_or_insert((seq, Instant::now()));
-        let media = (seq.0 - first.0) as f64 * timeline.segment_secs();
+        let media = (seq.get() - first.get()) as f64 * timeline.segment_secs();
         let wall = since.elapsed().as_secs_f64();
         let factor = (wall > 0.0 && media > 0.0).then(|| media / wall);
         let speed = match factor {
@@ -145,7 +145,7 @@ impl Observer {
             };
             m.segments.get_or_create(&r).inc();
             m.segment_bytes.get_or_create(&r).inc_by(bytes as u64);
-            m.last_seq.get_or_create(&r).set(seq.0 as i64);
+            m.last_seq.get_or_create(&r).set(seq.get() as i64);
         }
     }
 
@@ -273,7 +273,7 @@ mod tests {
             AngleFigures {
                 fps: 29.97,
                 kbps: 2410.4,
-                last_seq: Some(Seq(897_600_123)),
+                last_seq: Some(Seq::new(897_600_123)),
             },
         );
         angles.insert("pov".to_string(), AngleFigures::default());

@@ -65,7 +65,23 @@ impl UtcNs {
 
 /// Epoch-locked segment number: `floor(unix_seconds(start) / segment_duration)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Seq(pub u64);
+pub struct Seq(u64);
+
+impl Seq {
+    pub const fn new(n: u64) -> Seq {
+        Seq(n)
+    }
+
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The seq after this one.
+    pub const fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
 
 impl fmt::Display for Seq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,7 +91,18 @@ impl fmt::Display for Seq {
 
 /// Window number: `floor(seq / segments_per_window)`. A window's key period equals it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WindowIndex(pub u64);
+pub struct WindowIndex(u64);
+
+impl WindowIndex {
+    pub const fn new(n: u64) -> WindowIndex {
+        WindowIndex(n)
+    }
+
+    /// The number (also the window's key period).
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
 
 impl fmt::Display for WindowIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

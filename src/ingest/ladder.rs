@@ -392,13 +392,13 @@ fn install_keyframe_probe(pad: &gst::Pad, state: Arc<AngleState>) {
             return gst::PadProbeReturn::Ok;
         }
         let seq = timeline.seq_at(utc);
-        *next = Some(timeline.seq_start(crate::timecode::Seq(seq.0 + 1)));
+        *next = Some(timeline.seq_start(seq.next()));
         drop(next);
         // running_time NONE = "this very frame": the event is serialized right before it.
         let event = gst_video::DownstreamForceKeyUnitEvent::builder()
             .running_time(gst::ClockTime::NONE)
             .all_headers(true)
-            .count(seq.0 as u32)
+            .count(seq.get() as u32)
             .build();
         pad.push_event(event);
         gst::PadProbeReturn::Ok

@@ -52,7 +52,7 @@ pub const CLOCK_SKEW: u64 = 5;
 pub fn periods_overlapping(timeline: &Timeline, from: u64, to: u64) -> [u64; 2] {
     let period = |secs: u64| {
         let ns = secs.saturating_mul(NS_PER_SEC);
-        timeline.window_of(timeline.seq_at(UtcNs(ns))).0
+        timeline.window_of(timeline.seq_at(UtcNs(ns))).get()
     };
     [period(from.min(to)), period(from.max(to))]
 }

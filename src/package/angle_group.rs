@@ -128,7 +128,7 @@ impl Packager {
     /// and a remote rendition that lacked segments up to `last` gets them as gaps and its
     /// playlist ends (EXT-X-ENDLIST), as this machine's own do.
     pub(super) fn give_up_remote_at_end(&mut self, last: Seq) {
-        self.give_up(&|_, _| Seq(u64::MAX), Some(last));
+        self.give_up(&|_, _| Seq::new(u64::MAX), Some(last));
     }
 
     /// The oldest window ready to close: every rendition, here and remote, is done with it.
@@ -219,7 +219,7 @@ impl Packager {
                 m.rung,
                 self.timeline
                     .window_of(live.last_seq().expect("just pushed"))
-                    .0,
+                    .get(),
                 live.last_seq().expect("just pushed")
             );
             published.entries = live.entries().cloned().collect();

@@ -64,9 +64,14 @@ impl Aes128 {
 
 impl Protection for Aes128 {
     fn seal(&mut self, segment: &mut EncodedSegment) -> Option<SegmentKey> {
-        let period = self.timeline.window_of(segment.seq).0;
+        let period = self.timeline.window_of(segment.seq).get();
         let key = self.key(period);
-        let iv = segment_iv(&self.match_id, &segment.angle, &segment.rung, segment.seq.0);
+        let iv = segment_iv(
+            &self.match_id,
+            &segment.angle,
+            &segment.rung,
+            segment.seq.get(),
+        );
         segment.bytes = encrypt(&key, &iv, &segment.bytes);
         Some(SegmentKey {
             uri: format!("{}/{}/{period}", self.key_uri_base, self.match_id),
@@ -84,7 +89,7 @@ mod tests {
         EncodedSegment {
             angle: "main".into(),
             rung: "360p".into(),
-            seq: Seq(seq),
+            seq: Seq::new(seq),
             duration_ns: 1,
             bytes,
         }

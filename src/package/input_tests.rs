@@ -136,7 +136,7 @@ const WINDOW_2: [&str; 6] = [
 fn a_ready_window_is_asked_about_once_then_closes_chained_to_the_answer() {
     let (mut p, tl) = group_with_window_2();
     let t0 = Instant::now();
-    let utc = tl.seq_start(Seq(15));
+    let utc = tl.seq_start(Seq::new(15));
     p.push(Input::Tick { now: t0, utc }).unwrap();
     assert_eq!(p.outputs(), ["ask 2"]);
     p.push(Input::Tick {
@@ -171,7 +171,7 @@ fn another_machines_window_is_taken_over_not_composed() {
     let t0 = Instant::now();
     p.push(Input::Tick {
         now: t0,
-        utc: tl.seq_start(Seq(15)),
+        utc: tl.seq_start(Seq::new(15)),
     })
     .unwrap();
     assert_eq!(p.outputs(), ["ask 2"]);
@@ -191,7 +191,7 @@ fn another_machines_window_is_taken_over_not_composed() {
 fn an_unreadable_origin_is_asked_again_a_second_later() {
     let (mut p, tl) = group_with_window_2();
     let t0 = Instant::now();
-    let utc = tl.seq_start(Seq(15));
+    let utc = tl.seq_start(Seq::new(15));
     let tick = |p: &mut Packager, ms: u64| {
         p.push(Input::Tick {
             now: t0 + Duration::from_millis(ms),
@@ -216,7 +216,7 @@ fn a_window_the_origin_does_not_chain_waits_twice_the_grace_then_takes_the_newes
     let (mut p, tl) = group_with_window_2();
     let grace = super::window_grace(&tl);
     let t0 = Instant::now();
-    let utc = tl.seq_start(Seq(15));
+    let utc = tl.seq_start(Seq::new(15));
     let nothing_yet = || Ok(Held::default());
     p.push(Input::Tick { now: t0, utc }).unwrap();
     assert_eq!(p.outputs(), ["ask 2"]);
@@ -256,7 +256,7 @@ fn a_remote_rendition_never_seen_is_given_up_sooner_than_a_seen_one() {
     drain(&mut p);
     let t0 = Instant::now();
     // The window ends at seq 15's start; an unseen machine gets a segment and 1.5 s.
-    let end = tl.seq_start(Seq(15)).0;
+    let end = tl.seq_start(Seq::new(15)).0;
     let unseen = UtcNs(end + tl.segment_ns() + 1_500_000_000);
     let tick = |p: &mut Packager, utc: UtcNs| {
         p.push(Input::Tick { now: t0, utc }).unwrap();
@@ -315,9 +315,9 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
     // goes on as a marked gap; the window chains to the origin's window 2, not this one's.
     let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
     cam2.push(PlaylistEntry {
-        seq: Seq(15),
+        seq: Seq::new(15),
         duration: 2.0,
-        pdt: profile.timeline().seq_start(Seq(15)),
+        pdt: profile.timeline().seq_start(Seq::new(15)),
         discontinuity: false,
         key: None,
         signature: None,
@@ -331,13 +331,13 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         push_both(&mut p, seq).unwrap();
     }
     drain(&mut p);
-    p.give_up_remote(&|_, _| Seq(19));
+    p.give_up_remote(&|_, _| Seq::new(19));
     assert_eq!(
         p.ready_window(),
         None,
         "window 3 ends at 19: not overdue yet"
     );
-    p.give_up_remote(&|_, _| Seq(20));
+    p.give_up_remote(&|_, _| Seq::new(20));
     let gap = p.pull_put().expect("cam2/360p's playlist, gap-marked");
     assert_eq!(gap.path, "final/cam2/360p/index.m3u8");
     let text = String::from_utf8(gap.bytes).unwrap();

@@ -203,7 +203,7 @@ impl Packager {
                 if let Some(last) = last
                     && !self.redundant
                 {
-                    self.restarted.insert(key, Seq(last.0 + 1));
+                    self.restarted.insert(key, last.next());
                 }
             }
         }
@@ -293,7 +293,7 @@ impl Packager {
             seq: segment.seq,
             duration: segment.duration_ns as f64 / NS_PER_SEC as f64,
             pdt: self.timeline.seq_start(segment.seq),
-            discontinuity: last.is_some_and(|l| l.0 + 1 != segment.seq.0)
+            discontinuity: last.is_some_and(|l| l.get() + 1 != segment.seq.get())
                 | self.restarted.remove(&key).is_some(),
             key: seg_key,
             signature,

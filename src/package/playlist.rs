@@ -181,7 +181,7 @@ impl LivePlaylist {
         MediaPlaylist {
             version: Some(HLS_VERSION),
             target_duration: self.target_duration,
-            media_sequence: self.entries.front().map_or(0, |e| e.seq.0),
+            media_sequence: self.entries.front().map_or(0, |e| e.seq.get()),
             segments,
             discontinuity_sequence: self.discontinuity_sequence,
             end_list: self.ended,

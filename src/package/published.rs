@@ -147,7 +147,7 @@ pub fn parse_playlist(path: &str, bytes: &[u8]) -> Result<RestoredPlaylist, Resu
             .transpose()
             .map_err(|e| bad(format!("{}: #EXT-{GAP_TAG}: {e}", s.uri)))?;
         entries.push(PlaylistEntry {
-            seq: Seq(seq),
+            seq: Seq::new(seq),
             duration: s.duration as f64,
             pdt: UtcNs(pdt_ns as u64),
             discontinuity: s.discontinuity,
@@ -249,9 +249,9 @@ mod tests {
         let mut live = LivePlaylist::new(&tl, 10);
         for (i, seq) in [100u64, 101, 103].into_iter().enumerate() {
             live.push(PlaylistEntry {
-                seq: Seq(seq),
+                seq: Seq::new(seq),
                 duration: 2.0,
-                pdt: tl.seq_start(Seq(seq)),
+                pdt: tl.seq_start(Seq::new(seq)),
                 discontinuity: i == 2,
                 key: Some(SegmentKey {
                     uri: format!("http://k/keys/m/{}", seq / 5),

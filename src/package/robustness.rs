@@ -41,8 +41,12 @@ fn mutate(base: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
 fn read_playlist(bytes: &[u8]) {
     if let Ok(p) = published::parse_playlist("m/a/r/index.m3u8", bytes) {
         let key = [1u8; 32];
-        let (kept, _) =
-            published::verified_prefix("m/a/r", &p.entries, &key, crate::timecode::Seq(u64::MAX));
+        let (kept, _) = published::verified_prefix(
+            "m/a/r",
+            &p.entries,
+            &key,
+            crate::timecode::Seq::new(u64::MAX),
+        );
         assert!(kept <= p.entries.len());
     }
     if let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) = m3u8_rs::parse_playlist_res(bytes) {
@@ -93,9 +97,9 @@ fn signed_playlist() -> Vec<u8> {
         };
         let gap = seq == 102;
         live.push(PlaylistEntry {
-            seq: Seq(seq),
+            seq: Seq::new(seq),
             duration: 2.0,
-            pdt: tl.seq_start(Seq(seq)),
+            pdt: tl.seq_start(Seq::new(seq)),
             discontinuity: false,
             signature: (!gap)
                 .then(|| segment_sig::SegmentSignature::sign(&signer, &path, b"bytes", Some(&key))),
@@ -117,7 +121,7 @@ proptest! {
         let bytes = mutate(&signed_playlist(), &edits);
         if let Ok(p) = published::parse_playlist("m/a/r/index.m3u8", &bytes) {
             let pk = public_key();
-            let (kept, _) = published::verified_prefix("m/a/r", &p.entries, &pk, crate::timecode::Seq(u64::MAX));
+            let (kept, _) = published::verified_prefix("m/a/r", &p.entries, &pk, crate::timecode::Seq::new(u64::MAX));
             for e in &p.entries[..kept] {
                 let path = format!("m/a/r/{}.ts", e.seq);
                 let tag = e.signature.as_ref().is_some_and(|s| s.verifies(&pk, &path, e.key.as_ref()));

@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(a.dropped_lead_in, TS_PACKET);
         a.push_bytes(&packet(2));
         let s = a.boundary(UtcNs(12 * NS_PER_SEC)).expect("closes seq 5");
-        assert_eq!(s.seq, Seq(5));
+        assert_eq!(s.seq, Seq::new(5));
         assert_eq!(s.bytes, packet(2));
         assert_eq!(s.duration_ns, 2 * NS_PER_SEC);
         assert!(s.is_whole_ts());
@@ -156,9 +156,9 @@ mod tests {
         a.boundary(UtcNs(10 * NS_PER_SEC - 5_000_000));
         a.push_bytes(&packet(1));
         let s = a.boundary(UtcNs(12 * NS_PER_SEC + 33_000_000)).unwrap();
-        assert_eq!(s.seq, Seq(5));
+        assert_eq!(s.seq, Seq::new(5));
         a.push_bytes(&packet(2));
-        assert_eq!(a.finish(None).unwrap().seq, Seq(6));
+        assert_eq!(a.finish(None).unwrap().seq, Seq::new(6));
     }
 
     #[test]
@@ -178,9 +178,9 @@ mod tests {
         a.boundary(UtcNs(10 * NS_PER_SEC));
         a.push_bytes(&packet(1));
         let s = a.boundary(UtcNs(20 * NS_PER_SEC)).unwrap();
-        assert_eq!(s.seq, Seq(5));
+        assert_eq!(s.seq, Seq::new(5));
         a.push_bytes(&packet(1));
-        assert_eq!(a.finish(None).unwrap().seq, Seq(10));
+        assert_eq!(a.finish(None).unwrap().seq, Seq::new(10));
     }
 
     #[test]
@@ -208,7 +208,7 @@ mod tests {
         let mut s = EncodedSegment {
             angle: "a".into(),
             rung: "r".into(),
-            seq: Seq(1),
+            seq: Seq::new(1),
             duration_ns: 1,
             bytes: packet(1),
         };

@@ -16,7 +16,7 @@ pub(super) fn seg(angle: &str, rung: &str, seq: u64) -> EncodedSegment {
     EncodedSegment {
         angle: angle.into(),
         rung: rung.into(),
-        seq: Seq(seq),
+        seq: Seq::new(seq),
         duration_ns: 2 * NS_PER_SEC,
         bytes,
     }
@@ -97,8 +97,8 @@ fn out_of_order_and_unknown_segments_are_refused() {
         Err(PackageError::OutOfOrder {
             angle: "cam1".into(),
             rung: "360p".into(),
-            seq: Seq(5),
-            last: Seq(5)
+            seq: Seq::new(5),
+            last: Seq::new(5)
         })
     );
     assert!(matches!(
@@ -203,7 +203,7 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
         let restored =
             published::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")])
                 .unwrap();
-        for e in restored.entries.iter().filter(|e| e.seq.0 >= 15) {
+        for e in restored.entries.iter().filter(|e| e.seq.get() >= 15) {
             let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
             open.push(published::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
         }
@@ -310,7 +310,7 @@ fn every_segment_line_carries_a_signature_that_verifies_the_moment_it_is_publish
             assert!(sig.verifies(&public, &path, e.key.as_ref()), "{text}");
             assert!(sig.describes(&stored[&path]));
             // The tag is bound to its path: another segment's tag does not verify here.
-            let other = format!("final/cam1/360p/{}.ts", e.seq.0 + 100);
+            let other = format!("final/cam1/360p/{}.ts", e.seq.get() + 100);
             assert!(!sig.verifies(&public, &other, e.key.as_ref()));
         }
         assert_eq!(
@@ -442,7 +442,7 @@ fn read_back(origin: &HashMap<String, Vec<u8>>, public: &[u8]) -> published::Res
         let restored =
             published::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")])
                 .unwrap();
-        for e in restored.entries.iter().filter(|e| e.seq.0 / 5 > newest) {
+        for e in restored.entries.iter().filter(|e| e.seq.get() / 5 > newest) {
             let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
             open.push(published::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
         }

@@ -258,9 +258,9 @@ impl<'a> Archive<'a> {
                     iv,
                 });
                 vod.push(PlaylistEntry {
-                    seq: Seq(s.seq),
+                    seq: Seq::new(s.seq),
                     duration: s.duration,
-                    pdt: timeline.seq_start(Seq(s.seq)),
+                    pdt: timeline.seq_start(Seq::new(s.seq)),
                     discontinuity: prev.is_some_and(|p| p + 1 != s.seq),
                     key: key.clone(),
                     signature: Some(sign_listed(signer, match_id, s, key.as_ref())),
@@ -269,7 +269,7 @@ impl<'a> Archive<'a> {
                 });
                 prev = Some(s.seq);
                 first_seq = first_seq.min(s.seq);
-                let start = timeline.seq_start(Seq(s.seq)).0;
+                let start = timeline.seq_start(Seq::new(s.seq)).0;
                 last_end = last_end.max(start + (s.duration * NS_PER_SEC as f64) as u64);
             }
             for (doc, _) in self.windows {
@@ -327,7 +327,7 @@ impl<'a> Archive<'a> {
             masters_out.push(rel);
         }
 
-        let start = timeline.seq_start(Seq(first_seq));
+        let start = timeline.seq_start(Seq::new(first_seq));
         let meta = TorrentMeta {
             name: match_id.to_string(),
             trackers: dist.trackers.clone(),

@@ -116,7 +116,9 @@ impl WindowBook {
         let mut missing: Vec<Missing> = Vec::new();
         let windows: Vec<u64> = self.open.keys().copied().collect();
         for w in windows {
-            let (first, last) = self.timeline.window_seqs(crate::timecode::WindowIndex(w));
+            let (first, last) = self
+                .timeline
+                .window_seqs(crate::timecode::WindowIndex::new(w));
             let win = self.open.get_mut(&w).expect("listed above");
             for (angle, rung) in &self.remote {
                 let key = (angle.clone(), rung.clone());
@@ -129,8 +131,8 @@ impl WindowBook {
                     .filter(|s| s.angle == *angle && s.rung == *rung)
                     .map(|s| s.seq)
                     .collect();
-                let seqs: Vec<Seq> = (first.0..=last.0)
-                    .map(Seq)
+                let seqs: Vec<Seq> = (first.get()..=last.get())
+                    .map(Seq::new)
                     .filter(|s| !have.contains(s))
                     .collect();
                 win.done.insert(key);
@@ -202,10 +204,12 @@ impl WindowBook {
 
     /// The markers that fall in window `w`, in time order; they leave the book.
     fn take_markers(&mut self, w: u64) -> Vec<super::marker::Marker> {
-        let (first, last) = self.timeline.window_seqs(crate::timecode::WindowIndex(w));
+        let (first, last) = self
+            .timeline
+            .window_seqs(crate::timecode::WindowIndex::new(w));
         let (from, to) = (
             self.timeline.seq_start(first),
-            self.timeline.seq_start(Seq(last.0 + 1)),
+            self.timeline.seq_start(last.next()),
         );
         let mut taken: Vec<_> = Vec::new();
         self.markers.retain(|m| match m.start_ns() {
@@ -232,7 +236,7 @@ impl WindowBook {
     /// Records a sealed segment; returns the objects of every window that is now complete.
     pub fn add(&mut self, segment: WindowSegment, out: &mut Vec<Object>) {
         let rendition = (segment.angle.clone(), segment.rung.clone());
-        let w = self.timeline.window_of(segment.seq).0;
+        let w = self.timeline.window_of(segment.seq).get();
         // A rendition that reached window w is done with every earlier window.
         for (_, win) in self.open.range_mut(..w) {
             win.done.insert(rendition.clone());
@@ -320,12 +324,12 @@ impl WindowBook {
                     path: format!("{}/{}/{}.ts", s.angle, s.rung, s.seq),
                     angle: s.angle.clone(),
                     rung: s.rung.clone(),
-                    seq: s.seq.0,
+                    seq: s.seq.get(),
                     duration: s.duration_ns as f64 / NS_PER_SEC as f64,
                     pdt: pdt(&self.timeline, s.seq),
                     length: s.bytes.len() as u64,
                     sha256: manifest::hex(&s.sha256),
-                    key_period: self.timeline.window_of(s.seq).0,
+                    key_period: self.timeline.window_of(s.seq).get(),
                     key_uri: s.key.as_ref().map(|k| k.uri.clone()).unwrap_or_default(),
                     iv: s
                         .key

@@ -113,7 +113,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                     continue;
                 }
                 if entry.gap {
-                    *want = Seq(entry.seq.0 + 1);
+                    *want = entry.seq.next();
                     continue;
                 }
                 let seg_path = format!("{dir}/{}.ts", entry.seq);
@@ -125,7 +125,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                         break;
                     }
                 };
-                *want = Seq(entry.seq.0 + 1);
+                *want = entry.seq.next();
                 let Some(segment) = published::open_segment(angle, rung, entry, bytes) else {
                     tracing::error!(
                         "{seg_path}: the bytes on the origin are not the ones its signed tag describes; \

@@ -61,7 +61,7 @@ pub async fn load(
             // A signed gap (the seq was lost, or an angle group's machine was down) names no
             // bytes.
             if entry.gap && entry.signature.is_none()
-                || newest_closed.is_some_and(|w| timeline.window_of(entry.seq).0 <= w)
+                || newest_closed.is_some_and(|w| timeline.window_of(entry.seq).get() <= w)
             {
                 continue;
             }

@@ -26,9 +26,9 @@ fn golden(name: &str, actual: &str) {
 
 fn entry(tl: &Timeline, seq: u64) -> PlaylistEntry {
     PlaylistEntry {
-        seq: Seq(seq),
+        seq: Seq::new(seq),
         duration: tl.segment_secs(),
-        pdt: tl.seq_start(Seq(seq)),
+        pdt: tl.seq_start(Seq::new(seq)),
         discontinuity: false,
         key: None,
         signature: None,
@@ -54,7 +54,7 @@ fn encrypted_playlist_with_discontinuity_and_endlist_golden() {
     for seq in [897_685_203u64, 897_685_204, 897_685_207] {
         let mut e = entry(&tl, seq);
         e.discontinuity = seq == 897_685_207;
-        let period = tl.window_of(Seq(seq)).0;
+        let period = tl.window_of(Seq::new(seq)).get();
         let mut iv = [0u8; 16];
         iv[8..].copy_from_slice(&seq.to_be_bytes());
         e.key = Some(SegmentKey {
@@ -81,7 +81,7 @@ fn dvr_window_slides_and_counts_discontinuities() {
     assert_eq!(m.segments.len(), 3);
     assert_eq!(m.discontinuity_sequence, 2);
     assert_eq!(m.segments[0].uri, "103.ts");
-    assert_eq!(p.last_seq(), Some(Seq(105)));
+    assert_eq!(p.last_seq(), Some(Seq::new(105)));
 }
 
 #[test]
