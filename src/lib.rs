@@ -22,6 +22,7 @@ pub mod pem;
 pub mod private_fs;
 pub mod profile;
 pub mod publish;
+pub mod rendition;
 pub mod retry;
 pub mod run;
 pub mod seed;

@@ -13,6 +13,7 @@ use super::window::WindowSegment;
 use super::window_close::Step;
 use super::{Object, ObjectKind, Output, Packager};
 use crate::profile::Profile;
+use crate::rendition::Rendition;
 use crate::timecode::{NS_PER_SEC, Seq};
 
 /// Every angle of a match split across machines, in the order its multivariant playlist
@@ -34,7 +35,7 @@ impl Packager {
             return self;
         }
         let local: Vec<String> = {
-            let mut a: Vec<String> = self.playlists.keys().map(|(a, _)| a.clone()).collect();
+            let mut a: Vec<String> = self.playlists.keys().map(|r| r.angle.clone()).collect();
             a.sort();
             a.dedup();
             a
@@ -51,7 +52,8 @@ impl Packager {
         }
         for angle in remote {
             for rung in &profile.rungs {
-                self.remote.push((angle.clone(), rung.name.clone()));
+                self.remote
+                    .push(Rendition::new(angle.clone(), rung.name.clone()));
             }
         }
         self
@@ -79,8 +81,9 @@ impl Packager {
         rung: String,
         published: RestoredPlaylist,
     ) {
-        self.closer.seen(&angle, &rung);
-        self.remote_playlists.insert((angle, rung), published);
+        let rendition = Rendition::new(angle, rung);
+        self.closer.seen(&rendition);
+        self.remote_playlists.insert(rendition, published);
     }
 
     /// The clock: remote renditions overdue at `utc` are given up, and the ready windows
@@ -90,7 +93,7 @@ impl Packager {
         if self.remote.is_empty() {
             return;
         }
-        self.give_up_remote(&|angle, rung| cutoffs[&(angle.to_string(), rung.to_string())]);
+        self.give_up_remote(&|rendition| cutoffs[rendition]);
         self.close_ready();
     }
 
@@ -120,7 +123,7 @@ impl Packager {
     /// (`cutoff(angle, rung)`). Each remote rendition that lacked segments in them, and whose
     /// playlist this machine has seen, gets them as EXT-X-GAP entries, and its playlist goes
     /// out again.
-    pub(super) fn give_up_remote(&mut self, cutoff: &dyn Fn(&str, &str) -> Seq) {
+    pub(super) fn give_up_remote(&mut self, cutoff: &dyn Fn(&Rendition) -> Seq) {
         self.give_up(cutoff, None);
     }
 
@@ -128,7 +131,7 @@ impl Packager {
     /// and a remote rendition that lacked segments up to `last` gets them as gaps and its
     /// playlist ends (EXT-X-ENDLIST), as this machine's own do.
     pub(super) fn give_up_remote_at_end(&mut self, last: Seq) {
-        self.give_up(&|_, _| Seq::new(u64::MAX), Some(last));
+        self.give_up(&|_| Seq::new(u64::MAX), Some(last));
     }
 
     /// The oldest window ready to close: every rendition, here and remote, is done with it.
@@ -169,7 +172,7 @@ impl Packager {
         self.windows.as_ref().is_some_and(|b| b.has_closed(w))
     }
 
-    fn give_up(&mut self, cutoff: &dyn Fn(&str, &str) -> Seq, end: Option<Seq>) {
+    fn give_up(&mut self, cutoff: &dyn Fn(&Rendition) -> Seq, end: Option<Seq>) {
         if self.remote.is_empty() {
             return;
         }
@@ -179,8 +182,8 @@ impl Packager {
         };
         let missing = book.give_up_remote(cutoff);
         for m in missing {
-            let key = (m.angle.clone(), m.rung.clone());
-            let Some(published) = self.remote_playlists.get_mut(&key) else {
+            let Rendition { angle, rung } = &m.rendition;
+            let Some(published) = self.remote_playlists.get_mut(&m.rendition) else {
                 continue;
             };
             let mut live = LivePlaylist::new(&self.timeline, self.dvr);
@@ -201,7 +204,7 @@ impl Packager {
                     gap_signature: self.signer.as_ref().map(|s| {
                         GapSignature::sign(
                             s.as_ref(),
-                            &crate::layout::segment(&self.match_id, &m.angle, &m.rung, seq),
+                            &crate::layout::segment(&self.match_id, angle, rung, seq),
                         )
                     }),
                 });
@@ -214,9 +217,8 @@ impl Packager {
                 live.end();
             }
             tracing::warn!(
-                "{}/{}: its machine has not delivered window {} in time; marked as a gap up to seq {}",
-                m.angle,
-                m.rung,
+                "{}: its machine has not delivered window {} in time; marked as a gap up to seq {}",
+                m.rendition,
                 self.timeline
                     .window_of(live.last_seq().expect("just pushed"))
                     .get(),
@@ -225,7 +227,7 @@ impl Packager {
             published.entries = live.entries().cloned().collect();
             published.discontinuity_sequence = live.to_m3u8().discontinuity_sequence;
             let playlist = Object {
-                path: crate::layout::media_playlist(&self.match_id, &m.angle, &m.rung),
+                path: crate::layout::media_playlist(&self.match_id, angle, rung),
                 bytes: live.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
             };

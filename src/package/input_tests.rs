@@ -331,13 +331,13 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         push_both(&mut p, seq).unwrap();
     }
     drain(&mut p);
-    p.give_up_remote(&|_, _| Seq::new(19));
+    p.give_up_remote(&|_| Seq::new(19));
     assert_eq!(
         p.ready_window(),
         None,
         "window 3 ends at 19: not overdue yet"
     );
-    p.give_up_remote(&|_, _| Seq::new(20));
+    p.give_up_remote(&|_| Seq::new(20));
     let gap = p.pull_put().expect("cam2/360p's playlist, gap-marked");
     assert_eq!(gap.path, "final/cam2/360p/index.m3u8");
     let text = String::from_utf8(gap.bytes).unwrap();

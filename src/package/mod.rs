@@ -31,6 +31,7 @@ pub mod window;
 mod window_close;
 
 use crate::profile::Profile;
+use crate::rendition::Rendition;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};
 pub use input::{Held, Input, Output};
 pub use object::{Clear, Object, ObjectKind, Protection, Sealed};
@@ -62,7 +63,7 @@ pub struct Packager {
     timeline: Timeline,
     protection: Box<dyn Protection>,
     /// (angle, rung) → its live playlist.
-    playlists: HashMap<(String, String), LivePlaylist>,
+    playlists: HashMap<Rendition, LivePlaylist>,
     /// Signs every segment's `#EXT-X-SWARMPACK-SEGMENT` tag, when signing is on.
     signer: Option<Arc<dyn manifest::Signer>>,
     /// Window manifests and torrents, when signing is on.
@@ -73,14 +74,14 @@ pub struct Packager {
     /// Renditions continued from an earlier run, and the highest seq that run may have put on
     /// the origin (its last listed seq + 1: a segment goes up before the playlist naming it).
     /// Their next segment must come after it, and follows a discontinuity.
-    restarted: HashMap<(String, String), Seq>,
+    restarted: HashMap<Rendition, Seq>,
     /// One of several redundant runs: what [`Packager::resume`] restores is another live
     /// run's work, continued without a discontinuity (every segment was claimed on the
     /// origin, so the next one cannot clash with an unlisted one).
     redundant: bool,
     /// Renditions other machines encode ([`remote`]), and their playlists as last published.
-    remote: Vec<(String, String)>,
-    remote_playlists: HashMap<(String, String), published::RestoredPlaylist>,
+    remote: Vec<Rendition>,
+    remote_playlists: HashMap<Rendition, published::RestoredPlaylist>,
     /// Segments a media playlist keeps.
     dvr: usize,
     out: VecDeque<Output>,
@@ -126,7 +127,7 @@ impl Packager {
             ));
             for rung in &profile.rungs {
                 playlists.insert(
-                    (angle.clone(), rung.name.clone()),
+                    Rendition::new(angle.clone(), rung.name.clone()),
                     LivePlaylist::new(&timeline, dvr),
                 );
             }
@@ -196,7 +197,7 @@ impl Packager {
     /// closed (they close with the new segments of the same window).
     fn resume(&mut self, resume: published::Resume) {
         for (angle, rung, restored) in resume.playlists {
-            let key = (angle, rung);
+            let key = Rendition::new(angle, rung);
             if let Some(p) = self.playlists.get_mut(&key) {
                 let last = restored.entries.last().map(|e| e.seq);
                 p.restore(restored.entries, restored.discontinuity_sequence);
@@ -228,19 +229,19 @@ impl Packager {
     /// The rendition of `segment` exists and its seq comes after every listed one (and, for a
     /// continued rendition, after what the earlier run may have put up unlisted).
     fn check_order(&self, segment: &EncodedSegment) -> Result<(), PackageError> {
-        let key = (segment.angle.to_string(), segment.rung.to_string());
+        let key = segment.rendition();
         let playlist = self
             .playlists
             .get(&key)
             .ok_or_else(|| PackageError::Unknown {
-                angle: key.0.clone(),
-                rung: key.1.clone(),
+                angle: key.angle.clone(),
+                rung: key.rung.clone(),
             })?;
         let floor = self.restarted.get(&key).copied().or(playlist.last_seq());
         match floor {
             Some(last) if segment.seq <= last => Err(PackageError::OutOfOrder {
-                angle: key.0,
-                rung: key.1,
+                angle: key.angle,
+                rung: key.rung,
                 seq: segment.seq,
                 last,
             }),
@@ -259,11 +260,11 @@ impl Packager {
             sha256: known,
         } = sealed;
         self.check_order(&segment)?;
-        let key = (segment.angle.to_string(), segment.rung.to_string());
+        let key = segment.rendition();
         let playlist = self.playlists.get_mut(&key).expect("checked above");
         let last = playlist.last_seq();
-        let dir = format!("{}/{}/{}", self.match_id, key.0, key.1);
-        let path = crate::layout::segment(&self.match_id, &key.0, &key.1, segment.seq);
+        let dir = format!("{}/{}/{}", self.match_id, key.angle, key.rung);
+        let path = crate::layout::segment(&self.match_id, &key.angle, &key.rung, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
         let sha256 = (publish && self.signer.is_some())
             .then(|| known.unwrap_or_else(|| crate::hex::sha256(&segment.bytes)));
@@ -281,8 +282,8 @@ impl Packager {
                 .as_ref()
                 .zip(sha256)
                 .map(|(_, sha256)| window::WindowSegment {
-                    angle: key.0.clone(),
-                    rung: key.1.clone(),
+                    angle: key.angle.clone(),
+                    rung: key.rung.clone(),
                     seq: segment.seq,
                     duration_ns: segment.duration_ns,
                     bytes: segment.bytes.clone(),
@@ -364,7 +365,7 @@ impl Packager {
         let Some((angle, rung, seq)) = crate::layout::parse_segment(&self.match_id, path) else {
             return;
         };
-        let key = (angle.to_string(), rung.to_string());
+        let key = Rendition::new(angle, rung);
         let sig = self
             .signer
             .as_ref()
@@ -395,7 +396,7 @@ impl Packager {
             let playlist = self.playlists.get_mut(&key).expect("key from the map");
             playlist.end();
             let object = Object {
-                path: crate::layout::media_playlist(&self.match_id, &key.0, &key.1),
+                path: crate::layout::media_playlist(&self.match_id, &key.angle, &key.rung),
                 bytes: playlist.render().into_bytes(),
                 kind: ObjectKind::MediaPlaylist,
             };

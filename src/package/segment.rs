@@ -27,6 +27,13 @@ pub struct EncodedSegment {
 }
 
 impl EncodedSegment {
+    /// Its angle and rung.
+    pub fn rendition(&self) -> crate::rendition::Rendition {
+        crate::rendition::Rendition::new(&*self.angle, &*self.rung)
+    }
+}
+
+impl EncodedSegment {
     /// Whether the bytes look like whole MPEG-TS packets (sync byte on every 188th byte).
     pub fn is_whole_ts(&self) -> bool {
         !self.bytes.is_empty()

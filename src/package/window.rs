@@ -11,6 +11,7 @@ use super::segment_key::SegmentKey;
 use super::torrent::{self, TorrentFile, TorrentMeta};
 use super::{Object, ObjectKind};
 use crate::profile::Profile;
+use crate::rendition::Rendition;
 use crate::timecode::{NS_PER_SEC, Seq, Timeline};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub struct WindowSegment {
 struct OpenWindow {
     segments: Vec<WindowSegment>,
     /// Renditions that have delivered their last segment of this window (or moved past it).
-    done: HashSet<(String, String)>,
+    done: HashSet<Rendition>,
 }
 
 /// The window side of the packager.
@@ -54,15 +55,14 @@ pub struct WindowBook {
     markers: Vec<super::marker::Marker>,
     /// Renditions another machine encodes (`run --remote-angle`): their segments come from
     /// the origin, and a window stops waiting for them once it is overdue.
-    remote: HashSet<(String, String)>,
+    remote: HashSet<Rendition>,
 }
 
 /// A remote rendition that had not delivered every segment of a window when the window was
 /// closed without it: its machine stopped, so these seqs become gaps in its playlist.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Missing {
-    pub angle: String,
-    pub rung: String,
+    pub rendition: Rendition,
     /// The window's seqs it lacks, in order.
     pub seqs: Vec<Seq>,
 }
@@ -102,7 +102,7 @@ impl WindowBook {
     }
 
     /// Counts `remote` renditions (encoded on other machines) in every window.
-    pub fn add_remote(&mut self, remote: impl IntoIterator<Item = (String, String)>) {
+    pub fn add_remote(&mut self, remote: impl IntoIterator<Item = Rendition>) {
         for r in remote {
             if self.remote.insert(r) {
                 self.renditions += 1;
@@ -112,7 +112,7 @@ impl WindowBook {
 
     /// Windows stop waiting for a remote rendition once their last seq is before its cutoff
     /// (`cutoff(angle, rung)`); returns what each remote rendition lacked in them.
-    pub fn give_up_remote(&mut self, cutoff: &dyn Fn(&str, &str) -> Seq) -> Vec<Missing> {
+    pub fn give_up_remote(&mut self, cutoff: &dyn Fn(&Rendition) -> Seq) -> Vec<Missing> {
         let mut missing: Vec<Missing> = Vec::new();
         let windows: Vec<u64> = self.open.keys().copied().collect();
         for w in windows {
@@ -120,36 +120,31 @@ impl WindowBook {
                 .timeline
                 .window_seqs(crate::timecode::WindowIndex::new(w));
             let win = self.open.get_mut(&w).expect("listed above");
-            for (angle, rung) in &self.remote {
-                let key = (angle.clone(), rung.clone());
-                if win.done.contains(&key) || last >= cutoff(angle, rung) {
+            for key in &self.remote {
+                if win.done.contains(key) || last >= cutoff(key) {
                     continue;
                 }
                 let have: HashSet<Seq> = win
                     .segments
                     .iter()
-                    .filter(|s| s.angle == *angle && s.rung == *rung)
+                    .filter(|s| s.angle == key.angle && s.rung == key.rung)
                     .map(|s| s.seq)
                     .collect();
                 let seqs: Vec<Seq> = (first.get()..=last.get())
                     .map(Seq::new)
                     .filter(|s| !have.contains(s))
                     .collect();
-                win.done.insert(key);
-                match missing
-                    .iter_mut()
-                    .find(|m| m.angle == *angle && m.rung == *rung)
-                {
+                win.done.insert(key.clone());
+                match missing.iter_mut().find(|m| m.rendition == *key) {
                     Some(m) => m.seqs.extend(seqs),
                     None => missing.push(Missing {
-                        angle: angle.clone(),
-                        rung: rung.clone(),
+                        rendition: key.clone(),
                         seqs,
                     }),
                 }
             }
         }
-        missing.sort_by(|a, b| (&a.angle, &a.rung).cmp(&(&b.angle, &b.rung)));
+        missing.sort_by(|a, b| a.rendition.cmp(&b.rendition));
         missing
     }
 
@@ -235,7 +230,7 @@ impl WindowBook {
 
     /// Records a sealed segment; returns the objects of every window that is now complete.
     pub fn add(&mut self, segment: WindowSegment, out: &mut Vec<Object>) {
-        let rendition = (segment.angle.clone(), segment.rung.clone());
+        let rendition = Rendition::new(segment.angle.clone(), segment.rung.clone());
         let w = self.timeline.window_of(segment.seq).get();
         // A rendition that reached window w is done with every earlier window.
         for (_, win) in self.open.range_mut(..w) {

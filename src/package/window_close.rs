@@ -12,6 +12,7 @@
 //! A leaf: calls only the timecode.
 
 use super::input::Held;
+use crate::rendition::Rendition;
 use crate::timecode::{Seq, Timeline, UtcNs};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -55,7 +56,7 @@ pub(super) enum Step {
 #[derive(Debug)]
 pub(super) struct WindowClose {
     timeline: Timeline,
-    seen: HashSet<(String, String)>,
+    seen: HashSet<Rendition>,
     query: Option<Query>,
     now: Option<Instant>,
 }
@@ -71,8 +72,8 @@ impl WindowClose {
     }
 
     /// A remote rendition's playlist is on the origin: its machine is live.
-    pub fn seen(&mut self, angle: &str, rung: &str) {
-        self.seen.insert((angle.to_string(), rung.to_string()));
+    pub fn seen(&mut self, rendition: &Rendition) {
+        self.seen.insert(rendition.clone());
     }
 
     /// The time is `now`; at `utc`, the seq before which each of `remote` is given up.
@@ -80,8 +81,8 @@ impl WindowClose {
         &mut self,
         now: Instant,
         utc: UtcNs,
-        remote: &[(String, String)],
-    ) -> HashMap<(String, String), Seq> {
+        remote: &[Rendition],
+    ) -> HashMap<Rendition, Seq> {
         self.now = Some(now);
         let cutoff = |grace: Duration| {
             self.timeline

@@ -8,6 +8,7 @@
 use super::Origin;
 use crate::package::published::{self, RestoredPlaylist};
 use crate::package::window::WindowSegment;
+use crate::rendition::Rendition;
 use crate::timecode::Seq;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,8 +34,8 @@ pub struct Follower {
 /// What to follow.
 pub struct FollowConfig {
     pub match_id: String,
-    /// (angle, rung) of every remote rendition.
-    pub renditions: Vec<(String, String)>,
+    /// Every remote rendition.
+    pub renditions: Vec<Rendition>,
     /// Segments before this seq are not wanted (their windows closed before this run).
     pub from: Seq,
     /// The match's Ed25519 public key (raw), which every segment tag must verify with.
@@ -65,16 +66,16 @@ impl Drop for Follower {
 }
 
 async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender<Followed>) {
-    let mut next: HashMap<(String, String), Seq> = cfg
+    let mut next: HashMap<Rendition, Seq> = cfg
         .renditions
         .iter()
         .map(|r| (r.clone(), cfg.from))
         .collect();
-    let mut seen: HashMap<(String, String), Vec<u8>> = HashMap::new();
+    let mut seen: HashMap<Rendition, Vec<u8>> = HashMap::new();
     let mut failures = 0u64;
     loop {
-        for (angle, rung) in &cfg.renditions {
-            let key = (angle.clone(), rung.clone());
+        for key in &cfg.renditions {
+            let (angle, rung) = (&key.angle, &key.rung);
             let dir = crate::layout::rendition(&cfg.match_id, angle, rung);
             let path = format!("{dir}/index.m3u8");
             let text = match origin.get(&path).await {
@@ -88,7 +89,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                     continue;
                 }
             };
-            if seen.get(&key) == Some(&text) {
+            if seen.get(key) == Some(&text) {
                 continue;
             }
             let latest = cfg.timeline.newest_possible(crate::timecode::UtcNs::now());
@@ -96,7 +97,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("{e}; skipped until it changes");
-                    seen.insert(key, text);
+                    seen.insert(key.clone(), text);
                     continue;
                 }
             };
@@ -106,7 +107,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 tracing::error!("{why}; following {path} only up to it");
                 published.entries.truncate(verified);
             }
-            let want = next.get_mut(&key).expect("every rendition has a next seq");
+            let want = next.get_mut(key).expect("every rendition has a next seq");
             let mut complete = true;
             for entry in &published.entries {
                 if entry.seq < *want {
@@ -138,7 +139,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 }
             }
             if complete {
-                seen.insert(key, text);
+                seen.insert(key.clone(), text);
             }
             let update = Followed::Playlist {
                 angle: angle.clone(),

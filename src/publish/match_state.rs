@@ -6,6 +6,7 @@
 
 use super::{Origin, OriginError};
 use crate::package::published::{self, Resume, ResumeError};
+use crate::rendition::Rendition;
 use crate::timecode::Timeline;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum ResumeLoadError {
 pub async fn load(
     origin: &Origin,
     match_id: &str,
-    renditions: &[(String, String)],
+    renditions: &[Rendition],
     public_key: &[u8],
     timeline: &Timeline,
 ) -> Result<Resume, ResumeLoadError> {
@@ -38,7 +39,7 @@ pub async fn load(
         state.newest_manifest_sha256 = Some(pointer.newest_manifest_sha256);
     }
     let newest_closed = state.newest_closed();
-    for (angle, rung) in renditions {
+    for Rendition { angle, rung } in renditions {
         let dir = crate::layout::rendition(match_id, angle, rung);
         let path = format!("{dir}/index.m3u8");
         let Some(text) = origin.get(&path).await? else {

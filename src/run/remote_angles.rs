@@ -9,6 +9,7 @@
 use crate::package::{Held, Input, Packager, chain};
 use crate::publish::follow::{FollowConfig, Followed, Follower};
 use crate::publish::{Origin, OriginError};
+use crate::rendition::Rendition;
 use crate::seed::Seeder;
 use crate::timecode::{Seq, UtcNs};
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ pub(super) struct Remote {
     match_id: String,
     public_key: Vec<u8>,
     /// The newest seq each remote rendition delivered.
-    delivered: HashMap<(String, String), Seq>,
+    delivered: HashMap<Rendition, Seq>,
     renditions: usize,
     /// Questions on their way to the origin, by window.
     asked: Vec<(u64, crossbeam_channel::Receiver<Answer>)>,
@@ -58,7 +59,7 @@ impl Remote {
                     published,
                 },
                 Followed::Segment(segment) => {
-                    let key = (segment.angle.clone(), segment.rung.clone());
+                    let key = Rendition::new(segment.angle.clone(), segment.rung.clone());
                     let newest = self.delivered.entry(key).or_insert(segment.seq);
                     *newest = (*newest).max(segment.seq);
                     if let Some(seeder) = seeder {
@@ -188,16 +189,7 @@ pub(super) fn follow(
     let timeline = cfg.profile.timeline();
     let config = crate::publish::follow::FollowConfig {
         match_id: cfg.match_id.clone(),
-        renditions: cfg
-            .remote_angles
-            .iter()
-            .flat_map(|a| {
-                cfg.profile
-                    .rungs
-                    .iter()
-                    .map(|r| (a.clone(), r.name.clone()))
-            })
-            .collect(),
+        renditions: Rendition::all(&cfg.remote_angles, &cfg.profile.rungs).collect(),
         from: timeline
             .window_seqs(timeline.window_of(
                 continued.map_or(timeline.seq_at(anchor), |c| c.min(timeline.seq_at(anchor))),

@@ -8,6 +8,7 @@ use super::{RunConfig, RunError};
 use crate::package::Packager;
 use crate::publish::Publisher;
 use crate::publish::match_state::ResumeLoadError;
+use crate::rendition::Rendition;
 use crate::seed::Seeder;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,15 +52,7 @@ pub(super) fn resume(
     if let Err(e) = publisher.flush(cfg.drain_timeout) {
         tracing::error!("{e}");
     }
-    let renditions: Vec<(String, String)> = angles
-        .iter()
-        .flat_map(|a| {
-            cfg.profile
-                .rungs
-                .iter()
-                .map(move |r| (a.clone(), r.name.clone()))
-        })
-        .collect();
+    let renditions: Vec<Rendition> = Rendition::all(angles, &cfg.profile.rungs).collect();
     let timeline = cfg.profile.timeline();
     let public_key = cfg.keys.public_key();
     // Once this spool has published a window, an unreachable origin is waited for (up to
