@@ -15,6 +15,7 @@ pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod layout;
+pub mod match_id;
 pub mod metrics;
 pub mod observe;
 pub mod package;

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use swarmpack::keys::{KeyDir, KeyError};
-use swarmpack::profile::{is_path_safe_name, path_safe_name_rule};
 use swarmpack::publish::Origin;
 
 /// A failure and the exit code it earns.
@@ -454,12 +453,8 @@ pub fn dispatch(cli: Cli, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure
 /// `archive`, or with `clip` a highlight package.
 fn archive(on: &OnOrigin, clip: Option<swarmpack::archive::ClipRequest>) -> Result<(), Failure> {
     let (match_id, origin, keys) = (on.match_id.as_str(), on.origin.as_str(), &on.keys);
-    if !is_path_safe_name(match_id) {
-        return Err(bad_input(anyhow!(
-            "--match {match_id:?}: expected {}",
-            path_safe_name_rule()
-        )));
-    }
+    swarmpack::match_id::MatchId::parse(match_id)
+        .map_err(|e| bad_input(anyhow!("--match {match_id:?}: {e}")))?;
     let origin = Origin::open(origin).map_err(|e| match e {
         swarmpack::publish::OriginError::BadUrl { .. } => bad_input(e),
         e => runtime(e),

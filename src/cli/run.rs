@@ -241,13 +241,8 @@ fn failure(e: RunError) -> Failure {
 /// The run's configuration from the command line, every flag checked; None when there is
 /// nothing to run (`--print-pipeline` printed the pipelines).
 fn config(args: &RunArgs, log_format: LogFormat) -> Result<Option<RunConfig>, Failure> {
-    if !is_path_safe_name(&args.match_id) {
-        return Err(bad_input(anyhow!(
-            "--match {:?}: expected {}",
-            args.match_id,
-            path_safe_name_rule()
-        )));
-    }
+    let match_id = swarmpack::match_id::MatchId::parse(&args.match_id)
+        .map_err(|e| bad_input(anyhow!("--match {:?}: {e}", args.match_id)))?;
     let profile = Profile::load(&args.profile).map_err(bad_input)?;
     let angles = parse_angles(&args.angles)?;
     if let Some(d) = args.duration
@@ -322,7 +317,7 @@ fn config(args: &RunArgs, log_format: LogFormat) -> Result<Option<RunConfig>, Fa
     let status_line =
         log_format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
     Ok(Some(RunConfig {
-        match_id: args.match_id.clone(),
+        match_id,
         profile,
         angles,
         origin,

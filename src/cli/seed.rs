@@ -74,12 +74,8 @@ pub struct SeedArgs {
 }
 
 pub fn seed(args: SeedArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
-    if !is_path_safe_name(&args.match_id) {
-        return Err(bad_input(anyhow::anyhow!(
-            "--match {:?}: expected a match ID of a-z, 0-9, '-' and '_'",
-            args.match_id
-        )));
-    }
+    swarmpack::match_id::MatchId::parse(&args.match_id)
+        .map_err(|e| bad_input(anyhow::anyhow!("--match {:?}: {e}", args.match_id)))?;
     let public_key = swarmpack::verify::read_pubkey(&args.pubkey).map_err(bad_input)?;
     let origin = Origin::open(&args.origin).map_err(bad_input)?;
     let addr = |flag: &str, text: &str| {

@@ -6,7 +6,7 @@ use super::{Failure, bad_input};
 use anyhow::anyhow;
 use std::path::Path;
 use swarmpack::keys::{Claims, KeyDir};
-use swarmpack::profile::{Profile, is_path_safe_name, path_safe_name_rule};
+use swarmpack::profile::Profile;
 
 pub(super) fn token(
     keys: &Path,
@@ -17,12 +17,8 @@ pub(super) fn token(
     periods: Option<&str>,
 ) -> Result<(), Failure> {
     let keys = KeyDir::load(keys).map_err(bad_input)?;
-    if !is_path_safe_name(&match_id) {
-        return Err(bad_input(anyhow!(
-            "--match {match_id:?}: expected {}",
-            path_safe_name_rule()
-        )));
-    }
+    swarmpack::match_id::MatchId::parse(&match_id)
+        .map_err(|e| bad_input(anyhow!("--match {match_id:?}: {e}")))?;
     if session.is_empty() || session.len() > 128 {
         return Err(bad_input(anyhow!(
             "--session: expected 1 to 128 characters"

@@ -90,7 +90,7 @@ pub enum RunError {
 
 /// Everything one match needs.
 pub struct RunConfig {
-    pub match_id: String,
+    pub match_id: crate::match_id::MatchId,
     pub profile: Profile,
     /// Angle name and feed, in the order given (the first is the default angle).
     pub angles: Vec<(String, SourceSpec)>,

@@ -188,7 +188,7 @@ pub(super) fn follow(
     }
     let timeline = cfg.profile.timeline();
     let config = crate::publish::follow::FollowConfig {
-        match_id: cfg.match_id.clone(),
+        match_id: cfg.match_id.to_string(),
         renditions: Rendition::all(&cfg.remote_angles, &cfg.profile.rungs).collect(),
         from: timeline
             .window_seqs(timeline.window_of(
