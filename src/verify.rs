@@ -75,12 +75,15 @@ impl Source {
     /// check.
     fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, VerifyError> {
         let path = crate::layout::in_match(&self.match_id, rel);
-        self.rt
-            .block_on(self.origin.get_limited(&path, MAX_OBJECT))
-            .map_err(|e| VerifyError::Fetch {
+        match self.rt.block_on(self.origin.get_limited(&path, MAX_OBJECT)) {
+            Ok(found) => Ok(found),
+            // The origin will not serve it (403, 410, …): missing, as verify sees it.
+            Err(e) if e.is_withheld() => Ok(None),
+            Err(e) => Err(VerifyError::Fetch {
                 location: format!("{}/{path}", self.origin.describe()),
                 message: e.to_string(),
-            })
+            }),
+        }
     }
 }
 

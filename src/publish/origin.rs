@@ -44,6 +44,9 @@ pub enum OriginError {
         origin: String,
         path: String,
         message: String,
+        /// The origin will not serve this one object (a 4xx but 401, 408 and 429; a
+        /// permission refused), as opposed to being unreachable.
+        withheld: bool,
     },
     #[error("origin {origin}: PUT {path}: {message}")]
     Put {
@@ -73,6 +76,12 @@ impl OriginError {
             self,
             OriginError::Put { refused: true, .. } | OriginError::NotAnObject { .. }
         )
+    }
+
+    /// Whether the origin answered a read by refusing to serve the object (403, 410, …):
+    /// for a reader that checks what is there, the object is missing.
+    pub fn is_withheld(&self) -> bool {
+        matches!(self, OriginError::Get { withheld: true, .. })
     }
 }
 
@@ -368,6 +377,7 @@ impl Origin {
             origin: self.describe.clone(),
             path: path.to_string(),
             message: self.scrub(&error_chain(&e)),
+            withheld: refuses_object(&e),
         };
         let not_an_object = |found: String, expected: String| OriginError::NotAnObject {
             origin: self.describe.clone(),
