@@ -75,13 +75,7 @@ impl Packager {
 
     /// A remote rendition's playlist as its machine last published it (the base for marking
     /// its gaps, should that machine stop).
-    pub(super) fn remote_playlist(
-        &mut self,
-        angle: String,
-        rung: String,
-        published: RestoredPlaylist,
-    ) {
-        let rendition = Rendition::new(angle, rung);
+    pub(super) fn remote_playlist(&mut self, rendition: Rendition, published: RestoredPlaylist) {
         self.closer.seen(&rendition);
         self.remote_playlists.insert(rendition, published);
     }

@@ -9,6 +9,7 @@ use super::published::{RestoredPlaylist, Resume};
 use super::window::WindowSegment;
 use super::{EncodedSegment, Object, PackageError, Packager, Sealed};
 use crate::profile::Delivery;
+use crate::rendition::Rendition;
 use crate::timecode::{Seq, UtcNs};
 use std::time::Instant;
 
@@ -32,8 +33,7 @@ pub enum Input {
     Resume(Resume),
     /// Angle groups: a remote rendition's playlist as its machine last published it.
     RemotePlaylist {
-        angle: String,
-        rung: String,
+        rendition: Rendition,
         published: RestoredPlaylist,
     },
     /// Angle groups: a remote rendition's segment, checked against its signed tag.
@@ -112,10 +112,9 @@ impl Packager {
             Input::Delivery(delivery) => self.set_delivery(delivery),
             Input::Resume(resume) => self.resume(resume),
             Input::RemotePlaylist {
-                angle,
-                rung,
+                rendition,
                 published,
-            } => self.remote_playlist(angle, rung, published),
+            } => self.remote_playlist(rendition, published),
             Input::RemoteSegment(segment) => self.add_remote_segment(segment),
             Input::ChainAnswer { window, answer } => {
                 self.closer.answer(window, answer);

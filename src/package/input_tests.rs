@@ -3,6 +3,7 @@
 
 use super::tests::{drain, push_both, seg};
 use super::*;
+use crate::rendition::Rendition;
 use crate::timecode::UtcNs;
 use std::collections::HashMap;
 use std::path::Path;
@@ -296,8 +297,10 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
     }
     assert_eq!(p.ready_window(), None, "cam2 has not delivered");
     for seq in 10..=14 {
-        p.add_remote_segment(remote_segment("360p", seq));
-        p.add_remote_segment(remote_segment("180p", seq));
+        p.push(Input::RemoteSegment(remote_segment("360p", seq)))
+            .unwrap();
+        p.push(Input::RemoteSegment(remote_segment("180p", seq)))
+            .unwrap();
     }
     assert_eq!(p.ready_window(), Some(2));
     p.close_window(2);
@@ -325,8 +328,13 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         gap_signature: None,
     });
     let published = published::parse_playlist("p", cam2.render().as_bytes()).unwrap();
-    p.remote_playlist("cam2".into(), "360p".into(), published);
-    p.add_remote_segment(remote_segment("360p", 15));
+    p.push(Input::RemotePlaylist {
+        rendition: Rendition::new("cam2", "360p"),
+        published,
+    })
+    .unwrap();
+    p.push(Input::RemoteSegment(remote_segment("360p", 15)))
+        .unwrap();
     for seq in 15..=19 {
         push_both(&mut p, seq).unwrap();
     }

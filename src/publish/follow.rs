@@ -17,8 +17,7 @@ use std::time::Duration;
 pub enum Followed {
     /// Its playlist changed on the origin (the verified part, as published).
     Playlist {
-        angle: String,
-        rung: String,
+        rendition: Rendition,
         published: RestoredPlaylist,
     },
     /// One of its segments, as the origin holds it, matching its signed tag.
@@ -142,8 +141,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                 seen.insert(key.clone(), text);
             }
             let update = Followed::Playlist {
-                angle: angle.clone(),
-                rung: rung.clone(),
+                rendition: key.clone(),
                 published,
             };
             if tx.send(update).is_err() {

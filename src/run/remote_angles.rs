@@ -50,12 +50,10 @@ impl Remote {
         for followed in self.follower.ready() {
             let input = match followed {
                 Followed::Playlist {
-                    angle,
-                    rung,
+                    rendition,
                     published,
                 } => Input::RemotePlaylist {
-                    angle,
-                    rung,
+                    rendition,
                     published,
                 },
                 Followed::Segment(segment) => {
