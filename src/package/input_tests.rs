@@ -376,3 +376,96 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
         .collect();
     assert_eq!(cam2_seqs, [15]);
 }
+
+#[test]
+fn a_delivery_policy_goes_out_as_a_signed_p2p_json_only_when_signing() {
+    let profile = profile();
+    let mut unsigned = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear));
+    drain(&mut unsigned);
+    let mut changed = profile.delivery.clone();
+    changed.behind_live = 4.0;
+    unsigned.push(Input::Delivery(changed.clone())).unwrap();
+    assert!(unsigned.outputs().is_empty(), "no signature, no p2p.json");
+
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
+    let public = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+    let mut p = group(&profile);
+    drain(&mut p);
+    p.push(Input::Delivery(changed)).unwrap();
+    let out: Vec<Object> = std::iter::from_fn(|| p.pull_put()).collect();
+    let paths: Vec<&str> = out.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(paths, ["final/p2p.json", "final/p2p.json.sig"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out[0].bytes).unwrap();
+    assert_eq!(doc["delivery"]["behind_live"], 4.0, "{doc}");
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public)
+        .verify(&out[0].bytes, &out[1].bytes)
+        .expect("signed with the match key");
+}
+
+#[test]
+fn a_marker_goes_into_the_next_playlist_update_not_out_on_its_own() {
+    let profile = profile();
+    let mut p = Packager::new("final", &profile, &["cam1".to_string()], Box::new(Clear));
+    drain(&mut p);
+    let at = profile.timeline().seq_start(Seq::new(10)).to_datetime();
+    let start = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let marker = marker::Marker::new("Goal blue", Some("goal"), &start, Some(5.0)).unwrap();
+    p.push(Input::Marker(marker)).unwrap();
+    assert!(
+        p.outputs().is_empty(),
+        "a marker waits for the next playlist"
+    );
+    p.push(seg("cam1", "360p", 10)).unwrap();
+    assert_eq!(
+        p.outputs(),
+        [
+            "put final/cam1/360p/10.ts",
+            "put final/cam1/360p/index.m3u8"
+        ]
+    );
+    p.push(seg("cam1", "360p", 11)).unwrap();
+    let _segment = p.pull_put().unwrap();
+    let playlist = String::from_utf8(p.pull_put().unwrap().bytes).unwrap();
+    assert!(
+        playlist.contains("#EXT-X-DATERANGE:ID=\"Goal_blue-")
+            && playlist.contains("CLASS=\"goal\""),
+        "{playlist}"
+    );
+}
+
+#[test]
+fn the_end_of_a_group_ends_a_silent_remote_rendition_with_its_gaps() {
+    let profile = profile();
+    let mut p = group(&profile);
+    let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
+    cam2.push(PlaylistEntry {
+        seq: Seq::new(10),
+        duration: 2.0,
+        pdt: profile.timeline().seq_start(Seq::new(10)),
+        discontinuity: false,
+        key: None,
+        signature: None,
+        gap: false,
+        gap_signature: None,
+    });
+    let published = published::parse_playlist("p", cam2.render().as_bytes()).unwrap();
+    p.push(Input::RemotePlaylist {
+        rendition: Rendition::new("cam2", "360p"),
+        published,
+    })
+    .unwrap();
+    for seq in 10..=12 {
+        push_both(&mut p, seq).unwrap();
+    }
+    drain(&mut p);
+    p.push(Input::RemoteEnd(Seq::new(12))).unwrap();
+    let ended = p.pull_put().expect("cam2/360p's playlist, ended");
+    assert_eq!(ended.path, "final/cam2/360p/index.m3u8");
+    let text = String::from_utf8(ended.bytes).unwrap();
+    assert_eq!(text.matches("#EXT-X-GAP").count(), 2, "{text}");
+    assert!(text.ends_with("12.ts\n#EXT-X-ENDLIST\n"), "{text}");
+    assert!(
+        p.pull().is_none(),
+        "cam2/180p was never seen: no playlist made up for it"
+    );
+}

@@ -116,7 +116,7 @@ fn finish_ends_every_playlist() {
     let mut p = packager(&["cam1", "cam2"]);
     p.push(seg("cam1", "360p", 5)).unwrap();
     drain(&mut p);
-    p.finish();
+    p.push(Input::Finish).unwrap();
     let ended: Vec<_> = std::iter::from_fn(|| p.pull_put()).collect();
     assert_eq!(ended.len(), 4);
     for o in ended {
@@ -212,12 +212,14 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     assert_eq!(open.len(), 4);
     let mut second = signed(&seed);
     drain(&mut second);
-    second.resume(published::Resume {
-        closed: pointer.windows.iter().rev().copied().collect(),
-        newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
-        playlists,
-        open_segments: open,
-    });
+    second
+        .push(Input::Resume(published::Resume {
+            closed: pointer.windows.iter().rev().copied().collect(),
+            newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
+            playlists,
+            open_segments: open,
+        }))
+        .unwrap();
     // 17 might already be on the origin (segments go up before their playlist): refused.
     assert!(matches!(
         push_both(&mut second, 17),
@@ -471,7 +473,9 @@ fn a_redundant_run_that_joins_makes_the_same_playlists_and_windows() {
     // The second run joins here, reading the origin at its first segment (17).
     let mut second = signed(&seed).redundant();
     drain(&mut second);
-    second.resume(read_back(&origin, &public));
+    second
+        .push(Input::Resume(read_back(&origin, &public)))
+        .unwrap();
     let mut theirs = HashMap::new();
     for seq in 17..=19 {
         push_both(&mut first, seq).unwrap();
@@ -495,7 +499,9 @@ fn a_redundant_run_that_joins_makes_the_same_playlists_and_windows() {
     // last listed one (it may be on the origin, unlisted).
     let mut restarted = signed(&seed);
     drain(&mut restarted);
-    restarted.resume(read_back(&origin, &public));
+    restarted
+        .push(Input::Resume(read_back(&origin, &public)))
+        .unwrap();
     assert!(matches!(
         push_both(&mut restarted, 20),
         Err(PackageError::OutOfOrder { .. })
