@@ -92,6 +92,27 @@ fn a_refused_segment_goes_out_again_as_a_gap() {
     assert!(p.pull().is_none());
 }
 
+/// cam2/360p's machine has published its playlist up to `seq`: the packager has seen it.
+fn cam2_360p_listed_up_to(p: &mut Packager, profile: &Profile, seq: u64) {
+    let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
+    cam2.push(PlaylistEntry {
+        seq: Seq::new(seq),
+        duration: 2.0,
+        pdt: profile.timeline().seq_start(Seq::new(seq)),
+        discontinuity: false,
+        key: None,
+        signature: None,
+        gap: false,
+        gap_signature: None,
+    });
+    let published = published::parse_playlist("p", cam2.render().as_bytes()).unwrap();
+    p.push(Input::RemotePlaylist {
+        rendition: Rendition::new("cam2", "360p"),
+        published,
+    })
+    .unwrap();
+}
+
 /// cam1 here, cam2 on another machine, windows signed.
 fn group(profile: &Profile) -> Packager {
     let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[4u8; 32]).unwrap();
@@ -316,23 +337,7 @@ fn windows_of_an_angle_group_cover_remote_angles_and_chain_to_the_origin() {
 
     // Window 3: cam2's machine stopped after 15. Given up once overdue, its seen playlist
     // goes on as a marked gap; the window chains to the origin's window 2, not this one's.
-    let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
-    cam2.push(PlaylistEntry {
-        seq: Seq::new(15),
-        duration: 2.0,
-        pdt: profile.timeline().seq_start(Seq::new(15)),
-        discontinuity: false,
-        key: None,
-        signature: None,
-        gap: false,
-        gap_signature: None,
-    });
-    let published = published::parse_playlist("p", cam2.render().as_bytes()).unwrap();
-    p.push(Input::RemotePlaylist {
-        rendition: Rendition::new("cam2", "360p"),
-        published,
-    })
-    .unwrap();
+    cam2_360p_listed_up_to(&mut p, &profile, 15);
     p.push(Input::RemoteSegment(remote_segment("360p", 15)))
         .unwrap();
     for seq in 15..=19 {
@@ -437,23 +442,7 @@ fn a_marker_goes_into_the_next_playlist_update_not_out_on_its_own() {
 fn the_end_of_a_group_ends_a_silent_remote_rendition_with_its_gaps() {
     let profile = profile();
     let mut p = group(&profile);
-    let mut cam2 = playlist::LivePlaylist::new(&profile.timeline(), 100);
-    cam2.push(PlaylistEntry {
-        seq: Seq::new(10),
-        duration: 2.0,
-        pdt: profile.timeline().seq_start(Seq::new(10)),
-        discontinuity: false,
-        key: None,
-        signature: None,
-        gap: false,
-        gap_signature: None,
-    });
-    let published = published::parse_playlist("p", cam2.render().as_bytes()).unwrap();
-    p.push(Input::RemotePlaylist {
-        rendition: Rendition::new("cam2", "360p"),
-        published,
-    })
-    .unwrap();
+    cam2_360p_listed_up_to(&mut p, &profile, 10);
     for seq in 10..=12 {
         push_both(&mut p, seq).unwrap();
     }
