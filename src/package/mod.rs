@@ -263,7 +263,6 @@ impl Packager {
         let key = segment.rendition();
         let playlist = self.playlists.get_mut(&key).expect("checked above");
         let last = playlist.last_seq();
-        let dir = format!("{}/{}/{}", self.match_id, key.angle, key.rung);
         let path = crate::layout::segment(&self.match_id, &key.angle, &key.rung, segment.seq);
         // Hashed once: the segment's tag and its window manifest share the digest.
         let sha256 = (publish && self.signer.is_some())
@@ -306,7 +305,7 @@ impl Packager {
                 .map(|s| segment_sig::GapSignature::sign(s.as_ref(), &path)),
         });
         let playlist = Object {
-            path: format!("{dir}/index.m3u8"),
+            path: crate::layout::media_playlist(&self.match_id, &key.angle, &key.rung),
             bytes: playlist.render().into_bytes(),
             kind: ObjectKind::MediaPlaylist,
         };

@@ -316,7 +316,7 @@ impl WindowBook {
                 .segments
                 .iter()
                 .map(|s| ManifestSegment {
-                    path: format!("{}/{}/{}.ts", s.angle, s.rung, s.seq),
+                    path: crate::layout::segment_rel(&s.angle, &s.rung, s.seq),
                     angle: s.angle.clone(),
                     rung: s.rung.clone(),
                     seq: s.seq.get(),

@@ -76,7 +76,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
         for key in &cfg.renditions {
             let (angle, rung) = (&key.angle, &key.rung);
             let dir = crate::layout::rendition(&cfg.match_id, angle, rung);
-            let path = format!("{dir}/index.m3u8");
+            let path = crate::layout::media_playlist(&cfg.match_id, angle, rung);
             let text = match origin.get(&path).await {
                 Ok(Some(text)) => text,
                 Ok(None) => continue,
@@ -116,7 +116,7 @@ async fn follow(origin: Origin, cfg: FollowConfig, tx: crossbeam_channel::Sender
                     *want = entry.seq.next();
                     continue;
                 }
-                let seg_path = format!("{dir}/{}.ts", entry.seq);
+                let seg_path = crate::layout::segment(&cfg.match_id, angle, rung, entry.seq);
                 let signed_len = entry.signature.as_ref().map_or(0, |t| t.bytes);
                 let bytes = match origin.get_limited(&seg_path, signed_len).await {
                     Ok(Some(bytes)) => bytes,

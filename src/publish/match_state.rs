@@ -41,7 +41,7 @@ pub async fn load(
     let newest_closed = state.newest_closed();
     for Rendition { angle, rung } in renditions {
         let dir = crate::layout::rendition(match_id, angle, rung);
-        let path = format!("{dir}/index.m3u8");
+        let path = crate::layout::media_playlist(match_id, angle, rung);
         let Some(text) = origin.get(&path).await? else {
             continue;
         };
@@ -66,7 +66,7 @@ pub async fn load(
             {
                 continue;
             }
-            let seg_path = format!("{dir}/{}.ts", entry.seq);
+            let seg_path = crate::layout::segment(match_id, angle, rung, entry.seq);
             let signed_len = entry.signature.as_ref().map_or(0, |t| t.bytes);
             let Some(bytes) = origin.get_limited(&seg_path, signed_len).await? else {
                 tracing::warn!(

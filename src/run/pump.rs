@@ -27,7 +27,10 @@ impl Running {
     /// pipelines.
     pub fn begin(&mut self) -> Result<(), RunError> {
         self.carry_out()?;
-        self.angles.start(&self.gst_clock, self.base_time)
+        self.angles.start(&self.gst_clock, self.base_time)?;
+        // From here on this thread packages: its CPU time is the packaging cost.
+        self.packager_cpu_start = crate::observe::thread_cpu_time();
+        Ok(())
     }
 
     /// Pumps until the match ends, fails, or is stopped.
@@ -94,11 +97,13 @@ impl Running {
         self.carry_out()
     }
 
-    /// The remote angles' news and the clock, into the packager.
+    /// The remote angles' news and the clock, into the packager (only the angle-group close
+    /// policy reads the clock, so a run without remote angles sends none).
     fn tick(&mut self) {
-        if let Some(r) = self.remote.as_mut() {
-            r.poll(&mut self.packager, self.outlet.seeder.as_ref());
-        }
+        let Some(r) = self.remote.as_mut() else {
+            return;
+        };
+        r.poll(&mut self.packager, self.outlet.seeder.as_ref());
         let utc = ingest::ladder::clock_now(&self.gst_clock);
         // The clock is never refused.
         let _ = self.packager.push(Input::Tick {

@@ -73,12 +73,12 @@ pub(super) struct Running {
     pub marker_feed: Option<markers::MarkerFeed>,
     pub delivery_feed: Option<delivery::DeliveryFeed>,
     pub work_dir: std::path::PathBuf,
-    /// The packager runs on the pump's thread: its CPU time is the packaging cost.
+    /// The pump thread's CPU time when packaging began ([`Running::begin`]).
     pub packager_cpu_start: Option<Duration>,
-    _lock: std::fs::File,
-    pub rt: tokio::runtime::Runtime,
     /// The UTC instant the pipelines' running time 0 stands for (None: `--fast`).
     pub base_time: Option<crate::timecode::UtcNs>,
+    _lock: std::fs::File,
+    pub rt: tokio::runtime::Runtime,
 }
 
 /// Builds everything a match needs, in the order a failure can be undone; the pipelines
@@ -185,7 +185,7 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
         marker_feed: cfg.markers.clone().map(markers::MarkerFeed::new),
         delivery_feed: cfg.delivery.clone().map(delivery::DeliveryFeed::new),
         work_dir,
-        packager_cpu_start: crate::observe::thread_cpu_time(),
+        packager_cpu_start: None,
         _lock: lock,
         rt,
         cfg,

@@ -64,7 +64,13 @@ pub struct PinnedKey(pub String);
 
 pub fn routes(pinned: PinnedKey) -> Router {
     let pem = Arc::new(pinned.0);
-    super::assets::routes(&[
+    let bundles: [(&str, &'static [u8], &'static str); 4] = [
+        ("/.player/hls.min.js", HLS_JS, "hls.js"),
+        ("/.player/p2pml-core.js", P2PML_CORE, "p2p-media-loader"),
+        ("/.player/p2pml-hlsjs.js", P2PML_HLSJS, "p2p-media-loader"),
+        ("/.player/ed25519.js", ED25519_JS, "@noble/ed25519"),
+    ];
+    let files = super::assets::routes(&[
         ("/.player/player.js", PLAYER_JS),
         ("/.player/shared.js", SHARED_JS),
         ("/.player/segments.js", SEGMENTS_JS),
@@ -74,42 +80,31 @@ pub fn routes(pinned: PinnedKey) -> Router {
         ("/.player/policy.js", POLICY_JS),
         ("/.player/telemetry.js", TELEMETRY_JS),
         ("/.player/player.css", PLAYER_CSS),
-    ])
-    .route(
-        "/.player/hls.min.js",
-        get(|| async { bundle(HLS_JS, "hls.js") }),
-    )
-    .route(
-        "/.player/p2pml-core.js",
-        get(|| async { bundle(P2PML_CORE, "p2p-media-loader") }),
-    )
-    .route(
-        "/.player/p2pml-hlsjs.js",
-        get(|| async { bundle(P2PML_HLSJS, "p2p-media-loader") }),
-    )
-    .route(
-        "/.player/ed25519.js",
-        get(|| async { bundle(ED25519_JS, "@noble/ed25519") }),
-    )
-    .route(
-        "/.player/pubkey.pem",
-        get(move || {
-            let pem = pem.clone();
-            async move {
-                (
-                    [
-                        (
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/x-pem-file"),
-                        ),
-                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                    ],
-                    pem.as_str().to_string(),
-                )
-            }
-        }),
-    )
-    .layer(public_cors())
+    ]);
+    bundles
+        .into_iter()
+        .fold(files, |router, (path, bytes, what)| {
+            router.route(path, get(move || async move { bundle(bytes, what) }))
+        })
+        .route(
+            "/.player/pubkey.pem",
+            get(move || {
+                let pem = pem.clone();
+                async move {
+                    (
+                        [
+                            (
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static("application/x-pem-file"),
+                            ),
+                            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                        ],
+                        pem.as_str().to_string(),
+                    )
+                }
+            }),
+        )
+        .layer(public_cors())
 }
 
 /// An npm bundle compiled in, or 503 saying how to get it when the build had none.
