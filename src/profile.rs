@@ -78,6 +78,8 @@ pub struct Profile {
     pub delivery: Delivery,
     /// `[qoe]`: where players report what fans experience.
     pub qoe: Qoe,
+    /// `[control]`: placement on a pool of machines (`control --cluster`).
+    pub control: Control,
     pub seed: SeedConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
@@ -210,6 +212,7 @@ struct RawProfile {
     ice_server: Vec<ice::RawIceServer>,
     delivery: Option<delivery::RawDelivery>,
     qoe: Option<qoe::RawQoe>,
+    control: Option<control::RawControl>,
     seed: Option<RawSeed>,
     #[serde(default)]
     video: media::RawVideo,
@@ -436,6 +439,7 @@ impl Checker<'_> {
             ice_servers,
             delivery,
             qoe,
+            control: control::RawControl::build(raw.control.as_ref()),
             seed,
             video,
             audio,
@@ -574,6 +578,7 @@ pub fn path_safe_name_rule() -> &'static str {
 }
 
 mod bounds;
+pub mod control;
 pub mod delivery;
 pub mod frame_rate;
 pub mod ice;
@@ -581,6 +586,7 @@ pub mod media;
 pub mod qoe;
 mod trackers;
 
+pub use control::Control;
 pub use delivery::Delivery;
 pub use frame_rate::FrameRate;
 pub use ice::IceServer;

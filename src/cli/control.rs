@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use swarmpack::control::cluster::{self, ClusterConfig};
 use swarmpack::control::supervise::Launcher;
 use swarmpack::control::webhook::{Outbox, Secret};
 use swarmpack::control::{Controller, api, records::Store};
@@ -78,6 +79,18 @@ pub struct ControlArgs {
     /// The webhooks' signing secret, whsec_<base64>.
     #[arg(long, env = "SWARMPACK_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Join a pool of machines through NATS JetStream at URL (nats://HOST:4222; several
+    /// comma-separated for a NATS cluster). Every node of the pool answers the whole API.
+    #[arg(long, value_name = "URL", requires_all = ["node", "capacity"])]
+    pub cluster: Option<String>,
+    /// This node's name in the pool (letters, digits, '-', '_'), unique and stable across
+    /// restarts.
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub node: Option<String>,
+    /// Capacity units this node offers: a match takes one per rung per angle (two angles
+    /// of a four-rung ladder: 8). 0 makes a node that only answers the API.
+    #[arg(long, value_name = "UNITS", requires = "cluster")]
+    pub capacity: Option<u32>,
 }
 
 pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(), Failure> {
@@ -136,9 +149,35 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
         spool: store.spool_dir(),
     };
     let outbox_dir = store.outbox_dir();
+    if let Some(url) = &args.cluster {
+        let node = args.node.clone().unwrap_or_default();
+        if !swarmpack::profile::is_path_safe_name(&node) {
+            return Err(bad_input(anyhow!(
+                "--node {node:?}: expected a name of letters, digits, '-' and '_'"
+            )));
+        }
+        let cfg = ClusterConfig {
+            url: url.clone(),
+            node,
+            capacity: args.capacity.unwrap_or(0),
+            api: addr.to_string(),
+            profiles: args.profiles.clone(),
+        };
+        // In a pool the node loop looks after the runs and lets events through.
+        let controller = Arc::new(std::sync::Mutex::new(Controller::open(
+            store, launcher, None,
+        )));
+        let api = Arc::new(api::Api {
+            controller,
+            token: args.api_token.trim().to_string(),
+            profiles: args.profiles.clone(),
+            origin_allow: args.origin_allow.clone(),
+        });
+        return cluster_node(cfg, api, outbox, webhook, &outbox_dir, addr, stop_requests);
+    }
     let controller = Controller::open(store, launcher, outbox);
     let api = Arc::new(api::Api {
-        controller: std::sync::Mutex::new(controller),
+        controller: Arc::new(std::sync::Mutex::new(controller)),
         token: args.api_token.trim().to_string(),
         profiles: args.profiles.clone(),
         origin_allow: args.origin_allow.clone(),
@@ -170,19 +209,7 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
             }
         },
     )?;
-    // The webhooks, on their own thread: a slow receiver never holds up the API.
-    if let Some((url, secret)) = webhook {
-        let outbox = Outbox::open(&outbox_dir).map_err(runtime)?;
-        tracing::info!("webhooks to {url}");
-        every(
-            "webhooks",
-            Duration::from_millis(200),
-            &stop_requests,
-            move || {
-                swarmpack::control::deliver_due(&outbox, &url, &secret);
-            },
-        )?;
-    }
+    deliver_webhooks(webhook, &outbox_dir, &stop_requests)?;
     super::http::serve_http(
         addr,
         api::router(api),
@@ -192,6 +219,70 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
     )?;
     tracing::info!("controller stopped; its matches keep running (start it again to adopt them)");
     Ok(())
+}
+
+/// The webhooks, on their own thread: a slow receiver never holds up the API.
+fn deliver_webhooks(
+    webhook: Option<(String, Secret)>,
+    outbox_dir: &std::path::Path,
+    stop_requests: &Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    if let Some((url, secret)) = webhook {
+        let outbox = Outbox::open(outbox_dir).map_err(runtime)?;
+        tracing::info!("webhooks to {url}");
+        every(
+            "webhooks",
+            Duration::from_millis(200),
+            stop_requests,
+            move || {
+                swarmpack::control::deliver_due(&outbox, &url, &secret);
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// `control --cluster`: this node joins the pool (NATS unreachable is exit 1 at once), serves
+/// the pool's API, and on a stop hands its matches to other nodes.
+fn cluster_node(
+    cfg: ClusterConfig,
+    api: Arc<api::Api>,
+    outbox: Option<Outbox>,
+    webhook: Option<(String, Secret)>,
+    outbox_dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+    stop_requests: Arc<AtomicUsize>,
+) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("swarmpack-nats")
+        .enable_all()
+        .build()
+        .map_err(runtime)?;
+    let (node, capacity, url) = (cfg.node.clone(), cfg.capacity, cfg.url.clone());
+    let (shared, node_loop) = cluster::start(
+        cfg,
+        api.controller.clone(),
+        outbox,
+        &rt,
+        stop_requests.clone(),
+    )
+    .map_err(|e| runtime(anyhow::Error::new(e)))?;
+    tracing::info!("node {node} joined the pool at {url} with {capacity} capacity units");
+    deliver_webhooks(webhook, outbox_dir, &stop_requests)?;
+    let app = cluster::api::router(Arc::new(cluster::api::ClusterApi { local: api, shared }));
+    let served = super::http::serve_http(
+        addr,
+        app,
+        "control API (pool node)",
+        "/v1/nodes",
+        stop_requests,
+    );
+    if node_loop.join().is_err() {
+        tracing::error!("the node loop panicked");
+    }
+    tracing::info!("node {node} left the pool");
+    served
 }
 
 /// Runs `work` on a thread of its own (`swarmpack-{name}`), then again `period` after each

@@ -85,6 +85,13 @@ pub struct RunArgs {
     /// Stop after SECS of media, rounded up to whole segments (a clean end with ENDLIST).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// End the match at the first segment boundary at or after this UTC instant (RFC 3339,
+    /// e.g. 2026-12-04T20:30:00Z): a clean end with ENDLIST, on the same segment for every
+    /// run given it, however late each started. `swarmpack control --cluster` gives it to
+    /// the runs of a match with a duration, so a node taking the match over ends it where
+    /// the first would have. Wins over --duration.
+    #[arg(long, value_name = "UTC")]
+    pub end_at: Option<String>,
     /// Run test: and file: feeds as fast as the machine allows (media time runs ahead of UTC).
     #[arg(long)]
     pub fast: bool,
@@ -252,6 +259,21 @@ fn config(args: &RunArgs, log_format: LogFormat) -> Result<Option<RunConfig>, Fa
             "--duration {d}: expected a positive number of seconds"
         )));
     }
+    let end_at = match &args.end_at {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .and_then(|ns| u64::try_from(ns).ok())
+                .map(swarmpack::timecode::UtcNs)
+                .ok_or_else(|| {
+                    bad_input(anyhow!(
+                        "--end-at {text:?}: expected an RFC 3339 UTC instant, e.g. 2026-12-04T20:30:00Z"
+                    ))
+                })?,
+        ),
+    };
     let fragments = match &args.pipelines {
         Some(dir) if !dir.is_dir() => {
             return Err(bad_input(anyhow!(
@@ -332,6 +354,7 @@ fn config(args: &RunArgs, log_format: LogFormat) -> Result<Option<RunConfig>, Fa
         status_line,
         keys,
         duration_secs: args.duration,
+        end_at,
         fast: args.fast,
         fragments,
         events: args.events.clone(),

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 /// What the routes share.
 pub struct Api {
-    pub controller: Mutex<Controller>,
+    pub controller: Arc<Mutex<Controller>>,
     pub token: String,
     pub profiles: std::path::PathBuf,
     /// `--origin-allow`: the origin URL prefixes a request may name; nothing else is taken.
@@ -31,7 +31,7 @@ pub const MAX_JOBS: usize = 2;
 
 /// A match ID from the path, checked before anything touches the disk with it: a
 /// percent-decoded `..%2F..` must never name a file (404, as for a match not here).
-fn refuse_id(id: &str) -> Option<Response> {
+pub(crate) fn refuse_id(id: &str) -> Option<Response> {
     (!crate::profile::is_path_safe_name(id))
         .then(|| error(404, format!("match: no match {id:?} here")))
 }
@@ -48,7 +48,7 @@ pub fn origin_allowed(origin: &str, allow: &[String]) -> bool {
 }
 
 /// The largest request body taken.
-const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
@@ -63,12 +63,12 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-fn error(status: u16, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: u16, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
-async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+pub(crate) async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -89,8 +89,19 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
+/// Spool records of match `id` not yet on the origin.
+pub(crate) fn spool_depth(spool: &std::path::Path, id: &str) -> usize {
+    std::fs::read_dir(crate::run::queue_dir(spool, id))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "meta"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// What `GET` shows of a match.
-fn view(r: &MatchRecord, spool: &std::path::Path) -> serde_json::Value {
+pub(crate) fn view(r: &MatchRecord, spool_depth: usize) -> serde_json::Value {
     let id = &r.spec.match_id;
     let angles: serde_json::Map<String, serde_json::Value> = r
         .spec
@@ -112,13 +123,6 @@ fn view(r: &MatchRecord, spool: &std::path::Path) -> serde_json::Value {
         .newest_window
         .filter(|_| window_len > 0)
         .map(|w| (w + 1) * window_len - 1);
-    let spool_depth = std::fs::read_dir(crate::run::queue_dir(spool, id))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "meta"))
-                .count()
-        })
-        .unwrap_or(0);
     json!({
         "match": id,
         "state": r.state,
@@ -136,7 +140,7 @@ fn view(r: &MatchRecord, spool: &std::path::Path) -> serde_json::Value {
     })
 }
 
-fn playback(r: &MatchRecord) -> serde_json::Value {
+pub(crate) fn playback(r: &MatchRecord) -> serde_json::Value {
     let base = r.spec.public_url.trim_end_matches('/');
     let id = &r.spec.match_id;
     json!({
@@ -146,19 +150,44 @@ fn playback(r: &MatchRecord) -> serde_json::Value {
     })
 }
 
-async fn create(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    let key = headers
+/// The request's `Idempotency-Key`, if any; 400 for one that is empty, too long or not
+/// visible ASCII.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+    match headers
         .get("idempotency-key")
-        .map(|v| v.to_str().map(str::to_string));
-    let key = match key {
-        None => None,
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k),
-        Some(_) => {
-            return error(
-                400,
-                "Idempotency-Key: expected 1 to 255 visible ASCII characters",
-            );
-        }
+        .map(|v| v.to_str().map(str::to_string))
+    {
+        None => Ok(None),
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Ok(Some(k)),
+        Some(_) => Err(error(
+            400,
+            "Idempotency-Key: expected 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// 422 for an origin not under `--origin-allow`.
+pub(crate) fn refuse_origin(origin: &str, allow: &[String]) -> Option<Response> {
+    (!origin_allowed(origin, allow)).then(|| {
+        error(
+            422,
+            format!(
+                "origin: {:?} is not under an allowed prefix: expected one of [{}] (control --origin-allow PREFIX)",
+                crate::ingest::srt::redacted(origin),
+                allow
+                    .iter()
+                    .map(|p| crate::ingest::srt::redacted(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+async fn create(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(refused) => return refused,
     };
     let api2 = api.clone();
     tokio::task::spawn_blocking(move || create_blocking(&api2, key, &body))
@@ -185,19 +214,8 @@ fn create_blocking(api: &Api, key: Option<String>, body: &[u8]) -> Response {
         Ok(spec) => spec,
         Err(Refusal { status, message }) => return error(status, message),
     };
-    if !origin_allowed(&spec.origin, &api.origin_allow) {
-        return error(
-            422,
-            format!(
-                "origin: {:?} is not under an allowed prefix: expected one of [{}] (control --origin-allow PREFIX)",
-                crate::ingest::srt::redacted(&spec.origin),
-                api.origin_allow
-                    .iter()
-                    .map(|p| crate::ingest::srt::redacted(p))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
+    if let Some(refused) = refuse_origin(&spec.origin, &api.origin_allow) {
+        return refused;
     }
     if c.is_running(&spec.match_id) {
         return error(
@@ -233,7 +251,10 @@ fn create_blocking(api: &Api, key: Option<String>, body: &[u8]) -> Response {
 async fn list(State(api): State<Arc<Api>>) -> Response {
     let c = crate::sync::lock(&api.controller);
     let spool = c.store().spool_dir();
-    let all: Vec<serde_json::Value> = c.all().map(|r| view(r, &spool)).collect();
+    let all: Vec<serde_json::Value> = c
+        .all()
+        .map(|r| view(r, spool_depth(&spool, &r.spec.match_id)))
+        .collect();
     axum::Json(json!({"matches": all})).into_response()
 }
 
@@ -248,7 +269,7 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     let Some(r) = record else {
         return error(404, format!("match: no match {id:?} here"));
     };
-    let mut v = view(&r, &spool);
+    let mut v = view(&r, spool_depth(&spool, &id));
     // What its fans experience now, from the collector its players report to (not under the
     // controller's lock: the collector may be slow).
     let collector = crate::profile::Profile::load(&r.spec.profile_file)
@@ -273,7 +294,11 @@ async fn stop(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     let mut c = crate::sync::lock(&api.controller);
     let spool = c.store().spool_dir();
     match c.stop(&id) {
-        Some(r) => (StatusCode::ACCEPTED, axum::Json(view(r, &spool))).into_response(),
+        Some(r) => (
+            StatusCode::ACCEPTED,
+            axum::Json(view(r, spool_depth(&spool, &id))),
+        )
+            .into_response(),
         None => error(404, format!("match: no match {id:?} here")),
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod audience;
+pub mod cluster;
 mod qoe;
 pub mod records;
 pub mod request;
@@ -48,7 +49,13 @@ pub struct Controller {
     /// did is read from their exit files, see [`supervise::job_exit`]).
     job_children: Vec<Child>,
     outbox: Option<Outbox>,
+    /// `control --cluster`: what becomes of each event before the outbox (its id made
+    /// stable, or dropped when another node sends it); None: every event goes out as it is.
+    gate: Option<EventGate>,
 }
+
+/// Maps (match ID, event) to the event to send, if any.
+pub type EventGate = Box<dyn FnMut(&str, Event) -> Option<Event> + Send>;
 
 /// Unix milliseconds now.
 fn now_ms() -> i64 {
@@ -66,6 +73,7 @@ impl Controller {
             children: HashMap::new(),
             job_children: Vec::new(),
             outbox,
+            gate: None,
         };
         for (id, r) in &c.matches {
             if r.state.is_running() {
@@ -77,6 +85,11 @@ impl Controller {
         }
         c.tick();
         c
+    }
+
+    /// Sends events through `gate` from now on (`control --cluster`).
+    pub fn set_gate(&mut self, gate: EventGate) {
+        self.gate = Some(gate);
     }
 
     pub fn store(&self) -> &Store {
@@ -99,26 +112,26 @@ impl Controller {
 
     /// Starts a match (the caller checked it is not running).
     pub fn create(&mut self, spec: MatchSpec) -> Result<&MatchRecord, records::StoreError> {
+        self.create_with(spec, Vec::new(), None)
+    }
+
+    /// Starts a match whose runs get `run_args` too, its events ids made stable with
+    /// `event_prefix` (`control --cluster`).
+    pub fn create_with(
+        &mut self,
+        spec: MatchSpec,
+        run_args: Vec<String>,
+        event_prefix: Option<String>,
+    ) -> Result<&MatchRecord, records::StoreError> {
         let id = spec.match_id.clone();
-        let next_event = self.matches.get(&id).map_or(0, |r| r.next_event);
+        let before = self.matches.get(&id);
         let record = MatchRecord {
-            spec,
-            state: MatchState::Starting,
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            runs: 0,
-            crashes: 0,
-            pid: None,
-            last_error: None,
-            events_offset: self.matches.get(&id).map_or(0, |r| r.events_offset),
-            newest_window: None,
-            feeds: BTreeMap::new(),
-            stop_requested: false,
-            live_announced: false,
-            next_event,
-            restart_after_ms: 0,
-            qoe_degraded: false,
-            qoe_before: None,
-            jobs: self.matches.get(&id).map_or(Vec::new(), |r| r.jobs.clone()),
+            events_offset: before.map_or(0, |r| r.events_offset),
+            next_event: before.map_or(0, |r| r.next_event),
+            jobs: before.map_or(Vec::new(), |r| r.jobs.clone()),
+            event_prefix,
+            run_args,
+            ..MatchRecord::starting(spec)
         };
         // A match started again under the same ID starts from its profile's policy.
         let _ = std::fs::remove_file(self.store.match_dir(&id).join("delivery.jsonl"));
@@ -147,6 +160,30 @@ impl Controller {
             }
         }
         self.matches.get(id)
+    }
+
+    /// Makes the match's run leave without ending the match (another node runs it now): no
+    /// `match.ended`, no restart.
+    pub fn leave(&mut self, id: &str, why: &str) {
+        let running = self.launcher.running(id);
+        let Some(r) = self.matches.get_mut(id) else {
+            return;
+        };
+        if r.state.is_running() {
+            r.state = MatchState::Ended;
+            r.last_error = Some(why.to_string());
+            if let Some(pid) = running.filter(|p| *p > 0).or(r.pid) {
+                supervise::leave(pid);
+            }
+            tracing::warn!("match {id}: its run leaves: {why}");
+            if let Err(e) = self.store.save(r) {
+                tracing::error!("{e}");
+            }
+        }
+        if let Some(mut child) = self.children.remove(id) {
+            // Reaped in the background: it drains what it packaged first.
+            std::thread::spawn(move || child.wait());
+        }
     }
 
     /// Hands a marker to the match's run (`run --markers`): it is in the live playlists from
@@ -246,9 +283,36 @@ impl Controller {
             return;
         };
         data["match"] = json!(id);
-        let event = Event::new(format!("evt_{id}_c{}", r.next_event), kind, data);
+        let event_id = match &r.event_prefix {
+            // The same id for the same milestone on every node.
+            Some(prefix) => {
+                let kind_name = serde_json::to_value(kind).ok();
+                let kind_name = kind_name
+                    .as_ref()
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("event");
+                match data["label"].as_str() {
+                    Some(label) => format!("{prefix}_{}_{label}", kind_name.replace('.', "-")),
+                    None => format!("{prefix}_{}", kind_name.replace('.', "-")),
+                }
+            }
+            None => format!("evt_{id}_c{}", r.next_event),
+        };
+        let event = Event::new(event_id, kind, data);
         r.next_event += 1;
         tracing::info!("match {id}: {kind:?}");
+        self.enqueue(id, event);
+    }
+
+    /// Puts `event` of match `id` in the outbox, through the gate if there is one.
+    fn enqueue(&mut self, id: &str, event: Event) {
+        let event = match &mut self.gate {
+            Some(gate) => match gate(id, event) {
+                Some(e) => e,
+                None => return,
+            },
+            None => event,
+        };
         if let Some(outbox) = &mut self.outbox
             && let Err(e) = outbox.enqueue(event)
         {
@@ -261,7 +325,7 @@ impl Controller {
             return;
         };
         let dir = self.store.match_dir(id);
-        match self.launcher.start(&r.spec, &dir) {
+        match self.launcher.start(&r.spec, &dir, &r.run_args) {
             Ok(child) => {
                 let pid = child.id();
                 self.children.insert(id.to_string(), child);
@@ -328,11 +392,7 @@ impl Controller {
                 }
                 _ => {}
             }
-            if let Some(outbox) = &mut self.outbox
-                && let Err(err) = outbox.enqueue(e)
-            {
-                tracing::error!("{err}");
-            }
+            self.enqueue(id, e);
         }
         let r = self.matches.get_mut(id).expect("present");
         if live && !r.live_announced {

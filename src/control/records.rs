@@ -73,6 +73,41 @@ pub struct MatchRecord {
     /// Highlight and archive jobs not yet finished: `archive` or `clip-{label}`.
     #[serde(default)]
     pub jobs: Vec<String>,
+    /// `control --cluster`: the prefix of the match's stable event ids, the same on every
+    /// node (`{prefix}_match-live`, `{prefix}_w{window}`); None: ids as a single controller
+    /// makes them.
+    #[serde(default)]
+    pub event_prefix: Option<String>,
+    /// More `run` arguments for every run of the match (`--redundant`, `--end-at`).
+    #[serde(default)]
+    pub run_args: Vec<String>,
+}
+
+impl MatchRecord {
+    /// A match just asked for: starting, no run yet.
+    pub fn starting(spec: MatchSpec) -> MatchRecord {
+        MatchRecord {
+            spec,
+            state: MatchState::Starting,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            runs: 0,
+            crashes: 0,
+            pid: None,
+            last_error: None,
+            events_offset: 0,
+            newest_window: None,
+            feeds: BTreeMap::new(),
+            stop_requested: false,
+            live_announced: false,
+            next_event: 0,
+            restart_after_ms: 0,
+            qoe_degraded: false,
+            qoe_before: None,
+            jobs: Vec::new(),
+            event_prefix: None,
+            run_args: Vec::new(),
+        }
+    }
 }
 
 /// The first answer to one `Idempotency-Key`.

@@ -78,8 +78,8 @@ impl Launcher {
         cmd
     }
 
-    /// Starts a run of `spec` in `dir` (the match's state directory).
-    pub fn start(&self, spec: &MatchSpec, dir: &Path) -> std::io::Result<Child> {
+    /// Starts a run of `spec` in `dir` (the match's state directory), with `extra` arguments.
+    pub fn start(&self, spec: &MatchSpec, dir: &Path, extra: &[String]) -> std::io::Result<Child> {
         crate::private_fs::private_dir(dir)?;
         let log = crate::private_fs::private_append(&dir.join("run.log"))?;
         // The run writes these; made private before it starts, whatever they were.
@@ -87,6 +87,7 @@ impl Launcher {
             crate::private_fs::private_append(&dir.join(f))?;
         }
         self.command(spec, &dir.join("events.jsonl"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -174,6 +175,16 @@ pub fn terminate(pid: u32) {
             libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }
     }
+}
+
+/// Makes run `pid` leave the match without ending it: a second SIGTERM stops `run` at once,
+/// without ENDLIST or a last window, what it packaged still going out. For a redundant run
+/// whose match another node now runs.
+pub fn leave(pid: u32) {
+    terminate(pid);
+    // Two signals that arrive together count as one.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    terminate(pid);
 }
 
 /// The last error a run logged (its stderr is JSON lines), for `GET` and `match.failed`.

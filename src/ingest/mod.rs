@@ -42,6 +42,15 @@ pub enum IngestEvent {
     },
 }
 
+/// Where a run's planned end falls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlannedEnd {
+    /// This many whole segments from the first boundary (`--duration`).
+    Segments(u64),
+    /// The first boundary at or after this instant (`--end-at`), the same for every run.
+    At(UtcNs),
+}
+
 /// The match's shared time base: where running time 0 sits on the master timecode, and
 /// where the match stops. Shared by every angle so that they cut at the same instants.
 #[derive(Debug)]
@@ -49,8 +58,8 @@ pub struct MatchClock {
     /// UTC of running time 0 in every angle's pipeline (a segment boundary).
     pub anchor: UtcNs,
     pub timeline: Timeline,
-    /// Whole segments to produce from the first boundary, if `--duration` was given.
-    duration_segments: Option<u64>,
+    /// Where a planned end falls (`--duration` or `--end-at`), fixed at the first frame.
+    planned_end: Option<PlannedEnd>,
     /// UTC at which every angle sends EOS (a boundary); 0 while unset.
     stop_at: AtomicU64,
     /// Newest video frame seen by any angle, UTC ns.
@@ -58,24 +67,29 @@ pub struct MatchClock {
 }
 
 impl MatchClock {
-    pub fn new(anchor: UtcNs, timeline: Timeline, duration_segments: Option<u64>) -> Self {
+    pub fn new(anchor: UtcNs, timeline: Timeline, planned_end: Option<PlannedEnd>) -> Self {
         MatchClock {
             anchor,
             timeline,
-            duration_segments,
+            planned_end,
             stop_at: AtomicU64::new(0),
             head: AtomicU64::new(0),
         }
     }
 
     /// Called for every video frame: tracks the head and, on the first frame, fixes the
-    /// stop point of a `--duration` run.
+    /// stop point of a `--duration` or `--end-at` run.
     pub(crate) fn saw_frame(&self, utc: UtcNs) {
         if self.head.fetch_max(utc.0, Ordering::Relaxed) == 0
-            && let Some(n) = self.duration_segments
+            && let Some(end) = self.planned_end
         {
             let first = self.timeline.boundary_at_or_after(utc);
-            let stop = first.0 + n * self.timeline.segment_ns();
+            let stop = match end {
+                PlannedEnd::Segments(n) => first.0 + n * self.timeline.segment_ns(),
+                // Every run given the same instant stops on the same boundary, however late
+                // it started (a redundant run joining, a node taking a match over).
+                PlannedEnd::At(at) => self.timeline.boundary_at_or_after(at).0.max(first.0),
+            };
             let _ = self
                 .stop_at
                 .compare_exchange(0, stop, Ordering::Relaxed, Ordering::Relaxed);
@@ -122,12 +136,32 @@ mod tests {
 
     #[test]
     fn duration_stop_counts_whole_segments_from_the_first_boundary() {
-        let c = MatchClock::new(UtcNs(100 * NS_PER_SEC), Timeline::new(2000, 5), Some(7));
+        let c = MatchClock::new(
+            UtcNs(100 * NS_PER_SEC),
+            Timeline::new(2000, 5),
+            Some(PlannedEnd::Segments(7)),
+        );
         assert_eq!(c.stop_at(), None);
         c.saw_frame(UtcNs(101 * NS_PER_SEC));
         assert_eq!(c.stop_at(), Some(UtcNs(116 * NS_PER_SEC)));
         c.saw_frame(UtcNs(102 * NS_PER_SEC));
         assert_eq!(c.stop_at(), Some(UtcNs(116 * NS_PER_SEC)));
+    }
+
+    /// Issue 30: two runs of one match started seconds apart (a node taking it over) end on
+    /// the same boundary when given the same instant.
+    #[test]
+    fn an_end_instant_stops_every_run_on_the_same_boundary() {
+        let end = PlannedEnd::At(UtcNs(131 * NS_PER_SEC));
+        for first_frame in [101, 110, 125] {
+            let c = MatchClock::new(UtcNs(100 * NS_PER_SEC), Timeline::new(2000, 5), Some(end));
+            c.saw_frame(UtcNs(first_frame * NS_PER_SEC));
+            assert_eq!(c.stop_at(), Some(UtcNs(132 * NS_PER_SEC)), "{first_frame}");
+        }
+        // A run that starts after the instant ends at its first boundary.
+        let c = MatchClock::new(UtcNs(100 * NS_PER_SEC), Timeline::new(2000, 5), Some(end));
+        c.saw_frame(UtcNs(141 * NS_PER_SEC));
+        assert_eq!(c.stop_at(), Some(UtcNs(142 * NS_PER_SEC)));
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub struct RunConfig {
     pub keys: KeyDir,
     /// Stop after this many seconds of media (rounded up to whole segments).
     pub duration_secs: Option<f64>,
+    /// Stop at the first boundary at or after this instant (`--end-at`; wins over the
+    /// duration): every run of a match given it ends on the same segment.
+    pub end_at: Option<crate::timecode::UtcNs>,
     /// Run test and file feeds as fast as the machine allows.
     pub fast: bool,
     pub fragments: Fragments,

@@ -7,7 +7,7 @@
 
 use super::outlet::Outlet;
 use super::{RunConfig, RunError, RunReport, delivery, intake, lock, markers, match_events, stall};
-use crate::ingest::{self, AngleIngest, IngestEvent, MatchClock};
+use crate::ingest::{self, AngleIngest, IngestEvent, MatchClock, PlannedEnd};
 use crate::metrics::Metrics;
 use crate::observe::{Observer, Progress};
 use crate::package::Packager;
@@ -97,8 +97,13 @@ pub(super) fn start(mut cfg: RunConfig) -> Result<Running, RunError> {
     let fast = fast_feeds(&cfg);
     let gst_clock = ingest::ladder::utc_clock();
     let anchor = super::anchor(ingest::ladder::clock_now(&gst_clock), &timeline, fast);
-    let duration_segments = cfg.duration_secs.map(|s| timeline.segments_for(s));
-    let clock = Arc::new(MatchClock::new(anchor, timeline, duration_segments));
+    let planned_end = match cfg.end_at {
+        Some(at) => Some(PlannedEnd::At(at)),
+        None => cfg
+            .duration_secs
+            .map(|s| PlannedEnd::Segments(timeline.segments_for(s))),
+    };
+    let clock = Arc::new(MatchClock::new(anchor, timeline, planned_end));
     let angle_names: Vec<String> = cfg.angles.iter().map(|(a, _)| a.clone()).collect();
     let mut packager = packager_for(&cfg, &angle_names);
     let rt = tokio::runtime::Builder::new_multi_thread()

