@@ -9,15 +9,39 @@ use std::time::Duration;
 
 pub struct Nats {
     pub url: String,
-    _server: Guard,
+    port: u16,
+    dir: std::path::PathBuf,
+    server: Option<Guard>,
 }
 
 impl Nats {
     /// A JetStream server on a free loopback port, its store in `dir`.
     pub fn start(dir: &Path) -> Nats {
-        let bin = setup_tool("NATS_VERSION", "nats-server", "nats-server");
         let port = free_tcp_port();
-        let log = std::fs::File::create(dir.join("nats.log")).unwrap();
+        let mut nats = Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            server: None,
+        };
+        nats.restart();
+        nats
+    }
+
+    /// Kills the server (SIGKILL): the pool loses NATS.
+    pub fn kill(&mut self) {
+        self.server.take();
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) {
+        let (dir, port) = (&self.dir, self.port);
+        let bin = setup_tool("NATS_VERSION", "nats-server", "nats-server");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("nats.log"))
+            .unwrap();
         let server = Guard(
             Command::new(bin)
                 .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
@@ -30,10 +54,7 @@ impl Nats {
         wait_for("nats-server", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        Nats {
-            url: format!("nats://127.0.0.1:{port}"),
-            _server: server,
-        }
+        self.server = Some(server);
     }
 }
 

@@ -272,9 +272,7 @@ async fn create_match(c: &ClusterApi, body: &[u8]) -> (u16, serde_json::Value) {
         "match {id}: queued ({} role(s), {units} units)",
         m.roles().len()
     );
-    crate::sync::lock(&c.shared.cache)
-        .matches
-        .insert(id.clone(), m.clone());
+    c.shared.remember(&m);
     (
         201,
         json!({"match": id, "state": m.record.state, "playback": api::playback(&m.record)}),
@@ -295,6 +293,9 @@ async fn current(c: &ClusterApi, id: &str) -> Option<ClusterMatch> {
     if c.shared.bus.connected()
         && let Ok(fresh) = c.shared.bus.get_match(id).await
     {
+        if let Some(v) = &fresh {
+            c.shared.remember(&v.value);
+        }
         return fresh.map(|v| v.value);
     }
     crate::sync::lock(&c.shared.cache).matches.get(id).cloned()
@@ -331,6 +332,7 @@ async fn stop(State(c): State<Arc<ClusterApi>>, Path(id): Path<String>) -> Respo
         .await;
     match changed {
         Ok(Some(m)) => {
+            c.shared.remember(&m);
             tracing::info!("match {id}: stop asked for");
             (StatusCode::ACCEPTED, axum::Json(view(&m))).into_response()
         }

@@ -64,6 +64,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Keeps `m` as the last state seen of its match.
+    pub fn remember(&self, m: &ClusterMatch) {
+        crate::sync::lock(&self.cache)
+            .matches
+            .insert(m.record.spec.match_id.clone(), m.clone());
+    }
+
     pub fn spool_depth(&self, id: &str) -> usize {
         super::api::spool_depth(&self.spool, id)
     }

@@ -164,8 +164,10 @@ impl Node {
                         serde_json::to_vec(m).ok() != before
                     })
                     .await;
-                if let Err(e) = mirrored {
-                    tracing::warn!("match {id}: {e}");
+                match mirrored {
+                    Ok(Some(m)) => self.shared.remember(&m),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("match {id}: {e}"),
                 }
             }
             if !local.state.is_running() {
