@@ -171,6 +171,42 @@ fn three_nodes_answer_as_one_and_a_race_makes_one_match() {
         assert_eq!(dirs, runs, "{node}:\n{}", log_of(&s, node));
     }
 
+    // A marker and a delivery change through nodes that do not run the match: forwarded
+    // to n3, whose run puts them in the live playlists and p2p.json.
+    let (status, v) = call(
+        ports[0],
+        "POST",
+        "/v1/matches/cup/markers",
+        &[bearer()],
+        Some(r#"{"label":"first-blood"}"#),
+    );
+    assert_eq!(status, 201, "{v}");
+    wait_for(
+        "the marker in a live playlist",
+        Duration::from_secs(30),
+        || {
+            media_playlists(&s.origin.join("cup"))
+                .iter()
+                .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("first-blood")))
+        },
+    );
+    let (status, v) = call(
+        ports[1],
+        "PATCH",
+        "/v1/matches/cup/delivery",
+        &[bearer()],
+        Some(r#"{"behind_live": 7}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["delivery"]["behind_live"], 7.0, "{v}");
+    wait_match(
+        ports[0],
+        "cup",
+        "the policy in the pool",
+        Duration::from_secs(10),
+        |v| v["delivery"]["behind_live"] == 7.0,
+    );
+
     // A stop through n1 ends both cleanly.
     for id in ["cup", "race"] {
         let (status, v) = call(
@@ -303,7 +339,27 @@ fn failover(standby: bool) {
         wait_for("the standby's run", Duration::from_secs(30), || {
             log_of(&s, standby_node).contains("standby role taken here")
         });
-        std::thread::sleep(Duration::from_secs(3));
+        // A delivery change goes to the primary's run and, through the pool, the standby's.
+        let (status, v) = call(
+            ports[0],
+            "PATCH",
+            "/v1/matches/final/delivery",
+            &[bearer()],
+            Some(r#"{"behind_live": 7}"#),
+        );
+        assert_eq!(status, 200, "{v}");
+        let standby_policy = s
+            .tmp
+            .path()
+            .join(format!("state-{standby_node}/matches/final/delivery.jsonl"));
+        wait_for(
+            "the standby under the new policy",
+            Duration::from_secs(15),
+            || {
+                std::fs::read_to_string(&standby_policy)
+                    .is_ok_and(|t| t.contains("\"behind_live\":7.0"))
+            },
+        );
     }
     // When each new seq first shows in the live playlist, from before the kill to the end.
     let stop = Arc::new(AtomicBool::new(false));

@@ -193,22 +193,7 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
             swarmpack::sync::lock(&watched.controller).tick();
         },
     )?;
-    // The audiences, every 10 s (a collector's step): the figures of each match with [qoe]
-    // thresholds, fetched outside the controller's lock, then judged.
-    let judged = api.clone();
-    every(
-        "qoe",
-        Duration::from_secs(QOE_EVERY_SECONDS),
-        &stop_requests,
-        move || {
-            let matches = swarmpack::sync::lock(&judged.controller).judged_audiences();
-            for (id, collector) in matches {
-                if let Some(points) = swarmpack::control::audience::points(&collector, &id) {
-                    swarmpack::sync::lock(&judged.controller).judge_audience(&id, &points);
-                }
-            }
-        },
-    )?;
+    judge_audiences(&api, &stop_requests, |_| true)?;
     deliver_webhooks(webhook, &outbox_dir, &stop_requests)?;
     super::http::serve_http(
         addr,
@@ -219,6 +204,29 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
     )?;
     tracing::info!("controller stopped; its matches keep running (start it again to adopt them)");
     Ok(())
+}
+
+/// The audiences, every 10 s (a collector's step): the figures of each match with [qoe]
+/// thresholds that `judged` admits, fetched outside the controller's lock, then judged.
+fn judge_audiences(
+    api: &Arc<api::Api>,
+    stop_requests: &Arc<AtomicUsize>,
+    judged: impl Fn(&str) -> bool + Send + 'static,
+) -> Result<(), Failure> {
+    let controller = api.controller.clone();
+    every(
+        "qoe",
+        Duration::from_secs(QOE_EVERY_SECONDS),
+        stop_requests,
+        move || {
+            let matches = swarmpack::sync::lock(&controller).judged_audiences();
+            for (id, collector) in matches.into_iter().filter(|(id, _)| judged(id)) {
+                if let Some(points) = swarmpack::control::audience::points(&collector, &id) {
+                    swarmpack::sync::lock(&controller).judge_audience(&id, &points);
+                }
+            }
+        },
+    )
 }
 
 /// The webhooks, on their own thread: a slow receiver never holds up the API.
@@ -269,6 +277,10 @@ fn cluster_node(
     )
     .map_err(|e| runtime(anyhow::Error::new(e)))?;
     tracing::info!("node {node} joined the pool at {url} with {capacity} capacity units");
+    // The audience of a match is judged by the node running its primary; the policy it
+    // sets reaches the standby through the pool.
+    let judging = shared.clone();
+    judge_audiences(&api, &stop_requests, move |id| judging.holds_primary(id))?;
     deliver_webhooks(webhook, outbox_dir, &stop_requests)?;
     let app = cluster::api::router(Arc::new(cluster::api::ClusterApi { local: api, shared }));
     let served = super::http::serve_http(

@@ -150,19 +150,16 @@ pub(crate) fn playback(r: &MatchRecord) -> serde_json::Value {
     })
 }
 
-/// The request's `Idempotency-Key`, if any; 400 for one that is empty, too long or not
-/// visible ASCII.
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+/// The request's `Idempotency-Key`, if any; why it is refused (400) when it is empty, too
+/// long or not visible ASCII.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     match headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
     {
         None => Ok(None),
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Ok(Some(k)),
-        Some(_) => Err(error(
-            400,
-            "Idempotency-Key: expected 1 to 255 visible ASCII characters",
-        )),
+        Some(_) => Err("Idempotency-Key: expected 1 to 255 visible ASCII characters"),
     }
 }
 
@@ -187,7 +184,7 @@ pub(crate) fn refuse_origin(origin: &str, allow: &[String]) -> Option<Response> 
 async fn create(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
-        Err(refused) => return refused,
+        Err(why) => return error(400, why),
     };
     let api2 = api.clone();
     tokio::task::spawn_blocking(move || create_blocking(&api2, key, &body))

@@ -286,14 +286,17 @@ impl Controller {
         let event_id = match &r.event_prefix {
             // The same id for the same milestone on every node.
             Some(prefix) => {
-                let kind_name = serde_json::to_value(kind).ok();
-                let kind_name = kind_name
-                    .as_ref()
-                    .and_then(|k| k.as_str())
-                    .unwrap_or("event");
-                match data["label"].as_str() {
-                    Some(label) => format!("{prefix}_{}_{label}", kind_name.replace('.', "-")),
-                    None => format!("{prefix}_{}", kind_name.replace('.', "-")),
+                let name = serde_json::to_value(kind).ok();
+                let name = name.as_ref().and_then(|k| k.as_str()).unwrap_or("event");
+                let name = name.replace('.', "-");
+                match kind {
+                    // Once per match, whichever node sees it.
+                    EventType::MatchStarted
+                    | EventType::MatchLive
+                    | EventType::MatchEnded
+                    | EventType::MatchFailed => format!("{prefix}_{name}"),
+                    // May happen again (a second degradation, a second archive).
+                    _ => format!("{prefix}_{name}_{}", now_ms()),
                 }
             }
             None => format!("evt_{id}_c{}", r.next_event),

@@ -61,11 +61,27 @@ impl Controller {
         id: &str,
         profile: &crate::profile::Profile,
     ) -> crate::profile::Delivery {
+        self.delivery_changed(id)
+            .unwrap_or(profile.delivery.clone())
+    }
+
+    /// The newest policy handed to the match's run, if it was ever changed.
+    pub fn delivery_changed(&self, id: &str) -> Option<crate::profile::Delivery> {
         let file = self.store.match_dir(id).join("delivery.jsonl");
         std::fs::read_to_string(&file)
             .ok()
             .and_then(|t| t.lines().rev().find_map(|l| serde_json::from_str(l).ok()))
-            .unwrap_or(profile.delivery.clone())
+    }
+
+    /// Hands `policy` as it is to the match's run (`control --cluster`: the policy another
+    /// node's run of the match is under).
+    pub fn set_delivery(
+        &mut self,
+        id: &str,
+        policy: &crate::profile::Delivery,
+    ) -> Result<(), DeliveryRefused> {
+        let changes = serde_json::to_value(policy).expect("a policy serialises");
+        self.change_delivery(id, &changes).map(drop)
     }
 
     /// The running matches whose profile sets `[qoe]` thresholds, with their collector.

@@ -73,6 +73,7 @@ fn view(m: &ClusterMatch) -> serde_json::Value {
     v["standby_node"] = json!(m.standby_node);
     v["takeovers"] = json!(m.takeovers);
     v["end_at"] = json!(m.end_at);
+    v["delivery"] = json!(m.delivery);
     v
 }
 
@@ -82,7 +83,7 @@ async fn create(State(c): State<Arc<ClusterApi>>, headers: HeaderMap, body: Byte
     }
     let key = match api::idempotency_key(&headers) {
         Ok(k) => k,
-        Err(refused) => return refused,
+        Err(why) => return error(400, why),
     };
     let fingerprint = request::fingerprint(&body);
     if let Some(key) = &key
@@ -226,6 +227,7 @@ async fn create_match(c: &ClusterApi, body: &[u8]) -> (u16, serde_json::Value) {
         standby_node: None,
         takeovers: 0,
         spool_depth: 0,
+        delivery: None,
     };
     let id = m.record.spec.match_id.clone();
     let bus = &c.shared.bus;
@@ -398,8 +400,11 @@ async fn to_primary(
     };
     if primary == c.shared.cfg.node {
         use tower::ServiceExt;
+        // As it came in: the outer route's path parameters are not the inner one's.
+        let (mut parts, body) = req.into_parts();
+        parts.extensions = Default::default();
         return api::router(c.local.clone())
-            .oneshot(req)
+            .oneshot(Request::from_parts(parts, body))
             .await
             .unwrap_or_else(|never| match never {});
     }

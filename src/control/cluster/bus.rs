@@ -372,7 +372,7 @@ impl Bus {
             },
             Ok(Some(Err(e))) => Err(BusError::Call {
                 what: "fetch work".into(),
-                source: e.into(),
+                source: e,
             }),
             Ok(None) | Err(_) => Ok(None),
         }

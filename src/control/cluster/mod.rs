@@ -61,6 +61,8 @@ pub struct Shared {
     pub cache: Mutex<Cache>,
     pub metrics: NodeMetrics,
     spool: PathBuf,
+    /// The roles this node holds now.
+    roles: node::Roles,
 }
 
 impl Shared {
@@ -69,6 +71,14 @@ impl Shared {
         crate::sync::lock(&self.cache)
             .matches
             .insert(m.record.spec.match_id.clone(), m.clone());
+    }
+
+    /// Whether this node holds the match's primary (whose run the API's changes and the
+    /// audience's judgement go to).
+    pub fn holds_primary(&self, id: &str) -> bool {
+        crate::sync::lock(&self.roles)
+            .get(id)
+            .is_some_and(|(role, _)| *role == record::Role::Primary)
     }
 
     pub fn spool_depth(&self, id: &str) -> usize {
@@ -115,11 +125,11 @@ pub fn start(
         cfg,
         cache: Mutex::new(Cache::default()),
         spool,
+        roles: node::Roles::default(),
     });
-    let roles = node::Roles::default();
     let pending = Pending::default();
-    crate::sync::lock(&controller).set_gate(gate(roles.clone(), pending.clone()));
-    let mut node = node::Node::new(shared.clone(), controller, roles);
+    crate::sync::lock(&controller).set_gate(gate(shared.roles.clone(), pending.clone()));
+    let mut node = node::Node::new(shared.clone(), controller);
     let handle = rt.handle().clone();
     let looped = shared.clone();
     let thread = std::thread::Builder::new()

@@ -43,12 +43,12 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(shared: Arc<Shared>, controller: Arc<Mutex<Controller>>, roles: Roles) -> Node {
+    pub fn new(shared: Arc<Shared>, controller: Arc<Mutex<Controller>>) -> Node {
         Node {
+            roles: shared.roles.clone(),
             shared,
             controller,
             held: BTreeMap::new(),
-            roles,
             connected_since: None,
         }
     }
@@ -154,13 +154,19 @@ impl Node {
             {
                 crate::sync::lock(&self.controller).stop(&id);
             }
+            let policy = crate::sync::lock(&self.controller).delivery_changed(&id);
+            if let Some(d) = record::follow_delivery(&pooled, role, policy.as_ref())
+                && let Err(e) = crate::sync::lock(&self.controller).set_delivery(&id, d)
+            {
+                tracing::error!("match {id}: the pool's delivery policy: {e}");
+            }
             if role == Role::Primary {
                 let depth = self.shared.spool_depth(&id);
                 let mirrored = self
                     .bus()
                     .change_match(&id, |m| {
                         let before = serde_json::to_vec(m).ok();
-                        record::mirror(m, &local, depth);
+                        record::mirror(m, &local, depth, policy.as_ref());
                         serde_json::to_vec(m).ok() != before
                     })
                     .await;
@@ -184,12 +190,11 @@ impl Node {
     /// Forgets a held role; `ack` says what NATS is told (None: nothing, the item is another
     /// node's now).
     async fn release(&mut self, id: &str, role: Role, ack: Option<AckKind>) {
-        if let Some(held) = self.held.remove(&(id.to_string(), role)) {
-            if let Some(kind) = ack
-                && let Err(e) = bus::ack(&held.msg, kind).await
-            {
-                tracing::warn!("match {id}: {e}");
-            }
+        if let Some(held) = self.held.remove(&(id.to_string(), role))
+            && let Some(kind) = ack
+            && let Err(e) = bus::ack(&held.msg, kind).await
+        {
+            tracing::warn!("match {id}: {e}");
         }
         if !self.held.keys().any(|(m, _)| m == id) {
             crate::sync::lock(&self.roles).remove(id);

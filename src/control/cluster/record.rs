@@ -57,6 +57,10 @@ pub struct ClusterMatch {
     pub takeovers: u32,
     /// The primary's spool depth.
     pub spool_depth: usize,
+    /// The players' policy the primary's run is under, once changed (`PATCH …/delivery`,
+    /// `[qoe.on_degraded]`): every other run of the match is put under it too.
+    #[serde(default)]
+    pub delivery: Option<crate::profile::Delivery>,
 }
 
 impl ClusterMatch {
@@ -203,10 +207,18 @@ pub fn standing(record: Option<&ClusterMatch>, role: Role, created_ms: i64, me: 
     }
 }
 
-/// Copies what the primary's controller learnt into the pool's record. The API's own
-/// fields (the request, a stop asked for) stay as the pool has them, and an end the pool
-/// recorded is never undone.
-pub fn mirror(m: &mut ClusterMatch, local: &MatchRecord, spool_depth: usize) {
+/// Copies what the primary's controller learnt into the pool's record, with the players'
+/// policy its run is under if it was changed. The API's own fields (the request, a stop
+/// asked for) stay as the pool has them, and an end the pool recorded is never undone.
+pub fn mirror(
+    m: &mut ClusterMatch,
+    local: &MatchRecord,
+    spool_depth: usize,
+    delivery: Option<&crate::profile::Delivery>,
+) {
+    if let Some(d) = delivery {
+        m.delivery = Some(d.clone());
+    }
     let r = &mut m.record;
     if r.state.is_running() {
         r.state = match (local.state, r.stop_requested) {
@@ -222,6 +234,21 @@ pub fn mirror(m: &mut ClusterMatch, local: &MatchRecord, spool_depth: usize) {
     r.feeds.clone_from(&local.feeds);
     r.live_announced |= local.live_announced;
     m.spool_depth = spool_depth;
+}
+
+/// Whether a run of the match must be put under the pool's policy: it has one, and the
+/// run's differs (the primary's own change wins, as [`mirror`] sends it to the pool).
+pub fn follow_delivery<'a>(
+    m: &'a ClusterMatch,
+    role: Role,
+    local: Option<&crate::profile::Delivery>,
+) -> Option<&'a crate::profile::Delivery> {
+    let pooled = m.delivery.as_ref()?;
+    match (role, local) {
+        (Role::Primary, Some(_)) => None,
+        (_, Some(l)) if l == pooled => None,
+        _ => Some(pooled),
+    }
 }
 
 /// Whether a run's event goes out as a webhook from the node holding `role`, and its id

@@ -24,6 +24,7 @@ fn pooled(standby: bool) -> ClusterMatch {
         standby_node: None,
         takeovers: 0,
         spool_depth: 0,
+        delivery: None,
     }
 }
 
@@ -148,16 +149,16 @@ fn the_mirror_keeps_the_pools_stop_and_never_undoes_an_end() {
     local.state = MatchState::Live;
     local.newest_window = Some(3);
     local.runs = 1;
-    mirror(&mut m, &local, 2);
+    mirror(&mut m, &local, 2, None);
     assert_eq!(m.record.state, MatchState::Stopping);
     assert!(m.record.stop_requested);
     assert_eq!((m.record.newest_window, m.spool_depth), (Some(3), 2));
     local.state = MatchState::Ended;
-    mirror(&mut m, &local, 0);
+    mirror(&mut m, &local, 0, None);
     assert_eq!(m.record.state, MatchState::Ended);
     local.state = MatchState::Live;
     local.newest_window = Some(1);
-    mirror(&mut m, &local, 0);
+    mirror(&mut m, &local, 0, None);
     assert_eq!(m.record.state, MatchState::Ended);
     assert_eq!(
         m.record.newest_window,
@@ -211,4 +212,30 @@ fn a_node_is_dead_once_silent_past_the_limit() {
     };
     assert!(n.alive(10_000 + DEAD_AFTER_MS));
     assert!(!n.alive(10_001 + DEAD_AFTER_MS));
+}
+
+#[test]
+fn the_primarys_policy_reaches_the_pool_and_every_other_run_follows_it() {
+    let mut m = pooled(true);
+    let local = MatchRecord::starting(spec());
+    let mut changed = crate::profile::Delivery::defaults(1.0);
+    changed.behind_live = 9.0;
+    assert_eq!(
+        follow_delivery(&m, Role::Standby, None),
+        None,
+        "nothing changed yet"
+    );
+    mirror(&mut m, &local, 0, Some(&changed));
+    assert_eq!(m.delivery.as_ref(), Some(&changed));
+    // The standby's run is put under it, until it is.
+    assert_eq!(follow_delivery(&m, Role::Standby, None), Some(&changed));
+    assert_eq!(follow_delivery(&m, Role::Standby, Some(&changed)), None);
+    // A primary that took over (nothing changed on its node yet) follows the pool too;
+    // one with its own change keeps it (it goes to the pool).
+    assert_eq!(follow_delivery(&m, Role::Primary, None), Some(&changed));
+    let other = crate::profile::Delivery::defaults(1.0);
+    assert_eq!(follow_delivery(&m, Role::Primary, Some(&other)), None);
+    // No policy from the primary leaves the pool's as it was.
+    mirror(&mut m, &local, 0, None);
+    assert_eq!(m.delivery.as_ref(), Some(&changed));
 }
