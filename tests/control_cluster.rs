@@ -461,34 +461,55 @@ fn failover(standby: bool) {
     }
 }
 
+/// `control` with `args` after the usual ones: its exit code and stderr.
+fn control_with(s: &Setup, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = swarmpack();
+    cmd.arg("control")
+        .args(["--listen", &format!("127.0.0.1:{}", free_tcp_port())])
+        .arg("--state")
+        .arg(s.tmp.path().join("state"))
+        .arg("--keys")
+        .arg(&s.keys)
+        .arg("--profiles")
+        .arg(&s.profiles)
+        .args(args)
+        .env("SWARMPACK_API_TOKEN", TOKEN);
+    let out = run_with_deadline(cmd, Duration::from_secs(30));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
-fn an_unreachable_nats_at_start_is_a_clear_exit_1() {
+fn an_unreachable_nats_at_start_is_a_clear_exit_1_and_bad_flags_exit_2() {
     let s = Setup::small();
-    let port = free_tcp_port();
-    let out = run_with_deadline(
-        {
-            let mut cmd = swarmpack();
-            cmd.arg("control")
-                .args(["--listen", &format!("127.0.0.1:{}", free_tcp_port())])
-                .arg("--state")
-                .arg(s.tmp.path().join("state"))
-                .arg("--keys")
-                .arg(&s.keys)
-                .arg("--profiles")
-                .arg(&s.profiles)
-                .args(["--cluster", &format!("nats://127.0.0.1:{port}")])
-                .args(["--node", "n1", "--capacity", "1"])
-                .env("SWARMPACK_API_TOKEN", TOKEN);
-            cmd
-        },
-        Duration::from_secs(30),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let url = format!("nats://127.0.0.1:{}", free_tcp_port());
+    let (code, stderr) = control_with(&s, &["--cluster", &url, "--node", "n1", "--capacity", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("cannot reach NATS at nats://127.0.0.1:{port}")),
+        stderr.contains(&format!("cannot reach NATS at {url}")),
         "{stderr}"
     );
+    for (args, names) in [
+        (
+            vec!["--cluster", "nats://a b", "--node", "n1", "--capacity", "1"],
+            "--cluster",
+        ),
+        (
+            vec!["--cluster", &url, "--node", "../n1", "--capacity", "1"],
+            "--node",
+        ),
+        (vec!["--cluster", &url, "--capacity", "1"], "--node"),
+        (
+            vec!["--cluster", &url, "--node", "n1", "--capacity", "lots"],
+            "--capacity",
+        ),
+    ] {
+        let (code, stderr) = control_with(&s, &args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{args:?}: {stderr}");
+    }
 }
 
 /// NATS goes away mid-match: the run goes on, reads answer from the last state, writes are

@@ -41,7 +41,15 @@ collector's figures; while degraded, [qoe.on_degraded] is the players' policy); 
 each with one stable id, delivered at least once from STATE/outbox, retried with backoff and \
 jitter.\n\n\
 Stopping the controller (Ctrl-C, SIGTERM, or a crash) leaves the matches running: started \
-again with the same --state, it adopts the runs still alive and restarts the ones that died.";
+again with the same --state, it adopts the runs still alive and restarts the ones that died.\n\n\
+A pool of machines (--cluster nats://HOST:4222 --node NAME --capacity UNITS on each, NATS with \
+JetStream): every node answers the whole API from the pool's records (GET /v1/nodes shows the \
+pool, GET /metrics this node). Each match runs on a node with room (one unit per rung per \
+angle), always as `run --redundant`, so the origin must be s3:// or a file:// every node \
+mounts. A node that dies is replaced by another in about 10 s (one discontinuity); with \
+[control] standby = true in the profile a second node runs the match from the start and \
+nothing is lost. NATS lost: the runs go on, reads answer from the last state, writes get 503. \
+README: \"Running a tournament on several machines\".";
 
 pub const EXAMPLE: &str = "Example:\n  \
 export SWARMPACK_API_TOKEN=$(openssl rand -hex 24)\n  \
@@ -49,7 +57,10 @@ export SWARMPACK_WEBHOOK_URL=https://bracket.example/hooks SWARMPACK_WEBHOOK_SEC
 swarmpack control --listen 127.0.0.1:8600 --state /var/lib/swarmpack --keys ./keys --profiles ./profiles \\\n      --origin-allow file:///srv/origin\n  \
 curl -H \"Authorization: Bearer $SWARMPACK_API_TOKEN\" -H 'Idempotency-Key: final-1' \\\n       \
 -d '{\"match\":\"final\",\"profile\":\"demo\",\"angles\":{\"main\":\"test:\"},\"origin\":\"file:///srv/origin\"}' \\\n       \
-http://127.0.0.1:8600/v1/matches";
+http://127.0.0.1:8600/v1/matches\n\n\
+A node of a pool (the same on every machine, each with its own --node):\n  \
+swarmpack control --listen 0.0.0.0:8600 --state /var/lib/swarmpack --origin-allow s3://matches/live \\\n      \
+--cluster nats://nats1:4222,nats://nats2:4222,nats://nats3:4222 --node enc-07 --capacity 8";
 
 #[derive(clap::Args)]
 pub struct ControlArgs {
@@ -150,6 +161,11 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
     };
     let outbox_dir = store.outbox_dir();
     if let Some(url) = &args.cluster {
+        cluster::bus::servers(url).map_err(|e| {
+            bad_input(anyhow!(
+                "--cluster {url:?}: expected nats://HOST:PORT, or several separated by commas ({e})"
+            ))
+        })?;
         let node = args.node.clone().unwrap_or_default();
         if !swarmpack::profile::is_path_safe_name(&node) {
             return Err(bad_input(anyhow!(

@@ -105,26 +105,62 @@ async fn bucket(
     name: &str,
     max_age: Duration,
 ) -> Result<kv::Store, BusError> {
-    bounded(
+    if let Ok(Ok(store)) = tokio::time::timeout(CALL_TIMEOUT, js.get_key_value(name)).await {
+        return Ok(store);
+    }
+    let config = |num_replicas| kv::Config {
+        bucket: name.to_string(),
+        history: 1,
+        max_age,
+        num_replicas,
+        ..Default::default()
+    };
+    match bounded(
         format!("KV bucket {name}"),
-        js.create_key_value(kv::Config {
-            bucket: name.to_string(),
-            history: 1,
-            max_age,
-            ..Default::default()
-        }),
+        js.create_key_value(config(REPLICAS)),
     )
     .await
+    {
+        Ok(store) => Ok(store),
+        // A single server (no NATS cluster) keeps one copy.
+        Err(_) => bounded(format!("KV bucket {name}"), js.create_key_value(config(1))).await,
+    }
+}
+
+/// Copies of each bucket and of the stream when NATS is a cluster (a single server keeps
+/// one): losing one NATS machine of three loses nothing.
+const REPLICAS: usize = 3;
+
+async fn work_stream(js: &jetstream::Context) -> Result<stream::Stream, BusError> {
+    if let Ok(Ok(s)) = tokio::time::timeout(CALL_TIMEOUT, js.get_stream(WORK)).await {
+        return Ok(s);
+    }
+    let config = |num_replicas| stream::Config {
+        name: WORK.to_string(),
+        subjects: vec!["swarmpack.work.>".to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: Duration::from_secs(120),
+        num_replicas,
+        ..Default::default()
+    };
+    match bounded("work stream", js.create_stream(config(REPLICAS))).await {
+        Ok(s) => Ok(s),
+        Err(_) => bounded("work stream", js.create_stream(config(1))).await,
+    }
 }
 
 impl Bus {
     /// Connects and makes (or opens) the buckets and the stream. An unreachable NATS is an
     /// error at once, not a wait.
     pub async fn connect(url: &str, node: &str) -> Result<Bus, BusError> {
+        let servers = servers(url).map_err(|source| BusError::Connect {
+            url: url.to_string(),
+            source: source.into(),
+        })?;
         let client = async_nats::ConnectOptions::new()
             .name(format!("swarmpack-control-{node}"))
             .connection_timeout(CALL_TIMEOUT)
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|source| BusError::Connect {
                 url: url.to_string(),
@@ -136,17 +172,7 @@ impl Bus {
         let idempotency = bucket(&js, IDEMPOTENCY, day).await?;
         let nodes = bucket(&js, NODES, Duration::from_secs(60)).await?;
         let events = bucket(&js, EVENTS, day).await?;
-        let work = bounded(
-            "work stream",
-            js.get_or_create_stream(stream::Config {
-                name: WORK.to_string(),
-                subjects: vec!["swarmpack.work.>".to_string()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            }),
-        )
-        .await?;
+        let work = work_stream(&js).await?;
         let workers = bounded(
             "work consumer",
             work.get_or_create_consumer(
@@ -411,6 +437,14 @@ impl Bus {
 /// log (NATS may be away; the item then comes back to some node after [`ACK_WAIT`]).
 pub async fn ack(msg: &jetstream::Message, kind: jetstream::AckKind) -> Result<(), BusError> {
     bounded("acknowledge a work item", msg.ack_with(kind)).await
+}
+
+/// The servers of `--cluster`: one NATS URL, or several separated by commas (the machines
+/// of a NATS cluster).
+pub fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
+    url.split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect()
 }
 
 /// A role's dedupe id on the work stream.
