@@ -163,7 +163,8 @@ pub fn control(args: ControlArgs, stop_requests: Arc<AtomicUsize>) -> Result<(),
     if let Some(url) = &args.cluster {
         cluster::bus::servers(url).map_err(|e| {
             bad_input(anyhow!(
-                "--cluster {url:?}: expected nats://HOST:PORT, or several separated by commas ({e})"
+                "--cluster {:?}: expected nats://HOST:PORT, or several separated by commas ({e})",
+                cluster::bus::redacted(url)
             ))
         })?;
         let node = args.node.clone().unwrap_or_default();
@@ -283,7 +284,8 @@ fn cluster_node(
         .enable_all()
         .build()
         .map_err(runtime)?;
-    let (node, capacity, url) = (cfg.node.clone(), cfg.capacity, cfg.url.clone());
+    let (node, capacity) = (cfg.node.clone(), cfg.capacity);
+    let url = cluster::bus::redacted(&cfg.url);
     let (shared, node_loop) = cluster::start(
         cfg,
         api.controller.clone(),

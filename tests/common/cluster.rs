@@ -1,10 +1,9 @@
 //! Helpers of `tests/control_cluster.rs`: a NATS server with JetStream (scripts/setup's
 //! pinned nats-server) and pool nodes (`control --cluster`) as processes, on loopback.
 
-use super::control::{SECRET, Setup, TOKEN, bearer, call};
+use super::control::{Setup, bearer, call, control_command};
 use super::*;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 pub struct Nats {
@@ -68,33 +67,12 @@ pub fn pool_node(
     capacity: u32,
     hook_port: u16,
 ) -> Guard {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(s.tmp.path().join(format!("{name}.log")))
-        .unwrap();
+    let state = s.tmp.path().join(format!("state-{name}"));
+    let log = s.tmp.path().join(format!("{name}.log"));
     let node = Guard(
-        swarmpack()
-            .arg("control")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--state")
-            .arg(s.tmp.path().join(format!("state-{name}")))
-            .arg("--keys")
-            .arg(&s.keys)
-            .arg("--profiles")
-            .arg(&s.profiles)
-            .arg("--origin-allow")
-            .arg(format!("file://{}", s.origin.display()))
+        control_command(s, &state, port, hook_port, &log)
             .args(["--cluster", nats, "--node", name])
             .args(["--capacity", &capacity.to_string()])
-            .env("SWARMPACK_API_TOKEN", TOKEN)
-            .env(
-                "SWARMPACK_WEBHOOK_URL",
-                format!("http://127.0.0.1:{hook_port}/hooks"),
-            )
-            .env("SWARMPACK_WEBHOOK_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .unwrap(),
     );

@@ -83,32 +83,40 @@ impl Setup {
     }
 }
 
-pub fn controller(s: &Setup, port: u16, hook_port: u16) -> Guard {
+/// `swarmpack control` on `port` with the setup's keys, profiles and origin, its state in
+/// `state`, webhooks to the receiver on `hook_port`, its log appended to `log`.
+pub fn control_command(s: &Setup, state: &Path, port: u16, hook_port: u16, log: &Path) -> Command {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(s.tmp.path().join("control.log"))
+        .open(log)
         .unwrap();
+    let mut cmd = swarmpack();
+    cmd.arg("control")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--state")
+        .arg(state)
+        .arg("--keys")
+        .arg(&s.keys)
+        .arg("--profiles")
+        .arg(&s.profiles)
+        .arg("--origin-allow")
+        .arg(format!("file://{}", s.origin.display()))
+        .env("SWARMPACK_API_TOKEN", TOKEN)
+        .env(
+            "SWARMPACK_WEBHOOK_URL",
+            format!("http://127.0.0.1:{hook_port}/hooks"),
+        )
+        .env("SWARMPACK_WEBHOOK_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(log);
+    cmd
+}
+
+pub fn controller(s: &Setup, port: u16, hook_port: u16) -> Guard {
+    let log = s.tmp.path().join("control.log");
     Guard(
-        swarmpack()
-            .arg("control")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--state")
-            .arg(&s.state)
-            .arg("--keys")
-            .arg(&s.keys)
-            .arg("--profiles")
-            .arg(&s.profiles)
-            .arg("--origin-allow")
-            .arg(format!("file://{}", s.origin.display()))
-            .env("SWARMPACK_API_TOKEN", TOKEN)
-            .env(
-                "SWARMPACK_WEBHOOK_URL",
-                format!("http://127.0.0.1:{hook_port}/hooks"),
-            )
-            .env("SWARMPACK_WEBHOOK_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(log)
+        control_command(s, &s.state, port, hook_port, &log)
             .spawn()
             .unwrap(),
     )

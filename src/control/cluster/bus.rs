@@ -24,6 +24,7 @@ const WORKERS: &str = "nodes";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// `url` is [`redacted`].
     #[error("cannot reach NATS at {url}")]
     Connect {
         url: String,
@@ -154,7 +155,7 @@ impl Bus {
     /// error at once, not a wait.
     pub async fn connect(url: &str, node: &str) -> Result<Bus, BusError> {
         let servers = servers(url).map_err(|source| BusError::Connect {
-            url: url.to_string(),
+            url: redacted(url),
             source: source.into(),
         })?;
         let client = async_nats::ConnectOptions::new()
@@ -163,7 +164,7 @@ impl Bus {
             .connect(servers)
             .await
             .map_err(|source| BusError::Connect {
-                url: url.to_string(),
+                url: redacted(url),
                 source,
             })?;
         let js = jetstream::new(client.clone());
@@ -445,6 +446,20 @@ pub fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error>
     url.split(',')
         .map(|u| u.trim().parse::<async_nats::ServerAddr>())
         .collect()
+}
+
+/// `--cluster` for logs and errors: a user, password or token in a server's URL is hidden.
+pub fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|u| match u.trim().split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://(hidden)@{host}"),
+                None => u.trim().to_string(),
+            },
+            None => u.trim().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A role's dedupe id on the work stream.

@@ -239,3 +239,13 @@ fn the_primarys_policy_reaches_the_pool_and_every_other_run_follows_it() {
     mirror(&mut m, &local, 0, None);
     assert_eq!(m.delivery.as_ref(), Some(&changed));
 }
+
+#[test]
+fn credentials_in_the_nats_url_are_hidden() {
+    assert_eq!(
+        crate::control::cluster::bus::redacted(
+            "nats://user:pw@n1:4222, nats://s3cr3t@n2:4222,nats://n3:4222"
+        ),
+        "nats://(hidden)@n1:4222,nats://(hidden)@n2:4222,nats://n3:4222"
+    );
+}
