@@ -1,6 +1,7 @@
 //! Angle groups (`run --remote-angle`): one match split across two machines by angle, on one
 //! S3 origin (moto). Group one encodes angles a and b, group two c and d; each names the
-//! other's angles as remote. Group two is killed with SIGKILL at 12 s; group one runs on.
+//! other's angles as remote. Group two is killed with SIGKILL once the groups have made
+//! windows together; group one runs on.
 //! - The multivariant playlist offers all four angles.
 //! - Every window from while both ran covers all four angles, and libtorrent rechecks every
 //!   window torrent at 100% against the bucket's bytes.
@@ -14,9 +15,11 @@ use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const KILL_AT: Duration = Duration::from_secs(12);
+/// How long the two groups may take to make windows together (a margin for a loaded
+/// machine, not a schedule).
+const KILL_BY: Duration = Duration::from_secs(40);
 const MEDIA_SECS: u64 = 22;
 
 /// (seq, gap) of every entry of a media playlist.
@@ -33,6 +36,23 @@ fn entries(playlist: &Path) -> Vec<(u64, bool)> {
         }
     }
     out
+}
+
+/// The runs of a media playlist (gap or not, and how many entries), empty while the
+/// playlist is not there.
+fn lives(playlist: &Path) -> Vec<(bool, usize)> {
+    if !playlist.exists() {
+        return Vec::new();
+    }
+    entries(playlist)
+        .iter()
+        .fold(Vec::new(), |mut runs: Vec<(bool, usize)>, (_, gap)| {
+            match runs.last_mut() {
+                Some((g, n)) if g == gap => *n += 1,
+                _ => runs.push((*gap, 1)),
+            }
+            runs
+        })
 }
 
 /// `run` of match `cup` for group `i` (its own spool; its log in `{dir}/{i}.log`, appended).
@@ -60,6 +80,43 @@ fn angles(cmd: &mut Command, local: &[&str], remote: &[&str]) {
     }
 }
 
+/// The body of `url`, or `None` while it is not there.
+fn fetch(url: &str) -> Option<Vec<u8>> {
+    let out = Command::new("curl").args(["-s", "-f", url]).output().ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// How many of the windows `live.json` on the origin at `base` lists cover all four angles
+/// at every seq.
+fn full_windows_on_origin(base: &str) -> usize {
+    let Some(live) = fetch(&format!("{base}live.json"))
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return 0;
+    };
+    let listed: Vec<u64> = live["windows"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|n| n.as_u64()).collect())
+        .unwrap_or_default();
+    listed
+        .iter()
+        .filter(|w| {
+            let Some(doc) = fetch(&format!("{base}windows/{w}.json"))
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            else {
+                return false;
+            };
+            let mut by_seq: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
+            for s in doc["segments"].as_array().into_iter().flatten() {
+                if let (Some(seq), Some(angle)) = (s["seq"].as_u64(), s["angle"].as_str()) {
+                    by_seq.entry(seq).or_default().insert(angle);
+                }
+            }
+            !by_seq.is_empty() && by_seq.values().all(|a| a.len() == 4)
+        })
+        .count()
+}
+
 fn read_logs(dir: &Path) -> Vec<String> {
     (0..2)
         .map(|i| std::fs::read_to_string(dir.join(format!("{i}.log"))).unwrap())
@@ -77,7 +134,6 @@ fn two_angle_groups_make_one_match_and_a_stopped_group_becomes_a_gap() {
         &format!("{}/matches/live/", moto.endpoint),
         "",
     );
-    let started = Instant::now();
     let mut runs: Vec<Child> = [(["a", "b"], ["c", "d"]), (["c", "d"], ["a", "b"])]
         .iter()
         .enumerate()
@@ -90,7 +146,19 @@ fn two_angle_groups_make_one_match_and_a_stopped_group_becomes_a_gap() {
         })
         .collect();
     let (first, second) = runs.split_at_mut(1);
-    let status = kill_at_then_wait(started, KILL_AT, &mut second[0], &mut first[0]);
+    // Group two is killed once the origin holds windows that cover all four angles (not at a
+    // fixed time: a slow start must not put the kill before any window covers both groups).
+    let base = format!("{}/matches/live/cup/", moto.endpoint);
+    wait_for(
+        "three windows of both groups on the origin",
+        KILL_BY,
+        || full_windows_on_origin(&base) >= 3,
+    );
+    assert!(
+        first[0].try_wait().unwrap().is_none(),
+        "group one's {MEDIA_SECS} s ended before group two was stopped: the machine is too slow for this test"
+    );
+    let status = kill_then_wait(&mut second[0], &mut first[0]);
     let logs = read_logs(tmp.path());
     assert!(status.success(), "group one failed:\n{}", logs[0]);
     for log in &logs {
@@ -100,7 +168,6 @@ fn two_angle_groups_make_one_match_and_a_stopped_group_becomes_a_gap() {
         );
     }
 
-    let base = format!("{}/matches/live/cup/", moto.endpoint);
     let verified = assert_verifies(&base, &keys);
     assert!(verified.contains("signed gap(s)"), "{verified}");
     let mirror = tmp.path().join("mirror");
@@ -197,8 +264,9 @@ fn two_angle_groups_make_one_match_and_a_stopped_group_becomes_a_gap() {
     );
 }
 
-/// Group two stops (SIGKILL at 8 s) and comes back with the same spool at 16 s, then stops
-/// again at 28 s; group one runs 34 s, on one directory origin. Group two's angles show its
+/// Group two stops (SIGKILL once it has segments on the origin) and comes back with the same
+/// spool once group one has marked its angles as a gap, then stops again once it has
+/// segments after the gap; group one runs 40 s, on one directory origin. Group two's angles show its
 /// segments, a marked gap, a discontinuity and its segments again, then a gap to the end, and
 /// the hash chain over every window stays whole.
 #[test]
@@ -213,19 +281,38 @@ fn a_group_machine_that_comes_back_continues_its_angles_after_the_gap() {
         angles(&mut cmd, &["c", "d"], &["a", "b"]);
         cmd.spawn().unwrap()
     };
-    let started = Instant::now();
     let mut one = group_run(tmp.path(), &profile, &keys, &origin, 0);
-    one.args(["--duration", "34"]);
+    one.args(["--duration", "40"]);
     angles(&mut one, &["a", "b"], &["c", "d"]);
     let mut one = one.spawn().unwrap();
     let mut two = group_two();
-    let at = |secs| std::thread::sleep(Duration::from_secs(secs).saturating_sub(started.elapsed()));
-    at(8);
+    // Each step waits for what the origin shows (not for a wall-clock time, which a loaded
+    // machine would miss): group two's segments, then group one's gap for them, then group
+    // two's segments again after it came back.
+    let c = root.join("cup/c/180p/index.m3u8");
+    let still_running = |one: &mut Child, what: &str| {
+        assert!(
+            one.try_wait().unwrap().is_none(),
+            "group one's 40 s ended before {what}: the machine is too slow for this test"
+        );
+    };
+    wait_for("group two's first segments", KILL_BY, || {
+        lives(&c).first().is_some_and(|(gap, n)| !gap && *n >= 3)
+    });
+    still_running(&mut one, "group two's first stop");
     two.kill().unwrap();
     two.wait().unwrap();
-    at(16);
+    wait_for(
+        "group one to mark group two's angles as a gap",
+        KILL_BY,
+        || lives(&c).len() == 2,
+    );
     let mut two = group_two();
-    let status = kill_at_then_wait(started, Duration::from_secs(28), &mut two, &mut one);
+    wait_for("group two's segments after it came back", KILL_BY, || {
+        lives(&c).get(2).is_some_and(|(gap, n)| !gap && *n >= 3)
+    });
+    still_running(&mut one, "group two's second stop");
+    let status = kill_then_wait(&mut two, &mut one);
     let logs = read_logs(tmp.path());
     assert!(status.success(), "group one failed:\n{}", logs[0]);
     assert!(

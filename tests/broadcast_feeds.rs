@@ -172,10 +172,20 @@ fn surround_sound_is_downmixed_with_the_centre_in_both_ears_and_no_lfe() {
     );
 
     let lfe = surround(tmp.path(), "LFE");
+    // The input has its tone, in the LFE alone: silence out is the downmix's doing.
+    let input = channel_rms(&lfe);
+    assert_eq!(input.len(), 6, "a 5.1 input: {input:?}");
+    assert!(input[3] > -30.0, "the tone is in the LFE: {input:?}");
+    assert!(
+        input.iter().enumerate().all(|(i, r)| i == 3 || *r < -60.0),
+        "and nowhere else: {input:?}"
+    );
     let d = tmp.path().join("lfe");
     std::fs::create_dir_all(&d).unwrap();
     let out = run_file(&d, &lfe, &profile, None).expect("the 5.1 feed runs");
     let rms = channel_rms(&out);
+    // Two channels measured: an output without audio would have none, and pass below.
+    assert_eq!(rms.len(), 2, "stereo out: {rms:?}");
     assert!(
         rms.iter().all(|r| *r < -60.0),
         "the LFE is left out of the stereo: {rms:?}"
@@ -212,7 +222,7 @@ fn an_interlaced_feed_comes_out_progressive() {
     );
 
     // The same without the deinterlacer (a source fragment with it taken out): no longer
-    // progressive, or no segment at all (x264 turns to interlaced coding).
+    // progressive. The run must succeed, so that this fails only for what it checks.
     let pipelines = tmp.path().join("pipelines");
     std::fs::create_dir_all(&pipelines).unwrap();
     let builtin = std::fs::read_to_string(
@@ -228,13 +238,17 @@ fn an_interlaced_feed_comes_out_progressive() {
     std::fs::write(pipelines.join("source-file.gst"), without).unwrap();
     let d = tmp.path().join("off");
     std::fs::create_dir_all(&d).unwrap();
-    if let Some(out) = run_file(&d, &feed, &profile, Some(&pipelines)) {
-        let (prog, inter) = idet(&out);
-        assert!(
-            inter * 20 >= prog,
-            "without the deinterlacer the output should stay interlaced: {prog} progressive, {inter} interlaced"
-        );
-    }
+    let out = run_file(&d, &feed, &profile, Some(&pipelines))
+        .expect("the run without the deinterlacer (see its stderr above)");
+    let (prog, inter) = idet(&out);
+    assert!(
+        prog + inter > 50,
+        "idet saw {prog} progressive and {inter} interlaced frames: too few to judge"
+    );
+    assert!(
+        inter * 20 >= prog,
+        "without the deinterlacer the output should stay interlaced: {prog} progressive, {inter} interlaced"
+    );
 }
 
 #[test]

@@ -122,6 +122,35 @@ impl LossMatch {
         );
     }
 
+    /// The newest seq on the origin for `angle` (180p), 0 before there is one.
+    fn newest_seq(&self, angle: &str) -> u64 {
+        let playlist = self.origin.join(format!("loss/{angle}/180p/index.m3u8"));
+        std::fs::read_to_string(playlist)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_suffix(".ts")?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Waits until the run has published `segments` more segments of `angle` (1 s each): a
+    /// stretch of the match measured on the run's own output, not on the test's clock, which
+    /// a loaded machine would let run ahead. The match must still be running then.
+    fn wait_segments(&mut self, angle: &str, segments: u64, what: &str) {
+        let from = self.newest_seq(angle);
+        wait_or_show(
+            what,
+            Duration::from_secs(segments * 4 + 20),
+            || self.newest_seq(angle) >= from + segments,
+            || self.log(),
+        );
+        assert!(
+            self.child.0.try_wait().unwrap().is_none(),
+            "the match ended during {what}: the machine is too slow for this test\n{}",
+            self.log()
+        );
+    }
+
     /// Waits for the match to end on its own (`--duration`) and asserts it exited 0.
     fn wait_end(&mut self) {
         let started = Instant::now();
@@ -147,15 +176,12 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
     wait_for("the feed to go live", Duration::from_secs(20), || {
         m.log().contains("angle stage: feed is live")
     });
-    std::thread::sleep(Duration::from_secs(6)); // live picture on air
+    m.wait_segments("stage", 6, "6 s of live picture on air");
     encoder.stop();
     wait_for("the loss to be noticed", Duration::from_secs(10), || {
         m.log().contains("angle stage: signal lost")
     });
-    let unplugged = Instant::now();
-    while unplugged.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100)); // the outage
-    }
+    m.wait_segments("stage", 10, "10 s of outage");
     let _encoder = VenueEncoder::start(&VenueEncoder::live_picture(), &url);
     wait_for("the feed to come back", Duration::from_secs(20), || {
         m.log().matches("angle stage: feed is live").count() >= 2
@@ -183,8 +209,13 @@ fn an_unplugged_srt_feed_is_bridged_by_a_slate_and_comes_back() {
 /// cut into a segment, the return is at a boundary (all slate before it, all live after).
 /// Returns how many slate segments bridged the gap.
 fn assert_live_slate_live(all: &str) -> usize {
-    let stage = &all[all.find('L').expect("a live picture")..];
-    let back = stage.rfind('S').expect("a slate after the live picture") + 1;
+    let stage = &all[all
+        .find('L')
+        .unwrap_or_else(|| panic!("no live picture: {all}"))..];
+    let back = stage
+        .rfind('S')
+        .unwrap_or_else(|| panic!("no slate after the live picture: {all}"))
+        + 1;
     let lost = stage[..back].find('S').unwrap();
     assert!(
         stage[..lost].trim_end_matches('M').ends_with('L') && stage[back..].starts_with('L'),
@@ -245,20 +276,20 @@ fn a_pushed_rtmp_feed_that_stops_is_bridged_by_a_slate() {
     wait_for("the push to go live", Duration::from_secs(20), || {
         m.log().contains("angle obs: feed is live")
     });
-    std::thread::sleep(Duration::from_secs(6)); // live picture on air
+    m.wait_segments("obs", 6, "6 s of live picture on air");
     let _ = obs.0.kill(); // OBS crashes
     let _ = obs.0.wait();
     wait_for("the loss to be noticed", Duration::from_secs(10), || {
         m.log().contains("angle obs: signal lost")
     });
-    let stopped = Instant::now();
-    while stopped.elapsed() < Duration::from_secs(6) {
-        std::thread::sleep(Duration::from_millis(100)); // the outage
-    }
+    m.wait_segments("obs", 6, "6 s of outage");
     let _obs = publish();
-    wait_for("the push to come back", Duration::from_secs(20), || {
-        m.log().matches("angle obs: feed is live").count() >= 2
-    });
+    wait_or_show(
+        "the push to come back",
+        Duration::from_secs(20),
+        || m.log().matches("angle obs: feed is live").count() >= 2,
+        || m.log(),
+    );
     m.wait_end();
     let log = m.log();
     assert_eq!(log.matches("angle obs: feed is live").count(), 2, "{log}");

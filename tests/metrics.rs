@@ -98,8 +98,11 @@ fn metrics_parse_as_openmetrics_and_count_the_match() {
         "swarmpack_encoder_realtime_factor",
         None,
     );
+    // A live feed paces the encoder: media time over wall time is about 1. The margin is
+    // wide (a loaded CI machine can fall behind for a while); what this catches is a factor
+    // computed wrongly (a ratio of the wrong clocks is off by orders of magnitude).
     assert!(
-        (0.5..2.0).contains(&rtf),
+        (0.2..5.0).contains(&rtf),
         "a live run encodes at about real time: {rtf}"
     );
     assert!(
@@ -110,14 +113,18 @@ fn metrics_parse_as_openmetrics_and_count_the_match() {
             Some(("kind", "segment"))
         ) >= 6.0
     );
-    // Present (a gauge; its value depends on the moment).
+    // Objects waiting in the spool: a whole number, and on a directory origin that takes
+    // every object at once, a handful at most (a spool that never drained would grow by
+    // six objects a second here).
+    let spooled = sample(
+        m,
+        "swarmpack_spool_objects",
+        "swarmpack_spool_objects",
+        None,
+    );
     assert!(
-        sample(
-            m,
-            "swarmpack_spool_objects",
-            "swarmpack_spool_objects",
-            None
-        ) >= 0.0
+        spooled.fract() == 0.0 && (0.0..12.0).contains(&spooled),
+        "objects in the spool: {spooled}"
     );
     assert_eq!(
         sample(

@@ -290,8 +290,8 @@ fn rtmp_listen_takes_a_push_and_refuses_wrong_keys() {
 }
 
 /// Issue 14 item 2: an idle connection and a slow-loris one (a handshake byte every 300 ms)
-/// are held open on the venue port; ffmpeg's push still goes on air within 5 s, both are
-/// cut off at the handshake deadline, and the refusals are counted.
+/// are held open on the venue port; ffmpeg's push still goes on air before their handshake
+/// deadline, both are cut off at it, and the refusals are counted.
 #[test]
 fn rtmp_listen_goes_on_air_past_idle_and_slow_loris_connections() {
     use std::io::{Read, Write};
@@ -345,9 +345,12 @@ fn rtmp_listen_goes_on_air_past_idle_and_slow_loris_connections() {
             .spawn()
             .unwrap(),
     );
+    // On air while both held connections still wait for their deadline: the log shows the
+    // push accepted before either deadline refusal (checked below, once the run has ended).
+    // The wait itself has a wide margin; the order is what proves the point.
     wait_or_show(
-        "ffmpeg's push on air within 5 s",
-        Duration::from_secs(5),
+        "ffmpeg's push on air",
+        Duration::from_secs(20),
         || log_text().contains("RTMP publisher accepted on /live/…"),
         log_text,
     );
@@ -393,7 +396,12 @@ fn rtmp_listen_goes_on_air_past_idle_and_slow_loris_connections() {
     let (ok, _) = finish(swarm, Duration::from_secs(60));
     let stderr = log_text();
     assert!(ok, "swarmpack failed:\n{stderr}");
-    assert!(stderr.contains("no RTMP handshake within 5 s"), "{stderr}");
+    let accepted = stderr.find("RTMP publisher accepted on /live/…");
+    let refused = stderr.find("no RTMP handshake within 5 s");
+    assert!(
+        accepted.is_some() && refused.is_some() && accepted < refused,
+        "the push went on air only after the held connections were cut off:\n{stderr}"
+    );
     assert!(stderr.contains("feed is live"), "{stderr}");
     eprintln!("on air {on_air:?} after the push started");
     assert_both_rungs(&out, "obs");

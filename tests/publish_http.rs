@@ -43,7 +43,10 @@ fn assert_origin_matches_local_copy(root: &Path, spool: &Path) -> usize {
 }
 
 fn assert_spool_empty(spool: &Path) {
-    let left = files_below(&spool.join("live/queue"));
+    // The queue must exist: a spool that was never written to is not a drained one.
+    let queue = spool.join("live/queue");
+    assert!(queue.is_dir(), "{}: no spool queue", queue.display());
+    let left = files_below(&queue);
     assert!(left.is_empty(), "spool not drained: {left:?}");
 }
 

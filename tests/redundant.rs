@@ -1,6 +1,6 @@
 //! Redundant encoders (`run --redundant`): two runs of one match, each with its own spool and
-//! seeder, publish to one origin. The first is killed with SIGKILL at 10 s; the second runs to
-//! the end. The origin must then hold one stream, as if one run had made it:
+//! seeder, publish to one origin. The first is killed with SIGKILL once both are making the
+//! match; the second runs to the end. The origin must then hold one stream, as if one run had made it:
 //! - `verify` passes over the whole match, and openssl verifies every segment's tag against
 //!   the bytes on the origin;
 //! - every seq of every rendition is there once, and no playlist has a gap or a discontinuity;
@@ -19,9 +19,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const KILL_AT: Duration = Duration::from_secs(10);
+/// How long two runs may take to start making the match together (each start is a couple
+/// of seconds; this is a margin for a loaded machine, not a schedule).
+const KILL_BY: Duration = Duration::from_secs(40);
+
+/// Segments the run logging to `log` adopted from the other, counted past byte `from`.
+fn adoptions(log: &str, from: usize) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .get(from..)
+        .unwrap_or("")
+        .matches("another run published it first")
+        .count()
+}
 /// Media seconds of the surviving run (1 s segments).
 const MEDIA_SECS: u64 = 16;
 
@@ -30,12 +42,11 @@ struct Pair {
     spools: [PathBuf; 2],
 }
 
-/// Starts two redundant runs of match `cup` (angles main and pov), kills the first at
-/// [`KILL_AT`], and waits for the second to end cleanly.
+/// Starts two redundant runs of match `cup` (angles main and pov), kills the first once
+/// both are making the match, and waits for the second to end cleanly.
 fn run_pair(dir: &Path, origin: &str, env: &dyn Fn(&mut Command)) -> (Pair, PathBuf) {
     let keys = keygen(dir);
     let profile = small_profile(dir, 2, "http://127.0.0.1:9/", "");
-    let started = Instant::now();
     let pair = Pair::new(dir);
     let mut runs: Vec<Child> = (0..2)
         .map(|i| {
@@ -45,7 +56,13 @@ fn run_pair(dir: &Path, origin: &str, env: &dyn Fn(&mut Command)) -> (Pair, Path
         })
         .collect();
     let (first, second) = runs.split_at_mut(1);
-    let status = kill_at_then_wait(started, KILL_AT, &mut first[0], &mut second[0]);
+    // The first is killed once both runs are making the match (each seq made by both is
+    // adopted by one of them, which it logs), not at a fixed time: a slow start must not put
+    // the kill before the runs overlap.
+    wait_for("both runs making the match", KILL_BY, || {
+        pair.logs.iter().map(|l| adoptions(l, 0)).sum::<usize>() >= 3
+    });
+    let status = kill_then_wait(&mut first[0], &mut second[0]);
     let pair = pair.read_logs();
     assert!(
         status.success(),
@@ -235,8 +252,9 @@ fn two_redundant_runs_on_a_directory_make_one_stream() {
     assert_one_stream(&root, &keys, &pair);
 }
 
-/// The first run is killed at 5 s and comes back with its spool at 8 s; the second is killed
-/// at 15 s; the first runs on to its end. The match goes on through both losses as one
+/// The first run is killed once both make the match and comes back with its spool three
+/// seconds later; the second is killed once the first is making the match again; the first
+/// runs on to its end. The match goes on through both losses as one
 /// stream: no gap, no discontinuity.
 #[test]
 fn a_redundant_run_that_comes_back_rejoins_without_a_gap() {
@@ -246,16 +264,26 @@ fn a_redundant_run_that_comes_back_rejoins_without_a_gap() {
     let keys = keygen(tmp.path());
     let profile = small_profile(tmp.path(), 2, "http://127.0.0.1:9/", "");
     let pair = Pair::new(tmp.path());
-    let started = Instant::now();
-    let at = |secs| std::thread::sleep(Duration::from_secs(secs).saturating_sub(started.elapsed()));
     let mut a = pair.run(0, &profile, &keys, &origin, 30).spawn().unwrap();
     let mut b = pair.run(1, &profile, &keys, &origin, 30).spawn().unwrap();
-    at(5);
+    // Each kill waits for the runs to overlap (adoptions in their own logs), not for a time.
+    let overlapping = |from: [usize; 2]| {
+        adoptions(&pair.logs[0], from[0]) + adoptions(&pair.logs[1], from[1]) >= 2
+    };
+    wait_for("both runs making the match", KILL_BY, || {
+        overlapping([0, 0])
+    });
     a.kill().unwrap();
     a.wait().unwrap();
-    at(8);
+    // b alone for three segments, then a comes back with its spool.
+    std::thread::sleep(Duration::from_secs(3));
+    let logged = |i: usize| std::fs::metadata(&pair.logs[i]).map_or(0, |m| m.len() as usize);
+    let from = [logged(0), logged(1)];
     let mut a = pair.run(0, &profile, &keys, &origin, 24).spawn().unwrap();
-    let status = kill_at_then_wait(started, Duration::from_secs(15), &mut b, &mut a);
+    wait_for("the run that came back making the match", KILL_BY, || {
+        overlapping(from)
+    });
+    let status = kill_then_wait(&mut b, &mut a);
     let pair = pair.read_logs();
     assert!(
         status.success(),

@@ -14,12 +14,14 @@ const MATCH: &str = "refused";
 #[test]
 fn a_segment_nginx_refuses_becomes_a_gap_and_the_match_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    // 1 s segments: the segment 6 s from now is the one the origin will refuse.
+    // 1 s segments: the segment 12 s from now is the one the origin will refuse. The run
+    // needs a second or two to put out its first segment; 12 s leave a loaded machine room
+    // (a run that started after it would have nothing refused, which is checked below).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let lost = now + 6;
+    let lost = now + 12;
     let nginx = Nginx::webdav_with(
         &tmp.path().join("nginx"),
         &format!("location = /{MATCH}/main/180p/{lost}.ts {{ return 403; }}"),
@@ -28,7 +30,7 @@ fn a_segment_nginx_refuses_becomes_a_gap_and_the_match_goes_on() {
     let keys = keygen(tmp.path());
     let spool = tmp.path().join("spool");
     let mut cmd = run_match(MATCH, &profile, &keys, &nginx.url());
-    cmd.args(["--angle", "main=test:", "--no-seed", "--duration", "16"])
+    cmd.args(["--angle", "main=test:", "--no-seed", "--duration", "22"])
         .arg("--spool")
         .arg(&spool);
     let out = run_with_deadline(cmd, Duration::from_secs(90));
@@ -45,6 +47,10 @@ fn a_segment_nginx_refuses_becomes_a_gap_and_the_match_goes_on() {
         .iter()
         .map(|s| s.uri.trim_end_matches(".ts").parse().unwrap())
         .collect();
+    assert!(
+        seqs[0] < lost,
+        "the run started after the refused segment: {seqs:?}"
+    );
     assert!(*seqs.last().unwrap() >= lost + 5, "{seqs:?}");
     assert!(playlist.end_list);
     let gap = playlist

@@ -87,8 +87,12 @@ fn ten_fresh_viewers_in_a_row_get_each_window_from_peers_as_soon_as_its_torrent_
     eprintln!("viewers:\n{stdout}");
     for r in &records {
         let w = r["window"].as_str().unwrap();
+        // The viewer took the torrent as it appeared (the helper polls every 5 ms). This
+        // times the helper, not swarmpack, so the margin is wide: what it guards is the
+        // test's premise, a viewer that looks before any later announce could help it. The
+        // gate itself is shown by the scrape at appearance below.
         assert!(
-            r["start_ms"].as_f64().unwrap() < 100.0,
+            r["start_ms"].as_f64().unwrap() < 1000.0,
             "window {w}: the viewer started late: {r}"
         );
         assert_eq!(r["web_seeds"], serde_json::json!([]), "{r}");
@@ -105,15 +109,13 @@ fn ten_fresh_viewers_in_a_row_get_each_window_from_peers_as_soon_as_its_torrent_
         );
         assert!(r["complete_secs"].as_f64().unwrap() <= 10.0, "{r}");
         // Every window is its own torrent with one viewer, so the only peer that can hold it
-        // is swarmpack's seeder. It usually shows as 127.0.0.1:{seed_port}; one run in about
-        // ten showed another port (not pinned down), so the endpoint is logged, not asserted.
+        // is swarmpack's seeder: dialled at its listen port, or dialling in (then named by IP
+        // and client, its outgoing port being any). The port that one run in about ten showed
+        // was the seeder dialling in; the helper now tells the two apart.
         assert!(
-            !r["peers"].as_array().unwrap().is_empty(),
-            "window {w}: no peer: {r}"
+            met_peer(r, &format!("127.0.0.1:{seed_port}")),
+            "window {w}: the seeder is not among its peers: {r}"
         );
-        if !met_peer(r, &format!("127.0.0.1:{seed_port}")) {
-            eprintln!("window {w}: the seeder showed as {}", r["peers"]);
-        }
         // Byte-identical to the origin, file by file.
         let files = assert_same_files(
             &save.join(w).join("gate/main/180p"),

@@ -37,7 +37,10 @@ impl Drop for Tmpfs {
 fn a_full_spool_disk_keeps_the_match_on_air() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(disk) = Tmpfs::mount(&tmp.path().join("spool"), "4m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs (needs root); the full-disk test did not run");
+        skipped(
+            "spool_full::a_full_spool_disk_keeps_the_match_on_air",
+            "cannot mount a tmpfs (needs root); the full-disk test did not run",
+        );
         return;
     };
     // Ballast: leave 24 KiB, room for the lock and a playlist but not for a segment (~45 KB).

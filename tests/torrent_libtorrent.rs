@@ -92,6 +92,8 @@ fn libtorrent_loads_a_hybrid_window_torrent_and_rechecks_it_complete() {
     bytes[1000] ^= 0xff;
     std::fs::write(&victim, bytes).unwrap();
     let text = lt_check(&torrent, tmp.path());
+    // The recheck finished: its verdict is on the bytes as they are now.
+    assert_eq!(field_of(&text, "checked"), "1", "{text}");
     assert_eq!(field_of(&text, "seeding"), "0", "{text}");
     assert_ne!(field_of(&text, "progress_ppm"), "1000000", "{text}");
 }

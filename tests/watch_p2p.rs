@@ -9,12 +9,15 @@
 //!    WebCrypto lacks Ed25519 (it checks with the pure-JS fallback). Every viewer plays without a stall
 //!    over 1 s; the later joiners take bytes from peers; the viewers together fetch fewer
 //!    bytes over HTTP than they played; the evil peer's segments are rejected; and no viewer
-//!    hands hls.js a segment whose bytes do not match its signed tag.
+//!    hands hls.js a segment whose bytes do not match its signed tag. Apart from the player's
+//!    own counters, a hook of the test's (in `watch.mjs`, around hls.js's events) hashes every
+//!    fragment hls.js was handed, and each must be the origin's file byte for byte.
 //! 2. The same swarm with validation switched off on one viewer (the page's
 //!    `window.swarmpack.validate` replaced by "accept everything"), joining after the evil
 //!    peer, whose segments it starts with:
-//!    that viewer's own check of what hls.js received counts corrupted segments. So the check
-//!    in (1) can fail, and it is validation that keeps it at zero.
+//!    that viewer's own check of what hls.js received counts corrupted segments, and the test's
+//!    hook finds fragments unlike the origin's. So the checks in (1) can fail, and it is
+//!    validation that keeps them clean.
 //! 3. Without a token, the page shows the key server's 401 and plays nothing.
 //!
 //! The delivery policy (the demo profile's `[delivery]` defaults, from the signed p2p.json):
@@ -24,7 +27,9 @@
 
 mod common;
 
-use common::browser::{LiveMatch, num, require_browser, watch_viewers as viewers};
+use common::browser::{
+    LiveMatch, handed_against_origin, num, require_browser, watch_viewers as viewers,
+};
 use common::*;
 
 #[test]
@@ -82,7 +87,22 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
         pages[0]
     );
     let (mut http, mut played, mut rejected) = (0.0, 0.0, 0.0);
+    let mut hashes = std::collections::HashMap::new();
     for (i, v) in pages.iter().enumerate() {
+        // The test's own check, apart from the player's: every fragment hls.js was handed has
+        // the origin's bytes (SHA-256 by openssl), and the player's played-bytes counter is
+        // what hls.js was handed.
+        let handed = handed_against_origin(v, origin, &mut hashes);
+        assert!(
+            handed.mismatched.is_empty(),
+            "viewer {i} handed hls.js bytes the origin does not hold: {:?}",
+            handed.mismatched
+        );
+        assert!(
+            handed.matched >= 5 && handed.pending <= 2,
+            "viewer {i}: {handed:?}"
+        );
+        assert_eq!(handed.bytes, num(v, "playedBytes"), "viewer {i}");
         assert_eq!(v["playing"], true, "viewer {i} is not playing: {v}");
         assert!(
             num(v, "currentTime") > 20.0,
@@ -144,6 +164,12 @@ fn browsers_share_the_match_and_refuse_a_corrupting_peer() {
     assert!(
         num(victim, "unverifiedPlayed") > 0.0,
         "with validation off, the evil peer's segments should have reached hls.js: {seen}"
+    );
+    // The test's own hook sees them too: the bytes hls.js was handed are not the origin's.
+    let handed = handed_against_origin(victim, origin, &mut hashes);
+    assert!(
+        !handed.mismatched.is_empty(),
+        "with validation off, the test's hook saw no fragment unlike the origin's: {handed:?}"
     );
     drop(server);
 

@@ -135,3 +135,51 @@ fn node_driver(cmd: Command, deadline: Duration, what: &str) -> serde_json::Valu
     eprintln!("{what}: {seen}");
     serde_json::from_str(seen).unwrap()
 }
+
+/// What a page handed hls.js, by the test's own hook (`handedToHls` of `watch.mjs`, not the
+/// player's counters), held against the origin's files.
+#[derive(Debug, Default)]
+pub struct Handed {
+    /// Fragments whose SHA-256 is that of the origin's file at their URL's path.
+    pub matched: usize,
+    /// Fragments whose bytes are not the origin's (their URLs).
+    pub mismatched: Vec<String>,
+    /// Fragments whose hash was still being computed when the page was read.
+    pub pending: usize,
+    /// Bytes handed to hls.js in all.
+    pub bytes: f64,
+}
+
+/// Compares each fragment `page` handed hls.js with the file under `origin` at its URL's
+/// path, hashing the origin's bytes with openssl (`hashes` keeps them across pages).
+pub fn handed_against_origin(
+    page: &serde_json::Value,
+    origin: &Path,
+    hashes: &mut std::collections::HashMap<PathBuf, String>,
+) -> Handed {
+    let mut out = Handed::default();
+    for f in page["handedToHls"].as_array().into_iter().flatten() {
+        out.bytes += num(f, "bytes");
+        let url = f["url"].as_str().unwrap_or_default();
+        let path = url
+            .splitn(4, '/')
+            .nth(3)
+            .unwrap_or_default()
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default();
+        let file = origin.join(path);
+        let want = hashes.entry(file.clone()).or_insert_with(|| {
+            std::fs::read(&file).map_or_else(
+                |e| format!("{}: {e}", file.display()),
+                |b| super::tags::sha256_hex(&b),
+            )
+        });
+        match f["sha256"].as_str() {
+            None => out.pending += 1,
+            Some(got) if got == want => out.matched += 1,
+            Some(_) => out.mismatched.push(url.to_string()),
+        }
+    }
+    out
+}

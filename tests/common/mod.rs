@@ -89,6 +89,26 @@ impl Drop for Guard {
     }
 }
 
+/// Records that test `test` did not run its subject (`why`: a precondition this machine
+/// lacks) instead of passing quietly: `scripts/test` lists every skip at its end, and with
+/// `CI` set (`.ci/run`) a skip fails the test.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&list)
+    {
+        let _ = writeln!(f, "{test}: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} did not run: {why}; CI is set, where a missing precondition is a failure"
+    );
+}
+
 /// Every file under `dir` (paths as found, depth first).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -115,6 +135,12 @@ pub fn kill_at_then_wait(
     survivor: &mut Child,
 ) -> std::process::ExitStatus {
     std::thread::sleep(at.saturating_sub(started.elapsed()));
+    kill_then_wait(victim, survivor)
+}
+
+/// Kills `victim` with SIGKILL now, then waits up to two minutes for `survivor` to end by
+/// itself; its exit status.
+pub fn kill_then_wait(victim: &mut Child, survivor: &mut Child) -> std::process::ExitStatus {
     victim.kill().unwrap();
     victim.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -29,7 +29,7 @@ fn base64url_decode(text: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("SIG={text}: not base64url: {e}"))
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     let out = Command::new("openssl")
         .args(["dgst", "-sha256", "-r"])
         .stdin(Stdio::piped())

@@ -90,7 +90,14 @@ while len(done) < count and time.monotonic() < deadline:
     for v in list(viewers):
         h = v["handle"]
         for p in h.get_peer_info():
-            v["peers"].add("%s:%d" % (p.ip[0], p.ip[1]))
+            if p.flags & lt.peer_info.local_connection:
+                v["peers"].add("%s:%d" % (p.ip[0], p.ip[1]))
+            else:
+                # It dialled in (the seeder learnt this viewer from the tracker): its address
+                # carries its outgoing port, not its listen port, so it is named by IP and
+                # client (the peer ID's first three bytes, "-rQ" for librqbit), as lt_swarm.py.
+                pid = p.pid.to_bytes()[:3].decode("latin-1")
+                v["peers"].add("%s:in:%s" % (p.ip[0], pid))
         st = h.status()
         elapsed = time.monotonic() - v["seen"]
         if st.is_seeding or elapsed > limit:

@@ -172,7 +172,9 @@ try {
       const series = samples.map((s) => s[k]);
       assert.ok(series.every((t, i) => i === 0 || t >= series[i - 1]), `${k} went backwards: ${series}`);
       const gained = series[series.length - 1] - series[0];
-      assert.ok(gained >= 4.0, `${k} advanced only ${gained.toFixed(2)} s in 5 s: ${series}`);
+      // Playing, not stalled: at least half of real time (a loaded machine may drop frames
+      // or rebuffer briefly; a stalled player gains nothing).
+      assert.ok(gained >= 2.5, `${k} advanced only ${gained.toFixed(2)} s in 5 s: ${series}`);
     }
     seen.advanced = Object.fromEntries(Object.keys(t0).map((k) => [k, samples[10][k] - t0[k]]));
     const n = Object.keys(t0).length;

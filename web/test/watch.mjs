@@ -30,6 +30,9 @@
 // Every page's behind-live figure is sampled once a second while it plays (behindSamples), so a
 // benchmark reports its median and worst, not one moment's.
 //
+// Every page also records, with a hook of the test's own (recordHandedToHls), the URL, size and
+// SHA-256 of every fragment hls.js was handed (handedToHls).
+//
 // Prints one JSON line: {viewers: [stats + unverifiedPlayed + played bytes + connections +
 // behindSamples + fetch-early (peerId, early: URLs it fetched early, rescued: segments fetched
 // because playback waited, fromPeers: {url, peer})],
@@ -109,6 +112,34 @@ function corruptUploads() {
   };
 }
 
+// The test's own record of what hls.js was handed, apart from the player's code: it wraps
+// hls.js's event dispatch (window.Hls, a classic script) before any page script runs, and for
+// every FRAG_LOADED takes the fragment's URL, size and SHA-256 (WebCrypto copies the bytes when
+// called). tests/watch_p2p.rs compares each hash with the origin's file.
+function recordHandedToHls() {
+  const handed = [];
+  window.__handedToHls = handed;
+  let hls;
+  Object.defineProperty(window, 'Hls', {
+    configurable: true,
+    get: () => hls,
+    set(v) {
+      hls = v;
+      const trigger = v.prototype.trigger;
+      v.prototype.trigger = function (event, data) {
+        if (event === 'hlsFragLoaded' && data && data.payload && data.frag) {
+          const entry = { url: data.frag.url, bytes: data.payload.byteLength, sha256: null };
+          handed.push(entry);
+          crypto.subtle.digest('SHA-256', data.payload).then((d) => {
+            entry.sha256 = Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, '0')).join('');
+          }, (e) => { entry.sha256 = `error: ${e}`; });
+        }
+        return trigger.call(this, event, data);
+      };
+    },
+  });
+}
+
 const pages = [];
 const errors = [];
 // Validation switched off, from before the page's own script runs: window.swarmpack.validate
@@ -164,6 +195,7 @@ async function open(name, evil, noValidation = false, embed = false, noEd25519 =
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(`${name}: ${e}`));
   if (process.env.WATCH_CONSOLE) page.on('console', (m) => console.error(`${name}: ${m.text()}`));
+  await page.addInitScript(recordHandedToHls);
   if (evil) await page.addInitScript(corruptUploads);
   if (noValidation) await page.addInitScript(acceptEverything);
   if (noEd25519) await page.addInitScript(noWebCryptoEd25519);
@@ -222,6 +254,7 @@ try {
       policy: document.querySelector('.sp-policy')?.textContent ?? null,
       fromPeers: window.swarmpack.fromPeers || [],
       fromHttp: window.swarmpack.fromHttp || [],
+      handedToHls: window.__handedToHls || [],
     }));
     seen.behindSamples = behind;
     if (evil) out.evil = { name, ...seen };

@@ -67,8 +67,14 @@ fn unavailable(c: &ClusterApi) -> Option<Response> {
     })
 }
 
-fn view(m: &ClusterMatch) -> serde_json::Value {
-    let mut v = api::view(&m.record, m.spool_depth);
+fn view(c: &ClusterApi, m: &ClusterMatch) -> serde_json::Value {
+    // The profile as this node has it (the request named the one of the node it came in by).
+    let mut record = m.record.clone();
+    record.spec.profile_file = c
+        .local
+        .profiles
+        .join(format!("{}.toml", record.spec.profile));
+    let mut v = api::view(&record, m.spool_depth);
     v["node"] = json!(m.primary);
     v["standby_node"] = json!(m.standby_node);
     v["takeovers"] = json!(m.takeovers);
@@ -285,7 +291,7 @@ async fn list(State(c): State<Arc<ClusterApi>>) -> Response {
     let all: Vec<serde_json::Value> = crate::sync::lock(&c.shared.cache)
         .matches
         .values()
-        .map(view)
+        .map(|m| view(&c, m))
         .collect();
     axum::Json(json!({"matches": all})).into_response()
 }
@@ -308,7 +314,7 @@ async fn show(State(c): State<Arc<ClusterApi>>, Path(id): Path<String>) -> Respo
         return r;
     }
     match current(&c, &id).await {
-        Some(m) => axum::Json(view(&m)).into_response(),
+        Some(m) => axum::Json(view(&c, &m)).into_response(),
         None => error(404, format!("match: no match {id:?} here")),
     }
 }
@@ -336,7 +342,7 @@ async fn stop(State(c): State<Arc<ClusterApi>>, Path(id): Path<String>) -> Respo
         Ok(Some(m)) => {
             c.shared.remember(&m);
             tracing::info!("match {id}: stop asked for");
-            (StatusCode::ACCEPTED, axum::Json(view(&m))).into_response()
+            (StatusCode::ACCEPTED, axum::Json(view(&c, &m))).into_response()
         }
         Ok(None) => error(404, format!("match: no match {id:?} here")),
         Err(e) => error(503, e.to_string()),
