@@ -137,6 +137,12 @@ impl LossMatch {
     /// stretch of the match measured on the run's own output, not on the test's clock, which
     /// a loaded machine would let run ahead. The match must still be running then.
     fn wait_segments(&mut self, angle: &str, segments: u64, what: &str) {
+        wait_or_show(
+            &format!("a first segment of {angle}"),
+            Duration::from_secs(20),
+            || self.newest_seq(angle) > 0,
+            || self.log(),
+        );
         let from = self.newest_seq(angle);
         wait_or_show(
             what,

@@ -86,7 +86,7 @@ pub(super) fn watch(
     let told_waiting = AtomicBool::new(false);
     let told_retrying = AtomicBool::new(false);
     let angle_arc: Arc<str> = angle.into();
-    let apply = move |feed: &gst::Element| {
+    let apply = Arc::new(move |feed: &gst::Element| {
         let (running, status) = feed_status(feed);
         let angle = &slate.angle;
         let tell = |live: bool| {
@@ -143,14 +143,27 @@ pub(super) fn watch(
             }
             _ => tracing::debug!("angle {angle}: feed {status}"),
         }
-    };
+    });
     apply(feed);
-    let property = if is_switch(feed) {
-        "active-pad"
+    if is_switch(feed) {
+        // A publisher that comes back makes the feed's input active at its first buffer and
+        // healthy a moment later, which the switch tells on the pad, not the element.
+        for pad in feed
+            .sink_pads()
+            .into_iter()
+            .filter(|p| p.name() == "sink_0")
+        {
+            let apply = apply.clone();
+            pad.connect_notify(Some("is-healthy"), move |pad, _| {
+                if let Some(feed) = pad.parent_element() {
+                    apply(&feed);
+                }
+            });
+        }
+        feed.connect_notify(Some("active-pad"), move |feed, _| apply(feed));
     } else {
-        "status"
-    };
-    feed.connect_notify(Some(property), move |feed, _| apply(feed));
+        feed.connect_notify(Some("status"), move |feed, _| apply(feed));
+    }
     Ok(())
 }
 
