@@ -308,9 +308,27 @@ fn a_group_machine_that_comes_back_continues_its_angles_after_the_gap() {
         || lives(&c).len() == 2,
     );
     let mut two = group_two();
-    wait_for("group two's segments after it came back", KILL_BY, || {
-        lives(&c).get(2).is_some_and(|(gap, n)| !gap && *n >= 3)
-    });
+    wait_or_show(
+        "group two's segments after it came back",
+        KILL_BY,
+        || {
+            lives(&c)
+                .iter()
+                .skip(2)
+                .filter(|(gap, _)| !gap)
+                .map(|(_, n)| n)
+                .sum::<usize>()
+                >= 3
+        },
+        || {
+            format!(
+                "{:?}\n{}\n{}",
+                lives(&c),
+                std::fs::read_to_string(&c).unwrap_or_default(),
+                read_logs(tmp.path()).join("\n----\n")
+            )
+        },
+    );
     still_running(&mut one, "group two's second stop");
     let status = kill_then_wait(&mut two, &mut one);
     let logs = read_logs(tmp.path());
