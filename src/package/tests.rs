@@ -188,38 +188,12 @@ fn a_resumed_packager_continues_playlists_and_the_hash_chain() {
     origin.extend(std::iter::from_fn(|| first.pull_put()).map(|o| (o.path, o.bytes)));
     let manifest_2 = origin["final/windows/2.json"].clone();
 
-    // What `publish::match_state::load` reads back.
-    let pointer = published::parse_pointer(
-        "final/live.json",
-        "final",
-        &origin["final/live.json"],
-        &origin["final/live.json.sig"],
-        &public,
-    )
-    .unwrap();
-    let mut playlists = Vec::new();
-    let mut open = Vec::new();
-    for rung in ["360p", "180p"] {
-        let restored =
-            published::parse_playlist("p", &origin[&format!("final/cam1/{rung}/index.m3u8")])
-                .unwrap();
-        for e in restored.entries.iter().filter(|e| e.seq.get() >= 15) {
-            let bytes = origin[&format!("final/cam1/{rung}/{}.ts", e.seq)].clone();
-            open.push(published::open_segment("cam1", rung, e, bytes).expect("bytes as tagged"));
-        }
-        playlists.push(("cam1".to_string(), rung.to_string(), restored));
-    }
-    assert_eq!(open.len(), 4);
+    // What `publish::match_state::load` reads back: window 3's four segments are open.
+    let resume = read_back(&origin, &public);
+    assert_eq!(resume.open_segments.len(), 4);
     let mut second = signed(&seed);
     drain(&mut second);
-    second
-        .push(Input::Resume(published::Resume {
-            closed: pointer.windows.iter().rev().copied().collect(),
-            newest_manifest_sha256: Some(pointer.newest_manifest_sha256.clone()),
-            playlists,
-            open_segments: open,
-        }))
-        .unwrap();
+    second.push(Input::Resume(resume)).unwrap();
     // 17 might already be on the origin (segments go up before their playlist): refused.
     assert!(matches!(
         push_both(&mut second, 17),
