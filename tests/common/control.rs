@@ -17,6 +17,21 @@ pub fn call(
     headers: &[String],
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    let (code, text) = call_text(port, method, path, headers, body);
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// One API call with curl: the status and the answer as text.
+pub fn call_text(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: Option<&str>,
+) -> (u16, String) {
     let mut cmd = Command::new("curl");
     cmd.args([
         "-s",
@@ -36,11 +51,8 @@ pub fn call(
     cmd.arg(format!("http://127.0.0.1:{port}{path}"));
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
-    )
+    let (answer, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), answer.to_string())
 }
 
 pub fn bearer() -> String {
